@@ -1,0 +1,62 @@
+//! Pure core of PVE App Store: app manifests and their validation, install form values, templates,
+//! policy decisions, the PVE container config format, the store's config file and log redaction.
+//!
+//! Nothing here does I/O, spawns processes or runs async code: callers read files and talk to Proxmox,
+//! and hand the data in. Every check reports all problems at once, each with the path of its field.
+//!
+//! ```
+//! let text = "\
+//! id: hello
+//! name: Hello
+//! description: Says hello
+//! version: 1.0.0
+//! lxc: { ostemplate: debian-12 }
+//! provision: { script: install.sh }
+//! ";
+//! let manifest = appstore_core::parse_manifest(text, Some("hello")).expect("valid manifest");
+//! assert_eq!(manifest.id().as_str(), "hello");
+//! assert_eq!(manifest.lxc().memory_mb, 512);
+//! ```
+
+pub mod config;
+pub mod diag;
+pub mod inputs;
+pub mod manifest;
+pub mod policy;
+pub mod pve_config;
+pub mod redact;
+mod schema_check;
+pub mod template;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use manifest::{parse_manifest, AppId, Manifest, RelPath};
+
+/// Version of this store, for manifests' `requires.store`.
+pub const STORE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors of the core library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An app manifest has problems.
+    #[error("invalid app manifest:\n{0}")]
+    InvalidManifest(Diagnostics),
+    /// The store's config file has problems.
+    #[error("invalid configuration:\n{0}")]
+    InvalidConfig(Diagnostics),
+    /// Submitted install form values have problems.
+    #[error("invalid input values: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    InvalidInputs(Vec<inputs::FieldError>),
+    /// A template could not be rendered.
+    #[error("template for {what} cannot be rendered")]
+    Template {
+        /// Which template (`outputs.url`, `provision.env.PORT`).
+        what: String,
+        /// Why.
+        #[source]
+        source: template::TemplateError,
+    },
+    /// A container config file could not be parsed.
+    #[error("container config cannot be parsed")]
+    PveConfig(#[from] pve_config::PveConfigError),
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Upgrades the couchdb package only and re-applies this app's LiveSync settings. Credentials and
+# databases are left alone.
+set -euo pipefail
+
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+require_env COUCHDB_PORT
+
+log "Refreshing package lists"
+apt-get update -q
+before=$(dpkg-query -W -f='${Version}' couchdb 2>/dev/null || echo none)
+log "Upgrading couchdb (installed: ${before})"
+apt-get install -y -q --only-upgrade --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold couchdb
+after=$(dpkg-query -W -f='${Version}' couchdb)
+if [[ $before == "$after" ]]; then
+    log "couchdb is already the newest version (${after})"
+else
+    log "couchdb upgraded from ${before} to ${after}"
+fi
+
+write_systemd_dropin
+write_livesync_ini
+fix_ownership
+systemctl daemon-reload
+log "Restarting CouchDB"
+systemctl restart couchdb
+wait_for_couchdb
+log "Upgrade finished"
