@@ -360,7 +360,7 @@ pub fn parse_config(text: &str) -> Result<Config, Diagnostics> {
             return Err(d);
         }
     };
-    crate::schema_check::check(SCHEMA.get_or_init(json_schema), &mut value, &mut d);
+    let filled = crate::schema_check::check(SCHEMA.get_or_init(json_schema), &mut value, &mut d);
     let raw: RawConfig = match crate::manifest::deserialize(value) {
         Ok(raw) => raw,
         Err((path, msg)) => {
@@ -371,7 +371,14 @@ pub fn parse_config(text: &str) -> Result<Config, Diagnostics> {
             return Err(d);
         }
     };
-    let config = validate(raw, &mut d);
+    let mut semantic = Diagnostics::new();
+    let config = validate(raw, &mut semantic);
+    for s in semantic
+        .iter()
+        .filter(|s| !crate::schema_check::is_placeholder(&filled, &s.path))
+    {
+        d.push_hint(s.path.clone(), s.message.clone(), s.hint.clone());
+    }
     d.into_result(()).and(config.ok_or_else(Diagnostics::new))
 }
 

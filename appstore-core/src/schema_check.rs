@@ -8,9 +8,60 @@
 use crate::diag::{did_you_mean, field, index, Diagnostics};
 use serde_json::Value;
 
-/// Walks `value` against `root` (a schema with `$defs`), recording problems in `diags`.
-pub(crate) fn check(root: &Value, value: &mut Value, diags: &mut Diagnostics) {
-    walk(root, root, value, "", diags);
+/// Walks `value` against `root` (a schema with `$defs`), recording problems in `diags`. Missing
+/// required keys are filled with placeholders so that the semantic checks can still run on the rest;
+/// the returned paths are those placeholders, whose own diagnostics the caller drops.
+pub(crate) fn check(root: &Value, value: &mut Value, diags: &mut Diagnostics) -> Vec<String> {
+    let mut filled = Vec::new();
+    walk(root, root, value, "", diags, &mut filled);
+    filled
+}
+
+/// True when a diagnostic at `path` is about a placeholder in `filled`.
+pub(crate) fn is_placeholder(filled: &[String], path: &str) -> bool {
+    filled.iter().any(|f| {
+        path == f
+            || path
+                .strip_prefix(f.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    })
+}
+
+/// The simplest value `schema` accepts: empty text, zero, false, the first choice, or an object with its
+/// required keys filled the same way.
+fn placeholder(root: &Value, schema: &Value) -> Value {
+    let s = resolve(root, schema);
+    if let Some(choices) = literal_choices(root, s) {
+        if let Some(first) = choices.into_iter().next() {
+            return Value::String(first);
+        }
+    }
+    if let Some(Value::Array(branches)) = s.get("anyOf").or_else(|| s.get("oneOf")) {
+        if let Some(b) = branches.first() {
+            return placeholder(root, b);
+        }
+    }
+    match schema_types(s).into_iter().find(|t| *t != "null") {
+        Some("string") => Value::String(String::new()),
+        Some("integer" | "number") => Value::from(0),
+        Some("boolean") => Value::Bool(false),
+        Some("array") => Value::Array(Vec::new()),
+        Some("object") => {
+            let mut map = serde_json::Map::new();
+            if let (Some(Value::Array(required)), Some(props)) = (
+                s.get("required"),
+                s.get("properties").and_then(Value::as_object),
+            ) {
+                for r in required.iter().filter_map(Value::as_str) {
+                    if let Some(ps) = props.get(r) {
+                        map.insert(r.to_string(), placeholder(root, ps));
+                    }
+                }
+            }
+            Value::Object(map)
+        }
+        _ => Value::Null,
+    }
 }
 
 /// Walks one value; returns false when the value itself is unusable, so that the caller drops it
@@ -128,6 +179,7 @@ fn walk(
     value: &mut Value,
     path: &str,
     diags: &mut Diagnostics,
+    filled: &mut Vec<String>,
 ) -> bool {
     let s = resolve(root, schema);
     if s.as_bool() == Some(true) {
@@ -164,7 +216,7 @@ fn walk(
 
     if let Some(Value::Array(branches)) = s.get("anyOf").or_else(|| s.get("oneOf")) {
         if let Some(branch) = branches.iter().find(|b| accepts(root, b, value)) {
-            return walk(root, branch, value, path, diags);
+            return walk(root, branch, value, path, diags, filled);
         } else {
             let expected: Vec<String> = branches
                 .iter()
@@ -238,7 +290,7 @@ fn walk(
             for (key, v) in map.iter_mut() {
                 let child = field(path, key);
                 if let Some(ps) = props.and_then(|p| p.get(key)) {
-                    if !walk(root, ps, v, &child, diags) {
+                    if !walk(root, ps, v, &child, diags, filled) {
                         unknown.push(key.clone());
                     }
                 } else {
@@ -256,7 +308,7 @@ fn walk(
                             unknown.push(key.clone());
                         }
                         Some(extra @ Value::Object(_)) => {
-                            if !walk(root, extra, v, &child, diags) {
+                            if !walk(root, extra, v, &child, diags, filled) {
                                 unknown.push(key.clone());
                             }
                         }
@@ -267,12 +319,23 @@ fn walk(
             for key in unknown {
                 map.remove(&key);
             }
+            // Required keys that are missing or were dropped get placeholders.
+            if let (Some(Value::Array(required)), Some(props)) = (s.get("required"), props) {
+                for r in required.iter().filter_map(Value::as_str) {
+                    if !map.contains_key(r) {
+                        if let Some(ps) = props.get(r) {
+                            map.insert(r.to_string(), placeholder(root, ps));
+                            filled.push(field(path, r));
+                        }
+                    }
+                }
+            }
         }
         Value::Array(items) => {
             if let Some(item_schema) = s.get("items") {
                 let mut i = 0;
                 items.retain_mut(|item| {
-                    let keep = walk(root, item_schema, item, &index(path, i), diags);
+                    let keep = walk(root, item_schema, item, &index(path, i), diags, filled);
                     i += 1;
                     keep
                 });

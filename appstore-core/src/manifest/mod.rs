@@ -632,7 +632,7 @@ pub fn parse_manifest(text: &str, dir_name: Option<&str>) -> Result<Manifest, Di
         diags.push("", "the manifest must be a mapping of keys to values");
         return Err(diags);
     }
-    crate::schema_check::check(schema_value(), &mut value, &mut diags);
+    let filled = crate::schema_check::check(schema_value(), &mut value, &mut diags);
     let raw = match deserialize::<RawManifest>(value) {
         Ok(raw) => raw,
         Err((path, msg)) => {
@@ -650,7 +650,12 @@ pub fn parse_manifest(text: &str, dir_name: Option<&str>) -> Result<Manifest, Di
             d
         }),
         Err(more) => {
-            diags.extend(more);
+            for d in more
+                .iter()
+                .filter(|d| !crate::schema_check::is_placeholder(&filled, &d.path))
+            {
+                diags.push_hint(d.path.clone(), d.message.clone(), d.hint.clone());
+            }
             diags.sort();
             Err(diags)
         }

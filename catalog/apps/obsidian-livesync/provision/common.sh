@@ -27,7 +27,10 @@ die() {
 # Number inputs may arrive as "5984" or "5984.0".
 normalize_port() {
     local raw=${1%.0}
-    [[ $raw =~ ^[0-9]{2,5}$ ]] && ((raw >= 1 && raw <= 65535)) || die "invalid port '$1'"
+    if [[ ! $raw =~ ^[0-9]{1,5}$ ]] || ((10#$raw < 1 || 10#$raw > 65535)); then
+        die "invalid port '$1'"
+    fi
+    raw=$((10#$raw))
     printf '%s' "$raw"
 }
 
@@ -110,7 +113,9 @@ write_admin_ini() {
     tmp=$(mktemp "$COUCH_LOCAL_D/.admin.XXXXXX")
     chmod 0600 "$tmp"
     if [[ -f $ADMIN_INI ]]; then
-        awk '/^[[:space:]]*\[/ { skip = ($0 ~ /^[[:space:]]*\[admins\][[:space:]]*$/) } !skip' \
+        awk '/^[[:space:]]*\[/ { skip = ($0 ~ /^[[:space:]]*\[admins\][[:space:]]*$/) }
+            !skip { line[++n] = $0 }
+            END { while (n > 0 && line[n] ~ /^[[:space:]]*$/) n--; for (i = 1; i <= n; i++) print line[i] }' \
             "$ADMIN_INI" >"$tmp"
     else
         printf '; Managed by PVE App Store (app obsidian-livesync). CouchDB also writes here.\n' >"$tmp"

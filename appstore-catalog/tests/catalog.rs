@@ -1,0 +1,449 @@
+//! The catalog against real Git repositories made with git2: loading, broken apps, refresh (no change,
+//! new commit, force-push, branch switch), path safety, export, search; and the reference catalog.
+
+use appstore_catalog::{load_dir, GitCache, GitCatalog, GitSource, Query, Sort};
+use git2::{Repository, Signature, Time};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Remote {
+    dir: tempfile::TempDir,
+    repo: Repository,
+}
+
+impl Remote {
+    fn new() -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        repo.set_head("refs/heads/main").unwrap();
+        Remote { dir, repo }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Commits the whole work tree on the current branch at time `t`.
+    fn commit(&self, msg: &str, t: i64) -> git2::Oid {
+        let mut index = self.repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.update_all(["*"], None).unwrap();
+        index.write().unwrap();
+        let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = Signature::new("Test", "test@example.org", &Time::new(t, 0)).unwrap();
+        let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        self.repo
+            .commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+            .unwrap()
+    }
+
+    fn add_app(&self, id: &str, extra: &str) {
+        self.write(
+            &format!("apps/{id}/app.yml"),
+            &format!(
+                "id: {id}\nname: {id} app\ndescription: The {id} service\nversion: 1.0.0\ncategories: [tools]\ntags: [{id}-tag]\nicon: icon.svg\nlxc: {{ ostemplate: debian-12 }}\nprovision: {{ script: install.sh }}\n{extra}"
+            ),
+        );
+        self.write(
+            &format!("apps/{id}/install.sh"),
+            "#!/bin/bash\necho installing\n",
+        );
+        self.write(
+            &format!("apps/{id}/icon.svg"),
+            "<svg xmlns='http://www.w3.org/2000/svg'/>",
+        );
+        self.write(&format!("apps/{id}/README.md"), &format!("# {id}\n"));
+    }
+}
+
+fn catalog(remote: &Remote, cache: &Path, branch: &str) -> GitCatalog {
+    GitCatalog::new(
+        GitCache::new(cache),
+        GitSource {
+            url: remote.url(),
+            branch: branch.into(),
+        },
+    )
+}
+
+fn ids(snapshot: &appstore_catalog::CatalogSnapshot) -> Vec<String> {
+    snapshot.apps().keys().cloned().collect()
+}
+
+#[test]
+fn loads_valid_apps_and_lists_broken_ones_with_their_problems() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.add_app("beta", "");
+    remote.write("apps/beta/app.yml", "id: beta\nname: Beta\nversion: one\n");
+    remote.add_app("gamma", "");
+    std::fs::remove_file(remote.dir.path().join("apps/gamma/install.sh")).unwrap();
+    remote.write("apps/gamma/instal.sh", "echo\n");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    let snap = cat.refresh().unwrap().snapshot;
+    assert_eq!(ids(&snap), ["alpha"]);
+    let broken: Vec<String> = snap
+        .broken()
+        .iter()
+        .map(|b| format!("{}: {}", b.dir, b.diagnostics))
+        .collect();
+    assert_eq!(broken.len(), 2);
+    assert!(
+        broken[0].contains("version: `one` is not a semantic version"),
+        "{}",
+        broken[0]
+    );
+    assert!(
+        broken[0].contains("lxc: required key is missing"),
+        "{}",
+        broken[0]
+    );
+    assert!(
+        broken[1].starts_with("gamma: provision.script: `install.sh` does not exist"),
+        "{}",
+        broken[1]
+    );
+    assert!(
+        broken[1].contains("did you mean `instal.sh`?"),
+        "{}",
+        broken[1]
+    );
+    let alpha = snap.app("alpha").unwrap();
+    assert_eq!(alpha.files.len(), 1);
+    assert_eq!(alpha.files[0].path, "install.sh");
+    assert_eq!(alpha.files[0].sha256.len(), 64);
+    assert_eq!(alpha.icon.as_ref().unwrap().content_type, "image/svg+xml");
+    assert_eq!(alpha.readme.as_deref(), Some("# alpha\n"));
+}
+
+#[test]
+fn refresh_without_a_new_commit_keeps_the_snapshot() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    let first = cat.refresh().unwrap();
+    assert!(first.changed);
+    let second = cat.refresh().unwrap();
+    assert!(!second.changed);
+    assert!(Arc::ptr_eq(&first.snapshot, &second.snapshot));
+}
+
+#[test]
+fn new_commit_reloads_only_the_apps_that_changed() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.add_app("beta", "");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    let before = cat.refresh().unwrap().snapshot;
+    remote.write("apps/beta/install.sh", "#!/bin/bash\necho v2\n");
+    remote.add_app("delta", "");
+    remote.commit("beta v2, delta", 2_000);
+    let after = cat.refresh().unwrap();
+    assert!(after.changed);
+    let after = after.snapshot;
+    assert_eq!(ids(&after), ["alpha", "beta", "delta"]);
+    assert!(
+        Arc::ptr_eq(before.app("alpha").unwrap(), after.app("alpha").unwrap()),
+        "unchanged app reused"
+    );
+    assert!(!Arc::ptr_eq(
+        before.app("beta").unwrap(),
+        after.app("beta").unwrap()
+    ));
+    assert_ne!(
+        before.app("beta").unwrap().files[0].sha256,
+        after.app("beta").unwrap().files[0].sha256
+    );
+    assert_eq!(after.app("alpha").unwrap().updated, 1_000);
+    assert_eq!(after.app("beta").unwrap().updated, 2_000);
+    assert_eq!(after.app("delta").unwrap().updated, 2_000);
+}
+
+#[test]
+fn cold_load_finds_when_each_app_last_changed() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.commit("alpha", 1_000);
+    remote.add_app("beta", "");
+    remote.commit("beta", 2_000);
+    remote.write("README.md", "catalog\n");
+    remote.commit("docs only", 3_000);
+    let cache = tempfile::tempdir().unwrap();
+    let snap = catalog(&remote, cache.path(), "main")
+        .refresh()
+        .unwrap()
+        .snapshot;
+    assert_eq!(snap.app("alpha").unwrap().updated, 1_000);
+    assert_eq!(snap.app("beta").unwrap().updated, 2_000);
+    let order = snap.search(&Query {
+        sort: Sort::Updated,
+        ..Query::default()
+    });
+    let order: Vec<&str> = order.iter().map(|a| a.manifest.id().as_str()).collect();
+    assert_eq!(order, ["beta", "alpha"]);
+}
+
+#[test]
+fn force_push_replaces_the_old_history() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    let first = remote.commit("init", 1_000);
+    remote.add_app("beta", "");
+    remote.commit("beta", 2_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    assert_eq!(ids(&cat.refresh().unwrap().snapshot), ["alpha", "beta"]);
+    // Rewrite main: back to the first commit, then a different second commit.
+    let c = remote.repo.find_commit(first).unwrap();
+    remote
+        .repo
+        .reset(c.as_object(), git2::ResetType::Hard, None)
+        .unwrap();
+    assert!(!remote.dir.path().join("apps/beta").exists());
+    remote.add_app("gamma", "");
+    remote.commit("gamma instead", 3_000);
+    let snap = cat.refresh().unwrap().snapshot;
+    assert_eq!(ids(&snap), ["alpha", "gamma"]);
+}
+
+#[test]
+fn switching_branch_loads_that_branch() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    let base = remote.commit("init", 1_000);
+    let c = remote.repo.find_commit(base).unwrap();
+    remote.repo.branch("testing", &c, false).unwrap();
+    remote.repo.set_head("refs/heads/testing").unwrap();
+    remote.add_app("beta", "");
+    remote.commit("beta on testing", 2_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    assert_eq!(ids(&cat.refresh().unwrap().snapshot), ["alpha"]);
+    cat.set_source(GitSource {
+        url: remote.url(),
+        branch: "testing".into(),
+    });
+    let r = cat.refresh().unwrap();
+    assert!(r.changed);
+    assert_eq!(ids(&r.snapshot), ["alpha", "beta"]);
+    assert_eq!(r.snapshot.source().branch, "testing");
+}
+
+#[test]
+fn a_missing_branch_is_a_clear_error() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let err = catalog(&remote, cache.path(), "nope")
+        .refresh()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "branch `nope` does not exist in {}; check `catalog.branch`",
+            remote.url()
+        )
+    );
+}
+
+#[test]
+fn a_repository_without_apps_dir_is_refused() {
+    let remote = Remote::new();
+    remote.write("README.md", "hello\n");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let err = catalog(&remote, cache.path(), "main")
+        .refresh()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("has no `apps/` directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn symlinks_leaving_the_app_and_oversized_files_are_refused() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    std::os::unix::fs::symlink(
+        "../../../etc/passwd",
+        remote.dir.path().join("apps/alpha/passwd"),
+    )
+    .unwrap();
+    remote.add_app("beta", "");
+    std::fs::remove_file(remote.dir.path().join("apps/beta/install.sh")).unwrap();
+    std::os::unix::fs::symlink("run.sh", remote.dir.path().join("apps/beta/install.sh")).unwrap();
+    remote.write("apps/beta/run.sh", "echo\n");
+    remote.add_app("gamma", "");
+    remote.write("apps/gamma/install.sh", &"#".repeat(2 * 1024 * 1024));
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let snap = catalog(&remote, cache.path(), "main")
+        .refresh()
+        .unwrap()
+        .snapshot;
+    assert!(snap.apps().is_empty());
+    let text: Vec<String> = snap
+        .broken()
+        .iter()
+        .map(|b| format!("{}: {}", b.dir, b.diagnostics))
+        .collect();
+    assert_eq!(text[0], "alpha: files.passwd: is a symlink to `../../../etc/passwd`, outside the app directory (copy the file into the app directory instead)");
+    assert_eq!(
+        text[1],
+        "beta: provision.script: `install.sh` is a symlink (store the file itself)"
+    );
+    assert_eq!(
+        text[2],
+        "gamma: provision.script: `install.sh` is 2097152 bytes, more than the limit of 1048576"
+    );
+}
+
+#[test]
+fn export_writes_exactly_the_pinned_files() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.write("apps/alpha/assets/conf/a.ini", "a=1\n");
+    remote.write("apps/alpha/app.yml", "id: alpha\nname: Alpha\ndescription: A\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh, assets: [assets/conf] }\n");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cat = catalog(&remote, cache.path(), "main");
+    let snap = cat.refresh().unwrap().snapshot;
+    let app = snap.app("alpha").unwrap();
+    let files: Vec<&str> = app.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(files, ["assets/conf/a.ini", "install.sh"]);
+    // A later commit must not leak into an export of the pinned snapshot.
+    remote.write("apps/alpha/install.sh", "echo changed\n");
+    remote.commit("change", 2_000);
+    cat.refresh().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    cat.export_app(&snap, app, out.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("install.sh")).unwrap(),
+        "#!/bin/bash\necho installing\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("assets/conf/a.ini")).unwrap(),
+        "a=1\n"
+    );
+    assert!(out.path().join("app.yml").exists());
+}
+
+#[test]
+fn search_matches_text_filters_and_sorts() {
+    let remote = Remote::new();
+    remote.add_app("jelly", "featured: true\n");
+    remote.add_app("couch", "");
+    remote.write("apps/couch/app.yml", "id: couch\nname: CouchDB Sync\ndescription: Database for note sync\nversion: 1.0.0\ncategories: [productivity]\ntags: [sync, database]\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n");
+    remote.add_app("radish", "");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let snap = catalog(&remote, cache.path(), "main")
+        .refresh()
+        .unwrap()
+        .snapshot;
+    let find = |q: Query| -> Vec<String> {
+        snap.search(&q)
+            .iter()
+            .map(|a| a.manifest.id().to_string())
+            .collect()
+    };
+    assert_eq!(
+        find(Query::default()),
+        ["jelly", "couch", "radish"],
+        "featured first, then by name"
+    );
+    assert_eq!(
+        find(Query {
+            sort: Sort::Name,
+            ..Query::default()
+        }),
+        ["couch", "jelly", "radish"]
+    );
+    assert_eq!(
+        find(Query {
+            q: Some("SYNC".into()),
+            ..Query::default()
+        }),
+        ["couch"]
+    );
+    assert_eq!(
+        find(Query {
+            q: Some("note data".into()),
+            ..Query::default()
+        }),
+        ["couch"]
+    );
+    assert_eq!(
+        find(Query {
+            q: Some("sync nothing".into()),
+            ..Query::default()
+        }),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(Query {
+            category: Some("tools".into()),
+            ..Query::default()
+        }),
+        ["jelly", "radish"]
+    );
+    assert_eq!(
+        find(Query {
+            tag: Some("radish-tag".into()),
+            ..Query::default()
+        }),
+        ["radish"]
+    );
+    assert_eq!(snap.index().categories().get("tools"), Some(&2));
+}
+
+fn reference_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
+}
+
+#[test]
+fn reference_catalog_lints_clean() {
+    let snap = load_dir(&reference_catalog()).unwrap();
+    let problems: Vec<String> = snap
+        .broken()
+        .iter()
+        .map(|b| format!("{}:\n{}", b.dir, b.diagnostics))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for id in ["obsidian-livesync", "jellyfin", "radicale"] {
+        let app = snap.app(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert!(
+            app.icon.is_some() && app.readme.is_some(),
+            "{id} has an icon and a README"
+        );
+        assert!(
+            app.manifest.provision().healthcheck.is_some(),
+            "{id} has a healthcheck"
+        );
+        assert!(!app.manifest.outputs().is_empty(), "{id} has outputs");
+    }
+    assert!(!snap
+        .app("jellyfin")
+        .unwrap()
+        .manifest
+        .gpu()
+        .supported
+        .is_empty());
+}
