@@ -55,9 +55,33 @@ impl GitCache {
         }
     }
 
+    /// First fetch of a repository on this machine (`file://` or a path): copy its objects as
+    /// `git clone --local` does, instead of building a pack of the whole history.
+    fn clone_local(&self, source: &GitSource) -> Result<(), Error> {
+        let path = self.repo_path(&source.url);
+        if path.exists() || !(source.url.starts_with("file://") || source.url.starts_with('/')) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::Io {
+            path: self.root.clone(),
+            source: e,
+        })?;
+        let result = git2::build::RepoBuilder::new()
+            .bare(true)
+            .clone_local(git2::build::CloneLocal::Local)
+            .branch(&source.branch)
+            .clone(&source.url, &path);
+        if result.is_err() {
+            // Leave nothing half-made: the ordinary fetch that follows reports the real problem.
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        Ok(())
+    }
+
     /// Fetches `source.branch` (force: a rewritten branch replaces the old one) and returns the repository
     /// and the branch's commit.
     pub fn fetch(&self, source: &GitSource) -> Result<(Repository, Oid), Error> {
+        self.clone_local(source)?;
         let repo = self.open(&source.url)?;
         let fetch_err = |e| Error::Fetch {
             url: source.url.clone(),

@@ -171,7 +171,7 @@ wait_for_jellyfin() {
 # Sets <ServerName> in system.xml, which Jellyfin writes on its first start. Jellyfin must be stopped
 # while the file changes, or it would write its own copy back.
 set_server_name() {
-    local name=${JELLYFIN_SERVER_NAME:-} i
+    local name=${JELLYFIN_SERVER_NAME:-} i owner mode
     [[ -n $name ]] || return 0
     for i in $(seq 1 30); do
         [[ -s $JELLYFIN_SYSTEM_XML ]] && break
@@ -186,12 +186,16 @@ set_server_name() {
         return 0
     fi
     log "Setting the server name to '${name}'"
+    owner=$(stat -c '%u:%g' "$JELLYFIN_SYSTEM_XML")
+    mode=$(stat -c '%a' "$JELLYFIN_SYSTEM_XML")
     systemctl stop jellyfin
     # The name is limited to letters, digits, spaces and ._- so it needs no XML escaping.
     SERVER_NAME=$name perl -0777 -pi -e '
         s{<ServerName\s*/>|<ServerName>.*?</ServerName>}{<ServerName>$ENV{SERVER_NAME}</ServerName>}s
             or s{</ServerConfiguration>}{  <ServerName>$ENV{SERVER_NAME}</ServerName>\n</ServerConfiguration>}
     ' "$JELLYFIN_SYSTEM_XML"
+    chown "$owner" "$JELLYFIN_SYSTEM_XML"
+    chmod "$mode" "$JELLYFIN_SYSTEM_XML"
     systemctl start jellyfin
     wait_for_jellyfin
 }

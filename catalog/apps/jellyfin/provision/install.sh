@@ -3,7 +3,7 @@
 # drivers hardware transcoding needs. Safe to run again: every step checks or overwrites its result.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_env

@@ -2,7 +2,7 @@
 # Applies changed reconfigurable inputs: the server name and the GPU driver choice.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_env

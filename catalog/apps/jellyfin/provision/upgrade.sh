@@ -3,7 +3,7 @@
 # NVIDIA driver update the container needs the matching userland). Data and settings are kept.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_env

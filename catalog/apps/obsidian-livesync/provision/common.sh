@@ -179,10 +179,13 @@ wait_for_couchdb() {
     die "CouchDB did not come up on port ${COUCHDB_PORT} within 180 seconds"
 }
 
+# GET /_session answers with the authenticated user context; expect our user with the _admin role.
 check_admin_login() {
-    local code
-    code=$(couch_auth_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:${COUCHDB_PORT}/_session")
-    [[ $code == 200 ]] || die "CouchDB refused the administrator '${ADMIN_USER}' (HTTP $code)"
+    local body
+    body=$(couch_auth_curl "http://127.0.0.1:${COUCHDB_PORT}/_session" || true)
+    if [[ $body != *"\"name\":\"${ADMIN_USER}\""* || $body != *'"_admin"'* ]]; then
+        die "CouchDB did not accept the administrator '${ADMIN_USER}': ${body:-no answer}"
+    fi
     log "Administrator '${ADMIN_USER}' can log in"
 }
 

@@ -3,7 +3,7 @@
 # Self-hosted LiveSync. Safe to run again: every step checks or overwrites its own result.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_env ADMIN_USER ADMIN_PASSWORD COUCHDB_DATABASE COUCHDB_PORT

@@ -2,7 +2,7 @@
 # Applies changed reconfigurable inputs: admin user and password, port, CORS origins.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_env ADMIN_USER ADMIN_PASSWORD COUCHDB_DATABASE COUCHDB_PORT

@@ -3,7 +3,7 @@
 # Safe to run again: every step overwrites its own result.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_env RADICALE_USER RADICALE_PASSWORD RADICALE_PORT

@@ -2,7 +2,7 @@
 # Applies a changed password: rewrites the htpasswd file and checks the new login.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_env RADICALE_USER RADICALE_PASSWORD RADICALE_PORT

@@ -3,7 +3,7 @@
 # The password file and the calendars are left alone.
 set -euo pipefail
 
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 require_env RADICALE_PORT
