@@ -1,1 +1,7 @@
-//! placeholder
+//! The actors of PVE App Store. Only this crate depends on actix: other crates expose plain functions,
+//! traits and types. Blocking work (git, SQLite, processes) never runs on an actor's thread; it goes
+//! to `spawn_blocking` or a SyncArbiter.
+
+pub mod catalog;
+
+pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};

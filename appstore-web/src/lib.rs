@@ -1,1 +1,9 @@
-//! placeholder
+//! The web side of PVE App Store: the REST API (warp), the embedded browser UI, and what the
+//! `pve-appstore` binary runs (`demo`, `serve`, `catalog lint`, `catalog schema`). Only this crate maps
+//! errors to HTTP statuses.
+
+pub mod api;
+pub mod demo;
+pub mod lint;
+pub mod server;
+pub mod ui;

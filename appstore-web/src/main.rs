@@ -1,0 +1,179 @@
+//! `pve-appstore`: the PVE App Store controller and its tools.
+
+use anyhow::Context as _;
+use appstore_catalog::GitSource;
+use appstore_web::{demo, lint, server};
+use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "pve-appstore", version, about = "An app store for Proxmox VE")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the product on its embedded defaults: the reference catalog, on http://127.0.0.1:8088.
+    Demo {
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8088)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// Keep the demo's state here instead of a temporary directory.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Run the service with a config file.
+    Serve {
+        /// The config file.
+        #[arg(long, default_value = "/etc/pve-appstore/config.yml")]
+        config: PathBuf,
+    },
+    /// Catalog maintainer tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Validate every app of a catalog directory or Git repository; exits 1 when any app is broken.
+    Lint {
+        /// A catalog directory (read as it is on disk) or a Git URL.
+        source: String,
+        /// Branch, for a Git URL.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lint::Format::Text)]
+        format: lint::Format,
+    },
+    /// Print the JSON Schema of app.yml (for editors), or of config.yml with --config.
+    Schema {
+        /// The config file's schema instead.
+        #[arg(long)]
+        config: bool,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn run_system(settings: server::ServerSettings) -> anyhow::Result<()> {
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the async runtime: {e}"))
+    });
+    system.block_on(server::run(settings))
+}
+
+fn demo(port: u16, bind: IpAddr, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let temp;
+    let state = match state_dir {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("pve-appstore-demo-")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let url = demo::write_reference_catalog(&state.join("reference-catalog"))?;
+    tracing::info!(state = %state.display(), "demo state");
+    run_system(server::ServerSettings {
+        addr: SocketAddr::new(bind, port),
+        catalog: GitSource {
+            url,
+            branch: "main".into(),
+        },
+        cache_dir: state.join("catalog-cache"),
+        refresh_every: Some(Duration::from_secs(60)),
+    })
+}
+
+fn serve(path: &PathBuf) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let config = appstore_core::config::parse_config(&text)
+        .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?;
+    run_system(server::ServerSettings {
+        addr: SocketAddr::new(config.bind, config.port),
+        catalog: GitSource {
+            url: config.catalog_url.clone(),
+            branch: config.catalog_branch.clone(),
+        },
+        cache_dir: PathBuf::from(&config.state_dir).join("catalog"),
+        refresh_every: config.catalog_refresh,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            port,
+            bind,
+            state_dir,
+        } => {
+            init_tracing();
+            demo(port, bind, state_dir).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            init_tracing();
+            serve(&config).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            command:
+                CatalogCommand::Lint {
+                    source,
+                    branch,
+                    format,
+                },
+        } => lint::load(&source, &branch).map(|snap| {
+            let (text, clean) = lint::report(&snap, format);
+            print!("{text}");
+            if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        Command::Catalog {
+            command: CatalogCommand::Schema { config },
+        } => {
+            let schema = if config {
+                appstore_core::config::json_schema()
+            } else {
+                appstore_core::manifest::json_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
