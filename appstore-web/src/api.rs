@@ -267,7 +267,6 @@ pub fn routes(
         .and(warp::path("refresh"))
         .and(warp::path::end())
         .and(warp::post())
-        .and(warp::body::content_length_limit(1024))
         .and(with_state)
         .and_then(|s| respond(refresh_catalog(s)));
     health

@@ -1,0 +1,302 @@
+//! The `pve-appstore` binary as users run it: `catalog lint` and `catalog schema` on real directories
+//! and Git repositories, and the demo server answering the catalog API and serving the UI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pve-appstore"))
+}
+
+fn reference_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog")
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run pve-appstore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn broken_catalog() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "apps/good/app.yml", "id: good\nname: Good\ndescription: Fine\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n");
+    write(dir.path(), "apps/good/install.sh", "echo ok\n");
+    write(dir.path(), "apps/bad/install.sh", "echo ok\n");
+    write(dir.path(), "apps/bad/app.yml", "id: bad\nname: Bad\ndescription: Broken\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\ninputs:\n  - { key: port, label: Port, type: number, default: 5, validation: { min: 10, max: 1 } }\n");
+    dir
+}
+
+#[test]
+fn lint_passes_on_the_reference_catalog() {
+    let (code, out, err) = run(bin().args(["catalog", "lint"]).arg(reference_catalog()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok      obsidian-livesync"), "{out}");
+    assert!(out.ends_with("3 valid, 0 broken\n"), "{out}");
+}
+
+#[test]
+fn lint_fails_with_every_problem_and_its_path() {
+    let dir = broken_catalog();
+    let (code, out, _) = run(bin().args(["catalog", "lint"]).arg(dir.path()));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("  ok      good 1.0.0\n"), "{out}");
+    assert!(out.contains("  FAILED  bad\n"), "{out}");
+    assert!(
+        out.contains(
+            "inputs[0].default: the default fails its own validation: must be at least 10"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("inputs[0].validation: min (10) is greater than max (1)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn lint_json_is_machine_readable() {
+    let dir = broken_catalog();
+    let (code, out, _) = run(bin()
+        .args(["catalog", "lint", "--format", "json"])
+        .arg(dir.path()));
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["apps"][0]["id"], "good");
+    assert_eq!(doc["broken"][0]["dir"], "bad");
+    let paths: Vec<&str> = doc["broken"][0]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["inputs[0].default", "inputs[0].validation"]);
+}
+
+#[test]
+fn lint_reads_a_git_url() {
+    let dir = broken_catalog();
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let (code, out, _) = run(bin().args(["catalog", "lint", &url]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("catalog {url} at ")), "{out}");
+    let (code, _, err) = run(bin().args(["catalog", "lint", &url, "--branch", "nope"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("branch `nope` does not exist"), "{err}");
+}
+
+#[test]
+fn lint_of_a_missing_catalog_is_a_clear_error() {
+    let (code, _, err) = run(bin().args(["catalog", "lint", "/nonexistent/catalog"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: cannot fetch branch `main` of /nonexistent/catalog"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_prints_json_schema_for_editors() {
+    let (code, out, _) = run(bin().args(["catalog", "schema"]));
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["properties"]["inputs"].is_object());
+    let (_, out, _) = run(bin().args(["catalog", "schema", "--config"]));
+    let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(schema["properties"]["pool"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("pool"));
+}
+
+#[test]
+fn serve_reports_every_config_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, "node: pve1\npool: 'bad pool'\nproxmox: { token_id: x, token_secret_file: /t }\nweb: { prot: 1 }\n").unwrap();
+    let (code, _, err) = run(bin().arg("serve").arg("--config").arg(&path));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("pool: `bad pool` is not a PVE pool id"),
+        "{err}"
+    );
+    assert!(
+        err.contains("proxmox.token_id: `x` is not a token id"),
+        "{err}"
+    );
+    assert!(
+        err.contains("web.prot: unknown key (did you mean `port`?)"),
+        "{err}"
+    );
+}
+
+/// The demo on a free port; killed when dropped.
+struct Demo {
+    child: Child,
+    base: String,
+    _state: tempfile::TempDir,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let state = tempfile::tempdir().unwrap();
+        let mut child = bin()
+            .args(["demo", "--port", "0", "--state-dir"])
+            .arg(state.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("PVE App Store listening on ")
+            .expect(&line)
+            .to_string();
+        Demo {
+            child,
+            base,
+            _state: state,
+        }
+    }
+
+    fn get(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::get(format!("{}{path}", self.base)).unwrap()
+    }
+
+    /// Waits (bounded) until the first catalog load has finished.
+    fn wait_for_catalog(&self) {
+        for _ in 0..200 {
+            let status: serde_json::Value = self.get("/api/catalog").json().unwrap();
+            if status["source"].is_object() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the catalog never loaded");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn demo_serves_the_reference_catalog_and_the_ui() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let health: serde_json::Value = demo.get("/api/health").json().unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let list: serde_json::Value = demo.get("/api/apps").json().unwrap();
+    let ids: Vec<&str> = list["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(list["total"], 3);
+    assert!(
+        ids.contains(&"jellyfin")
+            && ids.contains(&"radicale")
+            && ids.contains(&"obsidian-livesync")
+    );
+
+    let found: serde_json::Value = demo.get("/api/apps?q=caldav").json().unwrap();
+    assert_eq!(found["apps"][0]["id"], "radicale");
+    let media: serde_json::Value = demo.get("/api/apps?category=media").json().unwrap();
+    assert_eq!(
+        media["apps"][0]["gpu"]["supported"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let detail: serde_json::Value = demo.get("/api/apps/obsidian-livesync").json().unwrap();
+    assert_eq!(detail["manifest"]["id"], "obsidian-livesync");
+    assert!(detail["readme"].as_str().unwrap().len() > 100);
+    assert_eq!(detail["manifest_sha256"].as_str().unwrap().len(), 64);
+
+    let icon = demo.get("/api/apps/radicale/icon");
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+
+    let missing = demo.get("/api/apps/nope");
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["message"], "no app `nope` in the catalog");
+
+    let bad = demo.get("/api/apps?sort=popularity");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().unwrap();
+    assert!(body["error"]["fields"]["sort"]
+        .as_str()
+        .unwrap()
+        .contains("featured, name or updated"));
+
+    let page = demo.get("/");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'self'"));
+    assert!(page.text().unwrap().contains("PVE App Store"));
+}
+
+#[test]
+fn demo_refresh_is_accepted_and_keeps_the_catalog() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(format!("{}/api/catalog/refresh", demo.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    for _ in 0..200 {
+        let s: serde_json::Value = demo.get("/api/catalog").json().unwrap();
+        if s["refreshing"] == false {
+            assert_eq!(s["apps"], 3);
+            assert!(s["last_error"].is_null());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("refresh never finished");
+}
