@@ -131,7 +131,7 @@ function parseBlocks(lines, parent, opts) {
     if (marker) { i = parseList(lines, i, marker, parent, opts); continue; }
 
     // Paragraph (possibly a setext heading).
-    const para = [line.trim()];
+    const para = [line.replace(/^[ \t]+/, '')];
     i++;
     let setext = 0;
     while (i < lines.length && !blank(lines[i])) {
@@ -142,7 +142,7 @@ function parseBlocks(lines, parent, opts) {
       i++;
     }
     const p = el(setext ? 'h' + Math.min(6, setext + opts.headingOffset) : 'p');
-    inline(para.join('\n'), p);
+    inline(para.join('\n').replace(/[ \t]+$/, ''), p);
     parent.append(p);
   }
 }
@@ -263,7 +263,7 @@ function findEmphasisClose(s, from, delim) {
       const end = s.indexOf(run, i + run.length);
       if (end > 0) { i = end + run.length - 1; continue; }
     }
-    if (s.startsWith(delim, i) && !/\s/.test(s[i - 1])) {
+    if (s.startsWith(delim, i) && !/\s/.test(s[i - 1]) && !(n === 1 && s[i - 1] === delim)) {
       // For single delimiters don't close on half of a double one (e.g. "*a **b** c*").
       if (n === 1 && s[i + 1] === delim) {
         const inner = findEmphasisClose(s, i + 2, delim + delim);

@@ -1,6 +1,7 @@
 //! Catalog benchmark: a synthetic catalog of 1,000 apps in a real Git repository, measured for a cold
 //! clone + load + validate + index, a refresh with no new commit, a refresh after one app changed, and
 //! search queries. Prints the figures; `cargo bench -p appstore-catalog` (APPS=N to change the size).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
 
 use appstore_catalog::{GitCache, GitCatalog, GitSource, Query, Sort};
 use git2::{Repository, Signature, Time};

@@ -1,5 +1,6 @@
 //! The catalog against real Git repositories made with git2: loading, broken apps, refresh (no change,
 //! new commit, force-push, branch switch), path safety, export, search; and the reference catalog.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
 
 use appstore_catalog::{load_dir, GitCache, GitCatalog, GitSource, Query, Sort};
 use git2::{Repository, Signature, Time};

@@ -64,9 +64,6 @@ fn placeholder(root: &Value, schema: &Value) -> Value {
     }
 }
 
-/// Walks one value; returns false when the value itself is unusable, so that the caller drops it
-/// (an optional field then takes its default and the later checks still run).
-
 fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     let mut s = schema;
     for _ in 0..16 {
@@ -173,6 +170,8 @@ fn literal(v: &Value) -> String {
     }
 }
 
+/// Walks one value; returns false when the value itself is unusable, so that the caller drops it
+/// (an optional field then takes its default and the later checks still run).
 fn walk(
     root: &Value,
     schema: &Value,
@@ -307,10 +306,10 @@ fn walk(
                             diags.push_hint(&child, "unknown key", hint);
                             unknown.push(key.clone());
                         }
-                        Some(extra @ Value::Object(_)) => {
-                            if !walk(root, extra, v, &child, diags, filled) {
-                                unknown.push(key.clone());
-                            }
+                        Some(extra @ Value::Object(_))
+                            if !walk(root, extra, v, &child, diags, filled) =>
+                        {
+                            unknown.push(key.clone());
                         }
                         _ => {}
                     }

@@ -1,5 +1,6 @@
 //! Behaviour of appstore-core through its public API: manifest and config fixtures with their expected
 //! diagnostics (refresh with `UPDATE_EXPECT=1`), input values, templates and the JSON Schema.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
 
 use appstore_core::inputs::{resolve, InputValue};
 use appstore_core::{config, manifest, parse_manifest, template};

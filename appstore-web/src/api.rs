@@ -216,11 +216,10 @@ async fn health() -> ApiResult {
     ok_json(&json!({"status": "ok", "version": appstore_core::STORE_VERSION}))
 }
 
-fn respond<F>(fut: F) -> impl std::future::Future<Output = Result<WarpResponse, Infallible>>
-where
-    F: std::future::Future<Output = ApiResult>,
-{
-    async move { Ok(fut.await.unwrap_or_else(Reply::into_response)) }
+async fn respond(
+    fut: impl std::future::Future<Output = ApiResult>,
+) -> Result<WarpResponse, Infallible> {
+    Ok(fut.await.unwrap_or_else(Reply::into_response))
 }
 
 /// Every `/api` route.

@@ -1,5 +1,6 @@
 //! The `pve-appstore` binary as users run it: `catalog lint` and `catalog schema` on real directories
 //! and Git repositories, and the demo server answering the catalog API and serving the UI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

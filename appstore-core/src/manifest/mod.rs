@@ -124,7 +124,7 @@ impl RelPath {
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
-        if parts.iter().any(|p| *p == "..") {
+        if parts.contains(&"..") {
             return Err(format!("`{s}` leaves the app directory (`..`)"));
         }
         if parts.is_empty() {
@@ -1402,7 +1402,7 @@ pub fn normalize_abs(s: &str) -> Result<String, String> {
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
         .collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Err(format!("`{s}` must not contain `..`"));
     }
     if s.contains('\0') || s.contains(',') || s.contains('=') {
