@@ -22,19 +22,34 @@ fn main() -> ExitCode {
         }
     };
     // The app's directory name must equal its id.
-    let dir = Path::new(&path).parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    let dir = Path::new(&path)
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str());
     let manifest = match parse_manifest(&text, dir) {
         Ok(m) => m,
         Err(diagnostics) => {
-            eprintln!("{path} has {} problem(s):\n{diagnostics}", diagnostics.len());
+            eprintln!(
+                "{path} has {} problem(s):\n{diagnostics}",
+                diagnostics.len()
+            );
             return ExitCode::from(1);
         }
     };
-    println!("{} {} ({}): {}", manifest.id(), manifest.version(), manifest.lxc().ostemplate, manifest.description());
+    println!(
+        "{} {} ({}): {}",
+        manifest.id(),
+        manifest.version(),
+        manifest.lxc().ostemplate,
+        manifest.description()
+    );
 
     // Form values as a browser would send them: strings, coerced by type.
     let submitted: serde_json::Map<String, serde_json::Value> = args
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        })
         .collect();
     let mut counter = 0;
     let inputs = match resolve(&manifest, &submitted, &mut || {

@@ -36,6 +36,15 @@ enum Command {
         #[arg(long, default_value = "/etc/pve-appstore/config.yml")]
         config: PathBuf,
     },
+    /// Print the GPUs of this host (or of a fixture tree).
+    Gpus {
+        /// Read DIR/sys, DIR/dev and DIR/proc instead of the host's.
+        #[arg(long)]
+        host_root: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lint::Format::Text)]
+        format: lint::Format,
+    },
     /// Catalog maintainer tools.
     Catalog {
         #[command(subcommand)]
@@ -124,6 +133,42 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
     })
 }
 
+fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<ExitCode> {
+    use appstore_gpu::{GpuProbe, HostRoot, SysfsProbe};
+    let root = host_root.map(HostRoot::at).unwrap_or_else(HostRoot::system);
+    let inv = SysfsProbe::new(root).probe()?;
+    match format {
+        lint::Format::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
+        lint::Format::Text => {
+            if inv.gpus.is_empty() {
+                println!("no GPUs found");
+            }
+            for g in &inv.gpus {
+                let vendor = g
+                    .vendor
+                    .map(|v| format!("{v:?}").to_lowercase())
+                    .unwrap_or_else(|| "other".into());
+                let driver = g.driver.as_deref().unwrap_or("no driver");
+                let boot = if g.boot_vga { ", boot display" } else { "" };
+                println!(
+                    "{} {vendor} [{:04x}:{:04x}] ({driver}{boot})",
+                    g.pci_address, g.vendor_id, g.device_id
+                );
+                for n in &g.nodes {
+                    println!("    {} {}:{}", n.path, n.major, n.minor);
+                }
+            }
+            for n in &inv.shared_nodes {
+                println!("shared {} {}:{}", n.path, n.major, n.minor);
+            }
+            if let Some(v) = &inv.nvidia_driver_version {
+                println!("NVIDIA driver {v}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -139,6 +184,7 @@ fn main() -> ExitCode {
             init_tracing();
             serve(&config).map(|()| ExitCode::SUCCESS)
         }
+        Command::Gpus { host_root, format } => gpus(host_root, format),
         Command::Catalog {
             command:
                 CatalogCommand::Lint {
