@@ -6,7 +6,7 @@ use crate::index::{Query, SearchIndex};
 use crate::{
     Error, MAX_ASSET_BYTES, MAX_ICON_BYTES, MAX_MANIFEST_BYTES, MAX_README_BYTES, MAX_SCRIPT_BYTES,
 };
-use appstore_core::{parse_manifest, Diagnostics, Manifest};
+use appstore_core::{check_manifest, Diagnostics, Manifest};
 use git2::{Oid, Repository};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -209,12 +209,11 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
         }
     };
     let manifest_sha256 = sha256_hex(text.as_bytes());
-    let manifest = match parse_manifest(&text, Some(dir)) {
-        Ok(m) => m,
-        Err(more) => {
-            d.extend(more);
-            return Err(d);
-        }
+    // Files are checked even when the manifest is invalid, so one lint run shows every problem.
+    let check = check_manifest(&text, Some(dir));
+    let referenced = match &check.result {
+        Ok(m) => m.referenced_files().to_vec(),
+        Err(_) => check.files.clone(),
     };
 
     let mut pinned = Vec::new();
@@ -258,8 +257,11 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
     };
 
     let mut icon = None;
-    let mut readme_path = manifest.readme().map(|r| r.as_str().to_string());
-    for (field, rel) in manifest.referenced_files() {
+    let mut readme_path = referenced
+        .iter()
+        .find(|(f, _)| f == "readme")
+        .map(|(_, r)| r.as_str().to_string());
+    for (field, rel) in &referenced {
         let rel = rel.as_str();
         match field.as_str() {
             "icon" => {
@@ -315,6 +317,14 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
     });
     pinned.sort_by(|a, b| a.path.cmp(&b.path));
     pinned.dedup();
+    let manifest = match check.result {
+        Ok(m) => m,
+        Err(more) => {
+            d.extend(more);
+            d.sort();
+            return Err(d);
+        }
+    };
     d.into_result(CatalogApp {
         manifest,
         manifest_sha256,

@@ -30,7 +30,7 @@ pub mod template;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use manifest::{parse_manifest, AppId, Manifest, RelPath};
+pub use manifest::{check_manifest, parse_manifest, AppId, Manifest, ManifestCheck, RelPath};
 
 /// Version of this store, for manifests' `requires.store`.
 pub const STORE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -33,7 +33,6 @@ fn broken_catalog() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "apps/good/app.yml", "id: good\nname: Good\ndescription: Fine\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n");
     write(dir.path(), "apps/good/install.sh", "echo ok\n");
-    write(dir.path(), "apps/bad/install.sh", "echo ok\n");
     write(dir.path(), "apps/bad/app.yml", "id: bad\nname: Bad\ndescription: Broken\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\ninputs:\n  - { key: port, label: Port, type: number, default: 5, validation: { min: 10, max: 1 } }\n");
     dir
 }
@@ -82,7 +81,14 @@ fn lint_json_is_machine_readable() {
         .iter()
         .map(|d| d["path"].as_str().unwrap())
         .collect();
-    assert_eq!(paths, ["inputs[0].default", "inputs[0].validation"]);
+    assert_eq!(
+        paths,
+        [
+            "inputs[0].default",
+            "inputs[0].validation",
+            "provision.script"
+        ]
+    );
 }
 
 #[test]

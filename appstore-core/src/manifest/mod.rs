@@ -168,6 +168,8 @@ pub struct Manifest {
     outputs: Vec<OutputSpec>,
     gpu: GpuSpec,
     volumes: Vec<VolumeSpec>,
+    #[serde(skip)]
+    files: Vec<(String, RelPath)>,
 }
 
 fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -551,27 +553,8 @@ impl Manifest {
 
     /// Every file the manifest refers to, with the field that names it; the catalog checks that each
     /// exists as a regular file (or directory, for assets) inside the app directory.
-    pub fn referenced_files(&self) -> Vec<(String, &RelPath)> {
-        let p = &self.provision;
-        let mut out = vec![("provision.script".to_string(), &p.script)];
-        out.extend(self.icon.iter().map(|i| ("icon".to_string(), i)));
-        out.extend(self.readme.iter().map(|r| ("readme".to_string(), r)));
-        for (i, a) in p.assets.iter().enumerate() {
-            out.push((index("provision.assets", i), a));
-        }
-        for (name, s) in [
-            ("upgrade", &p.upgrade),
-            ("uninstall", &p.uninstall),
-            ("reconfigure", &p.reconfigure),
-        ] {
-            out.extend(s.iter().map(|s| (format!("provision.{name}"), s)));
-        }
-        out.extend(
-            p.healthcheck
-                .iter()
-                .map(|h| ("provision.healthcheck.script".to_string(), &h.script)),
-        );
-        out
+    pub fn referenced_files(&self) -> &[(String, RelPath)] {
+        &self.files
     }
 
     /// Every template variable that `provision.env` and `outputs` may use.
@@ -620,6 +603,62 @@ fn schema_value() -> &'static serde_json::Value {
 /// Parses and validates `app.yml` text. `dir_name` is the app directory's name, which the id must equal.
 /// Every problem is reported at once, sorted by path.
 pub fn parse_manifest(text: &str, dir_name: Option<&str>) -> Result<Manifest, Diagnostics> {
+    check_manifest(text, dir_name).result
+}
+
+/// The outcome of [`check_manifest`].
+#[derive(Debug)]
+pub struct ManifestCheck {
+    /// The manifest, or every problem found.
+    pub result: Result<Manifest, Diagnostics>,
+    /// The files the manifest names (field path, path), as far as they could be read even from an
+    /// invalid manifest, so that a linter can report missing files in the same round.
+    pub files: Vec<(String, RelPath)>,
+}
+
+/// Like [`parse_manifest`], and also lists the files the manifest names even when it is invalid.
+pub fn check_manifest(text: &str, dir_name: Option<&str>) -> ManifestCheck {
+    let mut files = Vec::new();
+    let result = check_into(text, dir_name, &mut files);
+    ManifestCheck { result, files }
+}
+
+fn raw_files(raw: &RawManifest) -> Vec<(String, RelPath)> {
+    let p = &raw.provision;
+    let mut named: Vec<(String, &str)> = vec![("provision.script".into(), p.script.as_str())];
+    named.extend(raw.icon.iter().map(|i| ("icon".to_string(), i.as_str())));
+    named.extend(
+        raw.readme
+            .iter()
+            .map(|r| ("readme".to_string(), r.as_str())),
+    );
+    for (i, a) in p.assets.iter().enumerate() {
+        named.push((index("provision.assets", i), a));
+    }
+    for (name, s) in [
+        ("upgrade", &p.upgrade),
+        ("uninstall", &p.uninstall),
+        ("reconfigure", &p.reconfigure),
+    ] {
+        named.extend(s.iter().map(|s| (format!("provision.{name}"), s.as_str())));
+    }
+    named.extend(p.healthcheck.iter().map(|h| {
+        (
+            "provision.healthcheck.script".to_string(),
+            h.script.as_str(),
+        )
+    }));
+    named
+        .into_iter()
+        .filter_map(|(f, s)| RelPath::parse(s).ok().map(|p| (f, p)))
+        .collect()
+}
+
+fn check_into(
+    text: &str,
+    dir_name: Option<&str>,
+    files: &mut Vec<(String, RelPath)>,
+) -> Result<Manifest, Diagnostics> {
     let mut diags = Diagnostics::new();
     let mut value = match crate::yaml::parse_value(text) {
         Ok(v) => v,
@@ -643,6 +682,7 @@ pub fn parse_manifest(text: &str, dir_name: Option<&str>) -> Result<Manifest, Di
             return Err(diags);
         }
     };
+    *files = raw_files(&raw);
     match Manifest::from_raw(raw, dir_name) {
         Ok(m) if diags.is_empty() => Ok(m),
         Ok(_) => Err(diags).map_err(|mut d: Diagnostics| {
@@ -828,6 +868,7 @@ impl Validator {
         let provision = self.provision(&raw.provision, &inputs, &known);
         let outputs = self.outputs(&raw.outputs, &inputs, &known);
         let volumes = self.volumes(&raw.volumes);
+        let files = raw_files(&raw);
 
         match (id, version, lxc, provision) {
             (Some(id), Some(version), Some(lxc), Some(provision)) if self.d.is_empty() => {
@@ -851,6 +892,7 @@ impl Validator {
                     outputs,
                     gpu,
                     volumes,
+                    files,
                 })
             }
             _ => {
