@@ -265,7 +265,7 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
         let rel = rel.as_str();
         match field.as_str() {
             "icon" => {
-                if let Some(bytes) = read_file(&mut d, &field, rel, MAX_ICON_BYTES) {
+                if let Some(bytes) = read_file(&mut d, field, rel, MAX_ICON_BYTES) {
                     icon = Some(Icon {
                         bytes,
                         content_type: content_type(rel),
@@ -280,7 +280,7 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
                         break;
                     }
                     if *kind == Kind::File {
-                        if let Some(bytes) = read_file(&mut d, &field, sub, MAX_ASSET_BYTES) {
+                        if let Some(bytes) = read_file(&mut d, field, sub, MAX_ASSET_BYTES) {
                             pinned.push(AppFile {
                                 path: sub.clone(),
                                 sha256: sha256_hex(&bytes),
@@ -296,7 +296,7 @@ fn load_app(dir: &str, files: &dyn AppFiles) -> Result<CatalogApp, Diagnostics> 
                 } else {
                     MAX_SCRIPT_BYTES
                 };
-                if let Some(bytes) = read_file(&mut d, &field, rel, limit) {
+                if let Some(bytes) = read_file(&mut d, field, rel, limit) {
                     pinned.push(AppFile {
                         path: rel.to_string(),
                         sha256: sha256_hex(&bytes),

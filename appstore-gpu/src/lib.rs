@@ -215,7 +215,7 @@ impl SysfsProbe {
         })
     }
 
-    fn gpu_for<'a>(gpus: &'a mut Vec<Gpu>, found: Gpu) -> &'a mut Gpu {
+    fn gpu_for(gpus: &mut Vec<Gpu>, found: Gpu) -> &mut Gpu {
         let pos = match gpus.iter().position(|g| g.pci_address == found.pci_address) {
             Some(p) => p,
             None => {
