@@ -1,59 +1,36 @@
-// Thin fetch helpers for the controller's REST API.
-// Every failure becomes an ApiError whose `message` is fit to show to a person.
-
+// Fetch helpers for the controller's REST API. Failures become ApiError with a message fit to show.
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = 'network', fields = null } = {}) {
+  constructor(message, status = 0, code = 'network', fields = null) {
     super(message);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.fields = fields;
+    Object.assign(this, { name: 'ApiError', status, code, fields });
   }
 }
 
 async function request(method, path, { query, signal } = {}) {
-  let url = path;
-  if (query) {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) {
-      if (v !== undefined && v !== null && v !== '') qs.set(k, String(v));
-    }
-    const s = qs.toString();
-    if (s) url += '?' + s;
-  }
+  const qs = new URLSearchParams(Object.entries(query || {}).filter(([, v]) => v != null && v !== '')).toString();
   let res;
   try {
-    res = await fetch(url, { method, signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    res = await fetch(path + (qs ? '?' + qs : ''), { method, signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
   } catch (err) {
-    if (err && err.name === 'AbortError') throw err;
-    throw new ApiError('Cannot reach the PVE App Store controller. Check that it is running.');
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError('Cannot reach the PVE App Store controller. Is it running?');
   }
-  let body = null;
   const text = await res.text();
-  if (text) {
-    try { body = JSON.parse(text); } catch { body = null; }
-  }
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
   if (!res.ok) {
-    const e = body && typeof body === 'object' ? body.error : null;
-    const message = e && typeof e.message === 'string' && e.message
-      ? e.message
-      : `Request failed: ${res.status} ${res.statusText || ''}`.trim();
-    throw new ApiError(message, {
-      status: res.status,
-      code: (e && e.code) || 'http_' + res.status,
-      fields: (e && e.fields) || null,
-    });
+    // Errors are {"error": {"code", "message", "fields"}}.
+    const e = body?.error || {};
+    throw new ApiError(e.message || `Request failed: HTTP ${res.status}`, res.status, e.code || 'http', e.fields || null);
   }
-  if (body === null && text) {
-    throw new ApiError('The controller sent a response that is not valid JSON.', { status: res.status, code: 'bad_json' });
-  }
+  if (body === null && method === 'GET') throw new ApiError('The controller sent a response that is not JSON.', res.status, 'bad_json');
   return body;
 }
 
 export const api = {
-  health: (opts) => request('GET', '/api/health', opts),
-  listApps: (params, opts = {}) => request('GET', '/api/apps', { ...opts, query: params }),
-  getApp: (id, opts) => request('GET', '/api/apps/' + encodeURIComponent(id), opts),
-  catalog: (opts) => request('GET', '/api/catalog', opts),
-  refreshCatalog: (opts) => request('POST', '/api/catalog/refresh', opts),
+  health: () => request('GET', '/api/health'),
+  listApps: (query, opts) => request('GET', '/api/apps', { ...opts, query }),
+  getApp: (id) => request('GET', '/api/apps/' + encodeURIComponent(id)),
+  catalog: () => request('GET', '/api/catalog'),
+  refreshCatalog: () => request('POST', '/api/catalog/refresh'),
 };

@@ -1,406 +1,263 @@
-// A small, safe Markdown renderer. It builds DOM nodes directly and never
-// parses HTML: raw HTML in the source comes out as literal text.
-//
-// Supported: ATX and setext headings, paragraphs, hard line breaks, **bold**,
-// *italic*, `code`, fenced and indented code blocks, bullet and numbered lists
-// (nested), block quotes, horizontal rules, links and autolinks (http/https
-// only; anything else is rendered as plain text), images as their alt text.
+// A small, safe Markdown renderer: it builds DOM nodes and never parses HTML, so raw HTML in
+// the source shows as text. Headings, paragraphs, line breaks, **bold**, *italic*,
+// `code`, fenced and indented code, nested lists, block quotes, rules, and links and autolinks
+// for http/https URLs only (anything else renders as its text; images as their alt text).
 
-const SAFE_URL = /^https?:\/\/[^\s]+$/i;
-const ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', copy: '\u00a9', reg: '\u00ae', mdash: '\u2014', ndash: '\u2013', hellip: '\u2026' };
-
-function el(tag, text) {
+const el = (tag, text) => {
   const n = document.createElement(tag);
   if (text !== undefined) n.textContent = text;
   return n;
-}
-
-export function safeUrl(url) {
-  return typeof url === 'string' && SAFE_URL.test(url.trim()) ? url.trim() : null;
-}
-
-function link(url, children) {
-  const a = document.createElement('a');
+};
+export const safeUrl = (u) => (typeof u === 'string' && /^https?:\/\/\S+$/i.test(u.trim()) ? u.trim() : null);
+function link(url, kids) {
+  const a = el('a');
   a.href = url;
   a.rel = 'noopener noreferrer';
   a.target = '_blank';
-  a.append(...children);
+  a.append(...kids);
   return a;
 }
 
-// ---------- block level ----------
-
-const RE_FENCE = /^( {0,3})(`{3,}|~{3,})(.*)$/;
-const RE_ATX = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
-const RE_HR = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
-const RE_QUOTE = /^ {0,3}> ?(.*)$/;
-const RE_LIST = /^( {0,3})([-*+]|\d{1,9}[.)])([ \t]+|$)(.*)$/;
-const RE_SETEXT = /^ {0,3}(=+|-+)[ \t]*$/;
-
+// -- blocks
+const FENCE = /^( {0,3})(`{3,}|~{3,})(.*)$/;
+const ATX = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
+const HR = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
+const QUOTE = /^ {0,3}> ?(.*)$/;
 const blank = (s) => /^[ \t]*$/.test(s);
-const indentOf = (s) => s.match(/^ */)[0].length;
+const indent = (s) => /^ */.exec(s)[0].length;
+const dedent = (s, n) => s.replace(new RegExp(`^ {0,${n}}`), '');
 
-function listMarker(line) {
-  const m = RE_LIST.exec(line);
+function marker(line) {
+  const m = /^( {0,3})([-*+]|\d{1,9}[.)])([ \t]+|$)(.*)$/.exec(line);
   if (!m) return null;
   const ordered = /\d/.test(m[2]);
   const pad = m[3].length;
-  const rest = m[4];
   const base = m[1].length + m[2].length;
   return {
-    ordered,
-    kind: ordered ? m[2].slice(-1) : m[2],
-    start: ordered ? parseInt(m[2], 10) : 1,
-    indent: m[1].length,
-    // Content starts after the marker's padding (1 space when padding is 5+ or the item is empty).
-    content: rest === '' || pad > 4 ? base + 1 : base + pad,
-    text: pad > 4 ? ' '.repeat(pad - 1) + rest : rest,
+    ordered, kind: m[2].slice(-1), start: ordered ? parseInt(m[2], 10) : 1,
+    // Content starts after the padding; 1 space when the padding is 5+ (the rest is indented code).
+    content: !m[4] || pad > 4 ? base + 1 : base + pad,
+    text: pad > 4 ? ' '.repeat(pad - 1) + m[4] : m[4],
   };
 }
 
-function startsBlock(line, inParagraph) {
-  if (RE_FENCE.test(line) || RE_ATX.test(line) || RE_HR.test(line) || RE_QUOTE.test(line)) return true;
-  const m = listMarker(line);
-  // Like CommonMark: only non-empty items, and numbered lists starting at 1, interrupt a paragraph.
-  return !!m && (!inParagraph || (m.text.trim() !== '' && (!m.ordered || m.start === 1)));
-}
-
-function stripIndent(line, n) {
-  let i = 0;
-  while (i < n && line[i] === ' ') i++;
-  return line.slice(i);
-}
-
-function parseBlocks(lines, parent, opts) {
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i];
-    if (blank(line)) { i++; continue; }
-    let m;
-
-    if ((m = RE_FENCE.exec(line)) && !(m[2][0] === '`' && m[3].includes('`'))) {
-      const indent = m[1].length;
-      const fence = m[2];
-      const info = m[3].trim().split(/\s+/)[0];
-      const body = [];
-      i++;
-      while (i < lines.length) {
-        const close = /^ {0,3}(`{3,}|~{3,})[ \t]*$/.exec(lines[i]);
-        if (close && close[1][0] === fence[0] && close[1].length >= fence.length) { i++; break; }
-        body.push(stripIndent(lines[i], indent));
-        i++;
-      }
-      parent.append(codeBlock(body.join('\n'), info));
-      continue;
-    }
-
-    if (indentOf(line) >= 4) {
-      const body = [];
-      while (i < lines.length && (blank(lines[i]) || indentOf(lines[i]) >= 4)) body.push(stripIndent(lines[i++], 4));
-      while (body.length && blank(body[body.length - 1])) body.pop();
-      parent.append(codeBlock(body.join('\n'), ''));
-      continue;
-    }
-
-    if ((m = RE_ATX.exec(line))) {
-      const h = el('h' + Math.min(6, m[1].length + opts.headingOffset));
-      inline(m[2] || '', h);
-      parent.append(h);
-      i++;
-      continue;
-    }
-
-    if (RE_HR.test(line)) { parent.append(el('hr')); i++; continue; }
-
-    if (RE_QUOTE.test(line)) {
-      const inner = [];
-      while (i < lines.length && !blank(lines[i])) {
-        const q = RE_QUOTE.exec(lines[i]);
-        if (q) inner.push(q[1]);
-        else if (startsBlock(lines[i], false)) break;
-        else inner.push(lines[i]); // lazy continuation
-        i++;
-      }
-      const bq = el('blockquote');
-      parseBlocks(inner, bq, opts);
-      parent.append(bq);
-      continue;
-    }
-
-    const marker = listMarker(line);
-    if (marker) { i = parseList(lines, i, marker, parent, opts); continue; }
-
-    // Paragraph (possibly a setext heading).
-    const para = [line.replace(/^[ \t]+/, '')];
-    i++;
-    let setext = 0;
-    while (i < lines.length && !blank(lines[i])) {
-      const s = RE_SETEXT.exec(lines[i]);
-      if (s) { setext = s[1][0] === '=' ? 1 : 2; i++; break; }
-      if (startsBlock(lines[i], true)) break;
-      para.push(lines[i].replace(/^[ \t]+/, ''));
-      i++;
-    }
-    const p = el(setext ? 'h' + Math.min(6, setext + opts.headingOffset) : 'p');
-    inline(para.join('\n').replace(/[ \t]+$/, ''), p);
-    parent.append(p);
-  }
+function startsBlock(line, inPara) {
+  if ([FENCE, ATX, HR, QUOTE].some((re) => re.test(line))) return true;
+  const m = marker(line);
+  // As in CommonMark, only non-empty items, numbered ones starting at 1, interrupt a paragraph.
+  return !!m && (!inPara || (!!m.text.trim() && m.start === 1));
 }
 
 function codeBlock(text, lang) {
   const pre = el('pre');
-  const code = el('code', text);
-  if (lang && /^[\w+#.-]{1,30}$/.test(lang)) {
-    code.className = 'language-' + lang;
-    pre.dataset.lang = lang;
-  }
-  pre.append(code);
+  const c = el('code', text);
+  if (/^[\w+#.-]{1,30}$/.test(lang)) { c.className = 'language-' + lang; pre.dataset.lang = lang; }
+  pre.append(c);
   return pre;
 }
 
-function parseList(lines, i, first, parent, opts) {
-  const list = el(first.ordered ? 'ol' : 'ul');
-  if (first.ordered && first.start !== 1) list.start = first.start;
+function blocks(lines, parent, off) {
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    let m;
+    if (blank(line)) i++;
+    else if ((m = FENCE.exec(line)) && !(m[2][0] === '`' && m[3].includes('`'))) {
+      const body = [];
+      for (i++; i < lines.length; i++) {
+        const c = /^ {0,3}(`{3,}|~{3,})[ \t]*$/.exec(lines[i]);
+        if (c && c[1][0] === m[2][0] && c[1].length >= m[2].length) { i++; break; }
+        body.push(dedent(lines[i], m[1].length));
+      }
+      parent.append(codeBlock(body.join('\n'), m[3].trim().split(/\s+/)[0]));
+    } else if (indent(line) >= 4) {
+      const body = [];
+      while (i < lines.length && (blank(lines[i]) || indent(lines[i]) >= 4)) body.push(dedent(lines[i++], 4));
+      while (blank(body.at(-1))) body.pop();
+      parent.append(codeBlock(body.join('\n'), ''));
+    } else if ((m = ATX.exec(line))) {
+      const n = el('h' + Math.min(6, m[1].length + off));
+      inline(m[2] || '', n);
+      parent.append(n);
+      i++;
+    } else if (HR.test(line)) {
+      parent.append(el('hr'));
+      i++;
+    } else if (QUOTE.test(line)) {
+      const inner = [];
+      for (; i < lines.length && !blank(lines[i]); i++) {
+        const q = QUOTE.exec(lines[i]);
+        if (!q && startsBlock(lines[i])) break;
+        inner.push(q ? q[1] : lines[i]); // unquoted lines continue the quote's paragraph
+      }
+      const bq = el('blockquote');
+      blocks(inner, bq, off);
+      parent.append(bq);
+    } else if ((m = marker(line))) {
+      i = list(lines, i, m, parent, off);
+    } else {
+      const para = [line.replace(/^[ \t]+/, '')];
+      for (i++; i < lines.length && !blank(lines[i]); i++) {
+        if (startsBlock(lines[i], true)) break;
+        para.push(lines[i].replace(/^[ \t]+/, ''));
+      }
+      const p = el('p');
+      inline(para.join('\n').replace(/[ \t]+$/, ''), p);
+      parent.append(p);
+    }
+  }
+}
+
+function list(lines, i, first, parent, off) {
+  const node = el(first.ordered ? 'ol' : 'ul');
+  if (first.start !== 1) node.start = first.start;
   let loose = false;
-  let marker = first;
-  const items = [];
-  while (marker) {
-    const body = [marker.text];
-    const contentIndent = marker.content;
-    i++;
-    let sawBlank = false;
+  for (let mk = first; mk;) {
+    const body = [mk.text];
+    let gap = false;
     let next = null;
-    while (i < lines.length) {
+    for (i++; i < lines.length; i++) {
       const line = lines[i];
-      if (blank(line)) { sawBlank = true; body.push(''); i++; continue; }
-      if (indentOf(line) >= contentIndent) {
-        if (sawBlank) loose = loose || body.some((l) => !blank(l));
-        sawBlank = false;
-        body.push(stripIndent(line, contentIndent));
-        i++;
+      if (blank(line)) { gap = true; body.push(''); continue; }
+      if (indent(line) >= mk.content) {
+        if (gap) loose = true;
+        gap = false;
+        body.push(dedent(line, mk.content));
         continue;
       }
-      const m = listMarker(line);
-      if (m && m.ordered === first.ordered && m.kind === first.kind) {
-        if (sawBlank) loose = true;
-        next = m;
-        break;
-      }
-      // Lazy continuation of the item's last paragraph.
-      if (!sawBlank && !startsBlock(line, true)) { body.push(line.trim()); i++; continue; }
-      break;
+      const m = marker(line);
+      if (m && m.ordered === first.ordered && m.kind === first.kind) { loose ||= gap; next = m; break; }
+      if (gap || startsBlock(line, true)) break;
+      body.push(line.trim()); // lazy continuation
     }
-    while (body.length && blank(body[body.length - 1])) body.pop();
+    while (body.length > 1 && blank(body.at(-1))) body.pop();
     const li = el('li');
-    parseBlocks(body, li, opts);
-    items.push(li);
-    list.append(li);
-    marker = next;
-    if (!next) break;
+    blocks(body, li, off);
+    node.append(li);
+    mk = next;
   }
-  if (!loose) {
-    // Tight list: paragraphs inside items render inline.
-    for (const li of items) {
-      for (const child of [...li.children]) {
-        if (child.tagName === 'P') child.replaceWith(...child.childNodes);
-      }
-    }
-  }
-  parent.append(list);
+  // A tight list shows its items' paragraphs inline.
+  if (!loose) for (const p of node.querySelectorAll(':scope > li > p')) p.replaceWith(...p.childNodes);
+  parent.append(node);
   return i;
 }
 
-// ---------- inline level ----------
+// -- inline
+const ENT = new Map(Object.entries({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' }));
+const WORD = /[\p{L}\p{N}]/u;
 
-const PUNCT = /[!-/:-@[-`{-~]/;
-
-function decodeEntity(s) {
-  const m = /^&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|([a-zA-Z]{2,8}));/.exec(s);
-  if (!m) return null;
-  let ch;
-  if (m[3]) ch = ENTITIES[m[3]];
-  else {
-    const cp = m[1] ? parseInt(m[1], 10) : parseInt(m[2], 16);
-    if (cp > 0 && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff)) ch = String.fromCodePoint(cp);
-  }
-  return ch === undefined ? null : { ch, len: m[0].length };
-}
-
-// Find the "]" matching the "[" at `start`, skipping code spans and escapes.
-function closingBracket(s, start) {
-  let depth = 0;
-  for (let i = start; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\') { i++; continue; }
-    if (c === '`') {
-      const run = s.slice(i).match(/^`+/)[0];
-      const end = s.indexOf(run, i + run.length);
-      if (end > 0) { i = end + run.length - 1; continue; }
-    }
-    if (c === '[') depth++;
-    else if (c === ']' && --depth === 0) return i;
+// Index just past the code span starting at i, or -1 when its backticks are never closed.
+function codeEnd(s, i) {
+  const run = /^`+/.exec(s.slice(i))[0];
+  for (let j = i + run.length; (j = s.indexOf(run, j)) >= 0;) {
+    const end = j + /^`+/.exec(s.slice(j))[0].length;
+    if (end - j === run.length) return end;
+    j = end;
   }
   return -1;
 }
 
-// Parse "(url "title")" right after a link's text; returns {url, end}.
-function linkTarget(s, pos) {
-  if (s[pos] !== '(') return null;
-  const m = /^\(\s*(<[^<>\n]*>|[^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)(?:\s+("[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/.exec(s.slice(pos));
-  if (!m) return null;
-  let url = m[1];
-  if (url.startsWith('<')) url = url.slice(1, -1);
-  return { url: url.replace(/\\([!-/:-@[-`{-~])/g, '$1'), end: pos + m[0].length };
-}
-
-function findEmphasisClose(s, from, delim) {
-  const n = delim.length;
+// Index of the closer for the emphasis delimiter `d` opened before `from`, or -1.
+function emphasisEnd(s, from, d) {
   for (let i = from; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\') { i++; continue; }
-    if (c === '`') {
-      const run = s.slice(i).match(/^`+/)[0];
-      const end = s.indexOf(run, i + run.length);
-      if (end > 0) { i = end + run.length - 1; continue; }
+    if (s[i] === '\\') { i++; continue; }
+    if (s[i] === '`') { const e = codeEnd(s, i); if (e > 0) { i = e - 1; continue; } }
+    if (!s.startsWith(d, i) || /\s/.test(s[i - 1]) || (d.length === 1 && s[i - 1] === d)) continue;
+    if (d.length === 1 && s[i + 1] === d) {
+      // "*a **b** c*": skip over a nested double delimiter.
+      const e = emphasisEnd(s, i + 2, d + d);
+      if (e > 0) { i = e + 1; continue; }
     }
-    if (s.startsWith(delim, i) && !/\s/.test(s[i - 1]) && !(n === 1 && s[i - 1] === delim)) {
-      // For single delimiters don't close on half of a double one (e.g. "*a **b** c*").
-      if (n === 1 && s[i + 1] === delim) {
-        const inner = findEmphasisClose(s, i + 2, delim + delim);
-        if (inner > 0) { i = inner + 1; continue; }
-      }
-      if (delim[0] === '_' && /[\p{L}\p{N}]/u.test(s[i + n] || '')) continue;
-      return i;
-    }
+    if (d[0] === '_' && WORD.test(s[i + d.length] || '')) continue;
+    return i;
   }
   return -1;
 }
 
 function inline(s, parent) {
   let buf = '';
-  const flush = () => { if (buf) { parent.append(document.createTextNode(buf)); buf = ''; } };
-  let i = 0;
-  while (i < s.length) {
+  const flush = () => { if (buf) parent.append(buf); buf = ''; };
+  const put = (node) => { flush(); parent.append(node); };
+  for (let i = 0; i < s.length;) {
     const c = s[i];
-
-    if (c === '\\') {
-      if (s[i + 1] === '\n') { flush(); parent.append(el('br')); i += 2; continue; }
-      if (PUNCT.test(s[i + 1] || '')) { buf += s[i + 1]; i += 2; continue; }
-    }
-
-    if (c === '\n') {
-      if (/ {2,}$/.test(buf)) { buf = buf.replace(/ +$/, ''); flush(); parent.append(el('br')); }
-      else { buf = buf.replace(/ +$/, '') + '\n'; }
+    const rest = s.slice(i);
+    let m;
+    if (c === '\\' && s[i + 1] === '\n') { put(el('br')); i += 2; }
+    else if (c === '\\' && /[!-/:-@[-`{-~]/.test(s[i + 1] || '')) { buf += s[i + 1]; i += 2; }
+    else if (c === '\n') {
+      if (/ {2}$/.test(buf)) { buf = buf.trimEnd(); put(el('br')); } else buf = buf.trimEnd() + '\n';
       i++;
-      continue;
-    }
-
-    if (c === '&') {
-      const d = decodeEntity(s.slice(i));
-      if (d) { buf += d.ch; i += d.len; continue; }
-    }
-
-    if (c === '`') {
-      const run = s.slice(i).match(/^`+/)[0];
-      let end = i + run.length;
-      // The closing run must have exactly the same length.
-      for (;;) {
-        end = s.indexOf(run, end);
-        if (end < 0 || s[end + run.length] !== '`') break;
-        end = end + run.length + s.slice(end + run.length).match(/^`*/)[0].length;
+    } else if ((m = /^&(?:#(\d{1,7})|#x([\da-f]{1,6})|(\w+));/i.exec(rest))) {
+      const cp = m[1] ? +m[1] : m[2] ? parseInt(m[2], 16) : 0;
+      const ch = m[3] ? ENT.get(m[3]) : cp > 0 && cp < 0x110000 && (cp < 0xd800 || cp > 0xdfff) ? String.fromCodePoint(cp) : undefined;
+      buf += ch ?? m[0];
+      i += m[0].length;
+    } else if (c === '`') {
+      const run = /^`+/.exec(rest)[0];
+      const end = codeEnd(s, i);
+      if (end < 0) { buf += run; i += run.length; continue; }
+      let text = s.slice(i + run.length, end - run.length).replace(/\n/g, ' ');
+      if (/^ .*\S.* $/.test(text)) text = text.slice(1, -1);
+      put(el('code', text));
+      i = end;
+    } else if ((c === '[' || rest.startsWith('![')) && (m = linkAt(s, c === '!' ? i + 1 : i))) {
+      const [label, url, end] = m;
+      if (c === '!') { if (label) put(el('span', label)); } // never load images: show the alt text
+      else {
+        const frag = document.createDocumentFragment();
+        inline(label, frag);
+        put(safeUrl(url) ? link(safeUrl(url), [...frag.childNodes]) : frag);
       }
-      if (end >= 0) {
-        let code = s.slice(i + run.length, end).replace(/\n/g, ' ');
-        if (/^ .*[^ ].* $/.test(code)) code = code.slice(1, -1);
-        flush();
-        parent.append(el('code', code));
-        i = end + run.length;
-        continue;
+      i = end;
+    } else if ((m = /^<(https?:\/\/[^\s<>]+)>/i.exec(rest))) {
+      put(link(m[1], [m[1]]));
+      i += m[0].length;
+    } else if (/h/i.test(c) && !WORD.test(s[i - 1] || '') && (m = /^https?:\/\/[^\s<>]+/i.exec(rest))) {
+      let url = m[0].replace(/[.,:;!?'")\]*_]+$/, '');
+      // Keep a closing parenthesis that balances one inside the URL.
+      while (s[i + url.length] === ')' && url.split('(').length > url.split(')').length) url += ')';
+      if (/^https?:\/\/./i.test(url)) { put(link(url, [url])); i += url.length; } else { buf += c; i++; }
+    } else if (c === '*' || c === '_') {
+      const d = s[i + 1] === c ? c + c : c;
+      const after = s[i + d.length] || ' ';
+      const end = !/\s/.test(after) && after !== c && (c === '*' || !WORD.test(s[i - 1] || '')) ? emphasisEnd(s, i + d.length, d) : -1;
+      if (end > i + d.length) {
+        const n = el(d.length === 2 ? 'strong' : 'em');
+        inline(s.slice(i + d.length, end), n);
+        put(n);
+        i = end + d.length;
+      } else {
+        const run = (c === '*' ? /^\*+/ : /^_+/).exec(rest)[0];
+        buf += run;
+        i += run.length;
       }
-      buf += run;
-      i += run.length;
-      continue;
-    }
-
-    if (c === '[' || (c === '!' && s[i + 1] === '[')) {
-      const image = c === '!';
-      const open = image ? i + 1 : i;
-      const close = closingBracket(s, open);
-      const target = close > 0 ? linkTarget(s, close + 1) : null;
-      if (target) {
-        const label = s.slice(open + 1, close);
-        flush();
-        if (image) {
-          // No images: the page must not load anything remote. Show the alt text.
-          if (label) parent.append(el('span', label));
-        } else {
-          const frag = document.createDocumentFragment();
-          inline(label, frag);
-          const url = safeUrl(target.url);
-          if (url) parent.append(link(url, [...frag.childNodes]));
-          else parent.append(frag);
-        }
-        i = target.end;
-        continue;
-      }
-    }
-
-    if (c === '<') {
-      const m = /^<(https?:\/\/[^\s<>]+)>/i.exec(s.slice(i));
-      if (m) { flush(); parent.append(link(m[1], [m[1]])); i += m[0].length; continue; }
-    }
-
-    if ((c === 'h' || c === 'H') && !/[\p{L}\p{N}]/u.test(s[i - 1] || '')) {
-      const m = /^https?:\/\/[^\s<>]+/i.exec(s.slice(i));
-      if (m) {
-        let url = m[0].replace(/[.,:;!?'")\]*_]+$/, '');
-        // Keep a closing parenthesis that balances one inside the URL.
-        while (s[i + url.length] === ')' && (url.match(/\(/g) || []).length > (url.match(/\)/g) || []).length) url += ')';
-        if (/^https?:\/\/./i.test(url)) { flush(); parent.append(link(url, [url])); i += url.length; continue; }
-      }
-    }
-
-    if (c === '*' || c === '_') {
-      const dbl = s[i + 1] === c;
-      const delim = dbl ? c + c : c;
-      const after = s[i + delim.length];
-      const leftOk = c === '*' || !/[\p{L}\p{N}]/u.test(s[i - 1] || '');
-      if (after && !/\s/.test(after) && leftOk && after !== c) {
-        const end = findEmphasisClose(s, i + delim.length, delim);
-        if (end > i + delim.length) {
-          flush();
-          const node = el(dbl ? 'strong' : 'em');
-          inline(s.slice(i + delim.length, end), node);
-          parent.append(node);
-          i = end + delim.length;
-          continue;
-        }
-      }
-      const run = s.slice(i).match(c === '*' ? /^\*+/ : /^_+/)[0];
-      buf += run;
-      i += run.length;
-      continue;
-    }
-
-    buf += c;
-    i++;
+    } else { buf += c; i++; }
   }
   flush();
 }
 
-/**
- * Render Markdown into a new <div class="markdown">.
- * @param {string} source
- * @param {{headingOffset?: number}} [options] headingOffset shifts heading levels (1 turns # into h2).
- */
-export function renderMarkdown(source, options = {}) {
-  const opts = { headingOffset: options.headingOffset || 0 };
+// "[label](url "title")" starting at s[i] === '[': returns [label, url, end] or null.
+function linkAt(s, i) {
+  let depth = 0;
+  let j = i;
+  for (; j < s.length; j++) {
+    if (s[j] === '\\') j++;
+    else if (s[j] === '`') { const e = codeEnd(s, j); if (e > 0) j = e - 1; }
+    else if (s[j] === '[') depth++;
+    else if (s[j] === ']' && !--depth) break;
+  }
+  const m = j < s.length && /^\(\s*(<[^<>\n]*>|[^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)(?:\s+("[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/.exec(s.slice(j + 1));
+  if (!m) return null;
+  const url = m[1].replace(/^<(.*)>$/, '$1').replace(/\\([!-/:-@[-`{-~])/g, '$1');
+  return [s.slice(i + 1, j), url, j + 1 + m[0].length];
+}
+
+/** Render Markdown into a new <div class="markdown">; headingOffset 1 turns "#" into <h2>. */
+export function renderMarkdown(source, { headingOffset = 0 } = {}) {
   const root = el('div');
   root.className = 'markdown';
-  const text = String(source ?? '')
-    .replace(/\r\n?/g, '\n')
-    .replace(/\u0000/g, '\ufffd')
-    .replace(/^[^\n]*$/gm, (line) => line.replace(/^(\t| {0,3}\t)+/, (t) => t.replace(/ {0,3}\t/g, '    ')));
-  parseBlocks(text.split('\n'), root, opts);
+  const text = String(source ?? '').replace(/\r\n?/g, '\n').replace(/\0/g, '\ufffd')
+    .replace(/^[ \t]+/gm, (ws) => ws.replace(/ {0,3}\t/g, '    '));
+  blocks(text.split('\n'), root, headingOffset);
   return root;
 }
