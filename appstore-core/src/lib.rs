@@ -18,6 +18,8 @@
 //! assert_eq!(manifest.lxc().memory_mb, 512);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod diag;
 pub mod inputs;
