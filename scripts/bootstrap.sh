@@ -28,7 +28,7 @@ if ! command -v cargo >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq rustup >&2
         rustup default stable >&2
     else
-        echo "error: no Rust toolchain (cargo) found. Install Rust 1.82 or newer with rustup" \
+        echo "error: no Rust toolchain (cargo) found. Install Rust 1.89 or newer with rustup" \
              "(https://rustup.rs), then run this command again." >&2
         exit 1
     fi

@@ -51,7 +51,7 @@ volumes:
 "#,
         minor = i % 10,
         t = i % 50,
-        featured = i % 100 == 0,
+        featured = i.is_multiple_of(100),
     )
 }
 

@@ -26,6 +26,7 @@ pub mod inputs;
 pub mod manifest;
 pub mod policy;
 pub mod pve_config;
+pub mod pve_user_cfg;
 pub mod redact;
 mod schema_check;
 pub mod template;

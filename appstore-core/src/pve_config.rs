@@ -186,6 +186,20 @@ impl PveConfig {
             .map(|(_, section)| section)
     }
 
+    /// Adds or replaces the snapshot section `name`.
+    pub fn set_snapshot(&mut self, name: &str, section: ConfigSection) {
+        match self.snapshots.iter_mut().find(|(n, _)| n == name) {
+            Some((_, s)) => *s = section,
+            None => self.snapshots.push((name.to_string(), section)),
+        }
+    }
+
+    /// Removes the snapshot section `name`, returning it.
+    pub fn remove_snapshot(&mut self, name: &str) -> Option<ConfigSection> {
+        let pos = self.snapshots.iter().position(|(n, _)| n == name)?;
+        Some(self.snapshots.remove(pos).1)
+    }
+
     /// Names of all snapshots, in the order they appeared in the parsed
     /// file. (For canonical files this is also the written order, which is
     /// sorted by name.)

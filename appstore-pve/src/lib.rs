@@ -1,0 +1,133 @@
+//! The Proxmox VE API client of PVE App Store: typed calls behind the [`PveApi`] trait, one real
+//! implementation over HTTPS ([`HttpPve`]) that only sends what a real PVE 8.x node accepts, task
+//! waiting with backoff and a deadline, and errors that say what PVE said and how to fix it.
+
+mod client;
+mod error;
+mod tls;
+pub mod types;
+pub mod upid;
+
+pub use client::{HttpPve, PveEndpoint};
+pub use error::PveError;
+pub use tls::TlsMode;
+pub use upid::Upid;
+
+use async_trait::async_trait;
+use std::time::Duration;
+use types::*;
+
+/// Result of a PVE call.
+pub type Result<T> = std::result::Result<T, PveError>;
+
+/// Everything the store asks of a PVE node.
+#[async_trait]
+pub trait PveApi: Send + Sync + std::fmt::Debug {
+    /// `GET /version` (cached by implementations).
+    async fn version(&self) -> Result<VersionInfo>;
+    /// `GET /cluster/nextid`.
+    async fn next_id(&self) -> Result<u32>;
+    /// `GET /cluster/nextid?vmid=N`: is `vmid` free?
+    async fn is_id_free(&self, vmid: u32) -> Result<bool>;
+    /// `GET /cluster/resources`.
+    async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>>;
+    /// `GET /nodes`.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>>;
+    /// `GET /pools`.
+    async fn pools(&self) -> Result<Vec<PoolSummary>>;
+    /// A pool with its members (`GET /pools?poolid=` on 8.1+, `GET /pools/{poolid}` before).
+    async fn pool(&self, poolid: &str) -> Result<PoolInfo>;
+    /// Adds (or, with `remove`, takes out) a guest to a pool (`PUT /pools` on 8.1+, `PUT /pools/{poolid}` before).
+    async fn pool_members(&self, poolid: &str, vmid: u32, remove: bool) -> Result<()>;
+    /// `GET /nodes/{node}/storage?content=`.
+    async fn storages(&self, node: &str, content: Option<&str>) -> Result<Vec<StorageInfo>>;
+    /// `GET /nodes/{node}/storage/{storage}/content?content=vztmpl`.
+    async fn templates(&self, node: &str, storage: &str) -> Result<Vec<Volume>>;
+    /// `GET /nodes/{node}/aplinfo`.
+    async fn appliances(&self, node: &str) -> Result<Vec<Appliance>>;
+    /// `POST /nodes/{node}/aplinfo` (a task).
+    async fn download_template(&self, node: &str, storage: &str, template: &str) -> Result<Upid>;
+    /// Bridges of a node (`GET /nodes/{node}/network?type=any_bridge`).
+    async fn bridges(&self, node: &str) -> Result<Vec<NetworkInterface>>;
+    /// `GET /nodes/{node}/lxc`.
+    async fn lxc_list(&self, node: &str) -> Result<Vec<LxcSummary>>;
+    /// `POST /nodes/{node}/lxc` (a task).
+    async fn lxc_create(&self, node: &str, spec: &CreateLxc) -> Result<Upid>;
+    /// `GET .../config`.
+    async fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig>;
+    /// `PUT .../config` with `digest` (when given) and `delete`.
+    async fn lxc_update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        set: &[(String, String)],
+        delete: &[String],
+        digest: Option<&str>,
+    ) -> Result<()>;
+    /// `GET .../status/current`.
+    async fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus>;
+    /// `POST .../status/start` (a task).
+    async fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid>;
+    /// `POST .../status/stop` (a task).
+    async fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
+    /// `POST .../status/shutdown` with a timeout in seconds (a task).
+    async fn lxc_shutdown(&self, node: &str, vmid: u32, timeout_sec: u32) -> Result<Upid>;
+    /// `DELETE /nodes/{node}/lxc/{vmid}` (a task); `purge` also removes it from its pool.
+    async fn lxc_destroy(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
+    /// `GET .../interfaces` (8.1+): `None` while stopped.
+    async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Option<Vec<Interface>>>;
+    /// `GET .../snapshot`.
+    async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>>;
+    /// `POST .../snapshot` (a task).
+    async fn snapshot_create(
+        &self,
+        node: &str,
+        vmid: u32,
+        name: &str,
+        description: &str,
+    ) -> Result<Upid>;
+    /// `POST .../snapshot/{name}/rollback` (a task).
+    async fn snapshot_rollback(&self, node: &str, vmid: u32, name: &str) -> Result<Upid>;
+    /// `DELETE .../snapshot/{name}` (a task).
+    async fn snapshot_delete(&self, node: &str, vmid: u32, name: &str) -> Result<Upid>;
+    /// `GET .../tasks/{upid}/status`.
+    async fn task_status(&self, upid: &Upid) -> Result<TaskStatus>;
+    /// `GET .../tasks/{upid}/log`.
+    async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<Vec<LogLine>>;
+}
+
+/// Waits for a task: polls with backoff (0.2 s, growing to 2 s) until `deadline`; a failed task comes
+/// back as [`PveError::TaskFailed`] with PVE's own exit status and the end of its log.
+pub async fn wait_task(api: &dyn PveApi, upid: &Upid, deadline: Duration) -> Result<TaskStatus> {
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let status = api.task_status(upid).await?;
+        if status.status == "stopped" {
+            if status.succeeded() {
+                return Ok(status);
+            }
+            let log = api.task_log(upid, 0, 1000).await.unwrap_or_default();
+            let tail: Vec<String> = log
+                .iter()
+                .rev()
+                .take(20)
+                .rev()
+                .map(|l| l.t.clone())
+                .collect();
+            return Err(PveError::TaskFailed {
+                upid: upid.to_string(),
+                exitstatus: status.exitstatus.unwrap_or_else(|| "unknown error".into()),
+                log: tail,
+            });
+        }
+        if start.elapsed() >= deadline {
+            return Err(PveError::TaskTimeout {
+                upid: upid.to_string(),
+                secs: deadline.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay.min(deadline.saturating_sub(start.elapsed()))).await;
+        delay = (delay * 3 / 2).min(Duration::from_secs(2));
+    }
+}

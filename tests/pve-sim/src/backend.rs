@@ -1,0 +1,220 @@
+//! Container back ends of the simulator. `inert` runs no processes (for the UI demo and fast tests) and
+//! says so; `lxc` runs real LXC containers. The server drives create/start/stop/destroy; `pct` drives
+//! exec/push/pull.
+
+use crate::state::SimRoot;
+use appstore_core::pve_config::PveConfig;
+use std::path::{Path, PathBuf};
+
+/// One network interface of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Interface {
+    /// Name.
+    pub name: String,
+    /// MAC address.
+    pub hwaddr: String,
+    /// IPv4 address with prefix.
+    pub inet: Option<String>,
+    /// IPv6 address with prefix.
+    pub inet6: Option<String>,
+}
+
+/// What a back end does for the node.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// `inert` or `lxc`.
+    fn name(&self) -> &'static str;
+    /// Prepares the container's root file system from `template`.
+    fn create(&self, vmid: u32, conf: &PveConfig, template: &Path) -> Result<(), String>;
+    /// Starts it.
+    fn start(&self, vmid: u32, conf: &PveConfig) -> Result<(), String>;
+    /// Stops it (hard).
+    fn stop(&self, vmid: u32) -> Result<(), String>;
+    /// True while it runs.
+    fn is_running(&self, vmid: u32) -> bool;
+    /// Removes everything of it.
+    fn destroy(&self, vmid: u32) -> Result<(), String>;
+    /// Runs `argv` inside with exactly `env`; the command's stdio is this process's. Returns its exit
+    /// code (128 + signal when killed).
+    fn exec(&self, vmid: u32, argv: &[String], env: &[(String, String)]) -> Result<i32, String>;
+    /// Copies a host file into the container.
+    fn push(&self, vmid: u32, src: &Path, dest: &str, perms: Option<u32>) -> Result<(), String>;
+    /// Copies a file out of the container.
+    fn pull(&self, vmid: u32, src: &str, dest: &Path) -> Result<(), String>;
+    /// Interfaces of a running container.
+    fn interfaces(&self, vmid: u32) -> Option<Vec<Interface>>;
+}
+
+/// The back end a root was initialised with (`sim/backend`).
+pub fn backend_for(root: &SimRoot) -> Result<Box<dyn Backend>, String> {
+    let name =
+        std::fs::read_to_string(root.path().join("sim/backend")).unwrap_or_else(|_| "inert".into());
+    match name.trim() {
+        "inert" => Ok(Box::new(Inert { root: root.clone() })),
+        other => Err(format!(
+            "unknown back end `{other}` in {}",
+            root.path().join("sim/backend").display()
+        )),
+    }
+}
+
+/// No processes: state in files, pushed files kept under `sim/ct/<vmid>/fs/`.
+#[derive(Debug, Clone)]
+pub struct Inert {
+    root: SimRoot,
+}
+
+impl Inert {
+    /// An inert back end for `root`.
+    pub fn new(root: SimRoot) -> Self {
+        Inert { root }
+    }
+
+    fn state_file(&self, vmid: u32) -> PathBuf {
+        self.root.ct_dir(vmid).join("state")
+    }
+
+    fn fs(&self, vmid: u32) -> PathBuf {
+        self.root.ct_dir(vmid).join("fs")
+    }
+
+    fn inside(&self, vmid: u32, path: &str) -> Result<PathBuf, String> {
+        if !path.starts_with('/') || path.split('/').any(|p| p == "..") {
+            return Err(format!("bad path '{path}'"));
+        }
+        Ok(self.fs(vmid).join(path.trim_start_matches('/')))
+    }
+
+    fn set_state(&self, vmid: u32, state: &str) -> Result<(), String> {
+        crate::state::write_atomic(&self.state_file(vmid), state.as_bytes())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Backend for Inert {
+    fn name(&self) -> &'static str {
+        "inert"
+    }
+
+    fn create(&self, vmid: u32, _conf: &PveConfig, template: &Path) -> Result<(), String> {
+        eprintln!("pve-sim (inert back end): CT {vmid} gets no root file system; template {} is only checked", template.display());
+        std::fs::create_dir_all(self.fs(vmid)).map_err(|e| e.to_string())?;
+        self.set_state(vmid, "stopped")
+    }
+
+    fn start(&self, vmid: u32, _conf: &PveConfig) -> Result<(), String> {
+        self.set_state(vmid, "running")
+    }
+
+    fn stop(&self, vmid: u32) -> Result<(), String> {
+        self.set_state(vmid, "stopped")
+    }
+
+    fn is_running(&self, vmid: u32) -> bool {
+        std::fs::read_to_string(self.state_file(vmid))
+            .map(|s| s == "running")
+            .unwrap_or(false)
+    }
+
+    fn destroy(&self, vmid: u32) -> Result<(), String> {
+        match std::fs::remove_dir_all(self.root.ct_dir(vmid)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn exec(&self, vmid: u32, argv: &[String], _env: &[(String, String)]) -> Result<i32, String> {
+        // A few file checks are answered from the pushed files, so callers can verify a push; anything
+        // else is reported and treated as success.
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        match args.as_slice() {
+            ["true"] => Ok(0),
+            ["false"] => Ok(1),
+            ["test", flag @ ("-e" | "-f" | "-d" | "-s"), path] => {
+                let p = self.inside(vmid, path)?;
+                let ok = match *flag {
+                    "-f" => p.is_file(),
+                    "-d" => p.is_dir(),
+                    "-s" => p.metadata().map(|m| m.len() > 0).unwrap_or(false),
+                    _ => p.exists(),
+                };
+                Ok(if ok { 0 } else { 1 })
+            }
+            ["cat", path] => match std::fs::read(self.inside(vmid, path)?) {
+                Ok(bytes) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&bytes);
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("cat: {path}: {e}");
+                    Ok(1)
+                }
+            },
+            ["mkdir", "-p", path] => std::fs::create_dir_all(self.inside(vmid, path)?)
+                .map(|()| 0)
+                .map_err(|e| e.to_string()),
+            ["rm", "-rf" | "-f" | "-r", path] => {
+                let p = self.inside(vmid, path)?;
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+                Ok(0)
+            }
+            _ => {
+                eprintln!(
+                    "pve-sim (inert back end): CT {vmid} runs no processes; not running {argv:?}"
+                );
+                println!("[inert] {}", argv.join(" "));
+                Ok(0)
+            }
+        }
+    }
+
+    fn push(&self, vmid: u32, src: &Path, dest: &str, perms: Option<u32>) -> Result<(), String> {
+        let target = self.inside(vmid, dest)?;
+        if let Some(parent) = target.parent() {
+            if !parent.is_dir() {
+                return Err(format!("failed to open {dest}: No such file or directory"));
+            }
+        }
+        std::fs::copy(src, &target)
+            .map_err(|e| format!("failed to copy {}: {e}", src.display()))?;
+        if let Some(mode) = perms {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn pull(&self, vmid: u32, src: &str, dest: &Path) -> Result<(), String> {
+        std::fs::copy(self.inside(vmid, src)?, dest)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn interfaces(&self, vmid: u32) -> Option<Vec<Interface>> {
+        if !self.is_running(vmid) {
+            return None;
+        }
+        // A documentation address (TEST-NET-1): nothing is reachable there, and it says so.
+        Some(vec![
+            Interface {
+                name: "lo".into(),
+                hwaddr: "00:00:00:00:00:00".into(),
+                inet: Some("127.0.0.1/8".into()),
+                inet6: Some("::1/128".into()),
+            },
+            Interface {
+                name: "eth0".into(),
+                hwaddr: format!(
+                    "BC:24:11:{:02X}:{:02X}:{:02X}",
+                    (vmid >> 16) & 0xff,
+                    (vmid >> 8) & 0xff,
+                    vmid & 0xff
+                ),
+                inet: Some(format!("192.0.2.{}/24", vmid % 250 + 2)),
+                inet6: None,
+            },
+        ])
+    }
+}

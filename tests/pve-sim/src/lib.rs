@@ -1,0 +1,78 @@
+//! pve-sim: a stand-in for one Proxmox VE 8.x node, faithful enough that code which passes against it
+//! works on a real node. The HTTP API validates every request against the real schema (a subset copied
+//! into `data/`), checks tokens and ACLs as PVE does, runs asynchronous work as tasks with UPIDs, and
+//! keeps its state on disk in PVE's layout so that `pct` (the `pve-sim-pct` binary) and the privileged
+//! helper read the same files a real node has. Containers come from a back end: `inert` (no processes)
+//! or real LXC.
+
+pub mod acl;
+pub mod api;
+pub mod backend;
+pub mod pct;
+pub mod schema;
+pub mod server;
+pub mod setup;
+pub mod state;
+pub mod tasks;
+
+/// The PVE release the simulator behaves as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PveVersion {
+    /// 8.0: no `PUT /pools`, no `/interfaces`, no `devN`, vmid as a string in lists, no `message` in
+    /// error bodies.
+    V8_0,
+    /// 8.2: `devN` without `deny-write`, integer vmids.
+    V8_2,
+    /// 8.4: everything in the schema.
+    V8_4,
+}
+
+impl PveVersion {
+    /// Parses `8.0`, `8.2` or `8.4`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "8.0" => Some(PveVersion::V8_0),
+            "8.2" => Some(PveVersion::V8_2),
+            "8.4" => Some(PveVersion::V8_4),
+            _ => None,
+        }
+    }
+
+    /// Full version string.
+    pub fn full(self) -> &'static str {
+        match self {
+            PveVersion::V8_0 => "8.0.9",
+            PveVersion::V8_2 => "8.2.8",
+            PveVersion::V8_4 => "8.4.1",
+        }
+    }
+
+    /// Release (`8.4`).
+    pub fn release(self) -> &'static str {
+        match self {
+            PveVersion::V8_0 => "8.0",
+            PveVersion::V8_2 => "8.2",
+            PveVersion::V8_4 => "8.4",
+        }
+    }
+
+    /// Does this release have the endpoint at all?
+    pub fn has_endpoint(self, method: &str, template: &str) -> bool {
+        let since_8_1 = matches!(
+            (method, template),
+            ("PUT" | "DELETE", "/pools") | ("GET", "/nodes/{node}/lxc/{vmid}/interfaces")
+        );
+        !(since_8_1 && self < PveVersion::V8_2)
+    }
+
+    /// Does this release know the parameter (by schema name, `dev[n]`)?
+    pub fn has_param(self, method: &str, template: &str, name: &str) -> bool {
+        match name {
+            "dev[n]" => self >= PveVersion::V8_2,
+            "poolid" | "type" if method == "GET" && template == "/pools" => {
+                self >= PveVersion::V8_2
+            }
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The simulator on the wire, as a real node answers: schema subset kept equal to the real schema,
+//! 501 for unknown paths and wrong methods, 400 for unknown parameters and bad formats, 401 for bad
+//! tokens, body on DELETE refused, version differences; and `pct` with its real syntax and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
+
+use pve_sim::api::Node;
+use pve_sim::schema::{Schema, SUBSET_JSON};
+use pve_sim::server::{serve, Server};
+use pve_sim::setup::{init, Credentials, SetupOptions};
+use pve_sim::state::SimRoot;
+use pve_sim::PveVersion;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn shared_apidata() -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/apidata.json");
+    std::fs::read_to_string(path).ok()
+}
+
+#[test]
+fn schema_subset_matches_the_real_schema() {
+    let Some(full) = shared_apidata() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI has ../shared/pve-api/apidata.json"
+        );
+        eprintln!("skipped: ../shared/pve-api/apidata.json is not here (it is in CI)");
+        return;
+    };
+    let expected = Schema::from_apidata(&full).subset_document();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/api-subset.json");
+    if std::env::var("UPDATE_EXPECT").as_deref() == Ok("1") {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&expected).unwrap() + "\n",
+        )
+        .unwrap();
+        return;
+    }
+    let committed: serde_json::Value = serde_json::from_str(SUBSET_JSON).unwrap();
+    assert!(
+        committed == expected,
+        "data/api-subset.json differs from the real schema; run with UPDATE_EXPECT=1"
+    );
+    let endpoints = pve_sim::schema::ENDPOINTS
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(
+        pve_sim::schema::schema().endpoints().len(),
+        endpoints,
+        "every listed endpoint is in the subset"
+    );
+}
+
+struct Sim {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    url: String,
+    creds: Credentials,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn start(version: PveVersion) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let creds = init(
+        &root,
+        &SetupOptions {
+            version,
+            ..SetupOptions::default()
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim_root = SimRoot::open(&root).unwrap();
+    let backend = pve_sim::backend::backend_for(&sim_root).unwrap();
+    let node = Arc::new(Node {
+        root: sim_root,
+        version,
+        task_latency: Duration::from_millis(10),
+        tasks: Default::default(),
+        backend: Arc::from(backend),
+        fingerprint: None,
+    });
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = Arc::new(Server::new(
+        node,
+        Duration::from_millis(20),
+        Some(root.join("sim/requests.jsonl")),
+    ));
+    rt.spawn(serve(server, listener, None));
+    Sim {
+        _dir: dir,
+        root,
+        url,
+        creds,
+        _rt: rt,
+    }
+}
+
+fn call(
+    sim: &Sim,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    let client = reqwest::blocking::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client
+        .request(m, format!("{}/api2/json{path}", sim.url))
+        .header("Authorization", format!("PVEAPIToken={token}"));
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(b.to_string());
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let reason = resp
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let text = resp.text().unwrap();
+    (
+        status,
+        reason,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn unknown_paths_and_wrong_methods_are_501() {
+    let sim = start(PveVersion::V8_4);
+    let (status, reason, _) = call(
+        &sim,
+        "GET",
+        "/nodes/pve1/qemu-nope",
+        &sim.creds.root_token,
+        None,
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (501, "Method 'GET /nodes/pve1/qemu-nope' not implemented")
+    );
+    let (status, _, _) = call(&sim, "PATCH", "/nodes", &sim.creds.root_token, None);
+    assert_eq!(status, 501);
+    let (status, reason, _) = call(
+        &sim,
+        "DELETE",
+        "/nodes/pve1/lxc/100",
+        &sim.creds.root_token,
+        Some("purge=1"),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (501, "Unexpected content for method 'DELETE'")
+    );
+}
+
+#[test]
+fn bad_parameters_are_400_with_pves_messages() {
+    let sim = start(PveVersion::V8_4);
+    let t = &sim.creds.root_token;
+    let (status, reason, body) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some("vmid=100&ostemplate=local:vztmpl/x&unprivileged=true&bogus=1&hostname=bad_name!"),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (400, "Parameter verification failed.")
+    );
+    let errors = &body["errors"];
+    assert_eq!(
+        errors["unprivileged"],
+        "type check ('boolean') failed - got 'true'"
+    );
+    assert_eq!(
+        errors["bogus"],
+        "property is not defined in schema and the schema does not allow additional properties"
+    );
+    assert!(
+        errors["hostname"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid format"),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"], "Parameter verification failed.\n",
+        "8.4 adds the message"
+    );
+    let (status, _, body) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some("ostemplate=local:vztmpl/x"),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["errors"]["vmid"],
+        "property is missing and it is not optional"
+    );
+    let (_, _, body) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some("vmid=100&ostemplate=local:vztmpl/x&net0=name=eth0,bridge=vmbr0,colour=red"),
+    );
+    assert!(
+        body["errors"]["net0"]
+            .as_str()
+            .unwrap()
+            .contains("colour: property is not defined"),
+        "{body}"
+    );
+}
+
+#[test]
+fn bad_tokens_get_401_after_a_delay() {
+    let sim = start(PveVersion::V8_4);
+    let bad = sim
+        .creds
+        .store_token
+        .rsplit_once('=')
+        .unwrap()
+        .0
+        .to_string()
+        + "=00000000-0000-0000-0000-000000000000";
+    let start = std::time::Instant::now();
+    let (status, _, body) = call(&sim, "GET", "/version", &bad, None);
+    assert_eq!(status, 401);
+    assert!(body.is_null(), "401 has an empty body");
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+#[test]
+fn pool_scoped_token_is_refused_exactly_where_pve_refuses_it() {
+    let sim = start(PveVersion::V8_4);
+    let t = &sim.creds.store_token;
+    let base = "vmid=120&ostemplate=local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst&rootfs=local-lvm:4&net0=name=eth0,bridge=vmbr0,ip=dhcp";
+    let (status, reason, _) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some(&format!("{base}&pool=appstore&tags=appstore-managed")),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (403, "Permission check failed (/vms/120, VM.Config.Options)")
+    );
+    let (status, reason, _) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some(&format!("{base}&pool=appstore&features=keyctl=1")),
+    );
+    assert_eq!((status, reason.as_str()), (403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)"));
+    let (status, reason, _) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some(&format!("{base}&pool=other")),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (403, "Permission check failed (/vms/120, VM.Allocate)")
+    );
+    let (status, reason, _) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some(&format!(
+            "{base}&pool=appstore&net1=name=eth1,bridge=vmbr1,ip=dhcp"
+        )),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            403,
+            "Permission check failed (/sdn/zones/localnetwork/vmbr1, SDN.Use)"
+        )
+    );
+    let (status, _, body) = call(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc",
+        t,
+        Some(&format!("{base}&pool=appstore&features=nesting=1")),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, reason, _) = call(
+        &sim,
+        "PUT",
+        "/nodes/pve1/lxc/120/config",
+        t,
+        Some("dev0=/dev/dri/renderD128,gid=104"),
+    );
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            403,
+            "Permission check failed (configuring device passthrough is only allowed for root@pam)"
+        )
+    );
+    let (status, _, _) = call(
+        &sim,
+        "GET",
+        "/nodes/pve1/lxc/120/config",
+        &sim.creds.nobody_token,
+        None,
+    );
+    assert_eq!(status, 403);
+    // The pool-scoped token sees its own pool only, and only the bridge it may use.
+    let (_, _, pools) = call(&sim, "GET", "/pools", t, None);
+    assert_eq!(pools["data"].as_array().unwrap().len(), 1);
+    let (_, _, nets) = call(&sim, "GET", "/nodes/pve1/network?type=any_bridge", t, None);
+    assert_eq!(nets["data"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn older_releases_lack_what_they_lack() {
+    let sim = start(PveVersion::V8_0);
+    let t = &sim.creds.root_token;
+    let (status, _, _) = call(&sim, "PUT", "/pools", t, Some("poolid=appstore&vms=100"));
+    assert_eq!(status, 501);
+    let (status, _, body) = call(&sim, "GET", "/pools?poolid=appstore", t, None);
+    assert_eq!(status, 400);
+    assert!(
+        body.get("message").is_none(),
+        "8.0 has no message in error bodies"
+    );
+    let (_, _, body) = call(&sim, "POST", "/nodes/pve1/lxc", t, Some("vmid=130&ostemplate=local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst&dev0=/dev/null"));
+    assert_eq!(
+        body["errors"]["dev0"],
+        "property is not defined in schema and the schema does not allow additional properties"
+    );
+}
+
+fn pct(sim: &Sim, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(sim.root.join("usr/sbin/pct"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pct_has_the_real_syntax_and_exit_codes() {
+    let sim = start(PveVersion::V8_4);
+    let (code, _, err) = pct(&sim, &["status", "140"]);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("Configuration file 'nodes/pve1/lxc/140.conf' does not exist"),
+        "{err}"
+    );
+    assert_eq!(
+        pct(
+            &sim,
+            &[
+                "create",
+                "140",
+                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                "--hostname",
+                "t1",
+                "--unprivileged",
+                "1"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(pct(&sim, &["status", "140"]).1, "status: stopped\n");
+    let (code, _, err) = pct(&sim, &["exec", "140", "--", "true"]);
+    assert_eq!((code, err.trim()), (255, "CT 140 not running"));
+    assert_eq!(pct(&sim, &["start", "140"]).0, 0);
+    let (code, _, err) = pct(
+        &sim,
+        &[
+            "set",
+            "140",
+            "--dev0",
+            "/dev/dri/renderD128,gid=104",
+            "--bogus",
+            "1",
+        ],
+    );
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("bogus: property is not defined in schema"),
+        "{err}"
+    );
+    assert_eq!(
+        pct(
+            &sim,
+            &["set", "140", "--dev0", "/dev/dri/renderD128,gid=104"]
+        )
+        .0,
+        0
+    );
+    assert!(pct(&sim, &["config", "140"])
+        .1
+        .contains("dev0: /dev/dri/renderD128,gid=104\n"));
+    // push: a missing destination directory fails, yet exits 0 as the real pct does.
+    let file = sim.root.join("hello.sh");
+    std::fs::write(&file, "echo hi\n").unwrap();
+    assert_eq!(
+        pct(
+            &sim,
+            &[
+                "push",
+                "140",
+                file.to_str().unwrap(),
+                "/nonexistent/dir/hello.sh"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        pct(
+            &sim,
+            &[
+                "exec",
+                "140",
+                "--",
+                "test",
+                "-f",
+                "/nonexistent/dir/hello.sh"
+            ]
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        pct(&sim, &["exec", "140", "--", "mkdir", "-p", "/opt/appstore"]).0,
+        0
+    );
+    assert_eq!(
+        pct(
+            &sim,
+            &[
+                "push",
+                "140",
+                file.to_str().unwrap(),
+                "/opt/appstore/hello.sh",
+                "--perms",
+                "0755"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        pct(
+            &sim,
+            &["exec", "140", "--", "test", "-f", "/opt/appstore/hello.sh"]
+        )
+        .0,
+        0
+    );
+    let (code, _, err) = pct(&sim, &["destroy", "140"]);
+    assert_eq!(
+        (code, err.trim()),
+        (255, "CT 140 is running - destroy failed")
+    );
+    assert_eq!(pct(&sim, &["destroy", "140", "--force", "--purge"]).0, 0);
+    assert!(!sim.root.join("etc/pve/lxc/140.conf").exists());
+    assert_eq!(pct(&sim, &["frobnicate", "140"]).0, 255);
+}
