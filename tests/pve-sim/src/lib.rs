@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod api;
 pub mod backend;
+pub mod harness;
 pub mod pct;
 pub mod schema;
 pub mod server;

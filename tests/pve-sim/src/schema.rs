@@ -376,7 +376,7 @@ pub fn check_format(format: &str, value: &str) -> Result<(), String> {
             .is_match(value),
         "pve-storage-id" => STORAGE.get_or_init(|| re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$")).is_match(value),
         "pve-poolid" => POOL.get_or_init(|| re(r"^[A-Za-z0-9.\-_]+(?:/[A-Za-z0-9.\-_]+){0,2}$")).is_match(value),
-        "pve-configid" => CONFIGID.get_or_init(|| re(r"^[a-z][a-z0-9_]+$")).is_match(value),
+        "pve-configid" => CONFIGID.get_or_init(|| re(r"^(?i:[a-z][a-z0-9_]+)$")).is_match(value),
         "pve-vmid" => value.parse::<u64>().is_ok_and(|n| (100..=999_999_999).contains(&n)),
         "pve-tag-list" => value
             .split([',', ';', ' '])

@@ -3,14 +3,9 @@
 //! tokens, body on DELETE refused, version differences; and `pct` with its real syntax and exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
 
-use pve_sim::api::Node;
 use pve_sim::schema::{Schema, SUBSET_JSON};
-use pve_sim::server::{serve, Server};
-use pve_sim::setup::{init, Credentials, SetupOptions};
-use pve_sim::state::SimRoot;
 use pve_sim::PveVersion;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 fn shared_apidata() -> Option<String> {
@@ -54,57 +49,14 @@ fn schema_subset_matches_the_real_schema() {
     );
 }
 
-struct Sim {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    url: String,
-    creds: Credentials,
-    _rt: tokio::runtime::Runtime,
-}
+type Sim = pve_sim::harness::RunningSim;
 
 fn start(version: PveVersion) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let creds = init(
-        &root,
-        &SetupOptions {
-            version,
-            ..SetupOptions::default()
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim_root = SimRoot::open(&root).unwrap();
-    let backend = pve_sim::backend::backend_for(&sim_root).unwrap();
-    let node = Arc::new(Node {
-        root: sim_root,
+    pve_sim::harness::start(pve_sim::harness::HarnessOptions {
         version,
-        task_latency: Duration::from_millis(10),
-        tasks: Default::default(),
-        backend: Arc::from(backend),
-        fingerprint: None,
-    });
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = Arc::new(Server::new(
-        node,
-        Duration::from_millis(20),
-        Some(root.join("sim/requests.jsonl")),
-    ));
-    rt.spawn(serve(server, listener, None));
-    Sim {
-        _dir: dir,
-        root,
-        url,
-        creds,
-        _rt: rt,
-    }
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn call(

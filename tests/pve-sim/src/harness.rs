@@ -1,0 +1,150 @@
+//! Running a simulated node inside a test process: set up a root in a temporary directory, serve the
+//! API on a free loopback port (HTTP or HTTPS) on its own runtime, and record every request.
+
+use crate::api::Node;
+use crate::server::{serve, Server};
+use crate::setup::{init, tls_config, Credentials, SetupOptions};
+use crate::state::SimRoot;
+use crate::PveVersion;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of a test node.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// Release to emulate.
+    pub version: PveVersion,
+    /// Serve HTTPS with the node's certificate.
+    pub tls: bool,
+    /// Delay before each task works.
+    pub task_latency: Duration,
+    /// Delay of a 401.
+    pub auth_failure_delay: Duration,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        HarnessOptions {
+            version: PveVersion::V8_4,
+            tls: false,
+            task_latency: Duration::from_millis(10),
+            auth_failure_delay: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A running test node; stops when dropped.
+#[derive(Debug)]
+pub struct RunningSim {
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Tokens and TLS facts.
+    pub creds: Credentials,
+    /// The node's root directory.
+    pub root: PathBuf,
+    /// Where requests are recorded (JSON lines).
+    pub record: PathBuf,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a node.
+pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().to_path_buf();
+    let creds = init(
+        &root,
+        &SetupOptions {
+            version: opts.version,
+            ..SetupOptions::default()
+        },
+    )?;
+    let sim_root = SimRoot::open(&root)?;
+    let backend = crate::backend::backend_for(&sim_root).map_err(std::io::Error::other)?;
+    let tls = if opts.tls {
+        Some(tls_config(&sim_root)?)
+    } else {
+        None
+    };
+    let node = Arc::new(Node {
+        root: sim_root,
+        version: opts.version,
+        task_latency: opts.task_latency,
+        tasks: Default::default(),
+        backend: Arc::from(backend),
+        fingerprint: tls.as_ref().map(|(_, f)| f.clone()),
+    });
+    let record = root.join("sim/requests.jsonl");
+    let server = Arc::new(Server::new(
+        node,
+        opts.auth_failure_delay,
+        Some(record.clone()),
+    ));
+    // The node runs on its own thread and runtime, so async tests can use it too.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = addr_tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = addr_tx.send(listener.local_addr());
+            let serving = tokio::spawn(serve(server, listener, tls.map(|(c, _)| c)));
+            let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+            serving.abort();
+        });
+    });
+    let addr = addr_rx.recv().map_err(std::io::Error::other)??;
+    let scheme = if opts.tls { "https" } else { "http" };
+    Ok(RunningSim {
+        url: format!("{scheme}://{addr}"),
+        creds,
+        root,
+        record,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+        _dir: dir,
+    })
+}
+
+impl RunningSim {
+    /// Every recorded request: (method, path, template, params, status).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Makes the next task of `kind` (`vzcreate`, `vzstart`, ...) fail with `message`.
+    pub fn fail_next_task(&self, kind: &str, message: &str) -> std::io::Result<()> {
+        crate::state::write_atomic(&self.root.join("sim/fail").join(kind), message.as_bytes())
+    }
+}
