@@ -3,7 +3,7 @@
 # Only missing packages are installed; a machine that has everything is left untouched.
 set -euo pipefail
 
-packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates)
+packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates sudo)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,0 +1,598 @@
+//! Carrying out a checked request with `pct`, always as an argv (never a shell), with a cleared
+//! environment; a script's secrets travel in `pct`'s environment, which `--keep-env 1` hands to the
+//! container, never on a command line.
+
+use crate::checks::{self, Refusal};
+use crate::config::HelperConfig;
+use crate::protocol::{Reply, ReplyError, Request};
+use appstore_core::pve_config::PveConfig;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The helper for one config.
+#[derive(Debug, Clone)]
+pub struct Helper {
+    config: HelperConfig,
+    peer: String,
+}
+
+fn failed(code: &str, message: impl Into<String>) -> Reply {
+    Reply::Failed {
+        ok: false,
+        error: ReplyError {
+            code: code.into(),
+            message: message.into(),
+        },
+    }
+}
+
+fn refused(r: Refusal) -> Reply {
+    failed(r.code, r.message)
+}
+
+fn done() -> Reply {
+    Reply::Done {
+        ok: true,
+        exit_code: None,
+        status: None,
+    }
+}
+
+/// What running `pct` gave.
+struct PctRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Helper {
+    /// A helper acting for `peer` (recorded in the audit log).
+    pub fn new(config: HelperConfig, peer: impl Into<String>) -> Self {
+        Helper {
+            config,
+            peer: peer.into(),
+        }
+    }
+
+    fn pct(&self) -> Command {
+        let mut c = Command::new(&self.config.pct);
+        c.env_clear()
+            .env("PATH", PATH)
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run_pct(&self, args: &[String]) -> Result<PctRun, String> {
+        let out = self
+            .pct()
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.config.pct.display()))?;
+        Ok(PctRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn pct_ok(&self, args: Vec<String>) -> Result<String, Reply> {
+        let run = self.run_pct(&args).map_err(|e| failed("failed", e))?;
+        if run.code == Some(0) {
+            Ok(run.stdout)
+        } else {
+            Err(failed(
+                "failed",
+                format!(
+                    "pct {} failed: {}",
+                    args.first().map(String::as_str).unwrap_or(""),
+                    run.stderr.trim()
+                ),
+            ))
+        }
+    }
+
+    /// Checks and carries out `req`; `emit` receives output lines and the final reply. Every action is
+    /// audited.
+    pub fn handle(&self, req: &Request, emit: &mut dyn FnMut(&Reply)) {
+        let ctid = req.ctid();
+        let reply = match self.prepare(req) {
+            Err(r) => refused(r),
+            Ok(conf) => self.act(req, &conf, emit),
+        };
+        let (outcome, detail) = match &reply {
+            Reply::Done {
+                exit_code, status, ..
+            } => ("ok", json!({"exit_code": exit_code, "status": status})),
+            Reply::Failed { error, .. }
+                if matches!(
+                    error.code.as_str(),
+                    "bad_request" | "boundary" | "not_allowed"
+                ) =>
+            {
+                (
+                    "refused",
+                    json!({"code": error.code, "message": error.message}),
+                )
+            }
+            Reply::Failed { error, .. } => (
+                "failed",
+                json!({"code": error.code, "message": error.message}),
+            ),
+            Reply::Output { .. } => ("ok", json!(null)),
+        };
+        let detail = match req {
+            Request::RunScript { script, env, .. } => {
+                json!({"script": script, "env_names": env.keys().collect::<Vec<_>>(), "result": detail})
+            }
+            Request::Push { dest, .. } => json!({"dest": dest, "result": detail}),
+            _ => detail,
+        };
+        crate::audit::record(
+            &self.config.audit_log,
+            &self.peer,
+            req.name(),
+            ctid,
+            outcome,
+            detail,
+        );
+        emit(&reply);
+    }
+
+    /// The boundary and every argument, before anything happens.
+    fn prepare(&self, req: &Request) -> Result<PveConfig, Refusal> {
+        let ctid = req.ctid();
+        checks::ctid(ctid)?;
+        let conf = checks::read_config(&self.config, ctid)?;
+        checks::boundary(&self.config, ctid, &conf)?;
+        match req {
+            Request::RunScript {
+                script,
+                env,
+                timeout_sec,
+                ..
+            } => {
+                checks::script_path(script)?;
+                for name in env.keys() {
+                    checks::env_name(name)?;
+                }
+                if *timeout_sec == 0 || *timeout_sec > 86_400 {
+                    return Err(Refusal {
+                        code: "bad_request",
+                        message: "timeout_sec must be 1..=86400".into(),
+                    });
+                }
+            }
+            Request::Push {
+                source,
+                dest,
+                perms,
+                ..
+            } => {
+                checks::host_path_below(source, &self.config.job_root, "source")?;
+                checks::container_path(dest)?;
+                checks::mode(perms)?;
+            }
+            Request::MakeDir { path, .. } | Request::RemovePath { path, .. } => {
+                checks::container_path(path)?;
+            }
+            Request::AttachDevices { devices, .. } => {
+                for d in devices {
+                    checks::device(&self.config, &d.path)?;
+                    if let Some(m) = &d.mode {
+                        checks::mode(m)?;
+                    }
+                }
+            }
+            Request::DetachDevices { paths, .. } => {
+                for p in paths {
+                    appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
+                        code: "bad_request",
+                        message: e,
+                    })?;
+                }
+            }
+            Request::SetFeatures { features, .. } => {
+                for (name, on) in features {
+                    checks::feature(&self.config, name, *on)?;
+                }
+            }
+            Request::BindMount {
+                host_path,
+                mount_path,
+                ..
+            } => {
+                checks::bind_source(&self.config, host_path)?;
+                checks::mount_point(mount_path)?;
+            }
+            Request::Status { .. } => {}
+        }
+        Ok(conf)
+    }
+
+    fn act(&self, req: &Request, conf: &PveConfig, emit: &mut dyn FnMut(&Reply)) -> Reply {
+        let id = req.ctid().to_string();
+        let s = |v: &str| v.to_string();
+        let result = match req {
+            Request::RunScript {
+                script,
+                env,
+                timeout_sec,
+                ..
+            } => match checks::script_path(script) {
+                Ok(path) => {
+                    return self.run_script(
+                        &id,
+                        &path,
+                        env,
+                        Duration::from_secs(u64::from(*timeout_sec)),
+                        emit,
+                    )
+                }
+                Err(r) => return refused(r),
+            },
+            Request::Push {
+                source,
+                dest,
+                perms,
+                ..
+            } => self.push(&id, source, dest, perms),
+            Request::MakeDir { path, .. } => self
+                .pct_ok(vec![
+                    s("exec"),
+                    id.clone(),
+                    s("--keep-env"),
+                    s("0"),
+                    s("--"),
+                    s("mkdir"),
+                    s("-p"),
+                    path.clone(),
+                ])
+                .map(|_| done()),
+            Request::RemovePath { path, .. } => self
+                .pct_ok(vec![
+                    s("exec"),
+                    id.clone(),
+                    s("--keep-env"),
+                    s("0"),
+                    s("--"),
+                    s("rm"),
+                    s("-rf"),
+                    path.clone(),
+                ])
+                .map(|_| done()),
+            Request::AttachDevices { devices, .. } => self.attach(&id, conf, devices),
+            Request::DetachDevices { paths, .. } => self.detach(&id, conf, paths),
+            Request::SetFeatures { features, .. } => {
+                let mut current: BTreeMap<String, String> = conf
+                    .current()
+                    .get("features")
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect();
+                for (k, on) in features {
+                    current.insert(k.clone(), if *on { s("1") } else { s("0") });
+                }
+                let value = current
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.pct_ok(vec![s("set"), id.clone(), s("--features"), value])
+                    .map(|_| done())
+            }
+            Request::BindMount {
+                index,
+                host_path,
+                mount_path,
+                read_only,
+                ..
+            } => {
+                let mut value = format!("{host_path},mp={mount_path}");
+                if *read_only {
+                    value.push_str(",ro=1");
+                }
+                self.pct_ok(vec![s("set"), id.clone(), format!("--mp{index}"), value])
+                    .map(|_| done())
+            }
+            Request::Status { .. } => self.pct_ok(vec![s("status"), id.clone()]).map(|out| {
+                let state = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("status: "))
+                    .unwrap_or("unknown")
+                    .trim()
+                    .to_string();
+                Reply::Done {
+                    ok: true,
+                    exit_code: None,
+                    status: Some(state),
+                }
+            }),
+        };
+        result.unwrap_or_else(|r| r)
+    }
+
+    fn push(&self, id: &str, source: &str, dest: &str, perms: &str) -> Result<Reply, Reply> {
+        let s = |v: &str| v.to_string();
+        self.pct_ok(vec![
+            s("push"),
+            id.to_string(),
+            source.to_string(),
+            dest.to_string(),
+            s("--perms"),
+            perms.to_string(),
+        ])?;
+        // pct push exits 0 even when the copy failed: look for the file.
+        let check = self
+            .run_pct(&[
+                s("exec"),
+                id.to_string(),
+                s("--keep-env"),
+                s("0"),
+                s("--"),
+                s("test"),
+                s("-f"),
+                dest.to_string(),
+            ])
+            .map_err(|e| failed("failed", e))?;
+        if check.code == Some(0) {
+            Ok(done())
+        } else {
+            Err(failed(
+                "failed",
+                format!("pushing {dest} into container {id} failed: the file is not there"),
+            ))
+        }
+    }
+
+    fn attach(
+        &self,
+        id: &str,
+        conf: &PveConfig,
+        devices: &[crate::protocol::DeviceRequest],
+    ) -> Result<Reply, Reply> {
+        if self.config.legacy_devices {
+            return self.edit_config(id, |c| {
+                for d in devices {
+                    let (major, minor) =
+                        checks::device(&self.config, &d.path).map_err(|r| r.message)?;
+                    let allow = format!("c {major}:{minor} rwm");
+                    let entry = format!(
+                        "{} {} none bind,optional,create=file",
+                        d.path,
+                        d.path.trim_start_matches('/')
+                    );
+                    let cur = c.current_mut();
+                    if !cur
+                        .raw_lxc()
+                        .any(|(k, v)| k == "lxc.cgroup2.devices.allow" && v == allow)
+                    {
+                        cur.try_push_raw_lxc("lxc.cgroup2.devices.allow", &allow)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if !cur
+                        .raw_lxc()
+                        .any(|(k, v)| k == "lxc.mount.entry" && v == entry)
+                    {
+                        cur.try_push_raw_lxc("lxc.mount.entry", &entry)
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut taken: Vec<u32> = Vec::new();
+        for d in devices {
+            let mut value = format!("path={}", d.path);
+            if let Some(g) = d.gid {
+                value.push_str(&format!(",gid={g}"));
+            }
+            if let Some(u) = d.uid {
+                value.push_str(&format!(",uid={u}"));
+            }
+            if let Some(m) = &d.mode {
+                value.push_str(&format!(",mode={m}"));
+            }
+            // Idempotent: a device already passed through keeps its slot.
+            let existing = conf.current().keys().find_map(|(k, v)| {
+                let idx = k.strip_prefix("dev")?.parse::<u32>().ok()?;
+                (dev_path(v) == d.path).then_some(idx)
+            });
+            let index = match existing {
+                Some(i) => i,
+                None => (0..)
+                    .find(|i| {
+                        conf.current().get(&format!("dev{i}")).is_none() && !taken.contains(i)
+                    })
+                    .unwrap_or(0),
+            };
+            taken.push(index);
+            self.pct_ok(vec![
+                "set".into(),
+                id.to_string(),
+                format!("--dev{index}"),
+                value,
+            ])?;
+        }
+        Ok(done())
+    }
+
+    fn detach(&self, id: &str, conf: &PveConfig, paths: &[String]) -> Result<Reply, Reply> {
+        if self.config.legacy_devices {
+            return self.edit_config(id, |c| {
+                let cur = c.current_mut();
+                let entries: Vec<(String, String)> = cur
+                    .raw_lxc()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                for p in paths {
+                    for (k, v) in &entries {
+                        if k == "lxc.mount.entry" && v.split_whitespace().next() == Some(p.as_str())
+                        {
+                            cur.remove_raw_lxc(k, v);
+                        }
+                    }
+                    if let Ok((major, minor)) = checks::device(&self.config, p) {
+                        cur.remove_raw_lxc(
+                            "lxc.cgroup2.devices.allow",
+                            &format!("c {major}:{minor} rwm"),
+                        );
+                    }
+                }
+                Ok(())
+            });
+        }
+        let keys: Vec<String> = conf
+            .current()
+            .keys()
+            .filter(|(k, v)| k.starts_with("dev") && paths.iter().any(|p| dev_path(v) == *p))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        if keys.is_empty() {
+            return Ok(done());
+        }
+        self.pct_ok(vec![
+            "set".into(),
+            id.to_string(),
+            "--delete".into(),
+            keys.join(","),
+        ])
+        .map(|_| done())
+    }
+
+    /// Edits `/etc/pve/lxc/<id>.conf` under PVE's lock (legacy raw lines cannot go through pct set).
+    fn edit_config(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut PveConfig) -> Result<(), String>,
+    ) -> Result<Reply, Reply> {
+        let lock_path = self.config.lock_dir.join(format!("pve-config-{id}.lock"));
+        std::fs::create_dir_all(&self.config.lock_dir)
+            .map_err(|e| failed("failed", e.to_string()))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| failed("failed", e.to_string()))?;
+        lock.lock().map_err(|e| failed("failed", e.to_string()))?;
+        let path = self.config.pve_etc.join("lxc").join(format!("{id}.conf"));
+        let text = std::fs::read_to_string(&path).map_err(|e| failed("failed", e.to_string()))?;
+        let mut conf = PveConfig::parse(&text).map_err(|e| failed("failed", e.to_string()))?;
+        f(&mut conf).map_err(|e| failed("failed", e))?;
+        let tmp = path.with_extension("conf.tmp");
+        std::fs::write(&tmp, conf.to_text())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| failed("failed", e.to_string()))?;
+        Ok(done())
+    }
+
+    fn run_script(
+        &self,
+        id: &str,
+        path: &str,
+        env: &BTreeMap<String, String>,
+        timeout: Duration,
+        emit: &mut dyn FnMut(&Reply),
+    ) -> Reply {
+        let mut cmd = self.pct();
+        // `--keep-env 1` hands pct's own (cleared, then exactly this) environment to the script.
+        cmd.args(["exec", id, "--keep-env", "1", "--", "/bin/bash", path])
+            .env("HOME", "/root");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return failed(
+                    "failed",
+                    format!("cannot run {}: {e}", self.config.pct.display()),
+                )
+            }
+        };
+        let (tx, rx) = mpsc::channel::<(String, String)>();
+        let mut readers = Vec::new();
+        for (name, pipe) in [
+            (
+                "stdout",
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            ),
+            (
+                "stderr",
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            ),
+        ] {
+            if let Some(pipe) = pipe {
+                let tx = tx.clone();
+                readers.push(std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                        if tx.send((name.to_string(), line)).is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+        }
+        drop(tx);
+        let deadline = Instant::now() + timeout;
+        let mut timed_out = false;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((stream, line)) => emit(&Reply::Output { stream, line }),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if !timed_out && Instant::now() >= deadline {
+                timed_out = true;
+                let _ = child.kill();
+            }
+        }
+        for r in readers {
+            let _ = r.join();
+        }
+        let status = child.wait();
+        if timed_out {
+            return failed(
+                "timeout",
+                format!(
+                    "the script ran longer than {} s and was stopped",
+                    timeout.as_secs()
+                ),
+            );
+        }
+        match status {
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
+                Reply::Done {
+                    ok: true,
+                    exit_code: Some(code),
+                    status: None,
+                }
+            }
+            Err(e) => failed("failed", e.to_string()),
+        }
+    }
+}
+
+fn dev_path(value: &str) -> &str {
+    let first = value.split(',').next().unwrap_or("");
+    first.strip_prefix("path=").unwrap_or(first)
+}

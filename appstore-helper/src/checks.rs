@@ -1,0 +1,242 @@
+//! What the helper checks before it acts: the container boundary from the node's own files, and every
+//! argument (numbers are numbers, paths are canonical and inside their allowed roots, names are names).
+
+use crate::config::HelperConfig;
+use crate::protocol::CONTAINER_BASE;
+use appstore_core::manifest::normalize_abs;
+use appstore_core::policy::{parse_tags, ContainerFacts, Decision, PoolBoundary, PoolId};
+use appstore_core::pve_config::PveConfig;
+use appstore_core::pve_user_cfg::UserCfg;
+use std::path::{Path, PathBuf};
+
+/// A refusal: a code and a message naming the rule and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `bad_request`, `boundary` or `not_allowed`.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> Refusal {
+    Refusal {
+        code: "bad_request",
+        message: message.into(),
+    }
+}
+
+fn not_allowed(message: impl Into<String>) -> Refusal {
+    Refusal {
+        code: "not_allowed",
+        message: message.into(),
+    }
+}
+
+/// A container id PVE accepts.
+pub fn ctid(ctid: u32) -> Result<(), Refusal> {
+    if (100..=999_999_999).contains(&ctid) {
+        Ok(())
+    } else {
+        Err(bad(format!("ctid {ctid} is outside 100..=999999999")))
+    }
+}
+
+/// The container's config, read from the node's files.
+pub fn read_config(config: &HelperConfig, ctid: u32) -> Result<PveConfig, Refusal> {
+    let path = config.pve_etc.join("lxc").join(format!("{ctid}.conf"));
+    let text = std::fs::read_to_string(&path).map_err(|_| Refusal {
+        code: "boundary",
+        message: format!("container {ctid} does not exist on this node"),
+    })?;
+    PveConfig::parse(&text).map_err(|e| Refusal {
+        code: "boundary",
+        message: format!("container {ctid}: its config cannot be read: {e}"),
+    })
+}
+
+/// Pool membership (from `user.cfg`) and the managed tag (from the config's `tags`, never from its
+/// description), decided by the same rule the store uses.
+pub fn boundary(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
+    let users_text = std::fs::read_to_string(config.pve_etc.join("user.cfg")).unwrap_or_default();
+    let users = UserCfg::parse(&users_text).map_err(|e| Refusal {
+        code: "boundary",
+        message: format!("user.cfg cannot be read: {e}"),
+    })?;
+    let pool = PoolId::parse(&config.pool).map_err(bad)?;
+    let facts = ContainerFacts {
+        ctid,
+        pool: users.pool_of_vm(ctid).map(str::to_string),
+        tags: conf
+            .current()
+            .get("tags")
+            .map(parse_tags)
+            .unwrap_or_default(),
+    };
+    match PoolBoundary::new(pool).decide(&facts) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(reasons) => Err(Refusal {
+            code: "boundary",
+            message: reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// An environment variable name.
+pub fn env_name(name: &str) -> Result<(), Refusal> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "`{name}` is not an environment variable name (^[A-Z_][A-Z0-9_]*$)"
+        )))
+    }
+}
+
+/// A script below `/opt/appstore/provision/`, as an absolute container path.
+pub fn script_path(rel: &str) -> Result<String, Refusal> {
+    let rel = appstore_core::RelPath::parse(rel).map_err(|e| bad(format!("script: {e}")))?;
+    Ok(format!("{CONTAINER_BASE}/provision/{rel}"))
+}
+
+/// An absolute, normalised path below `/opt/appstore/` inside the container.
+pub fn container_path(path: &str) -> Result<String, Refusal> {
+    let p = normalize_abs(path).map_err(|e| bad(format!("path: {e}")))?;
+    if p != path {
+        return Err(bad(format!("`{path}` is not a normalised path; use `{p}`")));
+    }
+    if p == CONTAINER_BASE || p.starts_with(&format!("{CONTAINER_BASE}/")) {
+        Ok(p)
+    } else {
+        Err(not_allowed(format!(
+            "`{p}` is outside {CONTAINER_BASE}/, where the store keeps its files"
+        )))
+    }
+}
+
+/// A host path that is canonical (no symlink, no `..`, absolute) and below `root`.
+pub fn host_path_below(path: &str, root: &Path, what: &str) -> Result<PathBuf, Refusal> {
+    let normal = normalize_abs(path).map_err(|e| bad(format!("{what}: {e}")))?;
+    let canonical =
+        std::fs::canonicalize(&normal).map_err(|e| bad(format!("{what} `{path}`: {e}")))?;
+    if canonical != Path::new(&normal) || normal != path {
+        return Err(not_allowed(format!(
+            "{what} `{path}` goes through a symlink or is not normalised"
+        )));
+    }
+    let root = std::fs::canonicalize(root).map_err(|e| bad(format!("{}: {e}", root.display())))?;
+    if !canonical.starts_with(&root) || canonical == root {
+        return Err(not_allowed(format!(
+            "{what} `{path}` is outside {}",
+            root.display()
+        )));
+    }
+    Ok(canonical)
+}
+
+/// An octal mode such as `0644` or `644`.
+pub fn mode(text: &str) -> Result<u32, Refusal> {
+    let digits = text
+        .strip_prefix('0')
+        .filter(|d| d.len() == 3)
+        .unwrap_or(text);
+    if digits.len() == 3 && digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        u32::from_str_radix(digits, 8).map_err(|_| bad(format!("`{text}` is not an octal mode")))
+    } else {
+        Err(bad(format!("`{text}` is not an octal mode like 0644")))
+    }
+}
+
+/// A device node that may be passed through: canonical, a character device, below an allowed prefix.
+pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let normal = normalize_abs(path).map_err(|e| bad(format!("device: {e}")))?;
+    if normal != path {
+        return Err(bad(format!("device `{path}` is not a normalised path")));
+    }
+    if !config
+        .allowed_device_prefixes
+        .iter()
+        .any(|p| path.starts_with(p.as_str()))
+    {
+        return Err(not_allowed(format!(
+            "device `{path}` is not below an allowed prefix ({})",
+            config.allowed_device_prefixes.join(", ")
+        )));
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| bad(format!("device `{path}`: {e}")))?;
+    if !meta.file_type().is_char_device() {
+        return Err(not_allowed(format!("`{path}` is not a character device")));
+    }
+    let rdev = meta.rdev();
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    Ok((major as u32, minor as u32))
+}
+
+/// A feature the config allows turning on.
+pub fn feature(config: &HelperConfig, name: &str, on: bool) -> Result<(), Refusal> {
+    if !["nesting", "keyctl", "fuse", "mknod"].contains(&name) {
+        return Err(bad(format!(
+            "`{name}` is not a container feature the helper sets (nesting, keyctl, fuse, mknod)"
+        )));
+    }
+    if on && !config.allowed_features.iter().any(|f| f == name) {
+        return Err(not_allowed(format!(
+            "feature `{name}` is not allowed; add it to allowed_features in the helper's config"
+        )));
+    }
+    Ok(())
+}
+
+/// A bind-mount source below an allowed host directory.
+pub fn bind_source(config: &HelperConfig, path: &str) -> Result<PathBuf, Refusal> {
+    for root in &config.allowed_bind_paths {
+        match host_path_below(path, root, "bind mount source") {
+            Ok(p) if p.is_dir() => return Ok(p),
+            Ok(_) => return Err(bad(format!("`{path}` is not a directory"))),
+            // Outside this root: try the next one.
+            Err(e) if e.message.contains(" is outside ") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let roots: Vec<String> = config
+        .allowed_bind_paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let roots = if roots.is_empty() {
+        "none".to_string()
+    } else {
+        roots.join(", ")
+    };
+    Err(not_allowed(format!(
+        "`{path}` is not below an allowed bind path ({roots})"
+    )))
+}
+
+/// A mount point inside the container.
+pub fn mount_point(path: &str) -> Result<String, Refusal> {
+    let p = normalize_abs(path).map_err(|e| bad(format!("mount_path: {e}")))?;
+    let reserved = [
+        "/", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin", "/lib", "/usr", "/etc", "/boot",
+    ];
+    if reserved.contains(&p.as_str())
+        || ["/proc/", "/sys/", "/dev/"]
+            .iter()
+            .any(|r| p.starts_with(r))
+    {
+        return Err(not_allowed(format!("`{p}` is a system directory")));
+    }
+    Ok(p)
+}

@@ -1,0 +1,110 @@
+//! The helper's own config (`/etc/pve-appstore/helper.yml`, root-owned): which pool it guards, where
+//! the node's files and `pct` are, and what it may allow. The store's config never decides this.
+
+use appstore_core::manifest::normalize_abs;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Where the helper reads its config unless started as root directly with `--config`.
+pub const DEFAULT_CONFIG: &str = "/etc/pve-appstore/helper.yml";
+
+/// The helper's config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperConfig {
+    /// The store's pool: the only one whose containers the helper acts on.
+    pub pool: String,
+    /// The cluster file system (`/etc/pve`).
+    #[serde(default = "default_pve_etc")]
+    pub pve_etc: PathBuf,
+    /// `pct`.
+    #[serde(default = "default_pct")]
+    pub pct: PathBuf,
+    /// PVE's config locks (`/run/lock/lxc`).
+    #[serde(default = "default_lock_dir")]
+    pub lock_dir: PathBuf,
+    /// Files pushed into containers must come from below here.
+    #[serde(default = "default_job_root")]
+    pub job_root: PathBuf,
+    /// Where one JSON line per action is appended.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+    /// Host directories below which bind mounts are allowed.
+    #[serde(default)]
+    pub allowed_bind_paths: Vec<PathBuf>,
+    /// Features the helper may turn on.
+    #[serde(default = "default_features")]
+    pub allowed_features: Vec<String>,
+    /// Device paths (prefixes) that may be passed through.
+    #[serde(default = "default_device_prefixes")]
+    pub allowed_device_prefixes: Vec<String>,
+    /// Socket peers allowed besides root, by uid.
+    #[serde(default)]
+    pub allowed_uids: Vec<u32>,
+    /// Socket peers allowed by primary group id (the `appstore` group).
+    #[serde(default)]
+    pub allowed_gid: Option<u32>,
+    /// PVE before 8.1: pass devices with raw `lxc.*` lines instead of `devN`.
+    #[serde(default)]
+    pub legacy_devices: bool,
+}
+
+fn default_pve_etc() -> PathBuf {
+    PathBuf::from("/etc/pve")
+}
+fn default_pct() -> PathBuf {
+    PathBuf::from("/usr/sbin/pct")
+}
+fn default_lock_dir() -> PathBuf {
+    PathBuf::from("/run/lock/lxc")
+}
+fn default_job_root() -> PathBuf {
+    PathBuf::from("/var/lib/pve-appstore/jobs")
+}
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("/var/log/pve-appstore/helper-audit.log")
+}
+fn default_features() -> Vec<String> {
+    vec!["nesting".into()]
+}
+fn default_device_prefixes() -> Vec<String> {
+    vec!["/dev/dri/".into(), "/dev/nvidia".into(), "/dev/kfd".into()]
+}
+
+impl HelperConfig {
+    /// Parses the config text; every path must be absolute.
+    pub fn parse(text: &str) -> Result<HelperConfig, String> {
+        let value = appstore_core::yaml::parse_value(text).map_err(|e| e.to_string())?;
+        let config: HelperConfig = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        appstore_core::policy::PoolId::parse(&config.pool)?;
+        for p in [
+            &config.pve_etc,
+            &config.pct,
+            &config.lock_dir,
+            &config.job_root,
+            &config.audit_log,
+        ]
+        .into_iter()
+        .chain(&config.allowed_bind_paths)
+        {
+            normalize_abs(&p.to_string_lossy())?;
+        }
+        Ok(config)
+    }
+
+    /// Reads the config, refusing a file that someone other than root could have written.
+    pub fn load(path: &Path) -> Result<HelperConfig, String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} must be owned by root and writable only by root",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,136 @@
+//! `pve-appstore-helper`: reads one request on stdin, answers JSON lines on stdout.
+//!
+//! Started by systemd per connection (`pve-appstore-helper.socket`, `Accept=yes`: the socket is
+//! stdin/stdout) or through sudo. `--config FILE` is honoured only when started directly as root (not
+//! through sudo, not by a socket peer), so a caller can never choose the rules it is held to.
+
+use appstore_helper::{Helper, HelperConfig, Reply, ReplyError, Request, MAX_REQUEST_BYTES};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn emit(out: &mut std::io::StdoutLock<'_>, reply: &Reply) {
+    if let Ok(text) = serde_json::to_string(reply) {
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+fn fail(out: &mut std::io::StdoutLock<'_>, code: &str, message: String) -> ExitCode {
+    emit(
+        out,
+        &Reply::Failed {
+            ok: false,
+            error: ReplyError {
+                code: code.into(),
+                message,
+            },
+        },
+    );
+    ExitCode::from(1)
+}
+
+/// Who is asking: a socket peer (checked against the config), a sudo caller, or root.
+fn peer(config: &HelperConfig) -> Result<String, String> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    match rustix::net::sockopt::socket_peercred(stdin.as_fd()) {
+        Ok(cred) => {
+            let uid = cred.uid.as_raw();
+            let gid = cred.gid.as_raw();
+            if uid == 0 || config.allowed_uids.contains(&uid) || config.allowed_gid == Some(gid) {
+                Ok(format!(
+                    "socket uid={uid} gid={gid} pid={}",
+                    cred.pid.as_raw_nonzero()
+                ))
+            } else {
+                Err(format!(
+                    "socket peer uid {uid} (gid {gid}) is not allowed to use the helper"
+                ))
+            }
+        }
+        // Not a socket: started through sudo or by root directly.
+        Err(_) => Ok(match std::env::var("SUDO_UID") {
+            Ok(uid) => format!("sudo uid={uid}"),
+            Err(_) => "root".to_string(),
+        }),
+    }
+}
+
+fn main() -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let via_sudo = std::env::var_os("SUDO_UID").is_some();
+    let is_socket = {
+        use std::os::fd::AsFd;
+        rustix::net::sockopt::socket_peercred(std::io::stdin().as_fd()).is_ok()
+    };
+    let config_path = match args.as_slice() {
+        [] => PathBuf::from(appstore_helper::config::DEFAULT_CONFIG),
+        [flag, path] if flag == "--config" => {
+            if via_sudo || is_socket || !rustix::process::geteuid().is_root() {
+                return fail(
+                    &mut out,
+                    "not_allowed",
+                    "--config is only honoured when root starts the helper directly".into(),
+                );
+            }
+            PathBuf::from(path)
+        }
+        _ => {
+            return fail(
+                &mut out,
+                "bad_request",
+                "usage: pve-appstore-helper [--config FILE] < request.json".into(),
+            )
+        }
+    };
+    let config = match HelperConfig::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(&mut out, "failed", e),
+    };
+    let who = match peer(&config) {
+        Ok(w) => w,
+        Err(e) => return fail(&mut out, "not_allowed", e),
+    };
+    let mut text = String::new();
+    if let Err(e) = std::io::stdin()
+        .take(MAX_REQUEST_BYTES)
+        .read_line_or_all(&mut text)
+    {
+        return fail(
+            &mut out,
+            "bad_request",
+            format!("cannot read the request: {e}"),
+        );
+    }
+    let req: Request = match serde_json::from_str(text.trim()) {
+        Ok(r) => r,
+        Err(e) => return fail(&mut out, "bad_request", format!("not a valid request: {e}")),
+    };
+    Helper::new(config, who).handle(&req, &mut |reply| emit(&mut out, reply));
+    ExitCode::SUCCESS
+}
+
+/// Reads one line (a socket stays open for the answer, so EOF cannot be awaited), or everything when
+/// the input ends first.
+trait ReadRequest {
+    fn read_line_or_all(&mut self, buf: &mut String) -> std::io::Result<usize>;
+}
+
+impl<R: Read> ReadRequest for R {
+    fn read_line_or_all(&mut self, buf: &mut String) -> std::io::Result<usize> {
+        let mut bytes = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match self.read(&mut byte)? {
+                0 => break,
+                _ if byte[0] == b'\n' => break,
+                _ => bytes.push(byte[0]),
+            }
+        }
+        buf.push_str(&String::from_utf8_lossy(&bytes));
+        Ok(bytes.len())
+    }
+}

@@ -1,0 +1,183 @@
+//! The helper's protocol: one JSON request on stdin, JSON lines on stdout (output lines of a script as
+//! they come, then one final result). Every action names one container; nothing is a shell string.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the store's files land inside a container; every path the helper writes, checks or removes
+/// there is below it.
+pub const CONTAINER_BASE: &str = "/opt/appstore";
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Runs `/bin/bash /opt/appstore/provision/<script>` with exactly `env` (passed through the
+    /// environment of `pct`, never on a command line) and a time limit.
+    RunScript {
+        /// Container id.
+        ctid: u32,
+        /// Script path relative to `/opt/appstore/provision/`.
+        script: String,
+        /// Environment variables (names `^[A-Z_][A-Z0-9_]*$`); may hold secrets.
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// Seconds before the script is killed.
+        timeout_sec: u32,
+    },
+    /// Copies a file from the store's job directory into the container (below `/opt/appstore/`),
+    /// then checks that it arrived (`pct push` exits 0 even when it failed).
+    Push {
+        /// Container id.
+        ctid: u32,
+        /// Host file, inside the configured job root.
+        source: String,
+        /// Absolute destination inside the container, below `/opt/appstore/`.
+        dest: String,
+        /// Octal mode, `0644`.
+        perms: String,
+    },
+    /// Creates a directory below `/opt/appstore/` inside the container.
+    MakeDir {
+        /// Container id.
+        ctid: u32,
+        /// Absolute path below `/opt/appstore/`.
+        path: String,
+    },
+    /// Removes a file or directory below `/opt/appstore/` inside the container.
+    RemovePath {
+        /// Container id.
+        ctid: u32,
+        /// Absolute path below `/opt/appstore/`.
+        path: String,
+    },
+    /// Passes GPU device nodes through (`devN` on PVE 8.1+, raw `lxc.*` lines before).
+    AttachDevices {
+        /// Container id.
+        ctid: u32,
+        /// The devices.
+        devices: Vec<DeviceRequest>,
+    },
+    /// Removes passed-through devices by path.
+    DetachDevices {
+        /// Container id.
+        ctid: u32,
+        /// Device paths.
+        paths: Vec<String>,
+    },
+    /// Sets container feature flags (only those the helper's config allows).
+    SetFeatures {
+        /// Container id.
+        ctid: u32,
+        /// `nesting`, `keyctl`, `fuse` -> on/off.
+        features: BTreeMap<String, bool>,
+    },
+    /// Bind-mounts a host directory (below an allowed prefix) as `mp<index>`.
+    BindMount {
+        /// Container id.
+        ctid: u32,
+        /// Mount point index (0..=255).
+        index: u8,
+        /// Host directory.
+        host_path: String,
+        /// Absolute path inside the container.
+        mount_path: String,
+        /// Read-only.
+        #[serde(default)]
+        read_only: bool,
+    },
+    /// Reads the container's run state (`pct status`).
+    Status {
+        /// Container id.
+        ctid: u32,
+    },
+}
+
+impl Request {
+    /// The container the request is about.
+    pub fn ctid(&self) -> u32 {
+        match self {
+            Request::RunScript { ctid, .. }
+            | Request::Push { ctid, .. }
+            | Request::MakeDir { ctid, .. }
+            | Request::RemovePath { ctid, .. }
+            | Request::AttachDevices { ctid, .. }
+            | Request::DetachDevices { ctid, .. }
+            | Request::SetFeatures { ctid, .. }
+            | Request::BindMount { ctid, .. }
+            | Request::Status { ctid } => *ctid,
+        }
+    }
+
+    /// The action's name, for the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::RunScript { .. } => "run_script",
+            Request::Push { .. } => "push",
+            Request::MakeDir { .. } => "make_dir",
+            Request::RemovePath { .. } => "remove_path",
+            Request::AttachDevices { .. } => "attach_devices",
+            Request::DetachDevices { .. } => "detach_devices",
+            Request::SetFeatures { .. } => "set_features",
+            Request::BindMount { .. } => "bind_mount",
+            Request::Status { .. } => "status",
+        }
+    }
+}
+
+/// One device to pass through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRequest {
+    /// `/dev/dri/renderD128`, `/dev/nvidia0`, `/dev/kfd`, ...
+    pub path: String,
+    /// Group id inside the container (the container's `render` or `video` group).
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// User id inside the container.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Octal mode, `0660`.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// One line the helper writes. (Variants are tried in order when reading: `Failed` before `Done`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// A line of a script's output.
+    Output {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The line (without newline).
+        line: String,
+    },
+    /// The end: refused or failed.
+    Failed {
+        /// Always false.
+        ok: bool,
+        /// What went wrong.
+        error: ReplyError,
+    },
+    /// The end: success, with what the action returns.
+    Done {
+        /// Always true.
+        ok: bool,
+        /// The script's exit code (run_script).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// The container's state (status).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+    },
+}
+
+/// Why a request was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyError {
+    /// `bad_request`, `boundary`, `not_allowed`, `failed`, `timeout`.
+    pub code: String,
+    /// For people: the rule, the container and the fix.
+    pub message: String,
+}

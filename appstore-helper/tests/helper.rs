@@ -1,0 +1,525 @@
+//! The privileged helper against a simulated node (its real files and its `pct`): refusals at the
+//! boundary and for every bad argument, the actions it performs, the audit log, and the sudoers file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
+
+use appstore_helper::client::call_command;
+use appstore_helper::{DeviceRequest, Reply, Request};
+use pve_sim::harness::{start, HarnessOptions, RunningSim};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const HELPER: &str = env!("CARGO_BIN_EXE_pve-appstore-helper");
+const DEBIAN: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
+
+struct World {
+    sim: RunningSim,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn pct(sim: &RunningSim, args: &[&str]) {
+    let out = Command::new(sim.root.join("usr/sbin/pct"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pct {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adds `vmid` to `pool` in the node's user.cfg, as the API's create does.
+fn put_in_pool(sim: &RunningSim, vmid: u32, pool: &str) {
+    let path = sim.root.join("etc/pve/user.cfg");
+    let mut users =
+        appstore_core::pve_user_cfg::UserCfg::parse(&std::fs::read_to_string(&path).unwrap())
+            .unwrap();
+    users.add_vm_to_pool(pool, vmid).unwrap();
+    std::fs::write(&path, users.to_text()).unwrap();
+}
+
+fn world(legacy_devices: bool) -> World {
+    let sim = start(HarnessOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (id, pool, tags, description) in [
+        (
+            100,
+            Some("appstore"),
+            Some("appstore-managed;appstore-app-radicale"),
+            "",
+        ),
+        (101, Some("other"), Some("appstore-managed"), ""),
+        (102, Some("appstore"), None, "tags: appstore-managed"),
+        (103, None, Some("appstore-managed"), ""),
+    ] {
+        let id_s = id.to_string();
+        let mut args = vec!["create", id_s.as_str(), DEBIAN, "--hostname", "ct"];
+        if let Some(t) = tags {
+            args.extend(["--tags", t]);
+        }
+        if !description.is_empty() {
+            args.extend(["--description", description]);
+        }
+        pct(&sim, &args);
+        if let Some(p) = pool {
+            put_in_pool(&sim, id, p);
+        }
+        pct(&sim, &["start", &id_s]);
+    }
+    std::fs::create_dir_all(dir.path().join("jobs/7/provision")).unwrap();
+    std::fs::create_dir_all(dir.path().join("media/movies")).unwrap();
+    std::fs::create_dir_all(dir.path().join("dev/dri")).unwrap();
+    let config = dir.path().join("helper.yml");
+    let text = format!(
+        "pool: appstore\npve_etc: {root}/etc/pve\npct: {root}/usr/sbin/pct\nlock_dir: {root}/run/lock/lxc\njob_root: {d}/jobs\naudit_log: {d}/audit.log\nallowed_bind_paths: [{d}/media]\nallowed_features: [nesting]\nallowed_device_prefixes: [{d}/dev/dri/]\nlegacy_devices: {legacy_devices}\n",
+        root = sim.root.display(),
+        d = dir.path().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    World { sim, dir, config }
+}
+
+impl World {
+    fn call(&self, req: &Request) -> (Reply, Vec<String>) {
+        let mut lines = Vec::new();
+        let reply = call_command(
+            Path::new(HELPER),
+            &["--config", self.config.to_str().unwrap()],
+            req,
+            &mut |s, l| lines.push(format!("{s}: {l}")),
+        )
+        .unwrap();
+        (reply, lines)
+    }
+
+    fn refused(&self, req: &Request) -> (String, String) {
+        match self.call(req).0 {
+            Reply::Failed { error, .. } => (error.code, error.message),
+            other => panic!("{req:?} was not refused: {other:?}"),
+        }
+    }
+
+    fn ok(&self, req: &Request) -> Reply {
+        let reply = self.call(req).0;
+        assert!(matches!(reply, Reply::Done { .. }), "{req:?}: {reply:?}");
+        reply
+    }
+
+    fn conf(&self, id: u32) -> String {
+        std::fs::read_to_string(self.sim.root.join(format!("etc/pve/lxc/{id}.conf"))).unwrap()
+    }
+
+    fn raw(&self, text: &str) -> String {
+        let mut child = Command::new(HELPER)
+            .args(["--config", self.config.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    }
+}
+
+#[test]
+fn refuses_containers_outside_the_boundary() {
+    let w = world(false);
+    let (code, msg) = w.refused(&Request::Status { ctid: 101 });
+    assert_eq!(code, "boundary");
+    assert!(
+        msg.contains(
+            "[pool-boundary] container 101 is in pool `other`, not in the store's pool `appstore`"
+        ),
+        "{msg}"
+    );
+    let (_, msg) = w.refused(&Request::Status { ctid: 102 });
+    assert!(
+        msg.starts_with("[managed-tag] container 102 lacks the tag `appstore-managed`"),
+        "a tag look-alike in the description does not count: {msg}"
+    );
+    let (_, msg) = w.refused(&Request::Status { ctid: 103 });
+    assert!(msg.contains("container 103 is in no pool"), "{msg}");
+    let (code, msg) = w.refused(&Request::Status { ctid: 999 });
+    assert_eq!(
+        (code.as_str(), msg.as_str()),
+        ("boundary", "container 999 does not exist on this node")
+    );
+    let (code, _) = w.refused(&Request::Status { ctid: 5 });
+    assert_eq!(code, "bad_request");
+    match w.ok(&Request::Status { ctid: 100 }) {
+        Reply::Done { status, .. } => assert_eq!(status.as_deref(), Some("running")),
+        r => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn refuses_malformed_requests() {
+    let w = world(false);
+    let out = w.raw(r#"{"action":"status","ctid":"100"}"#);
+    assert!(
+        out.contains(r#""code":"bad_request""#) && out.contains("invalid type: string"),
+        "{out}"
+    );
+    let out = w.raw(
+        r#"{"action":"run_script","ctid":100,"script":"x.sh","timeout_sec":5,"shell":"rm -rf /"}"#,
+    );
+    assert!(out.contains("unknown field `shell`"), "{out}");
+    let out = w.raw(r#"{"action":"exec","ctid":100,"argv":["bash","-c","id"]}"#);
+    assert!(
+        out.contains("unknown variant `exec`"),
+        "there is no free-form exec: {out}"
+    );
+}
+
+#[test]
+fn refuses_env_injection_and_paths_that_escape() {
+    let w = world(false);
+    let run = |name: &str| Request::RunScript {
+        ctid: 100,
+        script: "install.sh".into(),
+        env: BTreeMap::from([(name.to_string(), "x".to_string())]),
+        timeout_sec: 5,
+    };
+    for bad in ["PATH;rm", "lower", "A B", "X=Y", ""] {
+        let (code, msg) = w.refused(&run(bad));
+        assert_eq!(code, "bad_request", "{bad}: {msg}");
+    }
+    let (_, msg) = w.refused(&Request::RunScript {
+        ctid: 100,
+        script: "../../etc/shadow".into(),
+        env: BTreeMap::new(),
+        timeout_sec: 5,
+    });
+    assert!(msg.contains("leaves the app directory"), "{msg}");
+
+    let jobs = w.dir.path().join("jobs/7");
+    std::fs::write(jobs.join("provision/install.sh"), "echo hi\n").unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", jobs.join("provision/evil.sh")).unwrap();
+    let push = |source: String, dest: &str| Request::Push {
+        ctid: 100,
+        source,
+        dest: dest.into(),
+        perms: "0644".into(),
+    };
+    let src = |rel: &str| format!("{}/{rel}", jobs.display());
+    let (code, msg) = w.refused(&push(
+        src("provision/evil.sh"),
+        "/opt/appstore/provision/evil.sh",
+    ));
+    assert_eq!(code, "not_allowed", "{msg}");
+    assert!(msg.contains("symlink"), "{msg}");
+    let (_, msg) = w.refused(&push(
+        src("provision/../../../../etc/passwd"),
+        "/opt/appstore/x",
+    ));
+    assert!(msg.contains("must not contain `..`"), "{msg}");
+    let (_, msg) = w.refused(&push("/etc/passwd".into(), "/opt/appstore/x"));
+    assert!(msg.contains("is outside"), "{msg}");
+    let (_, msg) = w.refused(&push(src("provision/install.sh"), "/etc/cron.d/evil"));
+    assert!(msg.contains("outside /opt/appstore/"), "{msg}");
+    let (_, msg) = w.refused(&push(
+        src("provision/install.sh"),
+        "/opt/appstore/../../etc/x",
+    ));
+    assert!(msg.contains("must not contain `..`"), "{msg}");
+    let (code, _) = w.refused(&Request::Push {
+        ctid: 100,
+        source: src("provision/install.sh"),
+        dest: "/opt/appstore/x".into(),
+        perms: "4755".into(),
+    });
+    assert_eq!(code, "bad_request", "setuid modes are refused");
+}
+
+#[test]
+fn provisions_a_container_and_audits_without_secrets() {
+    let w = world(false);
+    let jobs = w.dir.path().join("jobs/7");
+    std::fs::write(jobs.join("provision/install.sh"), "echo hi\n").unwrap();
+    w.ok(&Request::MakeDir {
+        ctid: 100,
+        path: "/opt/appstore/provision".into(),
+    });
+    w.ok(&Request::Push {
+        ctid: 100,
+        source: format!("{}/provision/install.sh", jobs.display()),
+        dest: "/opt/appstore/provision/install.sh".into(),
+        perms: "0644".into(),
+    });
+    // A push whose copy fails is caught although pct exits 0.
+    match w
+        .call(&Request::Push {
+            ctid: 100,
+            source: format!("{}/provision/install.sh", jobs.display()),
+            dest: "/opt/appstore/missing/dir/install.sh".into(),
+            perms: "0644".into(),
+        })
+        .0
+    {
+        Reply::Failed { error, .. } => assert!(
+            error.message.contains("the file is not there"),
+            "{}",
+            error.message
+        ),
+        r => panic!("{r:?}"),
+    }
+    let secret = "s3cr3t-Pa55word";
+    let (reply, lines) = w.call(&Request::RunScript {
+        ctid: 100,
+        script: "install.sh".into(),
+        env: BTreeMap::from([
+            ("ADMIN_PASSWORD".to_string(), secret.to_string()),
+            ("PORT".to_string(), "5232".to_string()),
+        ]),
+        timeout_sec: 30,
+    });
+    assert_eq!(
+        reply,
+        Reply::Done {
+            ok: true,
+            exit_code: Some(0),
+            status: None
+        }
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "stdout: [inert] /bin/bash /opt/appstore/provision/install.sh"),
+        "{lines:?}"
+    );
+    w.ok(&Request::RemovePath {
+        ctid: 100,
+        path: "/opt/appstore/provision".into(),
+    });
+    let audit = std::fs::read_to_string(w.dir.path().join("audit.log")).unwrap();
+    assert!(!audit.contains(secret), "no secret in the audit log");
+    assert!(
+        audit.contains(r#""env_names":["ADMIN_PASSWORD","PORT"]"#),
+        "{audit}"
+    );
+    assert_eq!(audit.lines().count(), 5);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(w.dir.path().join("audit.log"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}
+
+fn mknod(path: &Path, major: u32, minor: u32) -> bool {
+    Command::new("mknod")
+        .arg(path)
+        .args(["c", &major.to_string(), &minor.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn attaches_devices_features_and_bind_mounts_as_root() {
+    let w = world(false);
+    let node = w.dir.path().join("dev/dri/renderD128");
+    if !mknod(&node, 226, 128) {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "mknod needs root, which CI has"
+        );
+        eprintln!("skipped: mknod needs root");
+        return;
+    }
+    let dev = DeviceRequest {
+        path: node.to_string_lossy().into_owned(),
+        gid: Some(104),
+        uid: None,
+        mode: Some("0660".into()),
+    };
+    w.ok(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![dev.clone()],
+    });
+    w.ok(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![dev.clone()],
+    });
+    let conf = w.conf(100);
+    assert!(
+        conf.contains(&format!(
+            "dev0: path={},gid=104,mode=0660\n",
+            node.display()
+        )),
+        "{conf}"
+    );
+    assert!(
+        !conf.contains("dev1:"),
+        "attaching twice is idempotent: {conf}"
+    );
+    let (code, _) = w.refused(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![DeviceRequest {
+            path: "/dev/sda".into(),
+            gid: None,
+            uid: None,
+            mode: None,
+        }],
+    });
+    assert_eq!(code, "not_allowed");
+    let plain = w.dir.path().join("dev/dri/not-a-device");
+    std::fs::write(&plain, "").unwrap();
+    let (_, msg) = w.refused(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![DeviceRequest {
+            path: plain.to_string_lossy().into_owned(),
+            gid: None,
+            uid: None,
+            mode: None,
+        }],
+    });
+    assert!(msg.contains("is not a character device"), "{msg}");
+    w.ok(&Request::DetachDevices {
+        ctid: 100,
+        paths: vec![node.to_string_lossy().into_owned()],
+    });
+    assert!(!w.conf(100).contains("dev0:"));
+
+    let (_, msg) = w.refused(&Request::SetFeatures {
+        ctid: 100,
+        features: BTreeMap::from([("keyctl".to_string(), true)]),
+    });
+    assert!(msg.contains("feature `keyctl` is not allowed"), "{msg}");
+    w.ok(&Request::SetFeatures {
+        ctid: 100,
+        features: BTreeMap::from([("nesting".to_string(), true)]),
+    });
+    assert!(w.conf(100).contains("features: nesting=1\n"));
+
+    let media = w.dir.path().join("media/movies");
+    w.ok(&Request::BindMount {
+        ctid: 100,
+        index: 1,
+        host_path: media.to_string_lossy().into_owned(),
+        mount_path: "/media".into(),
+        read_only: true,
+    });
+    assert!(w
+        .conf(100)
+        .contains(&format!("mp1: {},mp=/media,ro=1\n", media.display())));
+    let (_, msg) = w.refused(&Request::BindMount {
+        ctid: 100,
+        index: 2,
+        host_path: "/etc".into(),
+        mount_path: "/mnt/etc".into(),
+        read_only: false,
+    });
+    assert!(msg.contains("is not below an allowed bind path"), "{msg}");
+    std::os::unix::fs::symlink("/etc", w.dir.path().join("media/etc-link")).unwrap();
+    let (_, msg) = w.refused(&Request::BindMount {
+        ctid: 100,
+        index: 2,
+        host_path: w
+            .dir
+            .path()
+            .join("media/etc-link")
+            .to_string_lossy()
+            .into_owned(),
+        mount_path: "/mnt/x".into(),
+        read_only: false,
+    });
+    assert!(msg.contains("symlink"), "{msg}");
+    let (_, msg) = w.refused(&Request::BindMount {
+        ctid: 100,
+        index: 2,
+        host_path: media.to_string_lossy().into_owned(),
+        mount_path: "/proc/x".into(),
+        read_only: false,
+    });
+    assert!(msg.contains("system directory"), "{msg}");
+}
+
+#[test]
+fn legacy_devices_use_raw_lxc_lines_under_the_config_lock() {
+    let w = world(true);
+    let node = w.dir.path().join("dev/dri/renderD129");
+    if !mknod(&node, 226, 129) {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "mknod needs root, which CI has"
+        );
+        return;
+    }
+    let dev = DeviceRequest {
+        path: node.to_string_lossy().into_owned(),
+        gid: None,
+        uid: None,
+        mode: None,
+    };
+    w.ok(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![dev.clone()],
+    });
+    w.ok(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![dev],
+    });
+    let conf = w.conf(100);
+    assert_eq!(
+        conf.matches("lxc.cgroup2.devices.allow: c 226:129 rwm\n")
+            .count(),
+        1,
+        "{conf}"
+    );
+    let entry = format!(
+        "lxc.mount.entry: {p} {r} none bind,optional,create=file\n",
+        p = node.display(),
+        r = node.display().to_string().trim_start_matches('/')
+    );
+    assert_eq!(conf.matches(&entry).count(), 1, "{conf}");
+    w.ok(&Request::DetachDevices {
+        ctid: 100,
+        paths: vec![node.to_string_lossy().into_owned()],
+    });
+    assert!(!w.conf(100).contains("lxc."), "{}", w.conf(100));
+}
+
+#[test]
+fn config_override_is_refused_through_sudo() {
+    let w = world(false);
+    let out = Command::new(HELPER)
+        .args(["--config", w.config.to_str().unwrap()])
+        .env("SUDO_UID", "1000")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--config is only honoured when root starts the helper directly"),
+        "{text}"
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn sudoers_file_is_valid() {
+    let sudoers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/sudoers");
+    let Ok(out) = Command::new("visudo").arg("-cf").arg(&sudoers).output() else {
+        assert!(std::env::var("CI").is_err(), "CI installs sudo (visudo)");
+        eprintln!("skipped: visudo is not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
