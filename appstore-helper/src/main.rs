@@ -1,8 +1,9 @@
 //! `pve-appstore-helper`: reads one request on stdin, answers JSON lines on stdout.
 //!
 //! Started by systemd per connection (`pve-appstore-helper.socket`, `Accept=yes`: the socket is
-//! stdin/stdout) or through sudo. `--config FILE` is honoured only when started directly as root (not
-//! through sudo, not by a socket peer), so a caller can never choose the rules it is held to.
+//! stdin/stdout) or through sudo. `--config FILE` is honoured only when root starts the helper itself
+//! (systemd's unit or root's shell), never through sudo, so a caller can never choose the rules it is
+//! held to.
 
 use appstore_helper::{Helper, HelperConfig, Reply, ReplyError, Request, MAX_REQUEST_BYTES};
 use std::io::{Read, Write};
@@ -62,14 +63,10 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let via_sudo = std::env::var_os("SUDO_UID").is_some();
-    let is_socket = {
-        use std::os::fd::AsFd;
-        rustix::net::sockopt::socket_peercred(std::io::stdin().as_fd()).is_ok()
-    };
     let config_path = match args.as_slice() {
         [] => PathBuf::from(appstore_helper::config::DEFAULT_CONFIG),
         [flag, path] if flag == "--config" => {
-            if via_sudo || is_socket || !rustix::process::geteuid().is_root() {
+            if via_sudo || !rustix::process::geteuid().is_root() {
                 return fail(
                     &mut out,
                     "not_allowed",

@@ -523,3 +523,96 @@ fn sudoers_file_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Run by `socket_peers_are_checked_with_peercred` as another user: connects to the socket named in
+/// `HELPER_SOCKET`, sends a status request and prints the reply. A no-op in a normal run.
+#[test]
+fn socket_client_stub() {
+    let Ok(path) = std::env::var("HELPER_SOCKET") else {
+        return;
+    };
+    let reply = appstore_helper::client::call_socket(
+        Path::new(&path),
+        &Request::Status { ctid: 100 },
+        &mut |_, _| {},
+    );
+    println!("REPLY {}", serde_json::to_string(&reply.unwrap()).unwrap());
+}
+
+#[test]
+fn socket_peers_are_checked_with_peercred() {
+    use std::os::unix::process::CommandExt;
+    let w = world(false);
+    let sock = w.dir.path().join("helper.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // As systemd does with Accept=yes: one helper per connection, the socket as stdin and stdout.
+    let serve_one = |listener: &std::os::unix::net::UnixListener| {
+        let (stream, _) = listener.accept().unwrap();
+        let input = stream.try_clone().unwrap();
+        Command::new(HELPER)
+            .args(["--config", w.config.to_str().unwrap()])
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(input)))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(stream)))
+            .spawn()
+            .unwrap()
+    };
+
+    // A root peer is served.
+    let client = std::thread::spawn({
+        let sock = sock.clone();
+        move || {
+            appstore_helper::client::call_socket(
+                &sock,
+                &Request::Status { ctid: 100 },
+                &mut |_, _| {},
+            )
+            .unwrap()
+        }
+    });
+    let mut helper = serve_one(&listener);
+    let reply = client.join().unwrap();
+    helper.wait().unwrap();
+    assert_eq!(
+        reply,
+        Reply::Done {
+            ok: true,
+            exit_code: None,
+            status: Some("running".into())
+        }
+    );
+
+    // An unprivileged peer (uid 65534) never gets an answer beyond the refusal.
+    let me = std::env::current_exe().unwrap();
+    let child = Command::new(me)
+        .args([
+            "--exact",
+            "socket_client_stub",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HELPER_SOCKET", &sock)
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(child) = child else {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "switching user needs root, which CI has"
+        );
+        return;
+    };
+    let mut helper = serve_one(&listener);
+    let out = child.wait_with_output().unwrap();
+    helper.wait().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("socket peer uid 65534 (gid 65534) is not allowed to use the helper"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
