@@ -23,6 +23,7 @@
 pub mod config;
 pub mod diag;
 pub mod inputs;
+pub mod job;
 pub mod manifest;
 pub mod policy;
 pub mod pve_config;
