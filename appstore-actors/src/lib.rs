@@ -3,5 +3,6 @@
 //! to `spawn_blocking` or a SyncArbiter.
 
 pub mod catalog;
+pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};

@@ -1,0 +1,503 @@
+//! The SQLite store: installs, jobs with every state transition and its time (the audit trail), job
+//! logs, GPU attachments. One file, WAL, migrations by `user_version`. Blocking: the store actor owns
+//! it on a SyncArbiter, so no async thread ever waits on SQLite.
+
+use r2d2_sqlite::rusqlite::{self, params, OptionalExtension};
+use r2d2_sqlite::SqliteConnectionManager;
+use serde::Serialize;
+use std::path::Path;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database at {path}")]
+    Open {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[from] rusqlite::Error),
+    /// No connection was free.
+    #[error("no database connection available")]
+    Pool(#[from] r2d2::Error),
+    /// A transition did not start from the state the caller expected (another writer moved the job).
+    #[error("job {job} is in state `{actual}`, not `{expected}`")]
+    StaleState {
+        /// Job id.
+        job: i64,
+        /// Expected state.
+        expected: String,
+        /// State found.
+        actual: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Schema changes in order; the database's `user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        commit_id TEXT,
+        seen_at INTEGER NOT NULL
+    );
+    CREATE TABLE installs (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        ctid INTEGER UNIQUE,
+        node TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        version TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        commit_id TEXT,
+        inputs TEXT NOT NULL DEFAULT '{}',
+        outputs TEXT NOT NULL DEFAULT '[]',
+        status TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        install_id INTEGER REFERENCES installs(id),
+        ctid INTEGER,
+        node TEXT NOT NULL,
+        pool TEXT NOT NULL,
+        user_action TEXT NOT NULL,
+        manifest_version TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        commit_id TEXT,
+        request TEXT NOT NULL DEFAULT '{}',
+        gpu_devices TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE INDEX jobs_ctid ON jobs(ctid);
+    CREATE TABLE job_transitions (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        seq INTEGER NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE job_logs (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE gpu_attachments (
+        ctid INTEGER NOT NULL,
+        device_path TEXT NOT NULL,
+        pci_address TEXT,
+        profile TEXT NOT NULL,
+        job_id INTEGER REFERENCES jobs(id),
+        attached_at INTEGER NOT NULL,
+        PRIMARY KEY (ctid, device_path)
+    );",
+];
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRecord {
+    /// Id.
+    pub id: i64,
+    /// `install`, `uninstall`, `upgrade`, `reconfigure`.
+    pub kind: String,
+    /// Current state.
+    pub state: String,
+    /// App.
+    pub app_id: String,
+    /// Install it belongs to.
+    pub install_id: Option<i64>,
+    /// Container, once allocated.
+    pub ctid: Option<i64>,
+    /// Node.
+    pub node: String,
+    /// Pool.
+    pub pool: String,
+    /// What the user asked for, in words.
+    pub user_action: String,
+    /// Manifest version.
+    pub manifest_version: String,
+    /// Manifest content hash.
+    pub manifest_sha256: String,
+    /// Catalog commit.
+    pub commit_id: Option<String>,
+    /// The request with secrets redacted (JSON).
+    pub request: String,
+    /// GPU devices attached (JSON list).
+    pub gpu_devices: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Last change, ms.
+    pub updated_at: i64,
+    /// Ended, ms.
+    pub finished_at: Option<i64>,
+}
+
+/// What a new job records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// Kind.
+    pub kind: String,
+    /// App.
+    pub app_id: String,
+    /// Install, for jobs on an existing one.
+    pub install_id: Option<i64>,
+    /// Container, when known.
+    pub ctid: Option<i64>,
+    /// Node.
+    pub node: String,
+    /// Pool.
+    pub pool: String,
+    /// What the user asked for.
+    pub user_action: String,
+    /// Manifest version.
+    pub manifest_version: String,
+    /// Manifest hash.
+    pub manifest_sha256: String,
+    /// Catalog commit.
+    pub commit_id: Option<String>,
+    /// The request, secrets redacted.
+    pub request: String,
+}
+
+/// One transition of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransitionRecord {
+    /// Order within the job.
+    pub seq: i64,
+    /// From.
+    pub from_state: Option<String>,
+    /// To.
+    pub to_state: String,
+    /// When, ms.
+    pub at_ms: i64,
+    /// Why (failures).
+    pub reason: Option<String>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRecord {
+    /// Order within the job (the cursor).
+    pub seq: i64,
+    /// When, ms.
+    pub at_ms: i64,
+    /// `stdout`, `stderr` or `engine`.
+    pub stream: String,
+    /// The line, already redacted.
+    pub line: String,
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.get("id")?,
+        kind: r.get("kind")?,
+        state: r.get("state")?,
+        app_id: r.get("app_id")?,
+        install_id: r.get("install_id")?,
+        ctid: r.get("ctid")?,
+        node: r.get("node")?,
+        pool: r.get("pool")?,
+        user_action: r.get("user_action")?,
+        manifest_version: r.get("manifest_version")?,
+        manifest_sha256: r.get("manifest_sha256")?,
+        commit_id: r.get("commit_id")?,
+        request: r.get("request")?,
+        gpu_devices: r.get("gpu_devices")?,
+        error: r.get("error")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        finished_at: r.get("finished_at")?,
+    })
+}
+
+const TERMINAL: &[&str] = &["completed", "failed", "canceled"];
+
+impl Store {
+    /// Opens (creating and migrating) the database file.
+    pub fn open(path: &Path) -> Result<Store> {
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.display().to_string(),
+            source: e,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(Box::new(e)))?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .build(manager)
+            .map_err(|e| err(Box::new(e)))?;
+        let store = Store { pool };
+        store.migrate().map_err(|e| err(Box::new(e)))?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a new job in `queued`, with its first transition.
+    pub fn create_job(&self, new: &NewJob) -> Result<JobRecord> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO jobs (kind, state, app_id, install_id, ctid, node, pool, user_action, manifest_version, manifest_sha256, commit_id, request, created_at, updated_at)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+            params![new.kind, new.app_id, new.install_id, new.ctid, new.node, new.pool, new.user_action, new.manifest_version, new.manifest_sha256, new.commit_id, new.request, now],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute("INSERT INTO job_transitions (job_id, seq, from_state, to_state, at_ms) VALUES (?1, 1, NULL, 'queued', ?2)", params![id, now])?;
+        let job = tx.query_row("SELECT * FROM jobs WHERE id = ?1", [id], row_to_job)?;
+        tx.commit()?;
+        Ok(job)
+    }
+
+    /// Moves a job from `from` to `to` (checked, so two writers cannot both move it), recording the
+    /// transition and, for failures, the reason.
+    pub fn transition(&self, job: i64, from: &str, to: &str, reason: Option<&str>) -> Result<()> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction()?;
+        let actual: String =
+            tx.query_row("SELECT state FROM jobs WHERE id = ?1", [job], |r| r.get(0))?;
+        if actual != from {
+            return Err(StoreError::StaleState {
+                job,
+                expected: from.into(),
+                actual,
+            });
+        }
+        let now = now_ms();
+        let finished = TERMINAL.contains(&to).then_some(now);
+        let error = if to == "failed" || to == "canceled" {
+            reason
+        } else {
+            None
+        };
+        tx.execute(
+            "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = COALESCE(?4, finished_at), error = COALESCE(?5, error) WHERE id = ?1",
+            params![job, to, now, finished, error],
+        )?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_transitions WHERE job_id = ?1",
+            [job],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO job_transitions (job_id, seq, from_state, to_state, at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![job, seq, from, to, now, reason],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets the job's container id (once allocated).
+    pub fn set_job_ctid(&self, job: i64, ctid: i64) -> Result<()> {
+        self.pool.get()?.execute(
+            "UPDATE jobs SET ctid = ?2, updated_at = ?3 WHERE id = ?1",
+            params![job, ctid, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Appends a (redacted) log line; returns its sequence number.
+    pub fn append_log(&self, job: i64, stream: &str, line: &str) -> Result<i64> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction()?;
+        let seq: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1",
+            [job],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO job_logs (job_id, seq, at_ms, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![job, seq, now_ms(), stream, line],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Log lines after `after` (a cursor), at most `limit`.
+    pub fn logs(&self, job: i64, after: i64, limit: i64) -> Result<Vec<LogRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT seq, at_ms, stream, line FROM job_logs WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+        let rows = stmt.query_map(params![job, after, limit], |r| {
+            Ok(LogRecord {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                stream: r.get(2)?,
+                line: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The job `id`.
+    pub fn job(&self, id: i64) -> Result<Option<JobRecord>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_row("SELECT * FROM jobs WHERE id = ?1", [id], row_to_job)
+            .optional()?)
+    }
+
+    /// The most recent jobs first.
+    pub fn jobs(&self, limit: i64) -> Result<Vec<JobRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit], row_to_job)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Jobs that have not ended (to resume after a restart), oldest first.
+    pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare(
+            "SELECT * FROM jobs WHERE state NOT IN ('completed', 'failed', 'canceled') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], row_to_job)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The job's transitions in order.
+    pub fn transitions(&self, job: i64) -> Result<Vec<TransitionRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT seq, from_state, to_state, at_ms, reason FROM job_transitions WHERE job_id = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([job], |r| {
+            Ok(TransitionRecord {
+                seq: r.get(0)?,
+                from_state: r.get(1)?,
+                to_state: r.get(2)?,
+                at_ms: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_job() -> NewJob {
+        NewJob {
+            kind: "install".into(),
+            app_id: "radicale".into(),
+            install_id: None,
+            ctid: None,
+            node: "pve1".into(),
+            pool: "appstore".into(),
+            user_action: "install radicale 1.0.0".into(),
+            manifest_version: "1.0.0".into(),
+            manifest_sha256: "ab".repeat(32),
+            commit_id: Some("c0ffee".into()),
+            request: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn jobs_keep_every_transition_with_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let job = store.create_job(&new_job()).unwrap();
+        assert_eq!(job.state, "queued");
+        store
+            .transition(job.id, "queued", "validate_request", None)
+            .unwrap();
+        let err = store
+            .transition(job.id, "queued", "validate_manifest", None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "job {} is in state `validate_request`, not `queued`",
+                job.id
+            )
+        );
+        store
+            .transition(job.id, "validate_request", "failed", Some("no such app"))
+            .unwrap();
+        let t = store.transitions(job.id).unwrap();
+        assert_eq!(
+            t.iter().map(|t| t.to_state.as_str()).collect::<Vec<_>>(),
+            ["queued", "validate_request", "failed"]
+        );
+        let job = store.job(job.id).unwrap().unwrap();
+        assert_eq!(job.error.as_deref(), Some("no such app"));
+        assert!(job.finished_at.is_some());
+        assert!(store.unfinished_jobs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn logs_are_read_with_a_cursor_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let id = {
+            let store = Store::open(&path).unwrap();
+            let job = store.create_job(&new_job()).unwrap();
+            for i in 0..5 {
+                store
+                    .append_log(job.id, "stdout", &format!("line {i}"))
+                    .unwrap();
+            }
+            job.id
+        };
+        let store = Store::open(&path).unwrap();
+        let first = store.logs(id, 0, 2).unwrap();
+        assert_eq!(
+            first.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+            ["line 0", "line 1"]
+        );
+        let rest = store.logs(id, first[1].seq, 100).unwrap();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(store.unfinished_jobs().unwrap().len(), 1);
+    }
+}
