@@ -3,6 +3,8 @@
 //! to `spawn_blocking` or a SyncArbiter.
 
 pub mod catalog;
+pub mod engine;
+pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};

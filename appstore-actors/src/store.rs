@@ -218,6 +218,60 @@ pub struct LogRecord {
     pub line: String,
 }
 
+/// What a completed install records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInstall {
+    /// The job that made it.
+    pub job_id: i64,
+    /// App.
+    pub app_id: String,
+    /// Container.
+    pub ctid: Option<i64>,
+    /// Node.
+    pub node: String,
+    /// Pool.
+    pub pool: String,
+    /// Installed version.
+    pub version: String,
+    /// Manifest hash.
+    pub manifest_sha256: String,
+    /// Catalog commit.
+    pub commit_id: Option<String>,
+    /// Inputs, secrets masked (JSON).
+    pub inputs: String,
+    /// Outputs (JSON list).
+    pub outputs: String,
+}
+
+/// An installed app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallRecord {
+    /// Id.
+    pub id: i64,
+    /// App.
+    pub app_id: String,
+    /// Container.
+    pub ctid: Option<i64>,
+    /// Node.
+    pub node: String,
+    /// Pool.
+    pub pool: String,
+    /// Version.
+    pub version: String,
+    /// Manifest hash.
+    pub manifest_sha256: String,
+    /// Commit.
+    pub commit_id: Option<String>,
+    /// Inputs, secrets masked (JSON).
+    pub inputs: String,
+    /// Outputs (JSON list).
+    pub outputs: String,
+    /// `installed`, ...
+    pub status: String,
+    /// Created, ms.
+    pub created_at: i64,
+}
+
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -403,6 +457,54 @@ impl Store {
             "SELECT * FROM jobs WHERE state NOT IN ('completed', 'failed', 'canceled') ORDER BY id",
         )?;
         let rows = stmt.query_map([], row_to_job)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a finished install and links the job to it.
+    pub fn record_install(&self, new: &NewInstall) -> Result<i64> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO installs (app_id, ctid, node, pool, version, manifest_sha256, commit_id, inputs, outputs, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'installed', ?10, ?10)
+             ON CONFLICT(ctid) DO UPDATE SET app_id = excluded.app_id, version = excluded.version, manifest_sha256 = excluded.manifest_sha256,
+                 commit_id = excluded.commit_id, inputs = excluded.inputs, outputs = excluded.outputs, status = 'installed', updated_at = excluded.updated_at",
+            params![new.app_id, new.ctid, new.node, new.pool, new.version, new.manifest_sha256, new.commit_id, new.inputs, new.outputs, now],
+        )?;
+        let id: i64 = tx.query_row(
+            "SELECT id FROM installs WHERE ctid IS ?1 ORDER BY id DESC LIMIT 1",
+            [new.ctid],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "UPDATE jobs SET install_id = ?2 WHERE id = ?1",
+            params![new.job_id, id],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Installed apps, newest first.
+    pub fn installs(&self) -> Result<Vec<InstallRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT id, app_id, ctid, node, pool, version, manifest_sha256, commit_id, inputs, outputs, status, created_at FROM installs ORDER BY id DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(InstallRecord {
+                id: r.get(0)?,
+                app_id: r.get(1)?,
+                ctid: r.get(2)?,
+                node: r.get(3)?,
+                pool: r.get(4)?,
+                version: r.get(5)?,
+                manifest_sha256: r.get(6)?,
+                commit_id: r.get(7)?,
+                inputs: r.get(8)?,
+                outputs: r.get(9)?,
+                status: r.get(10)?,
+                created_at: r.get(11)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

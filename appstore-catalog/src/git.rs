@@ -121,6 +121,73 @@ impl GitCache {
     }
 }
 
+impl GitCache {
+    /// Writes the app's directory as of the snapshot's commit into `dest` (created), and checks every
+    /// pinned file against its recorded sha256. `dest` then holds exactly what was validated.
+    pub fn export_app(
+        &self,
+        snapshot: &CatalogSnapshot,
+        app: &CatalogApp,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        let commit = snapshot.source().commit.clone().unwrap_or_default();
+        let read_err = |source| Error::Read {
+            commit: commit.clone(),
+            source,
+        };
+        let repo = self.open(&snapshot.source().url)?;
+        let oid = Oid::from_str(&commit).map_err(read_err)?;
+        let tree = repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(read_err)?;
+        let id = app.manifest.id().as_str();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let mut written = 0;
+        let mut paths: Vec<&str> = vec!["app.yml"];
+        paths.extend(app.files.iter().map(|f| f.path.as_str()));
+        for rel in paths {
+            let entry = tree
+                .get_path(&Path::new("apps").join(id).join(rel))
+                .map_err(|_| Error::MissingFile {
+                    app: id.to_string(),
+                    path: rel.to_string(),
+                    commit: commit.clone(),
+                })?;
+            let blob = repo.find_blob(entry.id()).map_err(read_err)?;
+            let sum = hex::encode(Sha256::digest(blob.content()));
+            let expected = if rel == "app.yml" {
+                Some(&app.manifest_sha256)
+            } else {
+                app.files.iter().find(|f| f.path == rel).map(|f| &f.sha256)
+            };
+            if expected != Some(&sum) {
+                return Err(Error::HashMismatch {
+                    app: id.to_string(),
+                    path: rel.to_string(),
+                });
+            }
+            let target = dest.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::write(&target, blob.content()).map_err(io(&target))?;
+            #[cfg(unix)]
+            if entry.filemode() == 0o100755 {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io(&target))?;
+            }
+            written += 1;
+        }
+        debug_assert!(written > 0);
+        Ok(())
+    }
+}
+
 /// What a refresh did.
 #[derive(Debug, Clone)]
 pub struct Refresh {
@@ -205,68 +272,13 @@ impl GitCatalog {
         })
     }
 
-    /// Writes the app's directory as of the snapshot's commit into `dest` (created), and checks every
-    /// pinned file against its recorded sha256. `dest` then holds exactly what was validated.
+    /// Writes the app's directory as of the snapshot's commit into `dest`; see [`GitCache::export_app`].
     pub fn export_app(
         &self,
         snapshot: &CatalogSnapshot,
         app: &CatalogApp,
         dest: &Path,
     ) -> Result<(), Error> {
-        let commit = snapshot.source().commit.clone().unwrap_or_default();
-        let read_err = |source| Error::Read {
-            commit: commit.clone(),
-            source,
-        };
-        let repo = self.cache.open(&snapshot.source().url)?;
-        let oid = Oid::from_str(&commit).map_err(read_err)?;
-        let tree = repo
-            .find_commit(oid)
-            .and_then(|c| c.tree())
-            .map_err(read_err)?;
-        let id = app.manifest.id().as_str();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        let mut written = 0;
-        let mut paths: Vec<&str> = vec!["app.yml"];
-        paths.extend(app.files.iter().map(|f| f.path.as_str()));
-        for rel in paths {
-            let entry = tree
-                .get_path(&Path::new("apps").join(id).join(rel))
-                .map_err(|_| Error::MissingFile {
-                    app: id.to_string(),
-                    path: rel.to_string(),
-                    commit: commit.clone(),
-                })?;
-            let blob = repo.find_blob(entry.id()).map_err(read_err)?;
-            let sum = hex::encode(Sha256::digest(blob.content()));
-            let expected = if rel == "app.yml" {
-                Some(&app.manifest_sha256)
-            } else {
-                app.files.iter().find(|f| f.path == rel).map(|f| &f.sha256)
-            };
-            if expected != Some(&sum) {
-                return Err(Error::HashMismatch {
-                    app: id.to_string(),
-                    path: rel.to_string(),
-                });
-            }
-            let target = dest.join(rel);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            std::fs::write(&target, blob.content()).map_err(io(&target))?;
-            #[cfg(unix)]
-            if entry.filemode() == 0o100755 {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
-                    .map_err(io(&target))?;
-            }
-            written += 1;
-        }
-        debug_assert!(written > 0);
-        Ok(())
+        self.cache.export_app(snapshot, app, dest)
     }
 }

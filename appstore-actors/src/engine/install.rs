@@ -1,0 +1,896 @@
+//! The steps of an install, each idempotent so a resumed job finds what it already did.
+
+use super::{blocking, Engine, JobLog};
+use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
+use appstore_core::inputs::{resolve, ResolvedInputs};
+use appstore_core::job::{JobState, StepOutcome};
+use appstore_core::manifest::{Manifest, VolumeSource};
+use appstore_core::policy::{
+    app_tag, join_tags, parse_tags, Decision, ResourceRequest, FAILED_TAG, MANAGED_TAG,
+};
+use appstore_core::redact::Redactor;
+use appstore_core::template;
+use appstore_helper::{Reply, Request};
+use appstore_pve::types::{CreateLxc, NetConfig};
+use appstore_pve::{wait_task, PveError, Upid};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Network choices of an install.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    /// `dhcp` (default) or a static IPv4 address with prefix.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// IPv4 gateway (static only).
+    #[serde(default)]
+    pub gw: Option<String>,
+    /// `auto`, `dhcp` or a static IPv6 address with prefix.
+    #[serde(default)]
+    pub ip6: Option<String>,
+    /// IPv6 gateway.
+    #[serde(default)]
+    pub gw6: Option<String>,
+    /// VLAN tag.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// The app.
+    pub app_id: String,
+    /// Form values.
+    #[serde(default)]
+    pub inputs: serde_json::Map<String, Value>,
+    /// Hostname (default: the app id).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Storage override.
+    #[serde(default)]
+    pub storage: Option<String>,
+    /// Bridge override.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// Cores override.
+    #[serde(default)]
+    pub cores: Option<u32>,
+    /// Memory override (MiB).
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Disk override (GiB).
+    #[serde(default)]
+    pub disk_gb: Option<u32>,
+    /// Network.
+    #[serde(default)]
+    pub network: NetworkRequest,
+}
+
+impl InstallRequest {
+    /// The request as stored: secret inputs masked.
+    pub fn redacted_json(&self, manifest: &Manifest) -> Value {
+        let inputs: serde_json::Map<String, Value> = self
+            .inputs
+            .iter()
+            .map(|(k, v)| {
+                let secret = manifest
+                    .input(k)
+                    .is_some_and(|i| i.kind == appstore_core::manifest::InputType::Secret);
+                (k.clone(), if secret { json!("***") } else { v.clone() })
+            })
+            .collect();
+        json!({
+            "app_id": self.app_id, "inputs": inputs, "hostname": self.hostname, "storage": self.storage,
+            "bridge": self.bridge, "cores": self.cores, "memory_mb": self.memory_mb, "disk_gb": self.disk_gb,
+            "network": {"ip": self.network.ip, "gw": self.network.gw, "ip6": self.network.ip6, "gw6": self.network.gw6, "vlan": self.network.vlan},
+        })
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn failed(reason: impl Into<String>) -> StepOutcome {
+    StepOutcome::Failed {
+        reason: reason.into(),
+    }
+}
+
+fn pve_failed(what: &str, e: PveError) -> StepOutcome {
+    let mut reason = format!("{what}: {e}");
+    if let PveError::TaskFailed { log, .. } = &e {
+        if let Some(last) = log.iter().rev().find(|l| !l.starts_with("TASK ERROR")) {
+            reason.push_str(&format!(" (task log: {last})"));
+        }
+    }
+    failed(reason)
+}
+
+/// The state of one install between steps.
+pub(super) struct InstallWork {
+    engine: Engine,
+    job_id: i64,
+    snapshot: Arc<CatalogSnapshot>,
+    app: Arc<CatalogApp>,
+    request: InstallRequest,
+    log: JobLog,
+    cache: GitCache,
+    inputs: Option<ResolvedInputs>,
+    template: Option<String>,
+    ctid: Option<u32>,
+    ip: Option<String>,
+    created: bool,
+}
+
+impl InstallWork {
+    pub(super) fn new(
+        engine: Engine,
+        job_id: i64,
+        snapshot: Arc<CatalogSnapshot>,
+        app: Arc<CatalogApp>,
+        request: InstallRequest,
+        log: JobLog,
+        cache: GitCache,
+    ) -> Self {
+        InstallWork {
+            engine,
+            job_id,
+            snapshot,
+            app,
+            request,
+            log,
+            cache,
+            inputs: None,
+            template: None,
+            ctid: None,
+            ip: None,
+            created: false,
+        }
+    }
+
+    fn manifest(&self) -> &Manifest {
+        &self.app.manifest
+    }
+
+    fn node(&self) -> &str {
+        &self.engine.config.node
+    }
+
+    pub(super) async fn step(&mut self, state: JobState) -> StepOutcome {
+        match state {
+            JobState::Queued => StepOutcome::Done,
+            JobState::ValidateRequest => self.validate_request().await,
+            JobState::ValidateManifest => self.validate_manifest(),
+            JobState::ValidatePlacement => self.validate_placement().await,
+            // GPU selection arrives with the GPU work; an app that requires one cannot install yet.
+            JobState::ValidateGpu | JobState::AttachGpu => {
+                if self.manifest().gpu().required {
+                    failed("this app requires a GPU, and GPU passthrough is not available in this version of the store")
+                } else {
+                    StepOutcome::Done
+                }
+            }
+            JobState::AllocateCtid => self.allocate_ctid().await,
+            JobState::CreateContainer => self.create().await,
+            JobState::ConfigureContainer => self.configure().await,
+            JobState::StartContainer => self.start().await,
+            JobState::WaitForNetwork => self.wait_for_network().await,
+            JobState::PushAssets => self.push_assets().await,
+            JobState::Provision => self.provision().await,
+            JobState::Healthcheck => self.healthcheck().await,
+            JobState::CollectOutputs => self.collect_outputs().await,
+            other => failed(format!("`{other}` is not a step of an install")),
+        }
+    }
+
+    async fn validate_request(&mut self) -> StepOutcome {
+        let app = Arc::clone(&self.app);
+        let m = &app.manifest;
+        let inputs = match resolve(m, &self.request.inputs, &mut random_secret) {
+            Ok(i) => i,
+            Err(errors) => {
+                return failed(
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            }
+        };
+        let mut keys: Vec<String> = m.provision().redact_keys.clone();
+        keys.extend(
+            m.inputs()
+                .iter()
+                .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
+                .map(|i| i.key.clone()),
+        );
+        self.log
+            .set_redactor(Redactor::new(inputs.secret_values(), keys));
+        self.inputs = Some(inputs);
+        let lxc = m.lxc();
+        let req = ResourceRequest {
+            cores: self.request.cores.unwrap_or(lxc.cores),
+            memory_mb: self.request.memory_mb.unwrap_or(lxc.memory_mb),
+            disk_gb: self.request.disk_gb.unwrap_or(lxc.disk_gb),
+            features: lxc.features.clone(),
+            unprivileged: lxc.unprivileged,
+        };
+        if let Decision::Deny(reasons) = self.engine.config.policy.decide(&req) {
+            return failed(
+                reasons
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+        if let Some(h) = &self.request.hostname {
+            let ok = !h.is_empty()
+                && h.len() <= 63
+                && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !h.starts_with('-')
+                && !h.ends_with('-');
+            if !ok {
+                return failed(format!(
+                    "hostname `{h}` is not a valid host name (letters, digits and `-`, at most 63)"
+                ));
+            }
+        }
+        self.log
+            .info(&format!(
+                "installing {} {} from commit {}",
+                m.id(),
+                m.version(),
+                self.snapshot.source().commit.as_deref().unwrap_or("-")
+            ))
+            .await;
+        StepOutcome::Done
+    }
+
+    fn validate_manifest(&self) -> StepOutcome {
+        // The snapshot is pinned: the manifest validated at load time is the one installed.
+        match self.snapshot.app(self.manifest().id().as_str()) {
+            Some(a) if a.manifest_sha256 == self.app.manifest_sha256 => StepOutcome::Done,
+            _ => failed(
+                "the app changed in the catalog since the install was requested; request it again",
+            ),
+        }
+    }
+
+    fn storage(&self) -> String {
+        self.request
+            .storage
+            .clone()
+            .or_else(|| self.manifest().lxc().storage.clone())
+            .unwrap_or_else(|| self.engine.config.storage.clone())
+    }
+
+    fn bridge(&self) -> String {
+        self.request
+            .bridge
+            .clone()
+            .or_else(|| self.manifest().lxc().bridge.clone())
+            .unwrap_or_else(|| self.engine.config.bridge.clone())
+    }
+
+    async fn validate_placement(&mut self) -> StepOutcome {
+        let pve = &self.engine.pve;
+        let node = self.node().to_string();
+        if let Err(e) = pve.pool(&self.engine.config.pool).await {
+            return pve_failed(&format!("pool `{}`", self.engine.config.pool), e);
+        }
+        let storage = self.storage();
+        match pve.storages(&node, Some("rootdir")).await {
+            Ok(list) if list.iter().any(|s| s.storage == storage) => {}
+            Ok(list) => {
+                let names: Vec<&str> = list.iter().map(|s| s.storage.as_str()).collect();
+                return failed(format!("storage `{storage}` cannot hold containers or the token may not use it; usable: {}", names.join(", ")));
+            }
+            Err(e) => return pve_failed("listing storages", e),
+        }
+        let bridge = self.bridge();
+        match pve.bridges(&node).await {
+            Ok(list) if list.iter().any(|b| b.iface == bridge) => {}
+            Ok(list) => {
+                let names: Vec<&str> = list.iter().map(|b| b.iface.as_str()).collect();
+                return failed(format!("bridge `{bridge}` does not exist or the token may not use it (SDN.Use); usable: {}", names.join(", ")));
+            }
+            Err(e) => return pve_failed("listing bridges", e),
+        }
+        // The newest template of the family, e.g. debian-12 -> local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst.
+        let family = self.manifest().lxc().ostemplate.to_string();
+        let tstorage = self.engine.config.template_storage.clone();
+        let prefix = format!("{tstorage}:vztmpl/{family}-");
+        let newest = |vols: &[appstore_pve::types::Volume]| {
+            vols.iter()
+                .filter(|v| v.volid.starts_with(&prefix))
+                .map(|v| v.volid.clone())
+                .max()
+        };
+        match pve.templates(&node, &tstorage).await {
+            Ok(vols) => {
+                if let Some(t) = newest(&vols) {
+                    self.log.info(&format!("template: {t}")).await;
+                    self.template = Some(t);
+                    return StepOutcome::Done;
+                }
+            }
+            Err(e) => return pve_failed("listing templates", e),
+        }
+        if !self.engine.config.download_templates {
+            return failed(format!("no `{family}` template on storage `{tstorage}`; download one in the PVE UI (CT Templates) or allow downloads in the store's config"));
+        }
+        let appliance = match pve.appliances(&node).await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|a| a.os == family)
+                .max_by(|a, b| a.version.cmp(&b.version)),
+            Err(e) => return pve_failed("listing appliance templates", e),
+        };
+        let Some(appliance) = appliance else {
+            return failed(format!("PVE offers no `{family}` template to download"));
+        };
+        self.log
+            .info(&format!(
+                "template {} is missing; downloading it to `{tstorage}`",
+                appliance.template
+            ))
+            .await;
+        match pve
+            .download_template(&node, &tstorage, &appliance.template)
+            .await
+        {
+            Ok(upid) => {
+                if let Err(e) =
+                    wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline).await
+                {
+                    return pve_failed("downloading the template", e);
+                }
+            }
+            Err(e) => return pve_failed("downloading the template", e),
+        }
+        let volid = format!("{tstorage}:vztmpl/{}", appliance.template);
+        self.log
+            .info(&format!("template: {volid} (downloaded)"))
+            .await;
+        self.template = Some(volid);
+        StepOutcome::Done
+    }
+
+    async fn allocate_ctid(&mut self) -> StepOutcome {
+        // Ids come from PVE; two installs racing for the same id are serialized by the registry, and a
+        // taken id is checked again right before the create.
+        match self.engine.pve.next_id().await {
+            Ok(id) => {
+                self.ctid = Some(id);
+                let store = self.engine.store.clone();
+                let job = self.job_id;
+                if let Err(e) = blocking(move || store.set_job_ctid(job, i64::from(id))).await {
+                    return failed(format!("recording the container id: {e}"));
+                }
+                self.log.info(&format!("container id {id}")).await;
+                StepOutcome::Done
+            }
+            Err(e) => pve_failed("allocating a container id", e),
+        }
+    }
+
+    async fn wait(&self, what: &str, upid: Result<Upid, PveError>) -> Result<(), StepOutcome> {
+        let upid = upid.map_err(|e| pve_failed(what, e))?;
+        wait_task(
+            self.engine.pve.as_ref(),
+            &upid,
+            self.engine.config.task_deadline,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| pve_failed(what, e))
+    }
+
+    async fn create(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let Some(template) = self.template.clone() else {
+            return failed("no template");
+        };
+        let m = self.manifest();
+        let lxc = m.lxc();
+        let n = &self.request.network;
+        let storage = self.storage();
+        let mut volumes = Vec::new();
+        for (i, v) in m.volumes().iter().enumerate() {
+            if let VolumeSource::Managed { size_gb } = v.source {
+                volumes.push((i as u8, storage.clone(), size_gb, v.mount_path.clone()));
+            }
+        }
+        let spec = CreateLxc {
+            vmid: ctid,
+            ostemplate: template,
+            hostname: self
+                .request
+                .hostname
+                .clone()
+                .unwrap_or_else(|| m.id().to_string()),
+            pool: self.engine.config.pool.clone(),
+            storage,
+            disk_gb: self.request.disk_gb.unwrap_or(lxc.disk_gb),
+            cores: self.request.cores.unwrap_or(lxc.cores),
+            memory_mb: self.request.memory_mb.unwrap_or(lxc.memory_mb),
+            swap_mb: 512,
+            unprivileged: lxc.unprivileged,
+            onboot: lxc.onboot,
+            nesting: lxc
+                .features
+                .contains(&appstore_core::manifest::Feature::Nesting),
+            net: NetConfig {
+                bridge: self.bridge(),
+                ip: n.ip.clone().unwrap_or_else(|| "dhcp".into()),
+                gw: n.gw.clone(),
+                ip6: n.ip6.clone(),
+                gw6: n.gw6.clone(),
+                tag: n.vlan,
+                firewall: true,
+            },
+            description: Some(format!(
+                "Installed by PVE App Store: {} {} (job {})",
+                m.id(),
+                m.version(),
+                self.job_id
+            )),
+            volumes,
+        };
+        if let Err(o) = self
+            .wait(
+                "creating the container",
+                self.engine.pve.lxc_create(self.node(), &spec).await,
+            )
+            .await
+        {
+            return o;
+        }
+        self.created = true;
+        StepOutcome::Done
+    }
+
+    async fn configure(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let pve = &self.engine.pve;
+        // Tags after the create task: a pool-scoped token may not send them in the create call.
+        let cfg = match pve.lxc_config(self.node(), ctid).await {
+            Ok(c) => c,
+            Err(e) => return pve_failed("reading the container config", e),
+        };
+        let mut tags = cfg.tags();
+        tags.push(MANAGED_TAG.into());
+        tags.push(app_tag(self.manifest().id()));
+        let value = join_tags(tags.iter().map(String::as_str));
+        match pve
+            .lxc_update_config(
+                self.node(),
+                ctid,
+                &[("tags".into(), value)],
+                &[],
+                Some(&cfg.digest),
+            )
+            .await
+        {
+            Ok(()) => StepOutcome::Done,
+            Err(e) => pve_failed("tagging the container", e),
+        }
+    }
+
+    async fn start(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        match self.engine.pve.lxc_status(self.node(), ctid).await {
+            Ok(s) if s.status == "running" => return StepOutcome::Done,
+            Ok(_) => {}
+            Err(e) => return pve_failed("reading the container status", e),
+        }
+        match self
+            .wait(
+                "starting the container",
+                self.engine.pve.lxc_start(self.node(), ctid).await,
+            )
+            .await
+        {
+            Ok(()) => StepOutcome::Done,
+            Err(o) => o,
+        }
+    }
+
+    async fn wait_for_network(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        match self.engine.pve.lxc_interfaces(self.node(), ctid).await {
+            Ok(Some(ifs)) => match ifs
+                .iter()
+                .find(|i| i.name != "lo")
+                .and_then(|i| i.inet.clone())
+            {
+                Some(inet) => {
+                    let ip = inet.split('/').next().unwrap_or(&inet).to_string();
+                    self.log.info(&format!("container address {ip}")).await;
+                    self.ip = Some(ip);
+                    StepOutcome::Done
+                }
+                None => StepOutcome::NotYet {
+                    reason: "the container has no IPv4 address yet".into(),
+                },
+            },
+            Ok(None) => StepOutcome::NotYet {
+                reason: "the container is not running yet".into(),
+            },
+            Err(e) => pve_failed("reading the container's addresses", e),
+        }
+    }
+
+    async fn helper(&self, req: Request) -> Result<Reply, StepOutcome> {
+        let log = self.log.clone();
+        let reply = self
+            .engine
+            .helper
+            .call(
+                req,
+                Box::new(move |stream, line| log.line_blocking(stream, line)),
+            )
+            .await
+            .map_err(|e| failed(format!("the privileged helper: {e}")))?;
+        match reply {
+            Reply::Failed { error, .. } => Err(failed(format!(
+                "the privileged helper refused or failed ({}): {}",
+                error.code, error.message
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    fn job_dir(&self) -> std::path::PathBuf {
+        self.engine.config.jobs_dir.join(self.job_id.to_string())
+    }
+
+    async fn push_assets(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let Some(inputs) = &self.inputs else {
+            return failed("inputs were not resolved");
+        };
+        let dir = self.job_dir();
+        let app_dir = dir.join("app");
+        let (cache, snapshot, app, target) = (
+            self.cache.clone(),
+            Arc::clone(&self.snapshot),
+            Arc::clone(&self.app),
+            app_dir.clone(),
+        );
+        let exported =
+            tokio::task::spawn_blocking(move || cache.export_app(&snapshot, &app, &target)).await;
+        match exported {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed(format!("exporting the app from the catalog: {e}")),
+            Err(e) => return failed(e.to_string()),
+        }
+        let inputs_file = dir.join("inputs.json");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&inputs_file)?;
+            f.write_all(inputs.to_json().to_string().as_bytes())
+        };
+        if let Err(e) = write() {
+            return failed(format!("writing inputs.json: {e}"));
+        }
+        let mut dirs: Vec<String> = vec!["/opt/appstore/provision".into()];
+        for f in &self.app.files {
+            if let Some((parent, _)) = f.path.rsplit_once('/') {
+                dirs.push(format!("/opt/appstore/provision/{parent}"));
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            if let Err(o) = self.helper(Request::MakeDir { ctid, path: d }).await {
+                return o;
+            }
+        }
+        for f in &self.app.files {
+            let perms = if f.path.ends_with(".sh") {
+                "0755"
+            } else {
+                "0644"
+            };
+            let req = Request::Push {
+                ctid,
+                source: app_dir.join(&f.path).to_string_lossy().into_owned(),
+                dest: format!("/opt/appstore/provision/{}", f.path),
+                perms: perms.into(),
+            };
+            if let Err(o) = self.helper(req).await {
+                return o;
+            }
+        }
+        let req = Request::Push {
+            ctid,
+            source: inputs_file.to_string_lossy().into_owned(),
+            dest: "/opt/appstore/inputs.json".into(),
+            perms: "0600".into(),
+        };
+        if let Err(o) = self.helper(req).await {
+            return o;
+        }
+        self.log
+            .info(&format!(
+                "pushed {} file(s) and inputs.json",
+                self.app.files.len()
+            ))
+            .await;
+        StepOutcome::Done
+    }
+
+    fn context(&self) -> Value {
+        let m = self.manifest();
+        json!({
+            "ctid": self.ctid, "hostname": self.request.hostname.clone().unwrap_or_else(|| m.id().to_string()),
+            "ip": self.ip.clone().unwrap_or_default(), "node": self.node(), "pool": self.engine.config.pool,
+            "app": {"id": m.id(), "name": m.name(), "version": m.version().to_string()},
+            "inputs": self.inputs.as_ref().map(|i| i.to_json()).unwrap_or(json!({})),
+            "gpu": {"vendor": "", "driver_version": ""},
+        })
+    }
+
+    /// The script's environment: the manifest's `provision.env`, every non-secret input as
+    /// `INPUT_<KEY>`, and the store's own `APPSTORE_*` values.
+    fn env(&self) -> Result<BTreeMap<String, String>, String> {
+        let ctx = self.context();
+        let mut env = BTreeMap::new();
+        if let Some(inputs) = &self.inputs {
+            for (k, v) in inputs.iter().filter(|(_, v)| !v.secret) {
+                env.insert(
+                    format!("INPUT_{}", k.to_ascii_uppercase()),
+                    v.value.to_string(),
+                );
+            }
+        }
+        env.insert(
+            "APPSTORE_CTID".into(),
+            self.ctid.map(|c| c.to_string()).unwrap_or_default(),
+        );
+        env.insert("APPSTORE_APP_ID".into(), self.manifest().id().to_string());
+        env.insert(
+            "APPSTORE_APP_VERSION".into(),
+            self.manifest().version().to_string(),
+        );
+        env.insert("APPSTORE_INPUTS".into(), "/opt/appstore/inputs.json".into());
+        env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
+        for (k, tpl) in &self.manifest().provision().env {
+            let value =
+                template::render(tpl, &ctx).map_err(|e| format!("provision.env.{k}: {e}"))?;
+            env.insert(k.clone(), value);
+        }
+        Ok(env)
+    }
+
+    async fn run_script(&self, script: &str, timeout_sec: u32) -> Result<i32, StepOutcome> {
+        let Some(ctid) = self.ctid else {
+            return Err(failed("no container id"));
+        };
+        let env = self.env().map_err(failed)?;
+        match self
+            .helper(Request::RunScript {
+                ctid,
+                script: script.into(),
+                env,
+                timeout_sec,
+            })
+            .await?
+        {
+            Reply::Done {
+                exit_code: Some(code),
+                ..
+            } => Ok(code),
+            other => Err(failed(format!(
+                "unexpected answer from the helper: {other:?}"
+            ))),
+        }
+    }
+
+    async fn provision(&mut self) -> StepOutcome {
+        let p = self.manifest().provision().clone();
+        self.log.info(&format!("running {}", p.script)).await;
+        let result = self.run_script(p.script.as_str(), p.timeout_sec).await;
+        // inputs.json holds secrets: it goes whatever happened.
+        if let Some(ctid) = self.ctid {
+            let _ = self
+                .helper(Request::RemovePath {
+                    ctid,
+                    path: "/opt/appstore/inputs.json".into(),
+                })
+                .await;
+        }
+        let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+        match result {
+            Ok(0) => StepOutcome::Done,
+            Ok(code) => failed(format!(
+                "{} exited with code {code}; see the log above for the script's own error",
+                p.script
+            )),
+            Err(o) => o,
+        }
+    }
+
+    async fn healthcheck(&mut self) -> StepOutcome {
+        let Some(hc) = self.manifest().provision().healthcheck.clone() else {
+            return StepOutcome::Done;
+        };
+        for attempt in 1..=hc.retries {
+            match self.run_script(hc.script.as_str(), hc.timeout_sec).await {
+                Ok(0) => {
+                    self.log
+                        .info(&format!("healthy after {attempt} check(s)"))
+                        .await;
+                    return StepOutcome::Done;
+                }
+                Ok(code) => {
+                    self.log
+                        .info(&format!(
+                            "health check {attempt}/{} exited with {code}",
+                            hc.retries
+                        ))
+                        .await
+                }
+                Err(o) => return o,
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(u64::from(hc.interval_sec))).await;
+        }
+        failed(format!(
+            "the app did not become healthy after {} checks",
+            hc.retries
+        ))
+    }
+
+    async fn collect_outputs(&mut self) -> StepOutcome {
+        let ctx = self.context();
+        let mut outputs = Vec::new();
+        for o in self.manifest().outputs() {
+            match template::render(&o.value, &ctx) {
+                // A secret output (a password) is kept only sealed.
+                Ok(v) => {
+                    let stored = if o.secret {
+                        self.engine.secrets.seal(&v)
+                    } else {
+                        v
+                    };
+                    outputs.push(json!({"key": o.key, "label": o.label, "value": stored, "secret": o.secret}))
+                }
+                Err(e) => return failed(format!("outputs.{}: {e}", o.key)),
+            }
+        }
+        if let Some(ctid) = self.ctid {
+            if !self.manifest().provision().keep_provision_dir {
+                let _ = self
+                    .helper(Request::RemovePath {
+                        ctid,
+                        path: "/opt/appstore/provision".into(),
+                    })
+                    .await;
+            }
+        }
+        let shown: Vec<String> = outputs
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}: {}",
+                    o["label"].as_str().unwrap_or(""),
+                    if o["secret"] == true {
+                        "(secret)"
+                    } else {
+                        o["value"].as_str().unwrap_or("")
+                    }
+                )
+            })
+            .collect();
+        self.log
+            .info(&format!("outputs: {}", shown.join("; ")))
+            .await;
+        let store = self.engine.store.clone();
+        let (job, app, ctid, node, pool) = (
+            self.job_id,
+            self.app.clone(),
+            self.ctid,
+            self.node().to_string(),
+            self.engine.config.pool.clone(),
+        );
+        let inputs = self
+            .inputs
+            .as_ref()
+            .map(|i| i.redacted_json())
+            .unwrap_or(json!({}));
+        let commit = self.snapshot.source().commit.clone();
+        let outputs_json = Value::Array(outputs);
+        let saved = blocking(move || {
+            store.record_install(&crate::store::NewInstall {
+                job_id: job,
+                app_id: app.manifest.id().to_string(),
+                ctid: ctid.map(i64::from),
+                node,
+                pool,
+                version: app.manifest.version().to_string(),
+                manifest_sha256: app.manifest_sha256.clone(),
+                commit_id: commit,
+                inputs: inputs.to_string(),
+                outputs: outputs_json.to_string(),
+            })
+        })
+        .await;
+        match saved {
+            Ok(_) => StepOutcome::Done,
+            Err(e) => failed(format!("recording the install: {e}")),
+        }
+    }
+
+    /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
+    pub(super) async fn after_failure(&mut self) {
+        let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+        let (Some(ctid), true) = (self.ctid, self.created) else {
+            return;
+        };
+        let pve = Arc::clone(&self.engine.pve);
+        if let Some(ctid_) = Some(ctid) {
+            let _ = self
+                .helper(Request::RemovePath {
+                    ctid: ctid_,
+                    path: "/opt/appstore/inputs.json".into(),
+                })
+                .await;
+        }
+        if let Ok(s) = pve.lxc_status(self.node(), ctid).await {
+            if s.status == "running" {
+                if let Ok(upid) = pve.lxc_stop(self.node(), ctid).await {
+                    let _ = wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline).await;
+                }
+            }
+        }
+        if let Ok(cfg) = pve.lxc_config(self.node(), ctid).await {
+            let mut tags = cfg
+                .options
+                .get("tags")
+                .map(|t| parse_tags(t))
+                .unwrap_or_default();
+            tags.push(FAILED_TAG.into());
+            let value = join_tags(tags.iter().map(String::as_str));
+            let _ = pve
+                .lxc_update_config(
+                    self.node(),
+                    ctid,
+                    &[("tags".into(), value)],
+                    &[],
+                    Some(&cfg.digest),
+                )
+                .await;
+        }
+        self.log.info(&format!("container {ctid} was stopped and tagged {FAILED_TAG}; destroy it from the job page, or look inside first")).await;
+    }
+}

@@ -1,0 +1,328 @@
+//! The job engine: carries out a job's steps in the order the pure state machine
+//! (`appstore_core::job`) decides, persisting every transition and every (redacted) log line, and
+//! publishing them to subscribers. Plain async code over traits (`PveApi`, `HostHelper`), so the actor
+//! layer only schedules it and tests drive it directly against the simulator.
+
+pub mod host;
+mod install;
+
+pub use host::{HostHelper, InProcessHelper, SocketHelper};
+pub use install::{InstallRequest, NetworkRequest};
+
+use crate::store::{NewJob, Store, StoreError};
+use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
+use appstore_core::job::{next, JobKind, JobState, RetryPolicy, StepOutcome, Transition};
+use appstore_core::policy::InstallPolicy;
+use appstore_core::redact::Redactor;
+use appstore_pve::PveApi;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Settings of the engine (from the store's config).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// PVE node.
+    pub node: String,
+    /// The store's pool.
+    pub pool: String,
+    /// Default storage for root disks and volumes.
+    pub storage: String,
+    /// Default bridge.
+    pub bridge: String,
+    /// Storage holding container templates.
+    pub template_storage: String,
+    /// Download a missing template through `aplinfo`.
+    pub download_templates: bool,
+    /// Job directories (the helper's `job_root`).
+    pub jobs_dir: PathBuf,
+    /// The catalog's git cache (exports come from the pinned commit).
+    pub catalog_cache: PathBuf,
+    /// Caps, features, privilege.
+    pub policy: InstallPolicy,
+    /// Waiting for the container's address.
+    pub network_wait: RetryPolicy,
+    /// Longest wait for one PVE task.
+    pub task_deadline: Duration,
+}
+
+/// What subscribers (SSE streams, the UI) hear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// A job entered a state.
+    State {
+        /// Job.
+        job_id: i64,
+        /// New state.
+        state: String,
+        /// Why (failures).
+        reason: Option<String>,
+    },
+    /// A (redacted) log line.
+    Log {
+        /// Job.
+        job_id: i64,
+        /// Cursor.
+        seq: i64,
+        /// `stdout`, `stderr` or `engine`.
+        stream: String,
+        /// Text.
+        line: String,
+    },
+}
+
+/// Failures of the engine itself (not of a job's steps, which end the job instead).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error("job store")]
+    Store(#[from] StoreError),
+    /// A request was rejected before a job was made.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Everything a job needs from the outside.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// Settings.
+    pub config: EngineConfig,
+    /// PVE.
+    pub pve: Arc<dyn PveApi>,
+    /// The root helper.
+    pub helper: Arc<dyn HostHelper>,
+    /// The database.
+    pub store: Store,
+    /// Events.
+    pub events: broadcast::Sender<JobEvent>,
+    /// Seals the secret outputs that are kept.
+    pub secrets: crate::secrets::SecretBox,
+}
+
+/// A job's cancel switch.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// Asks the job to stop at the next step.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Was it asked?
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::Query(
+            r2d2_sqlite::rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        )),
+    }
+}
+
+/// Writes log lines of one job: redacted first, then stored, then published.
+#[derive(Debug, Clone)]
+pub struct JobLog {
+    job_id: i64,
+    store: Store,
+    events: broadcast::Sender<JobEvent>,
+    redactor: Arc<std::sync::RwLock<Redactor>>,
+}
+
+impl JobLog {
+    fn new(engine: &Engine, job_id: i64) -> Self {
+        JobLog {
+            job_id,
+            store: engine.store.clone(),
+            events: engine.events.clone(),
+            redactor: Arc::new(std::sync::RwLock::new(Redactor::default())),
+        }
+    }
+
+    /// From now on, these secrets and keys are masked.
+    pub fn set_redactor(&self, r: Redactor) {
+        if let Ok(mut g) = self.redactor.write() {
+            *g = r;
+        }
+    }
+
+    fn redact(&self, line: &str) -> String {
+        match self.redactor.read() {
+            Ok(r) => r.redact(line),
+            Err(_) => "*** (redaction unavailable)".into(),
+        }
+    }
+
+    /// Stores and publishes one line (blocking; used from output callbacks on helper threads).
+    pub fn line_blocking(&self, stream: &str, line: &str) {
+        let text = self.redact(line);
+        match self.store.append_log(self.job_id, stream, &text) {
+            Ok(seq) => {
+                let _ = self.events.send(JobEvent::Log {
+                    job_id: self.job_id,
+                    seq,
+                    stream: stream.into(),
+                    line: text,
+                });
+            }
+            Err(e) => tracing::error!(job = self.job_id, error = %e, "cannot store a log line"),
+        }
+    }
+
+    /// Stores and publishes one line.
+    pub async fn line(&self, stream: &str, line: &str) {
+        let me = self.clone();
+        let stream = stream.to_string();
+        let line = line.to_string();
+        let _ = tokio::task::spawn_blocking(move || me.line_blocking(&stream, &line)).await;
+    }
+
+    /// An engine message.
+    pub async fn info(&self, line: &str) {
+        self.line("engine", line).await;
+    }
+}
+
+impl Engine {
+    /// Creates the job record of an install (answering at once: the work runs later).
+    pub async fn create_install_job(
+        &self,
+        snapshot: &CatalogSnapshot,
+        request: &InstallRequest,
+    ) -> Result<i64, EngineError> {
+        let app = snapshot.app(&request.app_id).ok_or_else(|| {
+            EngineError::Rejected(format!("no app `{}` in the catalog", request.app_id))
+        })?;
+        let new = NewJob {
+            kind: "install".into(),
+            app_id: request.app_id.clone(),
+            install_id: None,
+            ctid: None,
+            node: self.config.node.clone(),
+            pool: self.config.pool.clone(),
+            user_action: format!("install {} {}", app.manifest.id(), app.manifest.version()),
+            manifest_version: app.manifest.version().to_string(),
+            manifest_sha256: app.manifest_sha256.clone(),
+            commit_id: snapshot.source().commit.clone(),
+            request: request.redacted_json(&app.manifest).to_string(),
+        };
+        let store = self.store.clone();
+        let job = blocking(move || store.create_job(&new)).await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job.id,
+            state: "queued".into(),
+            reason: None,
+        });
+        Ok(job.id)
+    }
+
+    async fn enter(
+        &self,
+        job: i64,
+        from: JobState,
+        to: JobState,
+        reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        let r = reason.clone();
+        blocking(move || store.transition(job, from.as_str(), to.as_str(), r.as_deref())).await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job,
+            state: to.as_str().into(),
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Runs an install job to its end; returns the final state.
+    pub async fn run_install(
+        &self,
+        job_id: i64,
+        snapshot: Arc<CatalogSnapshot>,
+        request: InstallRequest,
+        cancel: CancelFlag,
+    ) -> Result<JobState, EngineError> {
+        let log = JobLog::new(self, job_id);
+        let app: Arc<CatalogApp> = match snapshot.app(&request.app_id) {
+            Some(a) => Arc::clone(a),
+            None => {
+                self.enter(
+                    job_id,
+                    JobState::Queued,
+                    JobState::Failed,
+                    Some(format!("no app `{}` in the catalog", request.app_id)),
+                )
+                .await?;
+                return Ok(JobState::Failed);
+            }
+        };
+        let mut work = install::InstallWork::new(
+            self.clone(),
+            job_id,
+            snapshot,
+            app,
+            request,
+            log.clone(),
+            GitCache::new(&self.config.catalog_cache),
+        );
+        let mut state = JobState::Queued;
+        let mut attempts = 0;
+        loop {
+            let outcome = if cancel.is_canceled() {
+                StepOutcome::Canceled
+            } else {
+                work.step(state).await
+            };
+            match next(
+                JobKind::Install,
+                state,
+                &outcome,
+                attempts,
+                &self.config.network_wait,
+            ) {
+                Transition::Advance { to } => {
+                    self.enter(job_id, state, to, None).await?;
+                    state = to;
+                    attempts = 0;
+                }
+                Transition::Retry { after, attempt } => {
+                    attempts = attempt;
+                    tokio::time::sleep(after).await;
+                }
+                Transition::End { to, reason } => {
+                    if let Some(r) = &reason {
+                        log.line(
+                            "engine",
+                            &format!(
+                                "{} at {}: {r}",
+                                if to == JobState::Canceled {
+                                    "canceled"
+                                } else {
+                                    "failed"
+                                },
+                                state
+                            ),
+                        )
+                        .await;
+                    }
+                    if to != JobState::Completed {
+                        work.after_failure().await;
+                    }
+                    self.enter(job_id, state, to, reason).await?;
+                    return Ok(to);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The install engine against the simulator (inert back end) with the store's least-privilege token,
+//! the real helper code and the reference catalog in a real git repository: every state in order, the
+//! outputs, secrets nowhere on disk, and a failure that leaves the container stopped and tagged.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
+
+use appstore_actors::engine::{CancelFlag, Engine, EngineConfig, InProcessHelper, InstallRequest};
+use appstore_actors::store::Store;
+use appstore_catalog::{CatalogSnapshot, GitCache, GitCatalog, GitSource};
+use appstore_core::job::{JobState, RetryPolicy};
+use appstore_core::policy::{InstallPolicy, ResourceCaps};
+use appstore_helper::{Helper, HelperConfig};
+use appstore_pve::{HttpPve, PveApi, PveEndpoint, TlsMode};
+use pve_sim::harness::{start, HarnessOptions, RunningSim};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The reference catalog in a fresh git repository.
+fn catalog_repo(dir: &Path) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
+    for entry in walk(&src) {
+        let target = dir.join(entry.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+    let repo = git2::Repository::init(dir).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "catalog", &tree, &[])
+        .unwrap();
+    format!("file://{}", dir.display())
+}
+
+struct World {
+    sim: RunningSim,
+    engine: Engine,
+    snapshot: Arc<CatalogSnapshot>,
+    state: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let sim = start(HarnessOptions {
+        task_latency: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let url = catalog_repo(&state.path().join("catalog-src"));
+    let cache = state.path().join("catalog-cache");
+    let mut catalog = GitCatalog::new(
+        GitCache::new(&cache),
+        GitSource {
+            url,
+            branch: "main".into(),
+        },
+    );
+    let snapshot = catalog.refresh().unwrap().snapshot;
+    let jobs = state.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let helper_config = HelperConfig::parse(&format!(
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\n",
+        r = sim.root.display(),
+        j = jobs.display(),
+        s = state.path().display()
+    ))
+    .unwrap();
+    let (id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
+    let pve: Arc<dyn PveApi> = Arc::new(
+        HttpPve::new(&PveEndpoint {
+            url: sim.url.clone(),
+            token_id: id.into(),
+            token_secret: secret.into(),
+            tls: TlsMode::Insecure,
+        })
+        .unwrap(),
+    );
+    let engine = Engine {
+        config: EngineConfig {
+            node: "pve1".into(),
+            pool: "appstore".into(),
+            storage: "local-lvm".into(),
+            bridge: "vmbr0".into(),
+            template_storage: "local".into(),
+            download_templates: true,
+            jobs_dir: jobs,
+            catalog_cache: cache,
+            policy: InstallPolicy {
+                caps: ResourceCaps {
+                    max_cores: 8,
+                    max_memory_mb: 16384,
+                    max_disk_gb: 256,
+                },
+                allowed_features: [appstore_core::manifest::Feature::Nesting].into(),
+                unprivileged_only: true,
+            },
+            network_wait: RetryPolicy {
+                max_attempts: 20,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(100),
+            },
+            task_deadline: Duration::from_secs(30),
+        },
+        pve,
+        helper: Arc::new(InProcessHelper::new(Helper::new(helper_config, "test"))),
+        store: Store::open(&state.path().join("state.db")).unwrap(),
+        events: tokio::sync::broadcast::channel(1024).0,
+        secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))
+            .unwrap(),
+    };
+    World {
+        sim,
+        engine,
+        snapshot,
+        state,
+    }
+}
+
+const SECRET: &str = "Radicale-Secret-4711";
+
+fn radicale() -> InstallRequest {
+    let mut req = InstallRequest {
+        app_id: "radicale".into(),
+        ..Default::default()
+    };
+    req.inputs
+        .insert("password".into(), serde_json::json!(SECRET));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn installs_an_app_through_every_state_without_leaking_its_secret() {
+    let w = world();
+    let mut events = w.engine.events.subscribe();
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &radicale())
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(
+            job,
+            Arc::clone(&w.snapshot),
+            radicale(),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let store = w.engine.store.clone();
+    let logs = store.logs(job, 0, 1000).unwrap();
+    let text: Vec<String> = logs
+        .iter()
+        .map(|l| format!("{}: {}", l.stream, l.line))
+        .collect();
+    assert_eq!(end, JobState::Completed, "{}", text.join("\n"));
+
+    let states: Vec<String> = store
+        .transitions(job)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to_state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "validate_request",
+            "validate_manifest",
+            "validate_placement",
+            "validate_gpu",
+            "allocate_ctid",
+            "create_container",
+            "configure_container",
+            "attach_gpu",
+            "start_container",
+            "wait_for_network",
+            "push_assets",
+            "provision",
+            "healthcheck",
+            "collect_outputs",
+            "completed"
+        ]
+    );
+    assert!(
+        text.iter()
+            .any(|l| l == "stdout: [inert] /bin/bash /opt/appstore/provision/provision/install.sh"),
+        "{}",
+        text.join("\n")
+    );
+    assert!(text
+        .iter()
+        .any(|l| l.contains("template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")));
+
+    let installs = store.installs().unwrap();
+    assert_eq!(installs.len(), 1);
+    let outputs: serde_json::Value = serde_json::from_str(&installs[0].outputs).unwrap();
+    assert_eq!(outputs[0]["value"], "http://192.0.2.102:5232/");
+    let sealed = outputs[2]["value"].as_str().unwrap();
+    assert_eq!(
+        w.engine.secrets.open_value(sealed).unwrap(),
+        SECRET,
+        "the password output is kept, sealed"
+    );
+    let ctid = installs[0].ctid.unwrap();
+    let conf =
+        std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap();
+    assert!(
+        conf.contains("tags: appstore-app-radicale;appstore-managed\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("unprivileged: 1\n")
+            && conf
+                .contains("mp0: local-lvm:vm-100-disk-1,mp=/var/lib/radicale/collections,size=2G"),
+        "{conf}"
+    );
+    // The provision dir and inputs.json are gone from the container.
+    assert!(!w
+        .sim
+        .root
+        .join(format!("sim/ct/{ctid}/fs/opt/appstore/inputs.json"))
+        .exists());
+    assert!(!w
+        .sim
+        .root
+        .join(format!("sim/ct/{ctid}/fs/opt/appstore/provision"))
+        .exists());
+
+    let mut seen_states = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let appstore_actors::engine::JobEvent::State { state, .. } = ev {
+            seen_states.push(state);
+        }
+    }
+    assert_eq!(seen_states.len(), 16, "every transition was published");
+
+    // The secret is nowhere: not in the database, the job log, the audit log, the job dir, or what PVE saw.
+    drop(store);
+    for file in [
+        w.state.path().join("state.db"),
+        w.state.path().join("state.db-wal"),
+        w.state.path().join("audit.log"),
+        w.sim.record.clone(),
+    ] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(i) = text.find(SECRET) {
+                panic!(
+                    "the secret leaked into {}: ...{}...",
+                    file.display(),
+                    &text[i.saturating_sub(200)..(i + 60).min(text.len())]
+                );
+            }
+        }
+    }
+    for f in walk(&w.state.path().join("jobs")) {
+        assert!(
+            !std::fs::read_to_string(&f)
+                .unwrap_or_default()
+                .contains(SECRET),
+            "the secret stayed in {}",
+            f.display()
+        );
+    }
+    assert!(!text.iter().any(|l| l.contains(SECRET)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_start_leaves_the_container_stopped_and_tagged_failed() {
+    let w = world();
+    w.sim
+        .fail_next_task("vzstart", "startup for container '100' failed")
+        .unwrap();
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &radicale())
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(
+            job,
+            Arc::clone(&w.snapshot),
+            radicale(),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Failed);
+    let record = w.engine.store.job(job).unwrap().unwrap();
+    assert_eq!(record.state, "failed");
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("startup for container '100' failed"),
+        "{record:?}"
+    );
+    let conf = std::fs::read_to_string(w.sim.root.join("etc/pve/lxc/100.conf")).unwrap();
+    assert!(
+        conf.contains("tags: appstore-app-radicale;appstore-failed;appstore-managed\n"),
+        "{conf}"
+    );
+    assert!(w.engine.store.installs().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_inputs_and_unknown_apps_fail_before_anything_is_created() {
+    let w = world();
+    let mut req = radicale();
+    req.inputs.insert("port".into(), serde_json::json!(80));
+    req.inputs.insert("colour".into(), serde_json::json!("red"));
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &req)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(job, Arc::clone(&w.snapshot), req, CancelFlag::default())
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Failed);
+    let error = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
+    assert!(
+        error.contains("colour: this app has no input named `colour`")
+            && error.contains("port: must be at least"),
+        "{error}"
+    );
+    assert!(
+        w.sim.requests().iter().all(|r| r["method"] != "POST"),
+        "nothing was created"
+    );
+    let err = w
+        .engine
+        .create_install_job(
+            &w.snapshot,
+            &InstallRequest {
+                app_id: "nope".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no app `nope` in the catalog");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_the_job_at_the_next_step() {
+    let w = world();
+    let cancel = CancelFlag::default();
+    cancel.cancel();
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &radicale())
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(job, Arc::clone(&w.snapshot), radicale(), cancel)
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Canceled);
+}
