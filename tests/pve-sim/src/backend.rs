@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn pull(&self, vmid: u32, src: &str, dest: &Path) -> Result<(), String>;
     /// Interfaces of a running container.
     fn interfaces(&self, vmid: u32) -> Option<Vec<Interface>>;
+    /// Tears down what the back end made on the host for this node (containers, bridge); the node's
+    /// files stay. Called when a test node is dropped and when `pve-sim` exits.
+    fn cleanup(&self) {}
 }
 
 /// The back end a root was initialised with (`sim/backend`).
@@ -50,6 +53,7 @@ pub fn backend_for(root: &SimRoot) -> Result<Box<dyn Backend>, String> {
         std::fs::read_to_string(root.path().join("sim/backend")).unwrap_or_else(|_| "inert".into());
     match name.trim() {
         "inert" => Ok(Box::new(Inert { root: root.clone() })),
+        "lxc" => Ok(Box::new(crate::lxc::LxcBackend::new(root.clone()))),
         other => Err(format!(
             "unknown back end `{other}` in {}",
             root.path().join("sim/backend").display()

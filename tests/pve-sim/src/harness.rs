@@ -2,6 +2,7 @@
 //! API on a free loopback port (HTTP or HTTPS) on its own runtime, and record every request.
 
 use crate::api::Node;
+use crate::backend::Backend;
 use crate::server::{serve, Server};
 use crate::setup::{init, tls_config, Credentials, SetupOptions};
 use crate::state::SimRoot;
@@ -21,6 +22,9 @@ pub struct HarnessOptions {
     pub task_latency: Duration,
     /// Delay of a 401.
     pub auth_failure_delay: Duration,
+    /// Container back end: `inert` (default) or `lxc` (real containers; needs root, LXC and
+    /// debootstrap).
+    pub backend: String,
 }
 
 impl Default for HarnessOptions {
@@ -30,6 +34,7 @@ impl Default for HarnessOptions {
             tls: false,
             task_latency: Duration::from_millis(10),
             auth_failure_delay: Duration::from_millis(20),
+            backend: "inert".into(),
         }
     }
 }
@@ -47,6 +52,7 @@ pub struct RunningSim {
     pub record: PathBuf,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    backend: Arc<dyn Backend>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,6 +62,8 @@ impl Drop for RunningSim {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Containers, bridge: what the back end made on the host goes before the root does.
+        self.backend.cleanup();
     }
 }
 
@@ -67,11 +75,13 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         &root,
         &SetupOptions {
             version: opts.version,
+            backend: opts.backend.clone(),
             ..SetupOptions::default()
         },
     )?;
     let sim_root = SimRoot::open(&root)?;
-    let backend = crate::backend::backend_for(&sim_root).map_err(std::io::Error::other)?;
+    let backend: Arc<dyn Backend> =
+        Arc::from(crate::backend::backend_for(&sim_root).map_err(std::io::Error::other)?);
     let tls = if opts.tls {
         Some(tls_config(&sim_root)?)
     } else {
@@ -82,7 +92,7 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         version: opts.version,
         task_latency: opts.task_latency,
         tasks: Default::default(),
-        backend: Arc::from(backend),
+        backend: Arc::clone(&backend),
         fingerprint: tls.as_ref().map(|(_, f)| f.clone()),
     });
     let record = root.join("sim/requests.jsonl");
@@ -129,6 +139,7 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         record,
         stop: Some(stop_tx),
         thread: Some(thread),
+        backend,
         _dir: dir,
     })
 }

@@ -9,6 +9,7 @@ pub mod acl;
 pub mod api;
 pub mod backend;
 pub mod harness;
+pub mod lxc;
 pub mod pct;
 pub mod schema;
 pub mod server;

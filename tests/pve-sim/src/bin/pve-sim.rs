@@ -71,8 +71,9 @@ fn main() {
         }
     };
     let version = PveVersion::parse(&creds.release).unwrap_or(opts.version);
-    let backend = match pve_sim::backend::backend_for(&sim_root) {
-        Ok(b) => b,
+    let backend: Arc<dyn pve_sim::backend::Backend> = match pve_sim::backend::backend_for(&sim_root)
+    {
+        Ok(b) => Arc::from(b),
         Err(e) => {
             eprintln!("pve-sim: {e}");
             std::process::exit(1);
@@ -91,6 +92,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let node_backend = Arc::clone(&backend);
     runtime.block_on(async move {
         let tls = if http {
             None
@@ -102,7 +104,7 @@ fn main() {
             version,
             task_latency: latency,
             tasks: Default::default(),
-            backend: Arc::from(backend),
+            backend: node_backend,
             fingerprint: tls.as_ref().map(|(_, f)| f.clone()),
         });
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -115,9 +117,21 @@ fn main() {
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("pve-sim listening on {scheme}://{addr}");
         let server = Arc::new(Server::new(node, auth_delay, record));
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = serve(server, listener, tls.map(|(c, _)| c)) => {},
             _ = tokio::signal::ctrl_c() => {},
+            _ = terminate => {},
         }
     });
+    // Stop the containers and remove the bridge of the `lxc` back end; the root's files stay.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    backend.cleanup();
 }
