@@ -4,7 +4,9 @@
 
 pub mod catalog;
 pub mod engine;
+pub mod jobs;
 pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
+pub use jobs::{CancelJob, JobRegistry, SubmitInstall};

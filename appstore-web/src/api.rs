@@ -1,9 +1,12 @@
 //! The REST API: routes, JSON shapes, and the mapping of every failure to
 //! `{"error":{"code","message","fields"}}` with a 4xx status (never a 500 for bad input).
 
-use actix::Recipient;
-use appstore_actors::{CatalogHandle, RefreshCatalog};
+use actix::{Addr, Recipient};
+use appstore_actors::engine::InstallRequest;
+use appstore_actors::store::Store;
+use appstore_actors::{CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
+use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -19,6 +22,157 @@ pub struct ApiState {
     pub catalog: CatalogHandle,
     /// Where refresh requests go.
     pub refresh: Recipient<RefreshCatalog>,
+    /// The job engine, when this mode runs one.
+    pub jobs: Option<JobsApi>,
+}
+
+/// The job engine as the API uses it.
+#[derive(Debug, Clone)]
+pub struct JobsApi {
+    /// Schedules jobs.
+    pub registry: Addr<JobRegistry>,
+    /// Reads jobs, logs and installs.
+    pub store: Store,
+}
+
+fn jobs_of(state: &ApiState) -> Result<JobsApi, ApiError> {
+    state.jobs.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_engine",
+            "this mode runs no job engine",
+        )
+    })
+}
+
+async fn read<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, appstore_actors::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let request: InstallRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the install request is not valid JSON of the expected shape: {e}"),
+        )
+    })?;
+    let app_id = request.app_id.clone();
+    match jobs.registry.send(SubmitInstall(request)).await {
+        Ok(Ok(id)) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Ok(Err(e)) => Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone()).field(
+                if e.contains("no app") {
+                    "app_id"
+                } else {
+                    "request"
+                },
+                format!("{e} ({app_id})"),
+            ),
+        ),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn list_jobs(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let list = read(move || store.jobs(200)).await?;
+    ok_json(&json!({"jobs": list}))
+}
+
+async fn get_job(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let (job, transitions) = read(move || Ok((store.job(id)?, store.transitions(id)?))).await?;
+    let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    ok_json(&json!({"job": job, "transitions": transitions}))
+}
+
+async fn job_logs(state: ApiState, id: i64, params: HashMap<String, String>) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let number = |k: &str, default: i64| -> Result<i64, ApiError> {
+        match params.get(k) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad cursor")
+                    .field(k, "must be a whole number")
+            }),
+        }
+    };
+    let after = number("after", 0)?;
+    let limit = number("limit", 500)?.clamp(1, 5000);
+    let store = jobs.store.clone();
+    let (job, lines) = read(move || Ok((store.job(id)?, store.logs(id, after, limit)?))).await?;
+    let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    let next = lines.last().map(|l| l.seq).unwrap_or(after);
+    ok_json(&json!({"state": job.state, "lines": lines, "next": next}))
+}
+
+async fn cancel_job(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    match jobs.registry.send(CancelJob(id)).await {
+        Ok(true) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"canceling": id})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Ok(false) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!("job {id} is neither queued nor running"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn list_installs(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let installs = read(move || store.installs()).await?;
+    let shown: Vec<Value> = installs
+        .into_iter()
+        .map(|i| {
+            // Secret outputs are stored sealed and never listed; only their presence is.
+            let outputs: Value = serde_json::from_str(&i.outputs).unwrap_or(Value::Null);
+            let outputs: Vec<Value> = outputs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| if o["secret"] == true { json!({"key": o["key"], "label": o["label"], "secret": true, "value": null}) } else { o.clone() })
+                .collect();
+            json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
+                   "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs})
+        })
+        .collect();
+    ok_json(&json!({"installs": shown}))
 }
 
 /// An API error: status, stable code, message for people, and per-field messages.
@@ -223,9 +377,7 @@ async fn respond(
 }
 
 /// Every `/api` route.
-pub fn routes(
-    state: ApiState,
-) -> impl Filter<Extract = (WarpResponse,), Error = warp::Rejection> + Clone {
+pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -266,8 +418,52 @@ pub fn routes(
         .and(warp::path("refresh"))
         .and(warp::path::end())
         .and(warp::post())
-        .and(with_state)
+        .and(with_state.clone())
         .and_then(|s| respond(refresh_catalog(s)));
+    let install = api
+        .and(warp::path("install"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, b| respond(submit_install(s, b)));
+    let jobs = api
+        .and(warp::path("jobs"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(list_jobs(s)));
+    let job = api
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(get_job(s, id)));
+    let logs = api
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("logs"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|id, s, q| respond(job_logs(s, id, q)));
+    let cancel = api
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("cancel"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(cancel_job(s, id)));
+    let installs = api
+        .and(warp::path("installs"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(list_installs(s)));
     health
         .or(apps)
         .unify()
@@ -279,6 +475,19 @@ pub fn routes(
         .unify()
         .or(refresh)
         .unify()
+        .or(install)
+        .unify()
+        .or(jobs)
+        .unify()
+        .or(job)
+        .unify()
+        .or(logs)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(installs)
+        .unify()
+        .boxed()
 }
 
 /// Turns warp's rejections into the API's error shape.

@@ -1,12 +1,14 @@
 //! `pve-appstore`: the PVE App Store controller and its tools.
 
 use anyhow::Context as _;
+use appstore_actors::engine::{EngineConfig, InProcessHelper, SocketHelper};
 use appstore_catalog::GitSource;
 use appstore_web::{demo, lint, server};
 use clap::{Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -29,6 +31,9 @@ enum Command {
         /// Keep the demo's state here instead of a temporary directory.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Containers of the simulated node: `inert` (no processes) or `lxc` (real LXC; needs root).
+        #[arg(long, default_value = "inert")]
+        containers: String,
     },
     /// Run the service with a config file.
     Serve {
@@ -93,7 +98,36 @@ fn run_system(settings: server::ServerSettings) -> anyhow::Result<()> {
     system.block_on(server::run(settings))
 }
 
-fn demo(port: u16, bind: IpAddr, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn engine_config(
+    node: &str,
+    pool: &str,
+    storage: &str,
+    bridge: &str,
+    state: &std::path::Path,
+    policy: appstore_core::policy::InstallPolicy,
+    download: bool,
+) -> EngineConfig {
+    EngineConfig {
+        node: node.into(),
+        pool: pool.into(),
+        storage: storage.into(),
+        bridge: bridge.into(),
+        template_storage: "local".into(),
+        download_templates: download,
+        jobs_dir: state.join("jobs"),
+        catalog_cache: state.join("catalog-cache"),
+        policy,
+        network_wait: appstore_core::job::RetryPolicy::default(),
+        task_deadline: Duration::from_secs(1800),
+    }
+}
+
+fn demo(
+    port: u16,
+    bind: IpAddr,
+    state_dir: Option<PathBuf>,
+    containers: &str,
+) -> anyhow::Result<()> {
     let temp;
     let state = match state_dir {
         Some(dir) => dir,
@@ -106,7 +140,62 @@ fn demo(port: u16, bind: IpAddr, state_dir: Option<PathBuf>) -> anyhow::Result<(
     };
     let url = demo::write_reference_catalog(&state.join("reference-catalog"))?;
     tracing::info!(state = %state.display(), "demo state");
-    run_system(server::ServerSettings {
+    // The simulated PVE node, in this process, over HTTPS with its own CA.
+    let sim = pve_sim::harness::start(pve_sim::harness::HarnessOptions {
+        tls: true,
+        backend: containers.to_string(),
+        task_latency: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .context("starting the PVE simulator")?;
+    tracing::info!(url = %sim.url, containers, "PVE simulator started");
+    let (token_id, secret) = sim
+        .creds
+        .store_token
+        .rsplit_once('=')
+        .context("simulator token")?;
+    let pve = appstore_pve::HttpPve::new(&appstore_pve::PveEndpoint {
+        url: sim.url.clone(),
+        token_id: token_id.into(),
+        token_secret: secret.into(),
+        tls: appstore_pve::TlsMode::CaFile(sim.creds.ca_file.clone()),
+    })?;
+    std::fs::create_dir_all(state.join("jobs"))?;
+    let helper_config = appstore_helper::HelperConfig::parse(&format!(
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\n",
+        r = sim.root.display(),
+        s = state.display()
+    ))
+    .map_err(anyhow::Error::msg)?;
+    let policy = appstore_core::policy::InstallPolicy {
+        caps: appstore_core::policy::ResourceCaps {
+            max_cores: 8,
+            max_memory_mb: 16384,
+            max_disk_gb: 256,
+        },
+        allowed_features: [appstore_core::manifest::Feature::Nesting].into(),
+        unprivileged_only: true,
+    };
+    let engine = server::EngineSetup {
+        config: engine_config(
+            "pve1",
+            "appstore",
+            "local-lvm",
+            "vmbr0",
+            &state,
+            policy,
+            true,
+        ),
+        pve: Arc::new(pve),
+        helper: Arc::new(InProcessHelper::new(appstore_helper::Helper::new(
+            helper_config,
+            "demo",
+        ))),
+        database: state.join("state.db"),
+        secret_key: state.join("secret.key"),
+        max_concurrent: 2,
+    };
+    let result = run_system(server::ServerSettings {
         addr: SocketAddr::new(bind, port),
         catalog: GitSource {
             url,
@@ -114,7 +203,10 @@ fn demo(port: u16, bind: IpAddr, state_dir: Option<PathBuf>) -> anyhow::Result<(
         },
         cache_dir: state.join("catalog-cache"),
         refresh_every: Some(Duration::from_secs(60)),
-    })
+        engine: Some(engine),
+    });
+    drop(sim);
+    result
 }
 
 fn serve(path: &PathBuf) -> anyhow::Result<()> {
@@ -122,14 +214,53 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
     let config = appstore_core::config::parse_config(&text)
         .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?;
+    let secret = std::fs::read_to_string(&config.token_secret_file).with_context(|| {
+        format!(
+            "cannot read the token secret file {}",
+            config.token_secret_file
+        )
+    })?;
+    let tls = match &config.tls {
+        appstore_core::config::TlsVerify::CaFile(f) => appstore_pve::TlsMode::CaFile(f.into()),
+        appstore_core::config::TlsVerify::Fingerprint(fp) => {
+            appstore_pve::TlsMode::Fingerprint(*fp)
+        }
+        appstore_core::config::TlsVerify::Insecure => appstore_pve::TlsMode::Insecure,
+    };
+    let pve = appstore_pve::HttpPve::new(&appstore_pve::PveEndpoint {
+        url: config.api_url.clone(),
+        token_id: config.token_id.clone(),
+        token_secret: secret.trim().to_string(),
+        tls,
+    })?;
+    let state = PathBuf::from(&config.state_dir);
+    let engine = server::EngineSetup {
+        config: engine_config(
+            &config.node,
+            config.pool.as_str(),
+            &config.storage,
+            &config.bridge,
+            &state,
+            config.install_policy(),
+            config.download_templates,
+        ),
+        pve: Arc::new(pve),
+        helper: Arc::new(SocketHelper {
+            socket: PathBuf::from("/run/pve-appstore/helper.sock"),
+        }),
+        database: state.join("state.db"),
+        secret_key: state.join("secret.key"),
+        max_concurrent: config.max_concurrent_installs as usize,
+    };
     run_system(server::ServerSettings {
         addr: SocketAddr::new(config.bind, config.port),
         catalog: GitSource {
             url: config.catalog_url.clone(),
             branch: config.catalog_branch.clone(),
         },
-        cache_dir: PathBuf::from(&config.state_dir).join("catalog"),
+        cache_dir: state.join("catalog-cache"),
         refresh_every: config.catalog_refresh,
+        engine: Some(engine),
     })
 }
 
@@ -176,9 +307,10 @@ fn main() -> ExitCode {
             port,
             bind,
             state_dir,
+            containers,
         } => {
             init_tracing();
-            demo(port, bind, state_dir).map(|()| ExitCode::SUCCESS)
+            demo(port, bind, state_dir, &containers).map(|()| ExitCode::SUCCESS)
         }
         Command::Serve { config } => {
             init_tracing();

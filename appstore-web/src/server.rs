@@ -1,14 +1,37 @@
 //! Starting the product: the actors, then the web server on its address, until a stop signal.
 
-use crate::api::{self, ApiState};
-use actix::Supervisor;
+use crate::api::{self, ApiState, JobsApi};
+use actix::{Actor, Supervisor};
 use anyhow::Context as _;
+use appstore_actors::engine::{Engine, EngineConfig, HostHelper};
+use appstore_actors::secrets::SecretBox;
+use appstore_actors::store::Store;
+use appstore_actors::JobRegistry;
 use appstore_actors::{CatalogActor, CatalogHandle};
 use appstore_catalog::{GitCache, GitCatalog, GitSource};
+use appstore_pve::PveApi;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use warp::Filter;
+
+/// The job engine's parts, when this mode runs one.
+#[derive(Debug, Clone)]
+pub struct EngineSetup {
+    /// Engine settings.
+    pub config: EngineConfig,
+    /// PVE client.
+    pub pve: Arc<dyn PveApi>,
+    /// The privileged helper.
+    pub helper: Arc<dyn HostHelper>,
+    /// The SQLite file.
+    pub database: PathBuf,
+    /// The key that seals kept secrets.
+    pub secret_key: PathBuf,
+    /// Installs at once.
+    pub max_concurrent: usize,
+}
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
@@ -21,6 +44,8 @@ pub struct ServerSettings {
     pub cache_dir: PathBuf,
     /// How often to refresh the catalog.
     pub refresh_every: Option<Duration>,
+    /// The job engine.
+    pub engine: Option<EngineSetup>,
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.
@@ -30,9 +55,27 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let every = settings.refresh_every;
     let h = handle.clone();
     let actor = Supervisor::start(move |_| CatalogActor::new(catalog, h, every));
+    let jobs = match &settings.engine {
+        None => None,
+        Some(setup) => {
+            let store = Store::open(&setup.database).context("opening the job database")?;
+            let secrets = SecretBox::open(&setup.secret_key).context("opening the secret key")?;
+            let engine = Engine {
+                config: setup.config.clone(),
+                pve: Arc::clone(&setup.pve),
+                helper: Arc::clone(&setup.helper),
+                store: store.clone(),
+                events: tokio::sync::broadcast::channel(4096).0,
+                secrets,
+            };
+            let registry = JobRegistry::new(engine, handle.clone(), setup.max_concurrent).start();
+            Some(JobsApi { registry, store })
+        }
+    };
     let state = ApiState {
         catalog: handle,
         refresh: actor.recipient(),
+        jobs,
     };
 
     let routes = api::routes(state)

@@ -307,3 +307,71 @@ fn demo_refresh_is_accepted_and_keeps_the_catalog() {
     }
     panic!("refresh never finished");
 }
+
+#[test]
+fn demo_installs_an_app_through_the_api() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Demo-Secret-99"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..300 {
+        job = demo.get(&format!("/api/jobs/{id}")).json().unwrap();
+        if ["completed", "failed", "canceled"].contains(&job["job"]["state"].as_str().unwrap()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(job["job"]["state"], "completed", "{job}");
+    assert_eq!(job["transitions"].as_array().unwrap().len(), 16);
+    let logs: serde_json::Value = demo
+        .get(&format!("/api/jobs/{id}/logs?after=0"))
+        .json()
+        .unwrap();
+    let text = logs.to_string();
+    assert!(
+        text.contains("running provision/install.sh") && !text.contains("Demo-Secret-99"),
+        "{text}"
+    );
+    let later: serde_json::Value = demo
+        .get(&format!("/api/jobs/{id}/logs?after={}", logs["next"]))
+        .json()
+        .unwrap();
+    assert!(
+        later["lines"].as_array().unwrap().is_empty(),
+        "the cursor moves on"
+    );
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    let outputs = &installs["installs"][0]["outputs"];
+    assert_eq!(outputs[1]["value"], "alice");
+    assert!(
+        outputs[2]["value"].is_null(),
+        "secret outputs are not listed"
+    );
+    assert!(!installs.to_string().contains("Demo-Secret-99"));
+
+    let bad = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        bad.json::<serde_json::Value>().unwrap()["error"]["fields"]["app_id"],
+        "no app `nope` in the catalog (nope)"
+    );
+    assert_eq!(demo.get("/api/jobs/999").status(), 404);
+    let cancel = client
+        .post(format!("{}/api/jobs/{id}/cancel", demo.base))
+        .send()
+        .unwrap();
+    assert_eq!(cancel.status(), 409, "a finished job cannot be canceled");
+}

@@ -1,0 +1,180 @@
+//! JobRegistry: accepts install requests (answering with a job id at once), runs at most
+//! `max_concurrent` jobs and queues the rest in order, cancels on request, and settles jobs that a
+//! restart interrupted. Each job runs as its own task; the registry only schedules.
+
+use crate::catalog::CatalogHandle;
+use crate::engine::{CancelFlag, Engine, InstallRequest};
+use actix::prelude::*;
+use appstore_catalog::CatalogSnapshot;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Request an install; answers with the job id (202 for the API) or why it was refused.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, String>")]
+pub struct SubmitInstall(pub InstallRequest);
+
+/// Cancel a job; answers whether it was queued or running.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct CancelJob(pub i64);
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Finished(i64);
+
+#[derive(Debug)]
+struct Queued {
+    job_id: i64,
+    request: InstallRequest,
+    snapshot: Arc<CatalogSnapshot>,
+}
+
+/// Schedules jobs.
+#[derive(Debug)]
+pub struct JobRegistry {
+    engine: Engine,
+    catalog: CatalogHandle,
+    max_concurrent: usize,
+    running: HashMap<i64, CancelFlag>,
+    queue: VecDeque<Queued>,
+}
+
+impl JobRegistry {
+    /// A registry running at most `max_concurrent` installs at once.
+    pub fn new(engine: Engine, catalog: CatalogHandle, max_concurrent: usize) -> Self {
+        JobRegistry {
+            engine,
+            catalog,
+            max_concurrent: max_concurrent.max(1),
+            running: HashMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while self.running.len() < self.max_concurrent {
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
+            let cancel = CancelFlag::default();
+            self.running.insert(q.job_id, cancel.clone());
+            let engine = self.engine.clone();
+            let me = ctx.address();
+            tokio::spawn(async move {
+                if let Err(e) = engine
+                    .run_install(q.job_id, q.snapshot, q.request, cancel)
+                    .await
+                {
+                    tracing::error!(job = q.job_id, error = %e, "job engine failed");
+                }
+                me.do_send(Finished(q.job_id));
+            });
+        }
+    }
+}
+
+impl Actor for JobRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Jobs a restart interrupted: their inputs (secrets included) are not kept, so they cannot be
+        // resumed; they end as failed with the reason, and a created container stays stopped.
+        let engine = self.engine.clone();
+        ctx.spawn(
+            async move {
+                let store = engine.store.clone();
+                let unfinished = tokio::task::spawn_blocking(move || store.unfinished_jobs()).await;
+                let Ok(Ok(jobs)) = unfinished else { return };
+                for job in jobs {
+                    let reason = format!(
+                        "the service restarted while this job was in `{}`; this version cannot resume it without the request's inputs: request it again",
+                        job.state
+                    );
+                    let store = engine.store.clone();
+                    let (id, state) = (job.id, job.state.clone());
+                    let r = reason.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.transition(id, &state, "failed", Some(&r))).await;
+                    tracing::warn!(job = job.id, %reason, "interrupted job settled");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<SubmitInstall> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, String>>;
+
+    fn handle(&mut self, msg: SubmitInstall, _: &mut Self::Context) -> Self::Result {
+        let Some(snapshot) = self.catalog.snapshot() else {
+            return Box::pin(actix::fut::ready(Err(
+                "the catalog has not been loaded yet".to_string(),
+            )));
+        };
+        let engine = self.engine.clone();
+        let request = msg.0;
+        Box::pin(
+            async move {
+                let id = engine
+                    .create_install_job(&snapshot, &request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((id, request, snapshot))
+            }
+            .into_actor(self)
+            .map(
+                |res: Result<(i64, InstallRequest, Arc<CatalogSnapshot>), String>, act, ctx| {
+                    let (job_id, request, snapshot) = res?;
+                    act.queue.push_back(Queued {
+                        job_id,
+                        request,
+                        snapshot,
+                    });
+                    act.pump(ctx);
+                    Ok(job_id)
+                },
+            ),
+        )
+    }
+}
+
+impl Handler<Finished> for JobRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finished, ctx: &mut Self::Context) {
+        self.running.remove(&msg.0);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<CancelJob> for JobRegistry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> bool {
+        if let Some(flag) = self.running.get(&msg.0) {
+            flag.cancel();
+            return true;
+        }
+        if let Some(pos) = self.queue.iter().position(|q| q.job_id == msg.0) {
+            self.queue.remove(pos);
+            let store = self.engine.store.clone();
+            let events = self.engine.events.clone();
+            let id = msg.0;
+            tokio::task::spawn_blocking(move || {
+                if store
+                    .transition(id, "queued", "canceled", Some("canceled by the user"))
+                    .is_ok()
+                {
+                    let _ = events.send(crate::engine::JobEvent::State {
+                        job_id: id,
+                        state: "canceled".into(),
+                        reason: Some("canceled by the user".into()),
+                    });
+                }
+            });
+            return true;
+        }
+        false
+    }
+}
