@@ -4,6 +4,7 @@
 
 use crate::catalog::CatalogHandle;
 use crate::engine::{CancelFlag, Engine, InstallRequest};
+use crate::store::InstallRecord;
 use actix::prelude::*;
 use appstore_catalog::CatalogSnapshot;
 use std::collections::{HashMap, VecDeque};
@@ -19,15 +20,35 @@ pub struct SubmitInstall(pub InstallRequest);
 #[rtype(result = "bool")]
 pub struct CancelJob(pub i64);
 
+/// Request the uninstall of an installed app; answers with the job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, String>")]
+pub struct SubmitUninstall {
+    /// The install.
+    pub install_id: i64,
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Finished(i64);
 
 #[derive(Debug)]
+enum Work {
+    Install {
+        request: InstallRequest,
+        snapshot: Arc<CatalogSnapshot>,
+    },
+    Uninstall {
+        install: InstallRecord,
+        snapshot: Option<Arc<CatalogSnapshot>>,
+    },
+}
+
+#[derive(Debug)]
 struct Queued {
     job_id: i64,
-    request: InstallRequest,
-    snapshot: Arc<CatalogSnapshot>,
+    ctid: Option<i64>,
+    work: Work,
 }
 
 /// Schedules jobs.
@@ -36,7 +57,7 @@ pub struct JobRegistry {
     engine: Engine,
     catalog: CatalogHandle,
     max_concurrent: usize,
-    running: HashMap<i64, CancelFlag>,
+    running: HashMap<i64, (CancelFlag, Option<i64>)>,
     queue: VecDeque<Queued>,
 }
 
@@ -58,14 +79,23 @@ impl JobRegistry {
                 break;
             };
             let cancel = CancelFlag::default();
-            self.running.insert(q.job_id, cancel.clone());
+            self.running.insert(q.job_id, (cancel.clone(), q.ctid));
             let engine = self.engine.clone();
             let me = ctx.address();
             tokio::spawn(async move {
-                if let Err(e) = engine
-                    .run_install(q.job_id, q.snapshot, q.request, cancel)
-                    .await
-                {
+                let result = match q.work {
+                    Work::Install { request, snapshot } => {
+                        engine
+                            .run_install(q.job_id, snapshot, request, cancel)
+                            .await
+                    }
+                    Work::Uninstall { install, snapshot } => {
+                        engine
+                            .run_uninstall(q.job_id, install, snapshot, cancel)
+                            .await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::error!(job = q.job_id, error = %e, "job engine failed");
                 }
                 me.do_send(Finished(q.job_id));
@@ -128,13 +158,79 @@ impl Handler<SubmitInstall> for JobRegistry {
                     let (job_id, request, snapshot) = res?;
                     act.queue.push_back(Queued {
                         job_id,
-                        request,
-                        snapshot,
+                        ctid: None,
+                        work: Work::Install { request, snapshot },
                     });
                     act.pump(ctx);
                     Ok(job_id)
                 },
             ),
+        )
+    }
+}
+
+impl JobRegistry {
+    /// Is a job queued or running on `ctid`? (Never two jobs on one container.)
+    fn busy(&self, ctid: i64) -> bool {
+        self.running.values().any(|(_, c)| *c == Some(ctid))
+            || self.queue.iter().any(|q| q.ctid == Some(ctid))
+    }
+}
+
+impl Handler<SubmitUninstall> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, String>>;
+
+    fn handle(&mut self, msg: SubmitUninstall, _: &mut Self::Context) -> Self::Result {
+        let engine = self.engine.clone();
+        let snapshot = self.catalog.snapshot();
+        let id = msg.install_id;
+        Box::pin(
+            async move {
+                let store = engine.store.clone();
+                let install = tokio::task::spawn_blocking(move || store.install(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no install {id}"))?;
+                if install.status != "installed" {
+                    return Err(format!("install {id} is {}, not installed", install.status));
+                }
+                Ok(install)
+            }
+            .into_actor(self)
+            .then(move |res: Result<InstallRecord, String>, act, _| {
+                let engine = act.engine.clone();
+                let busy = res
+                    .as_ref()
+                    .ok()
+                    .and_then(|i| i.ctid)
+                    .is_some_and(|c| act.busy(c));
+                async move {
+                    let install = res?;
+                    if busy {
+                        return Err(format!(
+                            "a job is already running on container {}",
+                            install.ctid.unwrap_or_default()
+                        ));
+                    }
+                    let job_id = engine
+                        .create_uninstall_job(&install)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok((job_id, install))
+                }
+                .into_actor(act)
+            })
+            .map(move |res: Result<(i64, InstallRecord), String>, act, ctx| {
+                let (job_id, install) = res?;
+                act.queue.push_back(Queued {
+                    job_id,
+                    ctid: install.ctid,
+                    work: Work::Uninstall { install, snapshot },
+                });
+                act.pump(ctx);
+                Ok(job_id)
+            }),
         )
     }
 }
@@ -152,7 +248,7 @@ impl Handler<CancelJob> for JobRegistry {
     type Result = bool;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> bool {
-        if let Some(flag) = self.running.get(&msg.0) {
+        if let Some((flag, _)) = self.running.get(&msg.0) {
             flag.cancel();
             return true;
         }

@@ -485,6 +485,20 @@ impl Store {
         Ok(id)
     }
 
+    /// The install `id`.
+    pub fn install(&self, id: i64) -> Result<Option<InstallRecord>> {
+        Ok(self.installs()?.into_iter().find(|i| i.id == id))
+    }
+
+    /// Marks an install (`removed` after an uninstall).
+    pub fn set_install_status(&self, id: i64, status: &str) -> Result<()> {
+        self.pool.get()?.execute(
+            "UPDATE installs SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, status, now_ms()],
+        )?;
+        Ok(())
+    }
+
     /// Installed apps, newest first.
     pub fn installs(&self) -> Result<Vec<InstallRecord>> {
         let conn = self.pool.get()?;

@@ -381,3 +381,109 @@ async fn cancel_stops_the_job_at_the_next_step() {
         .unwrap();
     assert_eq!(end, JobState::Canceled);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uninstall_destroys_the_container_and_refuses_one_outside_the_boundary() {
+    let w = world();
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &radicale())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.engine
+            .run_install(
+                job,
+                Arc::clone(&w.snapshot),
+                radicale(),
+                CancelFlag::default()
+            )
+            .await
+            .unwrap(),
+        JobState::Completed
+    );
+    let install = w.engine.store.installs().unwrap().remove(0);
+    let job = w.engine.create_uninstall_job(&install).await.unwrap();
+    let end = w
+        .engine
+        .run_uninstall(
+            job,
+            install.clone(),
+            Some(Arc::clone(&w.snapshot)),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let logs: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(end, JobState::Completed, "{logs:?}");
+    let states: Vec<String> = w
+        .engine
+        .store
+        .transitions(job)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to_state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "check_boundary",
+            "stop_container",
+            "destroy_container",
+            "cleanup",
+            "completed"
+        ]
+    );
+    assert!(!w.sim.root.join("etc/pve/lxc/100.conf").exists());
+    assert!(
+        !std::fs::read_to_string(w.sim.root.join("etc/pve/user.cfg"))
+            .unwrap()
+            .contains("appstore:PVE App Store apps:100"),
+        "purged from the pool"
+    );
+    assert_eq!(
+        w.engine.store.install(install.id).unwrap().unwrap().status,
+        "removed"
+    );
+
+    // A container the store does not own: in another pool.
+    let pct = w.sim.root.join("usr/sbin/pct");
+    let out = std::process::Command::new(&pct)
+        .args([
+            "create",
+            "150",
+            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            "--tags",
+            "appstore-managed",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut foreign = install.clone();
+    foreign.ctid = Some(150);
+    let job = w.engine.create_uninstall_job(&foreign).await.unwrap();
+    assert_eq!(
+        w.engine
+            .run_uninstall(job, foreign, None, CancelFlag::default())
+            .await
+            .unwrap(),
+        JobState::Failed
+    );
+    let error = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
+    assert!(
+        error.contains("[pool-boundary] container 150 is outside the store's pool `appstore`"),
+        "{error}"
+    );
+    assert!(
+        w.sim.root.join("etc/pve/lxc/150.conf").exists(),
+        "the foreign container is untouched"
+    );
+}

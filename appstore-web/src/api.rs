@@ -4,7 +4,9 @@
 use actix::{Addr, Recipient};
 use appstore_actors::engine::InstallRequest;
 use appstore_actors::store::Store;
-use appstore_actors::{CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall};
+use appstore_actors::{
+    CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall, SubmitUninstall,
+};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -89,6 +91,43 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
                 format!("{e} ({app_id})"),
             ),
         ),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Uninstall {
+        install_id: i64,
+    }
+    let jobs = jobs_of(&state)?;
+    let req: Uninstall = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected {{\"install_id\": N}}: {e}"),
+        )
+        .field("install_id", "required, a whole number")
+    })?;
+    match jobs
+        .registry
+        .send(SubmitUninstall {
+            install_id: req.install_id,
+        })
+        .await
+    {
+        Ok(Ok(id)) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
         Err(e) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "engine_unavailable",
@@ -428,6 +467,14 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::body::content_length_limit(64 * 1024))
         .and(warp::body::bytes())
         .and_then(|s, b| respond(submit_install(s, b)));
+    let uninstall = api
+        .and(warp::path("uninstall"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, b| respond(submit_uninstall(s, b)));
     let jobs = api
         .and(warp::path("jobs"))
         .and(warp::path::end())
@@ -476,6 +523,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .or(refresh)
         .unify()
         .or(install)
+        .unify()
+        .or(uninstall)
         .unify()
         .or(jobs)
         .unify()

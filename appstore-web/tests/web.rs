@@ -374,4 +374,42 @@ fn demo_installs_an_app_through_the_api() {
         .send()
         .unwrap();
     assert_eq!(cancel.status(), 409, "a finished job cannot be canceled");
+
+    // Uninstall it again.
+    let install_id = installs["installs"][0]["id"].as_i64().unwrap();
+    let r = client
+        .post(format!("{}/api/uninstall", demo.base))
+        .json(&serde_json::json!({"install_id": install_id}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let uid = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    for _ in 0..300 {
+        job = demo.get(&format!("/api/jobs/{uid}")).json().unwrap();
+        if ["completed", "failed", "canceled"].contains(&job["job"]["state"].as_str().unwrap()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(job["job"]["state"], "completed", "{job}");
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    assert_eq!(installs["installs"][0]["status"], "removed");
+    let again = client
+        .post(format!("{}/api/uninstall", demo.base))
+        .json(&serde_json::json!({"install_id": install_id}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        409,
+        "a removed install cannot be uninstalled twice"
+    );
+    let missing = client
+        .post(format!("{}/api/uninstall", demo.base))
+        .json(&serde_json::json!({"install_id": 77}))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }

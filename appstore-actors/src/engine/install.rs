@@ -167,7 +167,7 @@ impl InstallWork {
         &self.engine.config.node
     }
 
-    pub(super) async fn step(&mut self, state: JobState) -> StepOutcome {
+    async fn step_impl(&mut self, state: JobState) -> StepOutcome {
         match state {
             JobState::Queued => StepOutcome::Done,
             JobState::ValidateRequest => self.validate_request().await,
@@ -852,7 +852,7 @@ impl InstallWork {
     }
 
     /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
-    pub(super) async fn after_failure(&mut self) {
+    async fn after_failure_impl(&mut self) {
         let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
         let (Some(ctid), true) = (self.ctid, self.created) else {
             return;
@@ -892,5 +892,15 @@ impl InstallWork {
                 .await;
         }
         self.log.info(&format!("container {ctid} was stopped and tagged {FAILED_TAG}; destroy it from the job page, or look inside first")).await;
+    }
+}
+
+impl super::Steps for InstallWork {
+    async fn step(&mut self, state: JobState) -> StepOutcome {
+        self.step_impl(state).await
+    }
+
+    async fn after_failure(&mut self) {
+        self.after_failure_impl().await
     }
 }

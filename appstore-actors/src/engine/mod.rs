@@ -5,11 +5,20 @@
 
 pub mod host;
 mod install;
+mod uninstall;
+
+/// The steps of one job kind.
+pub(crate) trait Steps {
+    /// Runs the step of `state`.
+    async fn step(&mut self, state: JobState) -> StepOutcome;
+    /// Cleans up after a failure or cancel.
+    async fn after_failure(&mut self);
+}
 
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
 pub use install::{InstallRequest, NetworkRequest};
 
-use crate::store::{NewJob, Store, StoreError};
+use crate::store::{InstallRecord, NewJob, Store, StoreError};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::job::{next, JobKind, JobState, RetryPolicy, StepOutcome, Transition};
 use appstore_core::policy::InstallPolicy;
@@ -276,6 +285,67 @@ impl Engine {
             log.clone(),
             GitCache::new(&self.config.catalog_cache),
         );
+        self.drive(JobKind::Install, job_id, &mut work, &log, &cancel)
+            .await
+    }
+
+    /// Creates the job record of an uninstall of `install`.
+    pub async fn create_uninstall_job(&self, install: &InstallRecord) -> Result<i64, EngineError> {
+        let new = NewJob {
+            kind: "uninstall".into(),
+            app_id: install.app_id.clone(),
+            install_id: Some(install.id),
+            ctid: install.ctid,
+            node: install.node.clone(),
+            pool: install.pool.clone(),
+            user_action: format!(
+                "uninstall {} (container {})",
+                install.app_id,
+                install.ctid.unwrap_or_default()
+            ),
+            manifest_version: install.version.clone(),
+            manifest_sha256: install.manifest_sha256.clone(),
+            commit_id: install.commit_id.clone(),
+            request: serde_json::json!({"install_id": install.id}).to_string(),
+        };
+        let store = self.store.clone();
+        let job = blocking(move || store.create_job(&new)).await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job.id,
+            state: "queued".into(),
+            reason: None,
+        });
+        Ok(job.id)
+    }
+
+    /// Runs an uninstall job to its end. `snapshot` supplies the app's uninstall script, when the
+    /// catalog still has the app.
+    pub async fn run_uninstall(
+        &self,
+        job_id: i64,
+        install: InstallRecord,
+        snapshot: Option<Arc<CatalogSnapshot>>,
+        cancel: CancelFlag,
+    ) -> Result<JobState, EngineError> {
+        let log = JobLog::new(self, job_id);
+        let app = snapshot
+            .and_then(|s| s.app(&install.app_id).cloned())
+            .filter(|a| a.manifest.version().to_string() == install.version);
+        let mut work =
+            uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone());
+        self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel)
+            .await
+    }
+
+    /// Follows the state machine's decisions for one job until it ends.
+    async fn drive<W: Steps>(
+        &self,
+        kind: JobKind,
+        job_id: i64,
+        work: &mut W,
+        log: &JobLog,
+        cancel: &CancelFlag,
+    ) -> Result<JobState, EngineError> {
         let mut state = JobState::Queued;
         let mut attempts = 0;
         loop {
@@ -284,13 +354,7 @@ impl Engine {
             } else {
                 work.step(state).await
             };
-            match next(
-                JobKind::Install,
-                state,
-                &outcome,
-                attempts,
-                &self.config.network_wait,
-            ) {
+            match next(kind, state, &outcome, attempts, &self.config.network_wait) {
                 Transition::Advance { to } => {
                     self.enter(job_id, state, to, None).await?;
                     state = to;

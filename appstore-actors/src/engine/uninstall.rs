@@ -1,0 +1,217 @@
+//! The steps of an uninstall: the boundary checked against PVE's own view, the app's uninstall hook,
+//! a clean shutdown, destroy with purge, and the records.
+
+use super::{blocking, Engine, JobLog};
+use crate::store::InstallRecord;
+use appstore_catalog::CatalogApp;
+use appstore_core::job::{JobState, StepOutcome};
+use appstore_core::policy::{parse_tags, ContainerFacts, Decision, PoolBoundary, PoolId};
+use appstore_helper::{Reply, Request};
+use appstore_pve::wait_task;
+use std::sync::Arc;
+
+fn failed(reason: impl Into<String>) -> StepOutcome {
+    StepOutcome::Failed {
+        reason: reason.into(),
+    }
+}
+
+pub(super) struct UninstallWork {
+    engine: Engine,
+    job_id: i64,
+    install: InstallRecord,
+    app: Option<Arc<CatalogApp>>,
+    log: JobLog,
+}
+
+impl UninstallWork {
+    pub(super) fn new(
+        engine: Engine,
+        job_id: i64,
+        install: InstallRecord,
+        app: Option<Arc<CatalogApp>>,
+        log: JobLog,
+    ) -> Self {
+        UninstallWork {
+            engine,
+            job_id,
+            install,
+            app,
+            log,
+        }
+    }
+
+    fn ctid(&self) -> Result<u32, StepOutcome> {
+        self.install
+            .ctid
+            .and_then(|c| u32::try_from(c).ok())
+            .ok_or_else(|| failed("the install has no container"))
+    }
+
+    async fn check_boundary(&self) -> StepOutcome {
+        let ctid = match self.ctid() {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        let pve = &self.engine.pve;
+        let node = &self.engine.config.node;
+        let cfg = match pve.lxc_config(node, ctid).await {
+            Ok(c) => c,
+            // The pool-scoped token cannot even read a container outside its pool.
+            Err(appstore_pve::PveError::Forbidden { .. }) => {
+                return failed(format!(
+                    "[pool-boundary] container {ctid} is outside the store's pool `{}` (its API token cannot read it) (fix: the store only manages containers it created; manage this one in the PVE UI)",
+                    self.engine.config.pool
+                ))
+            }
+            Err(e) => return failed(format!("reading container {ctid}: {e}")),
+        };
+        let pool_id = &self.engine.config.pool;
+        let in_pool = match pve.pool(pool_id).await {
+            Ok(p) => p.members.iter().any(|m| m.vmid == Some(u64::from(ctid))),
+            Err(e) => return failed(format!("reading pool `{pool_id}`: {e}")),
+        };
+        let facts = ContainerFacts {
+            ctid,
+            pool: in_pool.then(|| pool_id.clone()),
+            tags: cfg
+                .options
+                .get("tags")
+                .map(|t| parse_tags(t))
+                .unwrap_or_default(),
+        };
+        let pool = match PoolId::parse(pool_id) {
+            Ok(p) => p,
+            Err(e) => return failed(e),
+        };
+        match PoolBoundary::new(pool).decide(&facts) {
+            Decision::Allow => StepOutcome::Done,
+            Decision::Deny(reasons) => failed(
+                reasons
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
+
+    async fn stop(&self) -> StepOutcome {
+        let ctid = match self.ctid() {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        let pve = &self.engine.pve;
+        let node = &self.engine.config.node;
+        let running = match pve.lxc_status(node, ctid).await {
+            Ok(s) => s.status == "running",
+            Err(e) => return failed(format!("reading container {ctid}: {e}")),
+        };
+        if !running {
+            return StepOutcome::Done;
+        }
+        // The app's own uninstall hook, when the installed version is still in the catalog. Its
+        // scripts were removed after provisioning, so a hook that needs them is skipped with a note.
+        if let Some(script) = self
+            .app
+            .as_ref()
+            .and_then(|a| a.manifest.provision().uninstall.clone())
+        {
+            let log = self.log.clone();
+            let req = Request::RunScript {
+                ctid,
+                script: script.to_string(),
+                env: Default::default(),
+                timeout_sec: 300,
+            };
+            match self
+                .engine
+                .helper
+                .call(req, Box::new(move |s, l| log.line_blocking(s, l)))
+                .await
+            {
+                Ok(Reply::Done {
+                    exit_code: Some(0), ..
+                }) => self.log.info(&format!("{script} finished")).await,
+                Ok(other) => {
+                    self.log
+                        .info(&format!(
+                            "{script} did not finish cleanly ({other:?}); going on"
+                        ))
+                        .await
+                }
+                Err(e) => {
+                    self.log
+                        .info(&format!("{script} could not run ({e}); going on"))
+                        .await
+                }
+            }
+        }
+        let deadline = self.engine.config.task_deadline;
+        let shutdown = match pve.lxc_shutdown(node, ctid, 60).await {
+            Ok(upid) => wait_task(pve.as_ref(), &upid, deadline).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = shutdown {
+            self.log
+                .info(&format!("clean shutdown failed ({e}); stopping"))
+                .await;
+            let stopped = match pve.lxc_stop(node, ctid).await {
+                Ok(upid) => wait_task(pve.as_ref(), &upid, deadline).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stopped {
+                return failed(format!("stopping container {ctid}: {e}"));
+            }
+        }
+        StepOutcome::Done
+    }
+
+    async fn destroy(&self) -> StepOutcome {
+        let ctid = match self.ctid() {
+            Ok(c) => c,
+            Err(o) => return o,
+        };
+        let pve = &self.engine.pve;
+        let result = match pve.lxc_destroy(&self.engine.config.node, ctid, true).await {
+            Ok(upid) => wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                self.log
+                    .info(&format!("container {ctid} destroyed (with its volumes)"))
+                    .await;
+                StepOutcome::Done
+            }
+            Err(e) => failed(format!("destroying container {ctid}: {e}")),
+        }
+    }
+
+    async fn cleanup(&self) -> StepOutcome {
+        let store = self.engine.store.clone();
+        let id = self.install.id;
+        let _ = std::fs::remove_dir_all(self.engine.config.jobs_dir.join(self.job_id.to_string()));
+        match blocking(move || store.set_install_status(id, "removed")).await {
+            Ok(()) => StepOutcome::Done,
+            Err(e) => failed(format!("recording the removal: {e}")),
+        }
+    }
+}
+
+impl super::Steps for UninstallWork {
+    async fn step(&mut self, state: JobState) -> StepOutcome {
+        match state {
+            JobState::Queued => StepOutcome::Done,
+            JobState::CheckBoundary => self.check_boundary().await,
+            JobState::StopContainer => self.stop().await,
+            JobState::DestroyContainer => self.destroy().await,
+            JobState::Cleanup => self.cleanup().await,
+            other => failed(format!("`{other}` is not a step of an uninstall")),
+        }
+    }
+
+    async fn after_failure(&mut self) {}
+}
