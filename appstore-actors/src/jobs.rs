@@ -109,9 +109,10 @@ impl Actor for JobRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Jobs a restart interrupted: their inputs (secrets included) are not kept, so they cannot be
-        // resumed; they end as failed with the reason, and a created container stays stopped.
+        // resumed; they end as failed with the reason, and a created container stays stopped. This runs
+        // before the registry takes any message, so a new job is never mistaken for an old one.
         let engine = self.engine.clone();
-        ctx.spawn(
+        ctx.wait(
             async move {
                 let store = engine.store.clone();
                 let unfinished = tokio::task::spawn_blocking(move || store.unfinished_jobs()).await;

@@ -329,7 +329,7 @@ impl Store {
         let mut conn = self.pool.get()?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
             tx.commit()?;
@@ -340,7 +340,7 @@ impl Store {
     /// Records a new job in `queued`, with its first transition.
     pub fn create_job(&self, new: &NewJob) -> Result<JobRecord> {
         let mut conn = self.pool.get()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         tx.execute(
             "INSERT INTO jobs (kind, state, app_id, install_id, ctid, node, pool, user_action, manifest_version, manifest_sha256, commit_id, request, created_at, updated_at)
@@ -358,7 +358,7 @@ impl Store {
     /// transition and, for failures, the reason.
     pub fn transition(&self, job: i64, from: &str, to: &str, reason: Option<&str>) -> Result<()> {
         let mut conn = self.pool.get()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let actual: String =
             tx.query_row("SELECT state FROM jobs WHERE id = ?1", [job], |r| r.get(0))?;
         if actual != from {
@@ -404,7 +404,7 @@ impl Store {
     /// Appends a (redacted) log line; returns its sequence number.
     pub fn append_log(&self, job: i64, stream: &str, line: &str) -> Result<i64> {
         let mut conn = self.pool.get()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1",
             [job],
@@ -463,7 +463,7 @@ impl Store {
     /// Records a finished install and links the job to it.
     pub fn record_install(&self, new: &NewInstall) -> Result<i64> {
         let mut conn = self.pool.get()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         tx.execute(
             "INSERT INTO installs (app_id, ctid, node, pool, version, manifest_sha256, commit_id, inputs, outputs, status, created_at, updated_at)

@@ -124,6 +124,7 @@ fn world() -> World {
         events: tokio::sync::broadcast::channel(1024).0,
         secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))
             .unwrap(),
+        reserved_ctids: Default::default(),
     };
     World {
         sim,

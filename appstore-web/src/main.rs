@@ -145,6 +145,7 @@ fn demo(
         tls: true,
         backend: containers.to_string(),
         task_latency: Duration::from_millis(300),
+        pct_host: Some(std::env::current_exe().context("locating this binary")?),
         ..Default::default()
     })
     .context("starting the PVE simulator")?;
@@ -301,6 +302,8 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
 }
 
 fn main() -> ExitCode {
+    // The demo's simulated node runs its `pct` through this binary (`pve-appstore __pct ...`).
+    pve_sim::pct::main_if_invoked();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo {

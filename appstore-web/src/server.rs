@@ -67,6 +67,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 store: store.clone(),
                 events: tokio::sync::broadcast::channel(4096).0,
                 secrets,
+                reserved_ctids: Default::default(),
             };
             let registry = JobRegistry::new(engine, handle.clone(), setup.max_concurrent).start();
             Some(JobsApi { registry, store })

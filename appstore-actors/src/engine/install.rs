@@ -372,7 +372,12 @@ impl InstallWork {
     async fn allocate_ctid(&mut self) -> StepOutcome {
         // Ids come from PVE; two installs racing for the same id are serialized by the registry, and a
         // taken id is checked again right before the create.
-        match self.engine.pve.next_id().await {
+        match self
+            .engine
+            .reserved_ctids
+            .allocate(self.engine.pve.as_ref())
+            .await
+        {
             Ok(id) => {
                 self.ctid = Some(id);
                 let store = self.engine.store.clone();
@@ -854,6 +859,9 @@ impl InstallWork {
     /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
     async fn after_failure_impl(&mut self) {
         let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+        if let (Some(ctid), false) = (self.ctid, self.created) {
+            self.engine.reserved_ctids.release(ctid).await;
+        }
         let (Some(ctid), true) = (self.ctid, self.created) else {
             return;
         };

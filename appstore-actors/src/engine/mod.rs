@@ -110,6 +110,33 @@ pub struct Engine {
     pub events: broadcast::Sender<JobEvent>,
     /// Seals the secret outputs that are kept.
     pub secrets: crate::secrets::SecretBox,
+    /// Container ids handed out but not yet created (PVE's nextid does not know them).
+    pub reserved_ctids: CtidReservations,
+}
+
+/// Container ids between allocation and the end of their create task; allocation is serialized so
+/// two installs never get the same id.
+#[derive(Debug, Clone, Default)]
+pub struct CtidReservations(Arc<tokio::sync::Mutex<std::collections::BTreeSet<u32>>>);
+
+impl CtidReservations {
+    /// Allocates an id that PVE says is free and no other install holds.
+    pub async fn allocate(&self, pve: &dyn PveApi) -> Result<u32, appstore_pve::PveError> {
+        let mut held = self.0.lock().await;
+        let mut id = pve.next_id().await?;
+        loop {
+            if !held.contains(&id) && pve.is_id_free(id).await? {
+                held.insert(id);
+                return Ok(id);
+            }
+            id += 1;
+        }
+    }
+
+    /// Lets go of an id (its container exists now, or the install failed).
+    pub async fn release(&self, id: u32) {
+        self.0.lock().await.remove(&id);
+    }
 }
 
 /// A job's cancel switch.

@@ -25,6 +25,9 @@ pub struct HarnessOptions {
     /// Container back end: `inert` (default) or `lxc` (real containers; needs root, LXC and
     /// debootstrap).
     pub backend: String,
+    /// A binary that runs pct as `<binary> __pct ...` (the `pve-appstore` binary does); by default the
+    /// `pve-sim-pct` binary next to the running one.
+    pub pct_host: Option<std::path::PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -35,6 +38,7 @@ impl Default for HarnessOptions {
             task_latency: Duration::from_millis(10),
             auth_failure_delay: Duration::from_millis(20),
             backend: "inert".into(),
+            pct_host: None,
         }
     }
 }
@@ -76,6 +80,7 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         &SetupOptions {
             version: opts.version,
             backend: opts.backend.clone(),
+            pct_host: opts.pct_host.clone(),
             ..SetupOptions::default()
         },
     )?;

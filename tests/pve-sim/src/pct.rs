@@ -10,6 +10,28 @@ use appstore_core::pve_config::PveConfig;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// In a binary that hosts the simulator: when called as `<binary> __pct ARGS...` with
+/// `PVE_SIM_ROOT` set (what the node's `usr/sbin/pct` wrapper does), acts as pct and exits.
+pub fn main_if_invoked() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("__pct") {
+        return;
+    }
+    let Ok(root) = std::env::var("PVE_SIM_ROOT") else {
+        eprintln!("pct: PVE_SIM_ROOT is not set");
+        std::process::exit(255);
+    };
+    let root = match SimRoot::open(&root) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pct: {root} is not a simulated node: {e}");
+            std::process::exit(255);
+        }
+    };
+    let rest: Vec<String> = args.collect();
+    std::process::exit(run(&root, &rest).code);
+}
+
 /// What `pct` ends with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

@@ -19,6 +19,9 @@ pub struct SetupOptions {
     pub backend: String,
     /// Put the Debian 12 template on `local` (as an admin would have downloaded it).
     pub preload_debian: bool,
+    /// A binary that runs pct when called as `<binary> __pct ...` (see
+    /// [`crate::pct::main_if_invoked`]); by default the `pve-sim-pct` binary next to the running one.
+    pub pct_host: Option<PathBuf>,
 }
 
 impl Default for SetupOptions {
@@ -28,6 +31,7 @@ impl Default for SetupOptions {
             version: PveVersion::V8_4,
             backend: "inert".into(),
             preload_debian: true,
+            pct_host: None,
         }
     }
 }
@@ -125,12 +129,23 @@ pub fn init(dir: &Path, opts: &SetupOptions) -> std::io::Result<Credentials> {
             .map_err(io_err)?
             .as_bytes(),
     )?;
-    write_pct_wrapper(&root)?;
+    write_pct_wrapper(&root, opts.pct_host.as_deref())?;
     Ok(creds)
 }
 
 /// `usr/sbin/pct` below the root: the real CLI syntax, backed by `pve-sim-pct` for this root.
-fn write_pct_wrapper(root: &SimRoot) -> std::io::Result<()> {
+fn write_pct_wrapper(root: &SimRoot, host: Option<&Path>) -> std::io::Result<()> {
+    if let Some(host) = host {
+        let script = format!(
+            "#!/bin/sh\n# pct of the simulated node at {root}\nPVE_SIM_ROOT='{root}' exec '{bin}' __pct \"$@\"\n",
+            root = root.path().display(),
+            bin = host.display()
+        );
+        let path = root.path().join("usr/sbin/pct");
+        write_atomic(&path, script.as_bytes())?;
+        use std::os::unix::fs::PermissionsExt;
+        return std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
+    }
     // Next to the running binary, or one level up (test binaries live in target/*/deps/).
     let exe = std::env::current_exe()?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
