@@ -78,14 +78,51 @@ enum CatalogCommand {
     },
 }
 
-fn init_tracing() {
+/// Logs for people (the demo) or JSON lines (the service: journald reads stderr, and a copy goes to
+/// the log directory); job lines carry `job_id` from the engine's span.
+fn init_tracing(json_log_dir: Option<&std::path::Path>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    match json_log_dir {
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+        Some(dir) => {
+            let file = std::fs::create_dir_all(dir).and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("pve-appstore.log"))
+            });
+            let stderr = tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(std::io::stderr);
+            let registry = tracing_subscriber::registry().with(filter).with(stderr);
+            match file {
+                Ok(f) => registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .json()
+                            .with_current_span(true)
+                            .with_span_list(false)
+                            .with_writer(std::sync::Mutex::new(f)),
+                    )
+                    .init(),
+                Err(e) => {
+                    registry.init();
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot write the log file; logging to stderr only");
+                }
+            }
+        }
+    }
 }
 
 fn run_system(settings: server::ServerSettings) -> anyhow::Result<()> {
@@ -312,11 +349,17 @@ fn main() -> ExitCode {
             state_dir,
             containers,
         } => {
-            init_tracing();
+            init_tracing(None);
             demo(port, bind, state_dir, &containers).map(|()| ExitCode::SUCCESS)
         }
         Command::Serve { config } => {
-            init_tracing();
+            // The log directory comes from the config; a config that cannot be read is reported by serve.
+            let log_dir = std::fs::read_to_string(&config)
+                .ok()
+                .and_then(|t| appstore_core::config::parse_config(&t).ok())
+                .map(|c| PathBuf::from(c.log_dir));
+            // (Without a readable config serve only reports the config's problems: plain stderr then.)
+            init_tracing(log_dir.as_deref());
             serve(&config).map(|()| ExitCode::SUCCESS)
         }
         Command::Gpus { host_root, format } => gpus(host_root, format),

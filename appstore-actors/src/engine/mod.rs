@@ -383,6 +383,7 @@ impl Engine {
             };
             match next(kind, state, &outcome, attempts, &self.config.network_wait) {
                 Transition::Advance { to } => {
+                    tracing::info!(job_id, from = %state, to = %to, "job state");
                     self.enter(job_id, state, to, None).await?;
                     state = to;
                     attempts = 0;
@@ -410,6 +411,7 @@ impl Engine {
                     if to != JobState::Completed {
                         work.after_failure().await;
                     }
+                    tracing::info!(job_id, from = %state, to = %to, reason = reason.as_deref().unwrap_or(""), "job ended");
                     self.enter(job_id, state, to, reason).await?;
                     return Ok(to);
                 }

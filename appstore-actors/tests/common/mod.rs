@@ -1,0 +1,146 @@
+//! What the engine tests share: a simulated node, the reference catalog in a git repository, and an
+//! engine wired to both.
+#![allow(dead_code)] // each test binary uses a part
+
+use appstore_actors::engine::{Engine, EngineConfig, InProcessHelper, InstallRequest};
+use appstore_actors::store::Store;
+use appstore_catalog::{CatalogSnapshot, GitCache, GitCatalog, GitSource};
+use appstore_core::job::RetryPolicy;
+use appstore_core::policy::{InstallPolicy, ResourceCaps};
+use appstore_helper::{Helper, HelperConfig};
+use appstore_pve::{HttpPve, PveApi, PveEndpoint, TlsMode};
+use pve_sim::harness::{start, HarnessOptions, RunningSim};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The reference catalog in a fresh git repository.
+pub fn catalog_repo(dir: &Path) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
+    for entry in walk(&src) {
+        let target = dir.join(entry.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+    let repo = git2::Repository::init(dir).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "catalog", &tree, &[])
+        .unwrap();
+    format!("file://{}", dir.display())
+}
+
+pub struct World {
+    pub sim: RunningSim,
+    pub engine: Engine,
+    pub snapshot: Arc<CatalogSnapshot>,
+    pub state: tempfile::TempDir,
+}
+
+pub fn world() -> World {
+    let sim = start(HarnessOptions {
+        task_latency: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let url = catalog_repo(&state.path().join("catalog-src"));
+    let cache = state.path().join("catalog-cache");
+    let mut catalog = GitCatalog::new(
+        GitCache::new(&cache),
+        GitSource {
+            url,
+            branch: "main".into(),
+        },
+    );
+    let snapshot = catalog.refresh().unwrap().snapshot;
+    let jobs = state.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let helper_config = HelperConfig::parse(&format!(
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\n",
+        r = sim.root.display(),
+        j = jobs.display(),
+        s = state.path().display()
+    ))
+    .unwrap();
+    let (id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
+    let pve: Arc<dyn PveApi> = Arc::new(
+        HttpPve::new(&PveEndpoint {
+            url: sim.url.clone(),
+            token_id: id.into(),
+            token_secret: secret.into(),
+            tls: TlsMode::Insecure,
+        })
+        .unwrap(),
+    );
+    let engine = Engine {
+        config: EngineConfig {
+            node: "pve1".into(),
+            pool: "appstore".into(),
+            storage: "local-lvm".into(),
+            bridge: "vmbr0".into(),
+            template_storage: "local".into(),
+            download_templates: true,
+            jobs_dir: jobs,
+            catalog_cache: cache,
+            policy: InstallPolicy {
+                caps: ResourceCaps {
+                    max_cores: 8,
+                    max_memory_mb: 16384,
+                    max_disk_gb: 256,
+                },
+                allowed_features: [appstore_core::manifest::Feature::Nesting].into(),
+                unprivileged_only: true,
+            },
+            network_wait: RetryPolicy {
+                max_attempts: 20,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(100),
+            },
+            task_deadline: Duration::from_secs(30),
+        },
+        pve,
+        helper: Arc::new(InProcessHelper::new(Helper::new(helper_config, "test"))),
+        store: Store::open(&state.path().join("state.db")).unwrap(),
+        events: tokio::sync::broadcast::channel(1024).0,
+        secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))
+            .unwrap(),
+        reserved_ctids: Default::default(),
+    };
+    World {
+        sim,
+        engine,
+        snapshot,
+        state,
+    }
+}
+
+pub const SECRET: &str = "Radicale-Secret-4711";
+
+pub fn radicale() -> InstallRequest {
+    let mut req = InstallRequest {
+        app_id: "radicale".into(),
+        ..Default::default()
+    };
+    req.inputs
+        .insert("password".into(), serde_json::json!(SECRET));
+    req
+}
