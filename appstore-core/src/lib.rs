@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod device;
 pub mod diag;
 pub mod inputs;
 pub mod job;

@@ -163,10 +163,7 @@ fn device_numbers(node: &Path, sysfs_dev: Option<&Path>) -> Option<(u32, u32)> {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         if let Ok(meta) = std::fs::metadata(node) {
             if meta.file_type().is_char_device() {
-                let rdev = meta.rdev();
-                let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
-                let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
-                return Some((major as u32, minor as u32));
+                return Some(appstore_core::device::split_dev(meta.rdev()));
             }
         }
     }

@@ -178,10 +178,7 @@ pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> 
     if !meta.file_type().is_char_device() {
         return Err(not_allowed(format!("`{path}` is not a character device")));
     }
-    let rdev = meta.rdev();
-    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
-    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
-    Ok((major as u32, minor as u32))
+    Ok(appstore_core::device::split_dev(meta.rdev()))
 }
 
 /// A feature the config allows turning on.

@@ -1283,8 +1283,8 @@ impl Device {
 
 /// glibc's `major()` / `minor()` of a `dev_t`.
 fn split_rdev(rdev: u64) -> (u64, u64) {
-    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & 0xffff_f000);
-    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xffff_ff00);
+    let (major, minor) = appstore_core::device::split_dev(rdev);
+    let (major, minor) = (u64::from(major), u64::from(minor));
     (major, minor)
 }
 
