@@ -4,32 +4,15 @@
 //! memory afterwards. `cargo bench -p appstore-actors --bench engine` (INSTALLS=N to change the count).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on any setup failure
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use actix::Actor;
-use appstore_actors::engine::{CancelFlag, Engine, EngineConfig, InProcessHelper, InstallRequest};
-use appstore_actors::secrets::SecretBox;
-use appstore_actors::store::Store;
+use appstore_actors::engine::{CancelFlag, InstallRequest};
 use appstore_actors::{CatalogActor, CatalogHandle, JobRegistry, SubmitInstall};
-use appstore_catalog::{GitCache, GitCatalog, GitSource};
-use appstore_core::job::RetryPolicy;
-use appstore_core::policy::{InstallPolicy, ResourceCaps};
-use appstore_helper::{Helper, HelperConfig};
-use appstore_pve::{HttpPve, PveEndpoint, TlsMode};
-use std::path::Path;
+use appstore_catalog::{GitCache, GitCatalog};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn copy_tree(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let t = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            std::fs::create_dir_all(&t).unwrap();
-            copy_tree(&p, &t);
-        } else {
-            std::fs::copy(&p, &t).unwrap();
-        }
-    }
-}
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -47,89 +30,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let sim = pve_sim::harness::start(pve_sim::harness::HarnessOptions {
+    let world = common::world_with(pve_sim::harness::HarnessOptions {
         task_latency: Duration::ZERO,
         pct_host: Some(std::env::current_exe().unwrap()),
         ..Default::default()
-    })
-    .unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let src = state.path().join("catalog-src");
-    std::fs::create_dir_all(&src).unwrap();
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog"),
-        &src,
-    );
-    let repo = git2::Repository::init(&src).unwrap();
-    repo.set_head("refs/heads/main").unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("b", "b@example.org").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "catalog", &tree, &[])
-        .unwrap();
-    let cache = state.path().join("catalog-cache");
-    let source = GitSource {
-        url: format!("file://{}", src.display()),
-        branch: "main".into(),
-    };
-    let snapshot = GitCatalog::new(GitCache::new(&cache), source.clone())
-        .refresh()
-        .unwrap()
-        .snapshot;
-    let jobs = state.path().join("jobs");
-    std::fs::create_dir_all(&jobs).unwrap();
-    let helper = HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\n",
-        r = sim.root.display(),
-        j = jobs.display(),
-        s = state.path().display()
-    ))
-    .unwrap();
-    let (id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
-    let engine = Engine {
-        config: EngineConfig {
-            node: "pve1".into(),
-            pool: "appstore".into(),
-            storage: "local-lvm".into(),
-            bridge: "vmbr0".into(),
-            template_storage: "local".into(),
-            download_templates: true,
-            jobs_dir: jobs,
-            catalog_cache: cache.clone(),
-            policy: InstallPolicy {
-                caps: ResourceCaps {
-                    max_cores: 8,
-                    max_memory_mb: 16384,
-                    max_disk_gb: 256,
-                },
-                allowed_features: [appstore_core::manifest::Feature::Nesting].into(),
-                unprivileged_only: true,
-            },
-            network_wait: RetryPolicy {
-                max_attempts: 50,
-                initial_backoff: Duration::from_millis(5),
-                max_backoff: Duration::from_millis(50),
-            },
-            task_deadline: Duration::from_secs(60),
-        },
-        pve: Arc::new(
-            HttpPve::new(&PveEndpoint {
-                url: sim.url.clone(),
-                token_id: id.into(),
-                token_secret: secret.into(),
-                tls: TlsMode::Insecure,
-            })
-            .unwrap(),
-        ),
-        helper: Arc::new(InProcessHelper::new(Helper::new(helper, "bench"))),
-        store: Store::open(&state.path().join("state.db")).unwrap(),
-        events: tokio::sync::broadcast::channel(65536).0,
-        secrets: SecretBox::open(&state.path().join("secret.key")).unwrap(),
-        reserved_ctids: Default::default(),
-    };
+    });
+    let engine = world.engine.clone();
+    let snapshot = Arc::clone(&world.snapshot);
+    let cache = engine.config.catalog_cache.clone();
+    let source = world.catalog.clone();
     let request = || {
         let mut r = InstallRequest {
             app_id: "radicale".into(),
@@ -217,5 +126,5 @@ fn main() {
         assert_eq!(completed, n);
         assert_eq!(ctids.len(), n);
     });
-    drop(sim);
+    drop(world);
 }

@@ -52,25 +52,28 @@ pub struct World {
     pub sim: RunningSim,
     pub engine: Engine,
     pub snapshot: Arc<CatalogSnapshot>,
+    pub catalog: GitSource,
     pub state: tempfile::TempDir,
 }
 
 pub fn world() -> World {
-    let sim = start(HarnessOptions {
+    world_with(HarnessOptions {
         task_latency: Duration::from_millis(5),
         ..Default::default()
     })
-    .unwrap();
+}
+
+/// A world on a simulated node started with `opts`.
+pub fn world_with(opts: HarnessOptions) -> World {
+    let sim = start(opts).unwrap();
     let state = tempfile::tempdir().unwrap();
     let url = catalog_repo(&state.path().join("catalog-src"));
     let cache = state.path().join("catalog-cache");
-    let mut catalog = GitCatalog::new(
-        GitCache::new(&cache),
-        GitSource {
-            url,
-            branch: "main".into(),
-        },
-    );
+    let source = GitSource {
+        url,
+        branch: "main".into(),
+    };
+    let mut catalog = GitCatalog::new(GitCache::new(&cache), source.clone());
     let snapshot = catalog.refresh().unwrap().snapshot;
     let jobs = state.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
@@ -129,6 +132,7 @@ pub fn world() -> World {
         sim,
         engine,
         snapshot,
+        catalog: source,
         state,
     }
 }
