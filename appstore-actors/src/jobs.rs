@@ -9,6 +9,7 @@ use actix::prelude::*;
 use appstore_catalog::CatalogSnapshot;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Request an install; answers with the job id (202 for the API) or why it was refused.
 #[derive(Debug, Message)]
@@ -40,6 +41,11 @@ enum Work {
     },
     Uninstall {
         install: InstallRecord,
+        snapshot: Option<Arc<CatalogSnapshot>>,
+    },
+    /// A job a restart interrupted.
+    Resume {
+        job: crate::store::JobRecord,
         snapshot: Option<Arc<CatalogSnapshot>>,
     },
 }
@@ -94,6 +100,7 @@ impl JobRegistry {
                             .run_uninstall(q.job_id, install, snapshot, cancel)
                             .await
                     }
+                    Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
                 };
                 if let Err(e) = result {
                     tracing::error!(job = q.job_id, error = %e, "job engine failed");
@@ -108,28 +115,52 @@ impl Actor for JobRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Jobs a restart interrupted: their inputs (secrets included) are not kept, so they cannot be
-        // resumed; they end as failed with the reason, and a created container stays stopped. This runs
-        // before the registry takes any message, so a new job is never mistaken for an old one.
+        // Jobs a restart interrupted resume from their stored state (their steps check what was
+        // already done), ahead of anything new. This runs before the registry takes any message, so a
+        // new job is never mistaken for an old one.
         let engine = self.engine.clone();
+        let catalog = self.catalog.clone();
         ctx.wait(
             async move {
                 let store = engine.store.clone();
                 let unfinished = tokio::task::spawn_blocking(move || store.unfinished_jobs()).await;
-                let Ok(Ok(jobs)) = unfinished else { return };
-                for job in jobs {
-                    let reason = format!(
-                        "the service restarted while this job was in `{}`; this version cannot resume it without the request's inputs: request it again",
-                        job.state
-                    );
-                    let store = engine.store.clone();
-                    let (id, state) = (job.id, job.state.clone());
-                    let r = reason.clone();
-                    let _ = tokio::task::spawn_blocking(move || store.transition(id, &state, "failed", Some(&r))).await;
-                    tracing::warn!(job = job.id, %reason, "interrupted job settled");
+                let jobs = match unfinished {
+                    Ok(Ok(jobs)) => jobs,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot read unfinished jobs");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read unfinished jobs");
+                        Vec::new()
+                    }
+                };
+                // An install resumes against the catalog it was requested from: wait for the first load.
+                let mut snapshot = catalog.snapshot();
+                if !jobs.is_empty() {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    while snapshot.is_none() && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        snapshot = catalog.snapshot();
+                    }
                 }
+                (jobs, snapshot)
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|(jobs, snapshot), act, ctx| {
+                for job in jobs {
+                    tracing::info!(job_id = job.id, state = %job.state, "resuming an interrupted job");
+                    act.queue.push_back(Queued {
+                        job_id: job.id,
+                        ctid: job.ctid,
+                        work: Work::Resume {
+                            job,
+                            snapshot: snapshot.clone(),
+                        },
+                    });
+                }
+                act.pump(ctx);
+            }),
         );
     }
 }

@@ -113,6 +113,10 @@ const MIGRATIONS: &[&str] = &[
         attached_at INTEGER NOT NULL,
         PRIMARY KEY (ctid, device_path)
     );",
+    // 2: what a job needs to resume after a restart, sealed (it holds the request's secrets); the
+    // inputs an install was made with, sealed, for reconfigure and upgrade.
+    "ALTER TABLE jobs ADD COLUMN context TEXT;
+    ALTER TABLE installs ADD COLUMN sealed_inputs TEXT;",
 ];
 
 fn now_ms() -> i64 {
@@ -399,6 +403,48 @@ impl Store {
             params![job, ctid, now_ms()],
         )?;
         Ok(())
+    }
+
+    /// Stores the job's sealed resume context.
+    pub fn set_job_context(&self, job: i64, sealed: &str) -> Result<()> {
+        self.pool.get()?.execute(
+            "UPDATE jobs SET context = ?2, updated_at = ?3 WHERE id = ?1",
+            params![job, sealed, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The job's sealed resume context, if it has one.
+    pub fn job_context(&self, job: i64) -> Result<Option<String>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_row("SELECT context FROM jobs WHERE id = ?1", [job], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// Stores an install's sealed inputs (all of them, secrets included).
+    pub fn set_install_inputs(&self, id: i64, sealed: &str) -> Result<()> {
+        self.pool.get()?.execute(
+            "UPDATE installs SET sealed_inputs = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, sealed, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// An install's sealed inputs.
+    pub fn install_inputs(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_row(
+                "SELECT sealed_inputs FROM installs WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Appends a (redacted) log line; returns its sequence number.

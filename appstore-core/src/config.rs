@@ -243,6 +243,10 @@ pub struct RawPaths {
     /// Logs (default `/var/log/pve-appstore`).
     #[serde(default)]
     pub log_dir: Option<String>,
+    /// The root helper's socket (default `/run/pve-appstore/helper.sock`, made by
+    /// `pve-appstore-helper.socket`).
+    #[serde(default)]
+    pub helper_socket: Option<String>,
 }
 
 /// How the API's certificate is checked.
@@ -319,6 +323,8 @@ pub struct Config {
     pub state_dir: String,
     /// Log directory.
     pub log_dir: String,
+    /// The root helper's socket.
+    pub helper_socket: String,
 }
 
 /// The catalog used when the config names none.
@@ -605,7 +611,16 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         .log_dir
         .clone()
         .unwrap_or_else(|| "/var/log/pve-appstore".into());
-    for (name, p) in [("state_dir", &state_dir), ("log_dir", &log_dir)] {
+    let helper_socket = raw
+        .paths
+        .helper_socket
+        .clone()
+        .unwrap_or_else(|| "/run/pve-appstore/helper.sock".into());
+    for (name, p) in [
+        ("state_dir", &state_dir),
+        ("log_dir", &log_dir),
+        ("helper_socket", &helper_socket),
+    ] {
         if let Err(e) = normalize_abs(p) {
             d.push(field("paths", name), e);
         }
@@ -647,6 +662,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         download_templates: raw.jobs.download_templates.unwrap_or(true),
         state_dir,
         log_dir,
+        helper_socket,
     })
 }
 

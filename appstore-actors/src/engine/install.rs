@@ -13,13 +13,13 @@ use appstore_core::template;
 use appstore_helper::{Reply, Request};
 use appstore_pve::types::{CreateLxc, NetConfig};
 use appstore_pve::{wait_task, PveError, Upid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Network choices of an install.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkRequest {
     /// `dhcp` (default) or a static IPv4 address with prefix.
@@ -40,7 +40,7 @@ pub struct NetworkRequest {
 }
 
 /// What the user asked for.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstallRequest {
     /// The app.
@@ -117,6 +117,33 @@ fn pve_failed(what: &str, e: PveError) -> StepOutcome {
     failed(reason)
 }
 
+/// What an install has decided so far, kept (sealed) so a restarted service resumes it: the whole
+/// request, the resolved inputs (generated passwords included), the template, the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct InstallContext {
+    pub(super) request: InstallRequest,
+    #[serde(default)]
+    inputs: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    pub(super) ctid: Option<u32>,
+    #[serde(default)]
+    ip: Option<String>,
+    #[serde(default)]
+    pub(super) created: bool,
+}
+
+impl InstallContext {
+    /// A new install's context: only the request.
+    pub(super) fn new(request: InstallRequest) -> Self {
+        InstallContext {
+            request,
+            ..Default::default()
+        }
+    }
+}
+
 /// The state of one install between steps.
 pub(super) struct InstallWork {
     engine: Engine,
@@ -131,6 +158,8 @@ pub(super) struct InstallWork {
     ctid: Option<u32>,
     ip: Option<String>,
     created: bool,
+    /// Set when the service restarted in this state: the first step run is a resumed one.
+    resumed_in: Option<JobState>,
 }
 
 impl InstallWork {
@@ -156,7 +185,61 @@ impl InstallWork {
             ctid: None,
             ip: None,
             created: false,
+            resumed_in: None,
         }
+    }
+
+    /// Takes up what a job saved before the service restarted in `state`.
+    pub(super) fn restore(&mut self, ctx: InstallContext, state: JobState) -> Result<(), String> {
+        if let Some(saved) = &ctx.inputs {
+            // The saved values (generated secrets included) resolve to themselves.
+            let inputs = resolve(self.manifest(), saved, &mut random_secret).map_err(|errors| {
+                format!(
+                    "the saved inputs no longer resolve: {}",
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?;
+            self.log.set_redactor(self.redactor(&inputs));
+            self.inputs = Some(inputs);
+        }
+        self.request = ctx.request;
+        self.template = ctx.template;
+        self.ctid = ctx.ctid;
+        self.ip = ctx.ip;
+        self.created = ctx.created;
+        self.resumed_in = Some(state);
+        Ok(())
+    }
+
+    fn redactor(&self, inputs: &ResolvedInputs) -> Redactor {
+        let m = self.manifest();
+        let mut keys: Vec<String> = m.provision().redact_keys.clone();
+        keys.extend(
+            m.inputs()
+                .iter()
+                .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
+                .map(|i| i.key.clone()),
+        );
+        Redactor::new(inputs.secret_values(), keys)
+    }
+
+    pub(super) fn context_value(&self) -> Value {
+        let ctx = InstallContext {
+            request: self.request.clone(),
+            inputs: self.inputs.as_ref().and_then(|i| match i.to_json() {
+                Value::Object(m) => Some(m),
+                _ => None,
+            }),
+            template: self.template.clone(),
+            ctid: self.ctid,
+            ip: self.ip.clone(),
+            created: self.created,
+        };
+        serde_json::to_value(ctx).unwrap_or(Value::Null)
     }
 
     fn manifest(&self) -> &Manifest {
@@ -168,6 +251,22 @@ impl InstallWork {
     }
 
     async fn step_impl(&mut self, state: JobState) -> StepOutcome {
+        if self.resumed_in.take() == Some(JobState::Provision) {
+            if !self.manifest().provision().retry_safe {
+                return failed(format!(
+                    "the service restarted while {} was running; the app does not mark it `retry_safe`, so it is not run twice: destroy this container and install again",
+                    self.manifest().provision().script
+                ));
+            }
+            // inputs.json may already be gone: push everything again before the second run.
+            self.log
+                .info("the install script is retry_safe: running it again")
+                .await;
+            let pushed = self.push_assets().await;
+            if pushed != StepOutcome::Done {
+                return pushed;
+            }
+        }
         match state {
             JobState::Queued => StepOutcome::Done,
             JobState::ValidateRequest => self.validate_request().await,
@@ -209,15 +308,7 @@ impl InstallWork {
                 )
             }
         };
-        let mut keys: Vec<String> = m.provision().redact_keys.clone();
-        keys.extend(
-            m.inputs()
-                .iter()
-                .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
-                .map(|i| i.key.clone()),
-        );
-        self.log
-            .set_redactor(Redactor::new(inputs.secret_values(), keys));
+        self.log.set_redactor(self.redactor(&inputs));
         self.inputs = Some(inputs);
         let lxc = m.lxc();
         let req = ResourceRequest {
@@ -404,10 +495,57 @@ impl InstallWork {
         .map_err(|e| pve_failed(what, e))
     }
 
+    /// After a restart: did this job's create already happen (or is it still running)?
+    async fn find_created(&mut self, ctid: u32) -> Option<StepOutcome> {
+        let pve = &self.engine.pve;
+        match pve.is_id_free(ctid).await {
+            Ok(true) => return None,
+            Ok(false) => {}
+            Err(e) => return Some(pve_failed("checking the container id", e)),
+        }
+        let cfg = match pve.lxc_config(self.node(), ctid).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(failed(format!(
+                    "container id {ctid} is taken and its config cannot be read ({e}); it was not created by this job"
+                )))
+            }
+        };
+        if cfg.options.get("lock").map(String::as_str) == Some("create") {
+            return Some(StepOutcome::NotYet {
+                reason: format!("the create task of container {ctid} is still running"),
+            });
+        }
+        let mine = format!("(job {})", self.job_id);
+        let ours = cfg
+            .options
+            .get("description")
+            .is_some_and(|d| d.contains(&mine));
+        if !ours {
+            return Some(failed(format!(
+                "container id {ctid} was taken by another container while the service was down; install again"
+            )));
+        }
+        self.created = true;
+        self.engine.reserved_ctids.release(ctid).await;
+        self.log
+            .info(&format!(
+                "container {ctid} was already created by this job; not creating it again"
+            ))
+            .await;
+        Some(StepOutcome::Done)
+    }
+
     async fn create(&mut self) -> StepOutcome {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
         };
+        if self.created {
+            return StepOutcome::Done;
+        }
+        if let Some(found) = self.find_created(ctid).await {
+            return found;
+        }
         let Some(template) = self.template.clone() else {
             return failed("no template");
         };
@@ -467,6 +605,7 @@ impl InstallWork {
             return o;
         }
         self.created = true;
+        self.engine.reserved_ctids.release(ctid).await;
         StepOutcome::Done
     }
 
@@ -481,8 +620,11 @@ impl InstallWork {
             Err(e) => return pve_failed("reading the container config", e),
         };
         let mut tags = cfg.tags();
-        tags.push(MANAGED_TAG.into());
-        tags.push(app_tag(self.manifest().id()));
+        for t in [MANAGED_TAG.to_string(), app_tag(self.manifest().id())] {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
         let value = join_tags(tags.iter().map(String::as_str));
         match pve
             .lxc_update_config(
@@ -887,7 +1029,9 @@ impl InstallWork {
                 .get("tags")
                 .map(|t| parse_tags(t))
                 .unwrap_or_default();
-            tags.push(FAILED_TAG.into());
+            if !tags.iter().any(|t| t == FAILED_TAG) {
+                tags.push(FAILED_TAG.into());
+            }
             let value = join_tags(tags.iter().map(String::as_str));
             let _ = pve
                 .lxc_update_config(
@@ -906,6 +1050,10 @@ impl InstallWork {
 impl super::Steps for InstallWork {
     async fn step(&mut self, state: JobState) -> StepOutcome {
         self.step_impl(state).await
+    }
+
+    fn context(&self) -> Value {
+        self.context_value()
     }
 
     async fn after_failure(&mut self) {

@@ -13,6 +13,11 @@ pub(crate) trait Steps {
     async fn step(&mut self, state: JobState) -> StepOutcome;
     /// Cleans up after a failure or cancel.
     async fn after_failure(&mut self);
+    /// What a resumed job needs to go on (the resolved inputs, the container id, ...); stored sealed
+    /// after every step that changed it.
+    fn context(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
@@ -56,6 +61,10 @@ pub struct EngineConfig {
     pub network_wait: RetryPolicy,
     /// Longest wait for one PVE task.
     pub task_deadline: Duration,
+    /// Fault injection for the restart tests: after the step of this state succeeded (and before the
+    /// next transition is stored), the job stops making progress, so the test can kill the service at
+    /// a known point. Set from `APPSTORE_FAULT_HOLD_AFTER`; never set in production.
+    pub fault_hold_after: Option<JobState>,
 }
 
 /// What subscribers (SSE streams, the UI) hear.
@@ -131,6 +140,11 @@ impl CtidReservations {
             }
             id += 1;
         }
+    }
+
+    /// Holds an id allocated before a restart (its job resumes before the create).
+    pub async fn hold(&self, id: u32) {
+        self.0.lock().await.insert(id);
     }
 
     /// Lets go of an id (its container exists now, or the install failed).
@@ -255,6 +269,10 @@ impl Engine {
         };
         let store = self.store.clone();
         let job = blocking(move || store.create_job(&new)).await?;
+        // The whole request (secrets too) is kept sealed, so the job can resume after a restart.
+        let ctx = serde_json::to_value(install::InstallContext::new(request.clone()))
+            .unwrap_or_default();
+        self.save_context(job.id, ctx, &mut String::new()).await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job.id,
             state: "queued".into(),
@@ -312,8 +330,109 @@ impl Engine {
             log.clone(),
             GitCache::new(&self.config.catalog_cache),
         );
-        self.drive(JobKind::Install, job_id, &mut work, &log, &cancel)
+        self.drive(JobKind::Install, job_id, &mut work, &log, &cancel, None)
             .await
+    }
+
+    /// Resumes a job that a restart interrupted, from the state it was in; the steps check what was
+    /// already done. A job that cannot resume ends `failed` with the reason.
+    pub async fn resume(
+        &self,
+        job: crate::store::JobRecord,
+        snapshot: Option<Arc<CatalogSnapshot>>,
+        cancel: CancelFlag,
+    ) -> Result<JobState, EngineError> {
+        let log = JobLog::new(self, job.id);
+        let Some(state) = JobState::parse(&job.state) else {
+            return self
+                .give_up(&job, &format!("unknown state `{}`", job.state))
+                .await;
+        };
+        match job.kind.as_str() {
+            "install" => {
+                let ctx = match self.load_context(job.id).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => return self.give_up(&job, "the job saved no context").await,
+                    Err(e) => return self.give_up(&job, &e).await,
+                };
+                let ctx: install::InstallContext = match serde_json::from_value(ctx) {
+                    Ok(c) => c,
+                    Err(e) => return self.give_up(&job, &e.to_string()).await,
+                };
+                let snapshot = match snapshot {
+                    Some(s) => s,
+                    None => return self.give_up(&job, "the catalog is not loaded").await,
+                };
+                let app = match snapshot.app(&job.app_id) {
+                    Some(a) if a.manifest_sha256 == job.manifest_sha256 => Arc::clone(a),
+                    _ => {
+                        return self
+                            .give_up(&job, "the app changed in the catalog while the service was down; install it again")
+                            .await
+                    }
+                };
+                if let (Some(id), false) = (ctx.ctid, ctx.created) {
+                    self.reserved_ctids.hold(id).await;
+                }
+                let request = ctx.request.clone();
+                let mut work = install::InstallWork::new(
+                    self.clone(),
+                    job.id,
+                    snapshot,
+                    app,
+                    request,
+                    log.clone(),
+                    GitCache::new(&self.config.catalog_cache),
+                );
+                if let Err(e) = work.restore(ctx, state) {
+                    return self.give_up(&job, &e).await;
+                }
+                self.drive(JobKind::Install, job.id, &mut work, &log, &cancel, Some(state))
+                    .await
+            }
+            "uninstall" => {
+                let store = self.store.clone();
+                let install_id = job.install_id.unwrap_or_default();
+                let install = blocking(move || store.install(install_id)).await?;
+                let Some(install) = install else {
+                    return self.give_up(&job, "its install record is gone").await;
+                };
+                let app = snapshot
+                    .and_then(|s| s.app(&install.app_id).cloned())
+                    .filter(|a| a.manifest.version().to_string() == install.version);
+                let mut work =
+                    uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone());
+                self.drive(JobKind::Uninstall, job.id, &mut work, &log, &cancel, Some(state))
+                    .await
+            }
+            other => {
+                self.give_up(&job, &format!("`{other}` jobs cannot resume"))
+                    .await
+            }
+        }
+    }
+
+    /// Ends an interrupted job that cannot resume.
+    async fn give_up(
+        &self,
+        job: &crate::store::JobRecord,
+        why: &str,
+    ) -> Result<JobState, EngineError> {
+        let reason = format!(
+            "the service restarted while this job was in `{}` and it cannot resume: {why}",
+            job.state
+        );
+        tracing::warn!(job_id = job.id, %reason, "interrupted job settled");
+        JobLog::new(self, job.id).info(&reason).await;
+        let store = self.store.clone();
+        let (id, state, r) = (job.id, job.state.clone(), reason.clone());
+        blocking(move || store.transition(id, &state, "failed", Some(&r))).await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job.id,
+            state: "failed".into(),
+            reason: Some(reason),
+        });
+        Ok(JobState::Failed)
     }
 
     /// Creates the job record of an uninstall of `install`.
@@ -360,11 +479,54 @@ impl Engine {
             .filter(|a| a.manifest.version().to_string() == install.version);
         let mut work =
             uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone());
-        self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel)
+        self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel, None)
             .await
     }
 
-    /// Follows the state machine's decisions for one job until it ends.
+    /// Stores the job's resume context, sealed, when it changed since `last`.
+    async fn save_context(
+        &self,
+        job_id: i64,
+        context: serde_json::Value,
+        last: &mut String,
+    ) -> Result<(), EngineError> {
+        if context.is_null() {
+            return Ok(());
+        }
+        let text = context.to_string();
+        if text == *last {
+            return Ok(());
+        }
+        let sealed = self.secrets.seal(&text);
+        let store = self.store.clone();
+        blocking(move || store.set_job_context(job_id, &sealed)).await?;
+        *last = text;
+        Ok(())
+    }
+
+    /// The job's stored resume context, opened.
+    pub(crate) async fn load_context(
+        &self,
+        job_id: i64,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let store = self.store.clone();
+        let sealed = blocking(move || store.job_context(job_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let text = self
+            .secrets
+            .open_value(&sealed)
+            .map_err(|e| format!("the job's saved context cannot be opened: {e}"))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("the job's saved context is not valid: {e}"))
+    }
+
+    /// Follows the state machine's decisions for one job until it ends, from `Queued` or, for a
+    /// resumed job, from the state it was in.
     async fn drive<W: Steps>(
         &self,
         kind: JobKind,
@@ -372,15 +534,33 @@ impl Engine {
         work: &mut W,
         log: &JobLog,
         cancel: &CancelFlag,
+        resume_from: Option<JobState>,
     ) -> Result<JobState, EngineError> {
-        let mut state = JobState::Queued;
+        let mut state = resume_from.unwrap_or(JobState::Queued);
         let mut attempts = 0;
+        let mut saved = String::new();
+        if let Some(from) = resume_from {
+            saved = work.context().to_string();
+            tracing::info!(job_id, state = %from, "job resumed");
+            log.info(&format!(
+                "the service restarted; resuming at `{from}` (steps already done are checked, not repeated)"
+            ))
+            .await;
+        }
         loop {
             let outcome = if cancel.is_canceled() {
                 StepOutcome::Canceled
             } else {
                 work.step(state).await
             };
+            if outcome == StepOutcome::Done {
+                self.save_context(job_id, work.context(), &mut saved).await?;
+                if self.config.fault_hold_after == Some(state) {
+                    log.info(&format!("fault injection: holding after `{state}`"))
+                        .await;
+                    std::future::pending::<()>().await;
+                }
+            }
             match next(kind, state, &outcome, attempts, &self.config.network_wait) {
                 Transition::Advance { to } => {
                     tracing::info!(job_id, from = %state, to = %to, "job state");

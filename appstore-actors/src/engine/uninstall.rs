@@ -41,6 +41,15 @@ impl UninstallWork {
         }
     }
 
+    /// Is the container gone (destroyed by this job before a restart, or removed by hand in PVE)?
+    async fn gone(&self, ctid: u32) -> Result<bool, StepOutcome> {
+        self.engine
+            .pve
+            .is_id_free(ctid)
+            .await
+            .map_err(|e| failed(format!("checking container {ctid}: {e}")))
+    }
+
     fn ctid(&self) -> Result<u32, StepOutcome> {
         self.install
             .ctid
@@ -53,6 +62,18 @@ impl UninstallWork {
             Ok(c) => c,
             Err(o) => return o,
         };
+        match self.gone(ctid).await {
+            Ok(true) => {
+                self.log
+                    .info(&format!(
+                        "container {ctid} no longer exists; only the store's records are removed"
+                    ))
+                    .await;
+                return StepOutcome::Done;
+            }
+            Ok(false) => {}
+            Err(o) => return o,
+        }
         let pve = &self.engine.pve;
         let node = &self.engine.config.node;
         let cfg = match pve.lxc_config(node, ctid).await {
@@ -101,6 +122,11 @@ impl UninstallWork {
             Ok(c) => c,
             Err(o) => return o,
         };
+        match self.gone(ctid).await {
+            Ok(true) => return StepOutcome::Done,
+            Ok(false) => {}
+            Err(o) => return o,
+        }
         let pve = &self.engine.pve;
         let node = &self.engine.config.node;
         let running = match pve.lxc_status(node, ctid).await {
@@ -172,6 +198,11 @@ impl UninstallWork {
             Ok(c) => c,
             Err(o) => return o,
         };
+        match self.gone(ctid).await {
+            Ok(true) => return StepOutcome::Done,
+            Ok(false) => {}
+            Err(o) => return o,
+        }
         let pve = &self.engine.pve;
         let result = match pve.lxc_destroy(&self.engine.config.node, ctid, true).await {
             Ok(upid) => wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline)

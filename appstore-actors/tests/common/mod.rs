@@ -119,6 +119,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
                 max_backoff: Duration::from_millis(100),
             },
             task_deadline: Duration::from_secs(30),
+            fault_hold_after: None,
         },
         pve,
         helper: Arc::new(InProcessHelper::new(Helper::new(helper_config, "test"))),

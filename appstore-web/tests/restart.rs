@@ -1,0 +1,364 @@
+//! Restart safety: the service (`pve-appstore serve`, a real process) is killed with SIGKILL right
+//! after each step of an install and of an uninstall, against a simulated node that keeps running as
+//! a real one would. After the restart every job settles, no container is created twice or left
+//! without a record, and no log line is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
+
+use appstore_core::job::{steps, JobKind, JobState};
+use appstore_helper::{Helper, HelperConfig, Reply, Request};
+use pve_sim::harness::{start, HarnessOptions, RunningSim};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two apps: `steady` may run its install script twice, `once` may not.
+fn catalog_repo(dir: &Path) -> String {
+    let app = |id: &str, retry_safe: bool| {
+        format!(
+            "id: {id}\nname: {id}\ndescription: A test app\nversion: 1.0.0\nlxc: {{ ostemplate: debian-12 }}\n\
+             inputs:\n  - {{ key: password, label: Password, type: secret, generate: true }}\n\
+             provision: {{ script: install.sh, retry_safe: {retry_safe} }}\n\
+             outputs:\n  - {{ key: url, label: URL, value: \"http://{{ip}}:80\" }}\n"
+        )
+    };
+    for (id, safe) in [("steady", true), ("once", false)] {
+        let d = dir.join("apps").join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("app.yml"), app(id, safe)).unwrap();
+        std::fs::write(d.join("install.sh"), "echo installing\n").unwrap();
+    }
+    let repo = git2::Repository::init(dir).unwrap();
+    repo.set_head("refs/heads/main").unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "apps", &tree, &[])
+        .unwrap();
+    format!("file://{}", dir.display())
+}
+
+/// The root helper's socket, served by this test process with the helper's own code (as systemd's
+/// socket unit does with the helper binary).
+fn serve_helper(socket: PathBuf, config: HelperConfig) {
+    let listener = UnixListener::bind(&socket).unwrap();
+    let helper = std::sync::Arc::new(Helper::new(config, "restart-test"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let helper = std::sync::Arc::clone(&helper);
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut out = conn;
+                let req: Request = match serde_json::from_str(line.trim()) {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+                helper.handle(&req, &mut |reply: &Reply| {
+                    let _ = writeln!(out, "{}", serde_json::to_string(reply).unwrap());
+                });
+            });
+        }
+    });
+}
+
+struct Setup {
+    sim: RunningSim,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let sim = start(HarnessOptions {
+            tls: true,
+            task_latency: Duration::from_millis(5),
+            pct_host: Some(env!("CARGO_BIN_EXE_pve-appstore").into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let url = catalog_repo(&d.join("catalog"));
+        let (token_id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
+        std::fs::write(d.join("token"), secret).unwrap();
+        let state = d.join("state");
+        std::fs::create_dir_all(state.join("jobs")).unwrap();
+        let helper = HelperConfig::parse(&format!(
+            "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\n",
+            r = sim.root.display(),
+            s = state.display()
+        ))
+        .unwrap();
+        serve_helper(d.join("helper.sock"), helper);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = json!({
+            "node": "pve1",
+            "pool": "appstore",
+            "proxmox": {
+                "api_url": sim.url,
+                "token_id": token_id,
+                "token_secret_file": d.join("token"),
+                "tls": {"ca_file": sim.creds.ca_file},
+            },
+            "defaults": {"storage": "local-lvm", "bridge": "vmbr0"},
+            "web": {"bind": "127.0.0.1", "port": port},
+            "catalog": {"url": url, "branch": "main"},
+            "jobs": {"max_concurrent_installs": 2, "download_templates": true},
+            "paths": {"state_dir": state, "log_dir": d.join("log"), "helper_socket": d.join("helper.sock")},
+        });
+        // JSON is YAML.
+        std::fs::write(d.join("config.yml"), config.to_string()).unwrap();
+        Setup { sim, dir, port }
+    }
+
+    fn serve(&self, hold_after: Option<JobState>) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pve-appstore"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(s) = hold_after {
+            cmd.env("APPSTORE_FAULT_HOLD_AFTER", s.as_str());
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self
+                .client()
+                .get(self.url("/api/apps"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the service did not come up");
+    }
+
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        self.client()
+            .get(self.url(path))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        let r = self.client().post(self.url(path)).json(&body).send().unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{path}");
+        r.json().unwrap()
+    }
+
+    fn logs(&self, job: i64) -> Vec<Value> {
+        self.get(&format!("/api/jobs/{job}/logs?limit=5000"))["lines"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn wait_for_line(&self, job: i64, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self
+                .logs(job)
+                .iter()
+                .any(|l| l["line"].as_str().unwrap().contains(needle))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("job {job} never logged `{needle}`: {:#?}", self.logs(job));
+    }
+
+    fn wait_settled(&self, job: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let j = self.get(&format!("/api/jobs/{job}"));
+            if ["completed", "failed", "canceled"].contains(&j["job"]["state"].as_str().unwrap()) {
+                return j;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("job {job} did not settle: {:#?}", self.logs(job));
+    }
+
+    /// The node's containers: (vmid, config text).
+    fn containers(&self) -> Vec<(u32, String)> {
+        let dir = self.sim.root.join("etc/pve/nodes/pve1/lxc");
+        let mut out: Vec<(u32, String)> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| {
+                    let e = e.ok()?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let id = name.strip_suffix(".conf")?.parse().ok()?;
+                    Some((id, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    fn containers_of_job(&self, job: i64) -> Vec<u32> {
+        let mark = format!("(job {job})").replace(' ', "%20");
+        let plain = format!("(job {job})");
+        self.containers()
+            .into_iter()
+            .filter(|(_, c)| c.contains(&mark) || c.contains(&plain))
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// No line lost: the cursor runs 1..=n without a gap, and what was logged before the kill is still
+/// there.
+fn assert_log_whole(lines: &[Value], before: &[Value]) {
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], json!(i as i64 + 1), "gap in the log: {lines:#?}");
+    }
+    assert!(lines.len() > before.len());
+    assert_eq!(&lines[..before.len()], before);
+}
+
+fn kill(mut child: Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
+    let setup = Setup::new();
+    let mut installs = Vec::new();
+    for &state in steps(JobKind::Install) {
+        let service = setup.serve(Some(state));
+        let job = setup.post("/api/install", json!({"app_id": "steady"}))["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["line"].as_str().unwrap().contains("resuming at")),
+            "{lines:#?}"
+        );
+        let mine = setup.containers_of_job(job);
+        assert_eq!(mine.len(), 1, "killed after {state}: containers {mine:?}");
+        installs.push((settled["job"]["install_id"].as_i64().unwrap(), mine[0]));
+        // The generated password survived the restart: the stored outputs and inputs agree with one
+        // install, and the sealed request never shows in the job view.
+        assert!(!settled.to_string().contains("\"context\""));
+        kill(service);
+    }
+
+    // A script that may not run twice: the resumed job fails with the reason, the container stopped
+    // and tagged.
+    let service = setup.serve(Some(JobState::PushAssets));
+    let job = setup.post("/api/install", json!({"app_id": "once"}))["job_id"]
+        .as_i64()
+        .unwrap();
+    setup.wait_for_line(job, "holding after `push_assets`");
+    kill(service);
+    // Mid-provision: the kill lands after push_assets is stored as done and the next transition is
+    // not; holding after push_assets and then entering provision on resume is the same point as a
+    // kill during the script, so drive it one more step: resume, hold after provision.
+    let service = setup.serve(Some(JobState::Provision));
+    setup.wait_for_line(job, "holding after `provision`");
+    kill(service);
+    let service = setup.serve(None);
+    let settled = setup.wait_settled(job);
+    assert_eq!(settled["job"]["state"], "failed");
+    let reason = settled["job"]["error"].as_str().unwrap();
+    assert!(reason.contains("retry_safe"), "{reason}");
+    let mine = setup.containers_of_job(job);
+    assert_eq!(mine.len(), 1);
+    let conf = &setup
+        .containers()
+        .into_iter()
+        .find(|(id, _)| *id == mine[0])
+        .unwrap()
+        .1;
+    assert!(conf.contains("appstore-failed"), "{conf}");
+    kill(service);
+
+    // Uninstalls, killed after each of their steps.
+    for (&state, (install_id, ctid)) in steps(JobKind::Uninstall).iter().zip(&installs) {
+        let service = setup.serve(Some(state));
+        let job = setup.post("/api/uninstall", json!({"install_id": install_id}))["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        assert!(
+            setup.containers().iter().all(|(id, _)| id != ctid),
+            "container {ctid} survived its uninstall"
+        );
+        kill(service);
+    }
+
+    // Nothing orphaned: every container left is an install the store knows, or the failed one.
+    let service = setup.serve(None);
+    let known: Vec<i64> = setup.get("/api/installs")["installs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "installed")
+        .map(|i| i["ctid"].as_i64().unwrap())
+        .collect();
+    for (id, conf) in setup.containers() {
+        assert!(
+            known.contains(&i64::from(id)) || conf.contains("appstore-failed"),
+            "container {id} has no install record: {conf}"
+        );
+    }
+    kill(service);
+}
