@@ -61,8 +61,8 @@ pub struct EngineConfig {
     pub network_wait: RetryPolicy,
     /// Longest wait for one PVE task.
     pub task_deadline: Duration,
-    /// Fault injection for the restart tests: after the step of this state succeeded (and before the
-    /// next transition is stored), the job stops making progress, so the test can kill the service at
+    /// Fault injection for the restart tests: after the step of this state succeeded (before its
+    /// context and the next transition are stored), the job stops making progress, so the test can kill the service at
     /// a known point. Set from `APPSTORE_FAULT_HOLD_AFTER`; never set in production.
     pub fault_hold_after: Option<JobState>,
 }
@@ -554,12 +554,13 @@ impl Engine {
                 work.step(state).await
             };
             if outcome == StepOutcome::Done {
-                self.save_context(job_id, work.context(), &mut saved).await?;
+                // The hardest point to resume from: the step's work is done, none of it recorded.
                 if self.config.fault_hold_after == Some(state) {
                     log.info(&format!("fault injection: holding after `{state}`"))
                         .await;
                     std::future::pending::<()>().await;
                 }
+                self.save_context(job_id, work.context(), &mut saved).await?;
             }
             match next(kind, state, &outcome, attempts, &self.config.network_wait) {
                 Transition::Advance { to } => {
