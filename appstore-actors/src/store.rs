@@ -419,7 +419,9 @@ impl Store {
         Ok(self
             .pool
             .get()?
-            .query_row("SELECT context FROM jobs WHERE id = ?1", [job], |r| r.get(0))
+            .query_row("SELECT context FROM jobs WHERE id = ?1", [job], |r| {
+                r.get(0)
+            })
             .optional()?
             .flatten())
     }

@@ -142,7 +142,9 @@ fn fault_hold_after() -> Option<appstore_core::job::JobState> {
     let state = appstore_core::job::JobState::parse(&name);
     match state {
         Some(s) => tracing::warn!(state = %s, "fault injection: jobs hold after this state"),
-        None => tracing::warn!(value = %name, "APPSTORE_FAULT_HOLD_AFTER names no job state; ignored"),
+        None => {
+            tracing::warn!(value = %name, "APPSTORE_FAULT_HOLD_AFTER names no job state; ignored")
+        }
     }
     state
 }

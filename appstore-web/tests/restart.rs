@@ -135,20 +135,25 @@ impl Setup {
         if let Some(s) = hold_after {
             cmd.env("APPSTORE_FAULT_HOLD_AFTER", s.as_str());
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self
+        let mut up = false;
+        while !up && Instant::now() < deadline {
+            up = self
                 .client()
                 .get(self.url("/api/apps"))
                 .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return child;
+                .is_ok_and(|r| r.status().is_success());
+            if !up {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the service did not come up");
+        if !up {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service did not come up");
+        }
+        child
     }
 
     fn client(&self) -> reqwest::blocking::Client {
@@ -172,7 +177,12 @@ impl Setup {
     }
 
     fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.client().post(self.url(path)).json(&body).send().unwrap();
+        let r = self
+            .client()
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .unwrap();
         assert_eq!(r.status().as_u16(), 202, "{path}");
         r.json().unwrap()
     }

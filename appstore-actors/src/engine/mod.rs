@@ -270,8 +270,8 @@ impl Engine {
         let store = self.store.clone();
         let job = blocking(move || store.create_job(&new)).await?;
         // The whole request (secrets too) is kept sealed, so the job can resume after a restart.
-        let ctx = serde_json::to_value(install::InstallContext::new(request.clone()))
-            .unwrap_or_default();
+        let ctx =
+            serde_json::to_value(install::InstallContext::new(request.clone())).unwrap_or_default();
         self.save_context(job.id, ctx, &mut String::new()).await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job.id,
@@ -387,8 +387,15 @@ impl Engine {
                 if let Err(e) = work.restore(ctx, state) {
                     return self.give_up(&job, &e).await;
                 }
-                self.drive(JobKind::Install, job.id, &mut work, &log, &cancel, Some(state))
-                    .await
+                self.drive(
+                    JobKind::Install,
+                    job.id,
+                    &mut work,
+                    &log,
+                    &cancel,
+                    Some(state),
+                )
+                .await
             }
             "uninstall" => {
                 let store = self.store.clone();
@@ -402,8 +409,15 @@ impl Engine {
                     .filter(|a| a.manifest.version().to_string() == install.version);
                 let mut work =
                     uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone());
-                self.drive(JobKind::Uninstall, job.id, &mut work, &log, &cancel, Some(state))
-                    .await
+                self.drive(
+                    JobKind::Uninstall,
+                    job.id,
+                    &mut work,
+                    &log,
+                    &cancel,
+                    Some(state),
+                )
+                .await
             }
             other => {
                 self.give_up(&job, &format!("`{other}` jobs cannot resume"))
@@ -560,7 +574,8 @@ impl Engine {
                         .await;
                     std::future::pending::<()>().await;
                 }
-                self.save_context(job_id, work.context(), &mut saved).await?;
+                self.save_context(job_id, work.context(), &mut saved)
+                    .await?;
             }
             match next(kind, state, &outcome, attempts, &self.config.network_wait) {
                 Transition::Advance { to } => {
