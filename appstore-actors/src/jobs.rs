@@ -3,10 +3,11 @@
 //! restart interrupted. Each job runs as its own task; the registry only schedules.
 
 use crate::catalog::CatalogHandle;
-use crate::engine::{CancelFlag, Engine, InstallRequest};
+use crate::engine::{CancelFlag, Engine, InstallRequest, MaintainRequest};
 use crate::store::InstallRecord;
 use actix::prelude::*;
 use appstore_catalog::CatalogSnapshot;
+use appstore_core::job::JobKind;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,17 @@ pub struct SubmitUninstall {
     pub install_id: i64,
 }
 
+/// Request an upgrade (`JobKind::Upgrade`) or reconfigure (`JobKind::Reconfigure`) of an install;
+/// answers with the job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, String>")]
+pub struct SubmitMaintain {
+    /// Upgrade or reconfigure.
+    pub kind: JobKind,
+    /// The install and the options.
+    pub request: MaintainRequest,
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Finished(i64);
@@ -42,6 +54,12 @@ enum Work {
     Uninstall {
         install: InstallRecord,
         snapshot: Option<Arc<CatalogSnapshot>>,
+    },
+    Maintain {
+        kind: JobKind,
+        install: InstallRecord,
+        request: MaintainRequest,
+        snapshot: Arc<CatalogSnapshot>,
     },
     /// A job a restart interrupted.
     Resume {
@@ -98,6 +116,16 @@ impl JobRegistry {
                     Work::Uninstall { install, snapshot } => {
                         engine
                             .run_uninstall(q.job_id, install, snapshot, cancel)
+                            .await
+                    }
+                    Work::Maintain {
+                        kind,
+                        install,
+                        request,
+                        snapshot,
+                    } => {
+                        engine
+                            .run_maintain(kind, q.job_id, snapshot, install, request, cancel)
                             .await
                     }
                     Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
@@ -263,6 +291,81 @@ impl Handler<SubmitUninstall> for JobRegistry {
                 act.pump(ctx);
                 Ok(job_id)
             }),
+        )
+    }
+}
+
+impl Handler<SubmitMaintain> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, String>>;
+
+    fn handle(&mut self, msg: SubmitMaintain, _: &mut Self::Context) -> Self::Result {
+        let Some(snapshot) = self.catalog.snapshot() else {
+            return Box::pin(actix::fut::ready(Err(
+                "the catalog has not been loaded yet".to_string(),
+            )));
+        };
+        let engine = self.engine.clone();
+        let SubmitMaintain { kind, request } = msg;
+        let id = request.install_id;
+        Box::pin(
+            async move {
+                let store = engine.store.clone();
+                let install = tokio::task::spawn_blocking(move || store.install(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no install {id}"))?;
+                if install.status != "installed" {
+                    return Err(format!("install {id} is {}, not installed", install.status));
+                }
+                Ok(install)
+            }
+            .into_actor(self)
+            .then(move |res: Result<InstallRecord, String>, act, _| {
+                let engine = act.engine.clone();
+                let busy = res
+                    .as_ref()
+                    .ok()
+                    .and_then(|i| i.ctid)
+                    .is_some_and(|c| act.busy(c));
+                async move {
+                    let install = res?;
+                    if busy {
+                        return Err(format!(
+                            "a job is already running on container {}",
+                            install.ctid.unwrap_or_default()
+                        ));
+                    }
+                    let job_id = engine
+                        .create_maintain_job(kind, &snapshot, &install, &request)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok((job_id, install, request, snapshot))
+                }
+                .into_actor(act)
+            })
+            .map(
+                move |res: Result<
+                    (i64, InstallRecord, MaintainRequest, Arc<CatalogSnapshot>),
+                    String,
+                >,
+                      act,
+                      ctx| {
+                    let (job_id, install, request, snapshot) = res?;
+                    act.queue.push_back(Queued {
+                        job_id,
+                        ctid: install.ctid,
+                        work: Work::Maintain {
+                            kind,
+                            install,
+                            request,
+                            snapshot,
+                        },
+                    });
+                    act.pump(ctx);
+                    Ok(job_id)
+                },
+            ),
         )
     }
 }

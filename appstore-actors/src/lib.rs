@@ -9,4 +9,4 @@ pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
-pub use jobs::{CancelJob, JobRegistry, SubmitInstall, SubmitUninstall};
+pub use jobs::{CancelJob, JobRegistry, SubmitInstall, SubmitMaintain, SubmitUninstall};

@@ -32,6 +32,7 @@ pub mod pve_user_cfg;
 pub mod redact;
 mod schema_check;
 pub mod template;
+pub mod upgrade;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics};

@@ -2,12 +2,14 @@
 //! `{"error":{"code","message","fields"}}` with a 4xx status (never a 500 for bad input).
 
 use actix::{Addr, Recipient};
-use appstore_actors::engine::InstallRequest;
+use appstore_actors::engine::{InstallRequest, MaintainRequest};
 use appstore_actors::store::Store;
 use appstore_actors::{
-    CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall, SubmitUninstall,
+    CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall, SubmitMaintain,
+    SubmitUninstall,
 };
 use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
+use appstore_core::job::JobKind;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -136,6 +138,88 @@ async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
     }
 }
 
+async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let req: MaintainRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the request is not valid JSON of the expected shape: {e}"),
+        )
+        .field("install_id", "required, a whole number")
+    })?;
+    match jobs
+        .registry
+        .send(SubmitMaintain { kind, request: req })
+        .await
+    {
+        Ok(Ok(id)) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
+        Ok(Err(e)) if e.starts_with("a job is already running") => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", e))
+        }
+        Ok(Err(e)) => {
+            // `inputs.<key>: message` parts name their field.
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone());
+            for part in e.split("; ") {
+                if let Some((field, msg)) = part.split_once(": ") {
+                    if field.starts_with("inputs.") {
+                        err = err.field(field, msg);
+                    }
+                }
+            }
+            Err(err)
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+/// What an upgrade of an install would do, for the user to read before asking for it.
+async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let install = read(move || store.install(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let snapshot = state.catalog.snapshot().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalog_unavailable",
+            "the catalog has not been loaded yet",
+        )
+    })?;
+    let Some(app) = snapshot.app(&install.app_id) else {
+        return ok_json(
+            &json!({"install_id": id, "check": {"status": "blocked", "from": install.version, "to": null,
+            "reason": format!("{} is no longer in the catalog", install.app_id)}, "steps": []}),
+        );
+    };
+    let check = appstore_core::upgrade::check(&install.version, &app.manifest);
+    let p = app.manifest.provision();
+    let mut steps = vec![
+        format!("check that container {} is still the store's", install.ctid.unwrap_or_default()),
+        "take a PVE snapshot of the container (where its storage cannot, stop unless you allow going on without one)".to_string(),
+        format!("push the scripts of {} {} and run {}", app.manifest.id(), app.manifest.version(),
+            p.upgrade.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
+    ];
+    if p.healthcheck.is_some() {
+        steps.push("run the health check".into());
+    }
+    steps.push(
+        "on failure, roll back to the snapshot; on success, remove it (unless you keep it)".into(),
+    );
+    ok_json(&json!({"install_id": id, "check": check, "steps": steps,
+        "commit": snapshot.source().commit, "manifest_sha256": app.manifest_sha256}))
+}
+
 async fn list_jobs(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
@@ -196,6 +280,7 @@ async fn list_installs(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
     let installs = read(move || store.installs()).await?;
+    let snapshot = state.catalog.snapshot();
     let shown: Vec<Value> = installs
         .into_iter()
         .map(|i| {
@@ -207,8 +292,13 @@ async fn list_installs(state: ApiState) -> ApiResult {
                 .flatten()
                 .map(|o| if o["secret"] == true { json!({"key": o["key"], "label": o["label"], "secret": true, "value": null}) } else { o.clone() })
                 .collect();
+            let upgrade = snapshot
+                .as_ref()
+                .and_then(|s| s.app(&i.app_id))
+                .map(|a| serde_json::to_value(appstore_core::upgrade::check(&i.version, &a.manifest)).unwrap_or(Value::Null));
             json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
-                   "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs})
+                   "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs,
+                   "upgrade": upgrade})
         })
         .collect();
     ok_json(&json!({"installs": shown}))
@@ -505,6 +595,30 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::post())
         .and(with_state.clone())
         .and_then(|id, s| respond(cancel_job(s, id)));
+    let upgrade = api
+        .and(warp::path("upgrade"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, b| respond(submit_maintain(s, JobKind::Upgrade, b)));
+    let reconfigure = api
+        .and(warp::path("reconfigure"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, b| respond(submit_maintain(s, JobKind::Reconfigure, b)));
+    let plan = api
+        .and(warp::path("installs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("upgrade"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(upgrade_plan(s, id)));
     let installs = api
         .and(warp::path("installs"))
         .and(warp::path::end())
@@ -535,6 +649,12 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .or(cancel)
         .unify()
         .or(installs)
+        .unify()
+        .or(upgrade)
+        .unify()
+        .or(reconfigure)
+        .unify()
+        .or(plan)
         .unify()
         .boxed()
 }

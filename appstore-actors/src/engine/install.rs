@@ -1,15 +1,17 @@
 //! The steps of an install, each idempotent so a resumed job finds what it already did.
 
 use super::{blocking, Engine, JobLog};
+use crate::store::InstallRecord;
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::inputs::{resolve, ResolvedInputs};
-use appstore_core::job::{JobState, StepOutcome};
+use appstore_core::job::{JobKind, JobState, StepOutcome};
 use appstore_core::manifest::{Manifest, VolumeSource};
 use appstore_core::policy::{
     app_tag, join_tags, parse_tags, Decision, ResourceRequest, FAILED_TAG, MANAGED_TAG,
 };
 use appstore_core::redact::Redactor;
 use appstore_core::template;
+use appstore_core::upgrade::{check, UpgradeCheck};
 use appstore_helper::{Reply, Request};
 use appstore_pve::types::{CreateLxc, NetConfig};
 use appstore_pve::{wait_task, PveError, Upid};
@@ -117,6 +119,42 @@ fn pve_failed(what: &str, e: PveError) -> StepOutcome {
     failed(reason)
 }
 
+/// An upgrade or a reconfigure of an existing install.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainRequest {
+    /// The install.
+    pub install_id: i64,
+    /// Reconfigure: the new values of reconfigurable inputs (an empty secret keeps the old one).
+    #[serde(default)]
+    pub inputs: serde_json::Map<String, Value>,
+    /// Reconfigure: restart the container after the script.
+    #[serde(default)]
+    pub restart: bool,
+    /// Upgrade: go on without a snapshot when the storage cannot take one (no rollback then).
+    #[serde(default)]
+    pub allow_no_snapshot: bool,
+    /// Upgrade: keep the snapshot after a successful upgrade.
+    #[serde(default)]
+    pub keep_snapshot: bool,
+}
+
+impl MaintainRequest {
+    /// The request as stored: secret inputs masked.
+    pub fn redacted_json(&self, manifest: &Manifest) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        for (k, val) in self.inputs.iter() {
+            let secret = manifest
+                .input(k)
+                .is_some_and(|i| i.kind == appstore_core::manifest::InputType::Secret);
+            if secret && !val.is_null() && val != "" {
+                v["inputs"][k] = json!("***");
+            }
+        }
+        v
+    }
+}
+
 /// What an install has decided so far, kept (sealed) so a restarted service resumes it: the whole
 /// request, the resolved inputs (generated passwords included), the template, the container.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,6 +170,12 @@ pub(super) struct InstallContext {
     ip: Option<String>,
     #[serde(default)]
     pub(super) created: bool,
+    /// Upgrade and reconfigure: what was asked.
+    #[serde(default)]
+    pub(super) maintain: Option<MaintainRequest>,
+    /// Upgrade: the snapshot taken before it.
+    #[serde(default)]
+    pub(super) snapshot: Option<String>,
 }
 
 impl InstallContext {
@@ -146,6 +190,11 @@ impl InstallContext {
 
 /// The state of one install between steps.
 pub(super) struct InstallWork {
+    kind: JobKind,
+    /// Upgrade and reconfigure: the install and what was asked.
+    existing: Option<(InstallRecord, MaintainRequest)>,
+    /// Upgrade: the snapshot to roll back to.
+    pve_snapshot: Option<String>,
     engine: Engine,
     job_id: i64,
     snapshot: Arc<CatalogSnapshot>,
@@ -173,6 +222,9 @@ impl InstallWork {
         cache: GitCache,
     ) -> Self {
         InstallWork {
+            kind: JobKind::Install,
+            existing: None,
+            pve_snapshot: None,
             engine,
             job_id,
             snapshot,
@@ -211,8 +263,22 @@ impl InstallWork {
         self.ctid = ctx.ctid;
         self.ip = ctx.ip;
         self.created = ctx.created;
+        self.pve_snapshot = ctx.snapshot;
         self.resumed_in = Some(state);
         Ok(())
+    }
+
+    /// Makes this an upgrade or reconfigure of `install`.
+    pub(super) fn maintain(
+        &mut self,
+        kind: JobKind,
+        install: InstallRecord,
+        request: MaintainRequest,
+    ) {
+        self.kind = kind;
+        self.ctid = install.ctid.and_then(|c| u32::try_from(c).ok());
+        self.created = true;
+        self.existing = Some((install, request));
     }
 
     fn redactor(&self, inputs: &ResolvedInputs) -> Redactor {
@@ -238,6 +304,8 @@ impl InstallWork {
             ctid: self.ctid,
             ip: self.ip.clone(),
             created: self.created,
+            maintain: self.existing.as_ref().map(|(_, r)| r.clone()),
+            snapshot: self.pve_snapshot.clone(),
         };
         serde_json::to_value(ctx).unwrap_or(Value::Null)
     }
@@ -266,6 +334,27 @@ impl InstallWork {
             if pushed != StepOutcome::Done {
                 return pushed;
             }
+        }
+        match (self.kind, state) {
+            (_, JobState::Queued) => return StepOutcome::Done,
+            (JobKind::Upgrade | JobKind::Reconfigure, JobState::CheckBoundary) => {
+                return match self.ctid {
+                    Some(ctid) => super::check_boundary(&self.engine, ctid).await,
+                    None => failed("the install has no container"),
+                }
+            }
+            (JobKind::Upgrade, JobState::ValidateManifest) => return self.validate_upgrade().await,
+            (JobKind::Reconfigure, JobState::ValidateRequest) => {
+                return self.validate_reconfigure().await
+            }
+            (JobKind::Upgrade, JobState::Snapshot) => return self.take_snapshot().await,
+            (JobKind::Upgrade, JobState::RunUpgrade) => return self.run_upgrade().await,
+            (JobKind::Upgrade, JobState::Rollback) => return self.rollback().await,
+            (JobKind::Upgrade, JobState::RemoveSnapshot) => return self.remove_snapshot().await,
+            (JobKind::Reconfigure, JobState::RunReconfigure) => {
+                return self.run_reconfigure().await
+            }
+            _ => {}
         }
         match state {
             JobState::Queued => StepOutcome::Done,
@@ -864,11 +953,8 @@ impl InstallWork {
         }
     }
 
-    async fn provision(&mut self) -> StepOutcome {
-        let p = self.manifest().provision().clone();
-        self.log.info(&format!("running {}", p.script)).await;
-        let result = self.run_script(p.script.as_str(), p.timeout_sec).await;
-        // inputs.json holds secrets: it goes whatever happened.
+    /// inputs.json holds secrets: it goes after every script run, whatever happened.
+    async fn remove_inputs_json(&self) {
         if let Some(ctid) = self.ctid {
             let _ = self
                 .helper(Request::RemovePath {
@@ -878,14 +964,25 @@ impl InstallWork {
                 .await;
         }
         let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+    }
+
+    /// Runs one of the app's scripts once, with inputs.json removed afterwards.
+    async fn run_once(&self, script: &str, timeout_sec: u32) -> StepOutcome {
+        self.log.info(&format!("running {script}")).await;
+        let result = self.run_script(script, timeout_sec).await;
+        self.remove_inputs_json().await;
         match result {
             Ok(0) => StepOutcome::Done,
             Ok(code) => failed(format!(
-                "{} exited with code {code}; see the log above for the script's own error",
-                p.script
+                "{script} exited with code {code}; see the log above for the script's own error"
             )),
             Err(o) => o,
         }
+    }
+
+    async fn provision(&mut self) -> StepOutcome {
+        let p = self.manifest().provision().clone();
+        self.run_once(p.script.as_str(), p.timeout_sec).await
     }
 
     async fn healthcheck(&mut self) -> StepOutcome {
@@ -992,15 +1089,34 @@ impl InstallWork {
             })
         })
         .await;
-        match saved {
-            Ok(_) => StepOutcome::Done,
-            Err(e) => failed(format!("recording the install: {e}")),
+        let install_id = match saved {
+            Ok(id) => id,
+            Err(e) => return failed(format!("recording the install: {e}")),
+        };
+        // Every input, secrets included, kept sealed for later reconfigures and upgrades.
+        let sealed = self.engine.secrets.seal(
+            &self
+                .inputs
+                .as_ref()
+                .map(|i| i.to_json())
+                .unwrap_or(json!({}))
+                .to_string(),
+        );
+        let store = self.engine.store.clone();
+        match blocking(move || store.set_install_inputs(install_id, &sealed)).await {
+            Ok(()) => StepOutcome::Done,
+            Err(e) => failed(format!("recording the install's inputs: {e}")),
         }
     }
 
     /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
     async fn after_failure_impl(&mut self) {
         let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+        if self.kind != JobKind::Install {
+            // An installed app stays as the rollback (or the failed step) left it, running.
+            self.remove_inputs_json().await;
+            return;
+        }
         if let (Some(ctid), false) = (self.ctid, self.created) {
             self.engine.reserved_ctids.release(ctid).await;
         }
@@ -1044,6 +1160,351 @@ impl InstallWork {
                 .await;
         }
         self.log.info(&format!("container {ctid} was stopped and tagged {FAILED_TAG}; destroy it from the job page, or look inside first")).await;
+    }
+}
+
+/// Upgrade and reconfigure.
+impl InstallWork {
+    /// The install's inputs as kept at its last install, upgrade or reconfigure.
+    async fn saved_inputs(
+        &self,
+        install_id: i64,
+    ) -> Result<serde_json::Map<String, Value>, StepOutcome> {
+        let store = self.engine.store.clone();
+        let sealed = blocking(move || store.install_inputs(install_id))
+            .await
+            .map_err(|e| failed(format!("reading the install's inputs: {e}")))?;
+        let Some(sealed) = sealed else {
+            return Err(failed(
+                "this install's inputs were not kept, so it cannot be changed in place; uninstall (keeping volumes) and install again",
+            ));
+        };
+        let text = self
+            .engine
+            .secrets
+            .open_value(&sealed)
+            .map_err(|e| failed(format!("the install's inputs cannot be opened: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|e| failed(format!("the install's inputs are not valid: {e}")))
+    }
+
+    /// Resolves `values` against this manifest and takes them as the job's inputs.
+    fn take_inputs(&mut self, values: &serde_json::Map<String, Value>) -> StepOutcome {
+        match resolve(self.manifest(), values, &mut random_secret) {
+            Ok(inputs) => {
+                self.log.set_redactor(self.redactor(&inputs));
+                self.inputs = Some(inputs);
+                StepOutcome::Done
+            }
+            Err(errors) => failed(
+                errors
+                    .iter()
+                    .map(|e| format!("inputs.{e}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
+
+    /// Starts the container if it is stopped and waits for its address (outputs need it).
+    async fn running_with_address(&mut self) -> StepOutcome {
+        let started = self.start().await;
+        if started != StepOutcome::Done {
+            return started;
+        }
+        let policy = self.engine.config.network_wait.clone();
+        let mut attempt = 0;
+        loop {
+            match self.wait_for_network().await {
+                StepOutcome::NotYet { reason } => {
+                    attempt += 1;
+                    if attempt >= policy.max_attempts {
+                        return failed(format!("{reason} (gave up after {attempt} attempts)"));
+                    }
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn validate_upgrade(&mut self) -> StepOutcome {
+        let Some((install, _)) = self.existing.clone() else {
+            return failed("no install to upgrade");
+        };
+        let id = self.manifest().id().to_string();
+        match check(&install.version, self.manifest()) {
+            UpgradeCheck::Available { from, to } => {
+                self.log
+                    .info(&format!(
+                        "upgrading {id} from {from} to {to} (catalog commit {})",
+                        self.snapshot.source().commit.as_deref().unwrap_or("-")
+                    ))
+                    .await
+            }
+            UpgradeCheck::UpToDate { version } => {
+                return failed(format!(
+                    "{id} {version} is already the newest version in the catalog"
+                ))
+            }
+            UpgradeCheck::Blocked { reason, .. } => return failed(reason),
+        }
+        // The install's inputs under the new manifest: keys it no longer has are dropped, new keys
+        // take their defaults.
+        let saved = match self.saved_inputs(install.id).await {
+            Ok(m) => m,
+            Err(o) => return o,
+        };
+        let kept: serde_json::Map<String, Value> = saved
+            .into_iter()
+            .filter(|(k, _)| self.manifest().input(k).is_some())
+            .collect();
+        self.take_inputs(&kept)
+    }
+
+    async fn validate_reconfigure(&mut self) -> StepOutcome {
+        let Some((install, request)) = self.existing.clone() else {
+            return failed("no install to reconfigure");
+        };
+        if let Err(reason) = reconfigure_keys(self.manifest(), &request.inputs) {
+            return failed(reason);
+        }
+        let mut values: serde_json::Map<String, Value> = match self.saved_inputs(install.id).await {
+            Ok(m) => m
+                .into_iter()
+                .filter(|(k, _)| self.manifest().input(k).is_some())
+                .collect(),
+            Err(o) => return o,
+        };
+        let mut changed = Vec::new();
+        for (k, v) in &request.inputs {
+            // An empty secret keeps the old value (the form never shows it).
+            let blank = v.is_null() || v == "";
+            let secret = self
+                .manifest()
+                .input(k)
+                .is_some_and(|i| i.kind == appstore_core::manifest::InputType::Secret);
+            if secret && blank {
+                continue;
+            }
+            if values.get(k) != Some(v) {
+                changed.push(k.clone());
+            }
+            values.insert(k.clone(), v.clone());
+        }
+        let taken = self.take_inputs(&values);
+        if taken != StepOutcome::Done {
+            return taken;
+        }
+        self.log
+            .info(&format!(
+                "reconfiguring {}: {}",
+                self.manifest().id(),
+                if changed.is_empty() {
+                    "no value changed; running the script again".to_string()
+                } else {
+                    format!("changing {}", changed.join(", "))
+                }
+            ))
+            .await;
+        self.running_with_address().await
+    }
+
+    fn snapshot_name(&self) -> String {
+        // pve-configid: letters, digits and `_`.
+        format!("appstore_job_{}", self.job_id)
+    }
+
+    async fn take_snapshot(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let name = self.snapshot_name();
+        let pve = Arc::clone(&self.engine.pve);
+        // Resumed after the snapshot task: it is there already.
+        if let Ok(list) = pve.snapshots(self.node(), ctid).await {
+            if list.iter().any(|s| s.name == name) {
+                self.pve_snapshot = Some(name);
+                return StepOutcome::Done;
+            }
+        }
+        let (from, to) = match &self.existing {
+            Some((i, _)) => (i.version.clone(), self.manifest().version().to_string()),
+            None => return failed("no install to upgrade"),
+        };
+        let description = format!(
+            "Before the upgrade of {} from {from} to {to} (PVE App Store job {})",
+            self.manifest().id(),
+            self.job_id
+        );
+        let created = match pve
+            .snapshot_create(self.node(), ctid, &name, &description)
+            .await
+        {
+            Ok(upid) => wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(()) => {
+                self.log.info(&format!("snapshot `{name}` taken")).await;
+                self.pve_snapshot = Some(name);
+                StepOutcome::Done
+            }
+            Err(e) if e.to_string().contains("snapshot feature is not available") => {
+                let allowed = self
+                    .existing
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.allow_no_snapshot);
+                if allowed {
+                    self.log.info("the container's storage cannot take snapshots; going on without one, as you allowed: a failed upgrade cannot be rolled back").await;
+                    StepOutcome::Done
+                } else {
+                    failed("the container's storage cannot take snapshots, so a failed upgrade could not be rolled back; upgrade again allowing it to go on without a snapshot (`allow_no_snapshot`), or move the container to a storage that snapshots (LVM-thin, ZFS, Ceph)")
+                }
+            }
+            Err(e) => pve_failed("taking a snapshot before the upgrade", e),
+        }
+    }
+
+    async fn run_upgrade(&mut self) -> StepOutcome {
+        let p = self.manifest().provision().clone();
+        let Some(script) = p.upgrade else {
+            return failed("this version has no upgrade script");
+        };
+        self.run_once(script.as_str(), p.timeout_sec).await
+    }
+
+    async fn rollback(&mut self) -> StepOutcome {
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let Some(name) = self.pve_snapshot.clone() else {
+            return failed("there is no snapshot to roll back to (the upgrade went on without one); the container is as the failed upgrade left it");
+        };
+        self.log
+            .info(&format!("rolling back to snapshot `{name}`"))
+            .await;
+        let pve = Arc::clone(&self.engine.pve);
+        if let Err(o) = self
+            .wait(
+                "rolling back to the snapshot",
+                pve.snapshot_rollback(self.node(), ctid, &name).await,
+            )
+            .await
+        {
+            return o;
+        }
+        // The rollback stops the container; the previous version runs again.
+        let started = self.start().await;
+        if started != StepOutcome::Done {
+            return started;
+        }
+        if let Err(o) = self
+            .wait(
+                "removing the snapshot after the rollback",
+                pve.snapshot_delete(self.node(), ctid, &name).await,
+            )
+            .await
+        {
+            self.log.info(&format!("{o:?}")).await;
+        }
+        self.log
+            .info("rolled back: the previous version runs again")
+            .await;
+        StepOutcome::Done
+    }
+
+    async fn remove_snapshot(&mut self) -> StepOutcome {
+        let (Some(ctid), Some(name)) = (self.ctid, self.pve_snapshot.clone()) else {
+            return StepOutcome::Done;
+        };
+        if self.existing.as_ref().is_some_and(|(_, r)| r.keep_snapshot) {
+            self.log
+                .info(&format!(
+                    "keeping snapshot `{name}` as asked; remove it in the PVE UI when it is no longer needed"
+                ))
+                .await;
+            return StepOutcome::Done;
+        }
+        let pve = Arc::clone(&self.engine.pve);
+        match self
+            .wait(
+                "removing the snapshot",
+                pve.snapshot_delete(self.node(), ctid, &name).await,
+            )
+            .await
+        {
+            Ok(()) => self.log.info(&format!("snapshot `{name}` removed")).await,
+            // The upgrade itself succeeded: a snapshot that stays is only a note.
+            Err(StepOutcome::Failed { reason }) => {
+                self.log
+                    .info(&format!("{reason}; remove snapshot `{name}` in the PVE UI"))
+                    .await
+            }
+            Err(_) => {}
+        }
+        StepOutcome::Done
+    }
+
+    async fn run_reconfigure(&mut self) -> StepOutcome {
+        let p = self.manifest().provision().clone();
+        let Some(script) = p.reconfigure else {
+            return failed("this app has no reconfigure script");
+        };
+        let ran = self.run_once(script.as_str(), p.timeout_sec).await;
+        if ran != StepOutcome::Done {
+            return ran;
+        }
+        if !self.existing.as_ref().is_some_and(|(_, r)| r.restart) {
+            return StepOutcome::Done;
+        }
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        self.log.info("restarting the container, as asked").await;
+        let pve = Arc::clone(&self.engine.pve);
+        if let Err(o) = self
+            .wait(
+                "stopping the container",
+                pve.lxc_shutdown(self.node(), ctid, 60).await,
+            )
+            .await
+        {
+            return o;
+        }
+        self.ip = None;
+        self.running_with_address().await
+    }
+}
+
+/// Only the manifest's reconfigurable inputs may change after install; every other key is refused
+/// by name.
+pub fn reconfigure_keys(
+    manifest: &Manifest,
+    inputs: &serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    if manifest.provision().reconfigure.is_none() {
+        return Err(format!(
+            "{} has no reconfigure script: nothing can be changed after install",
+            manifest.id()
+        ));
+    }
+    let mut errors = Vec::new();
+    for k in inputs.keys() {
+        match manifest.input(k) {
+            None => errors.push(format!("inputs.{k}: this app has no input named `{k}`")),
+            Some(i) if !i.reconfigurable => errors.push(format!(
+                "inputs.{k}: cannot be changed after install (not `reconfigurable`); uninstall (keeping volumes) and install again to change it"
+            )),
+            Some(_) => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 

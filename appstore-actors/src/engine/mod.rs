@@ -21,12 +21,14 @@ pub(crate) trait Steps {
 }
 
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
-pub use install::{InstallRequest, NetworkRequest};
+pub use install::{reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest};
 
 use crate::store::{InstallRecord, NewJob, Store, StoreError};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::job::{next, JobKind, JobState, RetryPolicy, StepOutcome, Transition};
-use appstore_core::policy::InstallPolicy;
+use appstore_core::policy::{
+    parse_tags, ContainerFacts, Decision, InstallPolicy, PoolBoundary, PoolId,
+};
 use appstore_core::redact::Redactor;
 use appstore_pve::PveApi;
 use serde::Serialize;
@@ -166,6 +168,53 @@ impl CancelFlag {
     /// Was it asked?
     pub fn is_canceled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The pool boundary, checked against PVE's own view: the container is in the store's pool and
+/// carries the managed tag; anything else is refused with the reason.
+pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
+    let failed = |reason: String| StepOutcome::Failed { reason };
+    let pve = &engine.pve;
+    let node = &engine.config.node;
+    let cfg = match pve.lxc_config(node, ctid).await {
+            Ok(c) => c,
+            // The pool-scoped token cannot even read a container outside its pool.
+            Err(appstore_pve::PveError::Forbidden { .. }) => {
+                return failed(format!(
+                    "[pool-boundary] container {ctid} is outside the store's pool `{}` (its API token cannot read it) (fix: the store only manages containers it created; manage this one in the PVE UI)",
+                    engine.config.pool
+                ))
+            }
+            Err(e) => return failed(format!("reading container {ctid}: {e}")),
+        };
+    let pool_id = &engine.config.pool;
+    let in_pool = match pve.pool(pool_id).await {
+        Ok(p) => p.members.iter().any(|m| m.vmid == Some(u64::from(ctid))),
+        Err(e) => return failed(format!("reading pool `{pool_id}`: {e}")),
+    };
+    let facts = ContainerFacts {
+        ctid,
+        pool: in_pool.then(|| pool_id.clone()),
+        tags: cfg
+            .options
+            .get("tags")
+            .map(|t| parse_tags(t))
+            .unwrap_or_default(),
+    };
+    let pool = match PoolId::parse(pool_id) {
+        Ok(p) => p,
+        Err(e) => return failed(e.to_string()),
+    };
+    match PoolBoundary::new(pool).decide(&facts) {
+        Decision::Allow => StepOutcome::Done,
+        Decision::Deny(reasons) => failed(
+            reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     }
 }
 
@@ -334,6 +383,192 @@ impl Engine {
             .await
     }
 
+    /// The app as an install has it: from `snapshot` when the catalog still has that manifest,
+    /// otherwise from the install's own commit of the catalog repository.
+    pub async fn installed_app(
+        &self,
+        snapshot: &Arc<CatalogSnapshot>,
+        install: &InstallRecord,
+    ) -> Result<(Arc<CatalogSnapshot>, Arc<CatalogApp>), String> {
+        if let Some(app) = snapshot.app(&install.app_id) {
+            if app.manifest_sha256 == install.manifest_sha256 {
+                return Ok((Arc::clone(snapshot), Arc::clone(app)));
+            }
+        }
+        let Some(commit) = install.commit_id.clone() else {
+            return Err(format!(
+                "{} {} is no longer in the catalog",
+                install.app_id, install.version
+            ));
+        };
+        let source = appstore_catalog::GitSource {
+            url: snapshot.source().url.clone(),
+            branch: snapshot.source().branch.clone(),
+        };
+        let cache = GitCache::new(&self.config.catalog_cache);
+        let pinned = tokio::task::spawn_blocking(move || {
+            appstore_catalog::GitCatalog::new(cache, source)
+                .pin(&commit)
+                .map(|r| r.snapshot)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!(
+                "loading the catalog as {} was installed: {e}",
+                install.app_id
+            )
+        })?;
+        let app = pinned
+            .app(&install.app_id)
+            .filter(|a| a.manifest_sha256 == install.manifest_sha256)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "{} {} cannot be found at its catalog commit",
+                    install.app_id, install.version
+                )
+            })?;
+        Ok((pinned, app))
+    }
+
+    /// Creates the job record of an upgrade or reconfigure of `install` (the request's keys are
+    /// checked here, so a bad one is refused before a job exists).
+    pub async fn create_maintain_job(
+        &self,
+        kind: JobKind,
+        snapshot: &Arc<CatalogSnapshot>,
+        install: &InstallRecord,
+        request: &MaintainRequest,
+    ) -> Result<i64, EngineError> {
+        let (app, action) = match kind {
+            JobKind::Upgrade => {
+                let app = snapshot.app(&install.app_id).cloned().ok_or_else(|| {
+                    EngineError::Rejected(format!("{} is no longer in the catalog", install.app_id))
+                })?;
+                match appstore_core::upgrade::check(&install.version, &app.manifest) {
+                    appstore_core::upgrade::UpgradeCheck::Available { from, to } => {
+                        let action = format!("upgrade {} from {from} to {to}", install.app_id);
+                        (app, action)
+                    }
+                    appstore_core::upgrade::UpgradeCheck::UpToDate { version } => {
+                        return Err(EngineError::Rejected(format!(
+                            "{} {version} is already the newest version in the catalog",
+                            install.app_id
+                        )))
+                    }
+                    appstore_core::upgrade::UpgradeCheck::Blocked { reason, .. } => {
+                        return Err(EngineError::Rejected(reason))
+                    }
+                }
+            }
+            _ => {
+                let (_, app) = self
+                    .installed_app(snapshot, install)
+                    .await
+                    .map_err(EngineError::Rejected)?;
+                reconfigure_keys(&app.manifest, &request.inputs).map_err(EngineError::Rejected)?;
+                let keys: Vec<&str> = request.inputs.keys().map(String::as_str).collect();
+                let action = format!(
+                    "reconfigure {} ({})",
+                    install.app_id,
+                    if keys.is_empty() {
+                        "no changes".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                );
+                (app, action)
+            }
+        };
+        let new = NewJob {
+            kind: if kind == JobKind::Upgrade {
+                "upgrade".into()
+            } else {
+                "reconfigure".into()
+            },
+            app_id: install.app_id.clone(),
+            install_id: Some(install.id),
+            ctid: install.ctid,
+            node: install.node.clone(),
+            pool: install.pool.clone(),
+            user_action: action,
+            manifest_version: app.manifest.version().to_string(),
+            manifest_sha256: app.manifest_sha256.clone(),
+            commit_id: if kind == JobKind::Upgrade {
+                snapshot.source().commit.clone()
+            } else {
+                install.commit_id.clone()
+            },
+            request: request.redacted_json(&app.manifest).to_string(),
+        };
+        let store = self.store.clone();
+        let job = blocking(move || store.create_job(&new)).await?;
+        let mut ctx = install::InstallContext::new(InstallRequest {
+            app_id: install.app_id.clone(),
+            ..Default::default()
+        });
+        ctx.maintain = Some(request.clone());
+        ctx.ctid = install.ctid.and_then(|c| u32::try_from(c).ok());
+        ctx.created = true;
+        self.save_context(
+            job.id,
+            serde_json::to_value(ctx).unwrap_or_default(),
+            &mut String::new(),
+        )
+        .await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job.id,
+            state: "queued".into(),
+            reason: None,
+        });
+        Ok(job.id)
+    }
+
+    /// Runs an upgrade or reconfigure job to its end.
+    pub async fn run_maintain(
+        &self,
+        kind: JobKind,
+        job_id: i64,
+        snapshot: Arc<CatalogSnapshot>,
+        install: InstallRecord,
+        request: MaintainRequest,
+        cancel: CancelFlag,
+    ) -> Result<JobState, EngineError> {
+        let log = JobLog::new(self, job_id);
+        let found = match kind {
+            JobKind::Upgrade => snapshot
+                .app(&install.app_id)
+                .cloned()
+                .map(|a| (Arc::clone(&snapshot), a))
+                .ok_or_else(|| format!("{} is no longer in the catalog", install.app_id)),
+            _ => self.installed_app(&snapshot, &install).await,
+        };
+        let (snapshot, app) = match found {
+            Ok(f) => f,
+            Err(e) => {
+                self.enter(job_id, JobState::Queued, JobState::Failed, Some(e))
+                    .await?;
+                return Ok(JobState::Failed);
+            }
+        };
+        let mut work = install::InstallWork::new(
+            self.clone(),
+            job_id,
+            snapshot,
+            app,
+            InstallRequest {
+                app_id: install.app_id.clone(),
+                ..Default::default()
+            },
+            log.clone(),
+            GitCache::new(&self.config.catalog_cache),
+        );
+        work.maintain(kind, install, request);
+        self.drive(kind, job_id, &mut work, &log, &cancel, None)
+            .await
+    }
+
     /// Resumes a job that a restart interrupted, from the state it was in; the steps check what was
     /// already done. A job that cannot resume ends `failed` with the reason.
     pub async fn resume(
@@ -349,6 +584,59 @@ impl Engine {
                 .await;
         };
         match job.kind.as_str() {
+            "upgrade" | "reconfigure" => {
+                let kind = if job.kind == "upgrade" {
+                    JobKind::Upgrade
+                } else {
+                    JobKind::Reconfigure
+                };
+                let ctx = match self.load_context(job.id).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => return self.give_up(&job, "the job saved no context").await,
+                    Err(e) => return self.give_up(&job, &e).await,
+                };
+                let ctx: install::InstallContext = match serde_json::from_value(ctx) {
+                    Ok(c) => c,
+                    Err(e) => return self.give_up(&job, &e.to_string()).await,
+                };
+                let Some(request) = ctx.maintain.clone() else {
+                    return self.give_up(&job, "the job saved no request").await;
+                };
+                let Some(snapshot) = snapshot else {
+                    return self.give_up(&job, "the catalog is not loaded").await;
+                };
+                let store = self.store.clone();
+                let install_id = request.install_id;
+                let install = blocking(move || store.install(install_id)).await?;
+                let Some(install) = install else {
+                    return self.give_up(&job, "its install record is gone").await;
+                };
+                // The job's own manifest: the upgrade's target or the installed one.
+                let pinned = InstallRecord {
+                    manifest_sha256: job.manifest_sha256.clone(),
+                    commit_id: job.commit_id.clone(),
+                    ..install.clone()
+                };
+                let (snapshot, app) = match self.installed_app(&snapshot, &pinned).await {
+                    Ok(f) => f,
+                    Err(e) => return self.give_up(&job, &e).await,
+                };
+                let mut work = install::InstallWork::new(
+                    self.clone(),
+                    job.id,
+                    snapshot,
+                    app,
+                    ctx.request.clone(),
+                    log.clone(),
+                    GitCache::new(&self.config.catalog_cache),
+                );
+                work.maintain(kind, install, request);
+                if let Err(e) = work.restore(ctx, state) {
+                    return self.give_up(&job, &e).await;
+                }
+                self.drive(kind, job.id, &mut work, &log, &cancel, Some(state))
+                    .await
+            }
             "install" => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(Some(v)) => v,
@@ -553,6 +841,8 @@ impl Engine {
         let mut state = resume_from.unwrap_or(JobState::Queued);
         let mut attempts = 0;
         let mut saved = String::new();
+        // An upgrade that failed after its snapshot: why, while the rollback runs.
+        let mut rolling_back: Option<String> = None;
         if let Some(from) = resume_from {
             saved = work.context().to_string();
             tracing::info!(job_id, state = %from, "job resumed");
@@ -588,7 +878,31 @@ impl Engine {
                     attempts = attempt;
                     tokio::time::sleep(after).await;
                 }
+                Transition::End {
+                    to: JobState::Rollback,
+                    reason,
+                } => {
+                    let why = reason.unwrap_or_default();
+                    log.info(&format!("failed at {state}: {why}")).await;
+                    tracing::info!(job_id, from = %state, reason = %why, "rolling back");
+                    self.enter(job_id, state, JobState::Rollback, Some(why.clone()))
+                        .await?;
+                    state = JobState::Rollback;
+                    attempts = 0;
+                    rolling_back = Some(why);
+                }
                 Transition::End { to, reason } => {
+                    // After a rollback the job fails with the upgrade's own reason.
+                    let reason = match (rolling_back.take(), &outcome) {
+                        (Some(why), StepOutcome::Done) => Some(format!(
+                            "{why}; rolled back to the snapshot taken before the upgrade"
+                        )),
+                        (Some(why), _) => Some(format!(
+                            "{why}; the rollback failed too: {}",
+                            reason.unwrap_or_default()
+                        )),
+                        (None, _) => reason,
+                    };
                     if let Some(r) = &reason {
                         log.line(
                             "engine",

@@ -5,7 +5,6 @@ use super::{blocking, Engine, JobLog};
 use crate::store::InstallRecord;
 use appstore_catalog::CatalogApp;
 use appstore_core::job::{JobState, StepOutcome};
-use appstore_core::policy::{parse_tags, ContainerFacts, Decision, PoolBoundary, PoolId};
 use appstore_helper::{Reply, Request};
 use appstore_pve::wait_task;
 use std::sync::Arc;
@@ -74,47 +73,7 @@ impl UninstallWork {
             Ok(false) => {}
             Err(o) => return o,
         }
-        let pve = &self.engine.pve;
-        let node = &self.engine.config.node;
-        let cfg = match pve.lxc_config(node, ctid).await {
-            Ok(c) => c,
-            // The pool-scoped token cannot even read a container outside its pool.
-            Err(appstore_pve::PveError::Forbidden { .. }) => {
-                return failed(format!(
-                    "[pool-boundary] container {ctid} is outside the store's pool `{}` (its API token cannot read it) (fix: the store only manages containers it created; manage this one in the PVE UI)",
-                    self.engine.config.pool
-                ))
-            }
-            Err(e) => return failed(format!("reading container {ctid}: {e}")),
-        };
-        let pool_id = &self.engine.config.pool;
-        let in_pool = match pve.pool(pool_id).await {
-            Ok(p) => p.members.iter().any(|m| m.vmid == Some(u64::from(ctid))),
-            Err(e) => return failed(format!("reading pool `{pool_id}`: {e}")),
-        };
-        let facts = ContainerFacts {
-            ctid,
-            pool: in_pool.then(|| pool_id.clone()),
-            tags: cfg
-                .options
-                .get("tags")
-                .map(|t| parse_tags(t))
-                .unwrap_or_default(),
-        };
-        let pool = match PoolId::parse(pool_id) {
-            Ok(p) => p,
-            Err(e) => return failed(e),
-        };
-        match PoolBoundary::new(pool).decide(&facts) {
-            Decision::Allow => StepOutcome::Done,
-            Decision::Deny(reasons) => failed(
-                reasons
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-        }
+        super::check_boundary(&self.engine, ctid).await
     }
 
     async fn stop(&self) -> StepOutcome {

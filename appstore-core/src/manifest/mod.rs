@@ -397,6 +397,9 @@ pub struct ProvisionSpec {
     pub retry_safe: bool,
     /// Upgrade script.
     pub upgrade: Option<RelPath>,
+    /// Installed versions the upgrade script can start from (`None`: any older one).
+    #[serde(serialize_with = "ser_opt_display")]
+    pub upgrade_from: Option<semver::VersionReq>,
     /// Uninstall script.
     pub uninstall: Option<RelPath>,
     /// Health check.
@@ -1249,8 +1252,27 @@ impl Validator {
             }
             Some(hc)
         });
+        let upgrade_from = r.upgrade_from.as_ref().and_then(|req| {
+            match semver::VersionReq::parse(req) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.err(
+                        "provision.upgrade_from",
+                        format!("`{req}` is not a semver requirement ({e}); write e.g. `>=1.2.0` or `^2`"),
+                    );
+                    None
+                }
+            }
+        });
+        if upgrade_from.is_some() && upgrade.is_none() {
+            self.err(
+                "provision.upgrade_from",
+                "needs `provision.upgrade`: without an upgrade script nothing can upgrade",
+            );
+        }
         Some(ProvisionSpec {
             script: script?,
+            upgrade_from,
             env: r.env.clone(),
             assets,
             timeout_sec,

@@ -257,6 +257,10 @@ pub struct RawProvision {
     /// Upgrade script, run when a newer catalog version is installed over this one.
     #[serde(default)]
     pub upgrade: Option<String>,
+    /// Installed versions the upgrade script can start from, as a semver requirement (`>=1.2.0`,
+    /// `^2`); older installs are told to reinstall. Default: any older version. Extension.
+    #[serde(default)]
+    pub upgrade_from: Option<String>,
     /// Script run before the container is destroyed.
     #[serde(default)]
     pub uninstall: Option<String>,

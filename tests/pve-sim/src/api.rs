@@ -1219,6 +1219,17 @@ impl Node {
             self.task("vzsnapshot", &vmid.to_string(), caller, move |_, _| {
                 let _lock = node_ref.root.lock_config(vmid).map_err(|e| e.to_string())?;
                 let (mut conf, _) = node_ref.root.read_conf(vmid).ok_or("config vanished")?;
+                // Only some storages snapshot volumes (lvmthin, zfs, rbd; not a directory).
+                for (key, value) in conf.current().keys() {
+                    if key == "rootfs" || key.starts_with("mp") {
+                        let storage = value.split(':').next().unwrap_or("");
+                        let kind = STORAGES.iter().find(|s| s.0 == storage).map(|s| s.1);
+                        if matches!(kind, Some("dir" | "nfs" | "cifs" | "lvm")) {
+                            return Err("snapshot feature is not available".into());
+                        }
+                    }
+                }
+                crate::backend::snapshot_files_create(node_ref.backend.as_ref(), vmid, &name)?;
                 let mut snap = conf.current().clone();
                 snap.set_description(&description);
                 let now = std::time::SystemTime::now()
@@ -1251,6 +1262,7 @@ impl Node {
             self.task("vzdelsnapshot", &vmid.to_string(), caller, move |_, _| {
                 let _lock = node_ref.root.lock_config(vmid).map_err(|e| e.to_string())?;
                 let (mut conf, _) = node_ref.root.read_conf(vmid).ok_or("config vanished")?;
+                crate::backend::snapshot_files_delete(node_ref.backend.as_ref(), vmid, &name)?;
                 let removed = conf.remove_snapshot(&name);
                 let parent = removed
                     .as_ref()
@@ -1291,6 +1303,7 @@ impl Node {
                 let _lock = node_ref.root.lock_config(vmid).map_err(|e| e.to_string())?;
                 let (mut conf, _) = node_ref.root.read_conf(vmid).ok_or("config vanished")?;
                 let mut snap = conf.snapshot(&name).cloned().ok_or("snapshot vanished")?;
+                crate::backend::snapshot_files_rollback(node_ref.backend.as_ref(), vmid, &name)?;
                 snap.remove("snaptime");
                 snap.try_set("parent", &name).map_err(|e| e.to_string())?;
                 *conf.current_mut() = snap;

@@ -42,9 +42,66 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn pull(&self, vmid: u32, src: &str, dest: &Path) -> Result<(), String>;
     /// Interfaces of a running container.
     fn interfaces(&self, vmid: u32) -> Option<Vec<Interface>>;
+    /// The container's own files (what a snapshot of its volumes keeps).
+    fn files_dir(&self, vmid: u32) -> PathBuf;
     /// Tears down what the back end made on the host for this node (containers, bridge); the node's
     /// files stay. Called when a test node is dropped and when `pve-sim` exits.
     fn cleanup(&self) {}
+}
+
+/// Where snapshot `name` of a container's files is kept.
+fn snapshot_files(backend: &dyn Backend, vmid: u32, name: &str) -> PathBuf {
+    let files = backend.files_dir(vmid);
+    files.with_file_name(format!("snapshot-{name}"))
+}
+
+/// Copies the container's files aside, as a storage snapshot of its volumes does.
+pub fn snapshot_files_create(backend: &dyn Backend, vmid: u32, name: &str) -> Result<(), String> {
+    let dest = snapshot_files(backend, vmid, name);
+    copy_tree(&backend.files_dir(vmid), &dest)
+}
+
+/// Puts the container's files back as snapshot `name` had them (the container is stopped).
+pub fn snapshot_files_rollback(backend: &dyn Backend, vmid: u32, name: &str) -> Result<(), String> {
+    let src = snapshot_files(backend, vmid, name);
+    let files = backend.files_dir(vmid);
+    if files.exists() {
+        std::fs::remove_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
+    }
+    copy_tree(&src, &files)
+}
+
+/// Drops the copy of snapshot `name`.
+pub fn snapshot_files_delete(backend: &dyn Backend, vmid: u32, name: &str) -> Result<(), String> {
+    let dir = snapshot_files(backend, vmid, name);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// `cp -a` keeps owners, modes, links and special files, which a container's tree has.
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    if !src.exists() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dest)
+        .output()
+        .map_err(|e| format!("cp: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "copying {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// The back end a root was initialised with (`sim/backend`).
@@ -111,6 +168,10 @@ impl Backend for Inert {
 
     fn stop(&self, vmid: u32) -> Result<(), String> {
         self.set_state(vmid, "stopped")
+    }
+
+    fn files_dir(&self, vmid: u32) -> PathBuf {
+        self.fs(vmid)
     }
 
     fn is_running(&self, vmid: u32) -> bool {

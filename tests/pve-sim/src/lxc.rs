@@ -390,6 +390,10 @@ impl Backend for LxcBackend {
         self.kill(vmid)
     }
 
+    fn files_dir(&self, vmid: u32) -> PathBuf {
+        self.upper_dir(vmid)
+    }
+
     fn is_running(&self, vmid: u32) -> bool {
         matches!(self.info(vmid), Some((state, _)) if state == "RUNNING")
     }

@@ -1,0 +1,335 @@
+//! Upgrade (snapshot, script, health check, snapshot removed; rollback on failure; the consent to go
+//! on without a snapshot) and reconfigure, against the simulated node.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
+
+mod common;
+
+use appstore_actors::engine::{CancelFlag, MaintainRequest};
+use appstore_actors::store::InstallRecord;
+use appstore_catalog::{CatalogSnapshot, GitCache, GitCatalog};
+use appstore_core::job::{JobKind, JobState};
+use common::{radicale, world, World, SECRET};
+use std::sync::Arc;
+
+async fn install(w: &World) -> InstallRecord {
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &radicale())
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(
+            job,
+            Arc::clone(&w.snapshot),
+            radicale(),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Completed);
+    w.engine.store.installs().unwrap().remove(0)
+}
+
+/// Commits radicale at `version` to the catalog repository and loads it.
+fn bump(w: &World, version: &str) -> Arc<CatalogSnapshot> {
+    let dir = w.state.path().join("catalog-src");
+    let path = dir.join("apps/radicale/app.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap()
+        .to_string();
+    std::fs::write(&path, text.replace(&old, &format!("version: {version}"))).unwrap();
+    let repo = git2::Repository::open(&dir).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "bump", &tree, &[&parent])
+        .unwrap();
+    let mut catalog = GitCatalog::new(
+        GitCache::new(w.engine.config.catalog_cache.clone()),
+        w.catalog.clone(),
+    );
+    catalog.refresh().unwrap().snapshot
+}
+
+async fn maintain(
+    w: &World,
+    kind: JobKind,
+    snapshot: &Arc<CatalogSnapshot>,
+    install: &InstallRecord,
+    request: MaintainRequest,
+) -> (i64, JobState, Vec<String>, Vec<String>) {
+    let job = w
+        .engine
+        .create_maintain_job(kind, snapshot, install, &request)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_maintain(
+            kind,
+            job,
+            Arc::clone(snapshot),
+            install.clone(),
+            request,
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let states = w
+        .engine
+        .store
+        .transitions(job)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to_state)
+        .collect();
+    let logs = w
+        .engine
+        .store
+        .logs(job, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    (job, end, states, logs)
+}
+
+fn conf(w: &World, ctid: i64) -> String {
+    std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_takes_a_snapshot_runs_the_script_and_removes_the_snapshot() {
+    let w = world();
+    let before = install(&w).await;
+    let v2 = bump(&w, "9.9.0");
+    let request = MaintainRequest {
+        install_id: before.id,
+        ..Default::default()
+    };
+    let (job, end, states, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "check_boundary",
+            "validate_manifest",
+            "snapshot",
+            "start_container",
+            "wait_for_network",
+            "push_assets",
+            "run_upgrade",
+            "healthcheck",
+            "collect_outputs",
+            "remove_snapshot",
+            "completed"
+        ]
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("from 0.") || l.contains("to 9.9.0")),
+        "{logs:#?}"
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.contains(&format!("snapshot `appstore_job_{job}` taken"))));
+    let after = w.engine.store.install(before.id).unwrap().unwrap();
+    assert_eq!(after.version, "9.9.0");
+    assert_eq!(after.ctid, before.ctid);
+    // The snapshot is gone again, and the secret never reached the log.
+    assert!(!conf(&w, before.ctid.unwrap()).contains("[appstore_job_"));
+    assert!(logs.iter().all(|l| !l.contains(SECRET)));
+    // The job record names what was asked.
+    let record = w.engine.store.job(job).unwrap().unwrap();
+    assert!(
+        record.user_action.starts_with("upgrade radicale from "),
+        "{}",
+        record.user_action
+    );
+    assert_eq!(record.manifest_version, "9.9.0");
+
+    // Nothing newer now: refused before a job exists.
+    let again = w
+        .engine
+        .create_maintain_job(
+            JobKind::Upgrade,
+            &v2,
+            &after,
+            &MaintainRequest {
+                install_id: after.id,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already the newest"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upgrade_rolls_back_to_its_snapshot() {
+    let w = world();
+    let before = install(&w).await;
+    let ctid = before.ctid.unwrap();
+    // The container is stopped, so the upgrade starts it, and that start fails after the snapshot.
+    let pct = w.sim.root.join("usr/sbin/pct");
+    assert!(std::process::Command::new(&pct)
+        .args(["stop", &ctid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    w.sim
+        .fail_next_task("vzstart", "startup for container failed")
+        .unwrap();
+    let v2 = bump(&w, "9.9.0");
+    let request = MaintainRequest {
+        install_id: before.id,
+        ..Default::default()
+    };
+    let (job, end, states, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
+    assert_eq!(end, JobState::Failed, "{logs:#?}");
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "check_boundary",
+            "validate_manifest",
+            "snapshot",
+            "start_container",
+            "rollback",
+            "failed"
+        ]
+    );
+    let record = w.engine.store.job(job).unwrap().unwrap();
+    let error = record.error.unwrap();
+    assert!(error.contains("startup for container failed"), "{error}");
+    assert!(error.contains("rolled back to the snapshot"), "{error}");
+    // The install is as it was, running its old version; the container is not tagged failed.
+    let after = w.engine.store.install(before.id).unwrap().unwrap();
+    assert_eq!(after.version, before.version);
+    let text = conf(&w, ctid);
+    assert!(!text.contains("appstore-failed"), "{text}");
+    assert!(!text.contains("[appstore_job_"), "{text}");
+    let status = std::process::Command::new(&pct)
+        .args(["status", &ctid.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        "status: running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_snapshot_support_the_upgrade_needs_consent() {
+    let w = world();
+    let before = install(&w).await;
+    let v2 = bump(&w, "9.9.0");
+    w.sim
+        .fail_next_task("vzsnapshot", "snapshot feature is not available")
+        .unwrap();
+    let request = MaintainRequest {
+        install_id: before.id,
+        ..Default::default()
+    };
+    let (_, end, _, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
+    assert_eq!(end, JobState::Failed);
+    assert!(
+        logs.iter().any(|l| l.contains("allow_no_snapshot")),
+        "{logs:#?}"
+    );
+    assert_eq!(
+        w.engine.store.install(before.id).unwrap().unwrap().version,
+        before.version
+    );
+
+    w.sim
+        .fail_next_task("vzsnapshot", "snapshot feature is not available")
+        .unwrap();
+    let request = MaintainRequest {
+        install_id: before.id,
+        allow_no_snapshot: true,
+        ..Default::default()
+    };
+    let (_, end, _, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    assert!(logs.iter().any(|l| l.contains("going on without one")));
+    assert_eq!(
+        w.engine.store.install(before.id).unwrap().unwrap().version,
+        "9.9.0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfigure_changes_only_reconfigurable_inputs() {
+    let w = world();
+    let before = install(&w).await;
+    // Not reconfigurable: refused before a job exists, with the field named.
+    let mut bad = MaintainRequest {
+        install_id: before.id,
+        ..Default::default()
+    };
+    bad.inputs.insert("port".into(), serde_json::json!(6000));
+    let err = w
+        .engine
+        .create_maintain_job(JobKind::Reconfigure, &w.snapshot, &before, &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("inputs.port: cannot be changed after install"),
+        "{err}"
+    );
+
+    let new_secret = "Another-Secret-0815";
+    let mut request = MaintainRequest {
+        install_id: before.id,
+        restart: true,
+        ..Default::default()
+    };
+    request
+        .inputs
+        .insert("password".into(), serde_json::json!(new_secret));
+    let (job, end, states, logs) =
+        maintain(&w, JobKind::Reconfigure, &w.snapshot, &before, request).await;
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "check_boundary",
+            "validate_request",
+            "push_assets",
+            "run_reconfigure",
+            "healthcheck",
+            "collect_outputs",
+            "completed"
+        ]
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("changing password")),
+        "{logs:#?}"
+    );
+    assert!(logs.iter().any(|l| l.contains("restarting the container")));
+    // Neither secret in the logs or the stored request.
+    let record = w.engine.store.job(job).unwrap().unwrap();
+    for s in [SECRET, new_secret] {
+        assert!(logs.iter().all(|l| !l.contains(s)));
+        assert!(!record.request.contains(s));
+    }
+    // The new value is what later jobs see: a second reconfigure with no changes keeps it, and the
+    // store's sealed copy opens to it.
+    let sealed = w.engine.store.install_inputs(before.id).unwrap().unwrap();
+    let inputs: serde_json::Value =
+        serde_json::from_str(&w.engine.secrets.open_value(&sealed).unwrap()).unwrap();
+    assert_eq!(inputs["password"], new_secret);
+    assert_eq!(inputs["port"], 5232);
+}
