@@ -3,9 +3,9 @@
 # Only missing packages are installed; a machine that has everything is left untouched.
 set -euo pipefail
 
-# lxc, debootstrap, debian-archive-keyring, iproute2: the real LXC back end of tests/pve-sim.
+# lxc, debootstrap, debian-archive-keyring, iproute2, nftables: the real LXC back end of tests/pve-sim.
 packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates sudo
-          lxc debootstrap debian-archive-keyring iproute2)
+          lxc debootstrap debian-archive-keyring iproute2 nftables)
 
 missing=()
 for pkg in "${packages[@]}"; do

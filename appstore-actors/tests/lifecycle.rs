@@ -6,7 +6,7 @@ mod common;
 
 use appstore_actors::engine::{CancelFlag, MaintainRequest};
 use appstore_actors::store::InstallRecord;
-use appstore_catalog::{CatalogSnapshot, GitCache, GitCatalog};
+use appstore_catalog::CatalogSnapshot;
 use appstore_core::job::{JobKind, JobState};
 use common::{radicale, world, World, SECRET};
 use std::sync::Arc;
@@ -31,32 +31,8 @@ async fn install(w: &World) -> InstallRecord {
     w.engine.store.installs().unwrap().remove(0)
 }
 
-/// Commits radicale at `version` to the catalog repository and loads it.
 fn bump(w: &World, version: &str) -> Arc<CatalogSnapshot> {
-    let dir = w.state.path().join("catalog-src");
-    let path = dir.join("apps/radicale/app.yml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let old = text
-        .lines()
-        .find(|l| l.starts_with("version:"))
-        .unwrap()
-        .to_string();
-    std::fs::write(&path, text.replace(&old, &format!("version: {version}"))).unwrap();
-    let repo = git2::Repository::open(&dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.org").unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "bump", &tree, &[&parent])
-        .unwrap();
-    let mut catalog = GitCatalog::new(
-        GitCache::new(w.engine.config.catalog_cache.clone()),
-        w.catalog.clone(),
-    );
-    catalog.refresh().unwrap().snapshot
+    common::set_version(w, "radicale", version)
 }
 
 async fn maintain(

@@ -42,7 +42,7 @@ fn lint_passes_on_the_reference_catalog() {
     let (code, out, err) = run(bin().args(["catalog", "lint"]).arg(reference_catalog()));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok      obsidian-livesync"), "{out}");
-    assert!(out.ends_with("3 valid, 0 broken\n"), "{out}");
+    assert!(out.ends_with("4 valid, 0 broken\n"), "{out}");
 }
 
 #[test]

@@ -149,3 +149,52 @@ pub fn radicale() -> InstallRequest {
         .insert("password".into(), serde_json::json!(SECRET));
     req
 }
+
+/// Writes `files` (path below the catalog, text) into the world's catalog repository, commits them
+/// and loads the new commit.
+pub fn commit_files(w: &World, files: &[(&str, String)]) -> Arc<CatalogSnapshot> {
+    let dir = w.state.path().join("catalog-src");
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let repo = git2::Repository::open(&dir).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(
+        Some("HEAD"),
+        &sig,
+        &sig,
+        "catalog change",
+        &tree,
+        &[&parent],
+    )
+    .unwrap();
+    let mut catalog = GitCatalog::new(
+        GitCache::new(w.engine.config.catalog_cache.clone()),
+        w.catalog.clone(),
+    );
+    catalog.refresh().unwrap().snapshot
+}
+
+/// Commits `app` at `version` (a catalog maintainer's release) and loads it.
+pub fn set_version(w: &World, app: &str, version: &str) -> Arc<CatalogSnapshot> {
+    let rel = format!("apps/{app}/app.yml");
+    let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(&rel)).unwrap();
+    let old = text
+        .lines()
+        .find(|l| l.starts_with("version:"))
+        .unwrap()
+        .to_string();
+    commit_files(
+        w,
+        &[(&rel, text.replace(&old, &format!("version: {version}")))],
+    )
+}

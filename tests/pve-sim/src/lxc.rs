@@ -22,8 +22,11 @@
 //!   [`Backend::cleanup`]. Every `netN` gets a veth on that bridge, whatever bridge the config names;
 //!   `firewall`, `tag`, `rate`, `gw` and `ip6` are ignored. There is no DHCP server: for `ip=dhcp` (or
 //!   no `ip`) `net0` gets the static address `10.<a>.<b>.<2 + vmid % 252>/24` through the LXC config
-//!   (other `netN` get no IPv4 address then), and a static `ip=` is assigned as written. There is no
-//!   gateway, no NAT and no firewall rule: the host reaches the containers, nothing else does.
+//!   (other `netN` get no IPv4 address then) with the bridge as its gateway, and a static `ip=` is
+//!   assigned as written. Containers reach out (apt needs the Debian mirror) through a masquerade rule
+//!   in an nft table named after the bridge, and IPv4 forwarding is turned on while any simulated node
+//!   needs it: the last node to clean up deletes its table and puts the host's forwarding setting back
+//!   (counted in `/run/pve-sim-forwarding`). Nothing else reaches the containers but the host.
 //! * **Devices.** `devN: [path=]/dev/...[,uid=N][,gid=N][,mode=0NNN][,deny-write=1]` is resolved at start
 //!   from the host's node (type, major and minor by `stat`): the node is made inside the container's
 //!   `/dev` at the same path with the given owner and mode (default: root and the host node's mode) by
@@ -207,7 +210,8 @@ impl LxcBackend {
                 "cannot bring the bridge up",
             )
         });
-        if let Err(e) = configured {
+        if let Err(e) = configured.and_then(|_| enable_nat(&bridge, subnet)) {
+            disable_nat(&bridge);
             let _ = delete_link(&bridge);
             return Err(e);
         }
@@ -237,6 +241,11 @@ impl LxcBackend {
                 None | Some("dhcp") | Some("manual") => None,
                 Some(ip) => Some(ip.to_string()),
             };
+            // The bridge routes (and masquerades) for addresses in its own subnet.
+            let gateway = ipv4
+                .as_deref()
+                .filter(|ip| index == 0 && subnet.contains(ip))
+                .map(|_| subnet.router());
             let mac = net.hwaddr.clone().unwrap_or_else(|| {
                 let h = Sha256::digest(format!("{}/{vmid}/{index}/mac", self.tag));
                 format!("BC:24:11:{:02X}:{:02X}:{:02X}", h[0], h[1], h[2])
@@ -247,6 +256,7 @@ impl LxcBackend {
                 veth: self.veth_name(vmid, index),
                 mac,
                 ipv4,
+                gateway,
                 mtu: net.mtu,
             });
         }
@@ -543,6 +553,10 @@ impl Backend for LxcBackend {
             parent = p.parent();
         }
         let bridge = self.bridge_name();
+        match lock_file(&net_lock_path()) {
+            Ok(_lock) => disable_nat(&bridge),
+            Err(e) => eprintln!("pve-sim: {e}"),
+        }
         if link_exists(&bridge) {
             if let Err(e) = delete_link(&bridge) {
                 eprintln!("pve-sim: {e}");
@@ -1022,6 +1036,23 @@ impl Subnet {
         format!("10.{}.{}.1/24", self.a, self.b)
     }
 
+    /// The bridge's address without prefix: the containers' gateway.
+    fn router(self) -> String {
+        format!("10.{}.{}.1", self.a, self.b)
+    }
+
+    /// Is `ip` (with or without a prefix) in this subnet?
+    fn contains(self, ip: &str) -> bool {
+        let addr = ip.split('/').next().unwrap_or("");
+        addr.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| u32::from(a) & 0xffff_ff00 == self.network())
+    }
+
+    /// `10.a.b.0/24`.
+    fn cidr(self) -> String {
+        format!("10.{}.{}.0/24", self.a, self.b)
+    }
+
     /// The address `net0` of `vmid` gets for `ip=dhcp`.
     fn host(self, vmid: u32) -> String {
         format!("10.{}.{}.{}/24", self.a, self.b, 2 + vmid % 252)
@@ -1077,6 +1108,110 @@ fn host_ipv4_routes() -> Result<Vec<(u32, u8)>, String> {
         .iter()
         .filter_map(|r| parse_ipv4_prefix(r.get("dst")?.as_str()?))
         .collect())
+}
+
+/// Who needs IPv4 forwarding, and what the host had before the first of them.
+const FORWARDING_USERS: &str = "/run/pve-sim-forwarding";
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// Outbound access for one bridge's containers (called with the network lock held): masquerade in
+/// an nft table of the bridge's own name, and forwarding on.
+fn enable_nat(bridge: &str, subnet: Subnet) -> Result<(), String> {
+    let nft = |args: &[&str], what: &str| run(host_command("nft").args(args), what);
+    nft(&["add", "table", "ip", bridge], "cannot add the nft table")?;
+    nft(
+        &[
+            "add",
+            "chain",
+            "ip",
+            bridge,
+            "postrouting",
+            "{",
+            "type",
+            "nat",
+            "hook",
+            "postrouting",
+            "priority",
+            "100",
+            ";",
+            "policy",
+            "accept",
+            ";",
+            "}",
+        ],
+        "cannot add the nft chain",
+    )?;
+    let cidr = subnet.cidr();
+    nft(
+        &[
+            "add",
+            "rule",
+            "ip",
+            bridge,
+            "postrouting",
+            "ip",
+            "saddr",
+            &cidr,
+            "oifname",
+            "!=",
+            bridge,
+            "masquerade",
+        ],
+        "cannot add the masquerade rule",
+    )?;
+    let text = std::fs::read_to_string(FORWARDING_USERS).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if lines.is_empty() {
+        let was = std::fs::read_to_string(IP_FORWARD)
+            .map_err(|e| format!("cannot read {IP_FORWARD}: {e}"))?;
+        lines.push(format!("was={}", was.trim()));
+    }
+    if !lines.iter().any(|l| l == bridge) {
+        lines.push(bridge.to_string());
+    }
+    std::fs::write(FORWARDING_USERS, lines.join("\n") + "\n")
+        .map_err(|e| format!("cannot write {FORWARDING_USERS}: {e}"))?;
+    std::fs::write(IP_FORWARD, "1").map_err(|e| format!("cannot turn on IPv4 forwarding: {e}"))
+}
+
+/// Undoes [`enable_nat`] for one bridge (called with the network lock held); the last user puts
+/// the host's forwarding setting back.
+fn disable_nat(bridge: &str) {
+    let table_exists = host_command("nft")
+        .args(["list", "table", "ip", bridge])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if table_exists {
+        if let Err(e) = run(
+            host_command("nft").args(["delete", "table", "ip", bridge]),
+            "cannot delete the nft table",
+        ) {
+            eprintln!("pve-sim: {e}");
+        }
+    }
+    let Ok(text) = std::fs::read_to_string(FORWARDING_USERS) else {
+        return;
+    };
+    let mut lines: Vec<&str> = text.lines().collect();
+    let before = lines.len();
+    lines.retain(|l| *l != bridge);
+    if lines.len() == before {
+        return;
+    }
+    if lines.len() <= 1 {
+        let was = lines
+            .first()
+            .and_then(|l| l.strip_prefix("was="))
+            .unwrap_or("0");
+        if let Err(e) = std::fs::write(IP_FORWARD, was) {
+            eprintln!("pve-sim: cannot restore {IP_FORWARD}: {e}");
+        }
+        let _ = std::fs::remove_file(FORWARDING_USERS);
+    } else if let Err(e) = std::fs::write(FORWARDING_USERS, lines.join("\n") + "\n") {
+        eprintln!("pve-sim: cannot write {FORWARDING_USERS}: {e}");
+    }
 }
 
 fn link_exists(name: &str) -> bool {
@@ -1325,6 +1460,7 @@ struct NetPlan {
     veth: String,
     mac: String,
     ipv4: Option<String>,
+    gateway: Option<String>,
     mtu: Option<u32>,
 }
 
@@ -1388,6 +1524,9 @@ fn render_config(plan: &StartPlan) -> Result<String, String> {
         line(&k("hwaddr"), &n.mac);
         if let Some(ip) = &n.ipv4 {
             line(&k("ipv4.address"), ip);
+        }
+        if let Some(gw) = &n.gateway {
+            line(&k("ipv4.gateway"), gw);
         }
         if let Some(mtu) = n.mtu {
             line(&k("mtu"), &mtu.to_string());
@@ -1585,6 +1724,7 @@ mod tests {
                 veth: "vpsim0123456789".into(),
                 mac: "BC:24:11:00:00:01".into(),
                 ipv4: Some("10.1.2.3/24".into()),
+                gateway: Some("10.1.2.1".into()),
                 mtu: None,
             }],
             devices: vec![Device {
@@ -1623,6 +1763,7 @@ lxc.net.0.name = eth0
 lxc.net.0.veth.pair = vpsim0123456789
 lxc.net.0.hwaddr = BC:24:11:00:00:01
 lxc.net.0.ipv4.address = 10.1.2.3/24
+lxc.net.0.ipv4.gateway = 10.1.2.1
 lxc.cgroup.devices.allow = c 226:128 rwm
 lxc.cgroup2.devices.allow = c 226:128 rwm
 lxc.cgroup.devices.allow = c 226:* rwm

@@ -1,0 +1,327 @@
+//! The whole engine on real containers (the simulator's LXC back end): two apps of the reference
+//! catalog that use only Debian packages are installed through every state, their health checks pass
+//! and their URLs answer from the host; one is upgraded after a catalog commit bumps its version;
+//! both are uninstalled. An app whose install script fails ends `failed` with the script's own error
+//! in the log and its container stopped and tagged. Needs root, LXC, debootstrap and the Debian
+//! mirror; skipped otherwise, unless `APPSTORE_REQUIRE_LXC=1` (CI) makes that a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
+
+mod common;
+
+use appstore_actors::engine::{CancelFlag, InstallRequest, MaintainRequest};
+use appstore_actors::store::InstallRecord;
+use appstore_catalog::CatalogSnapshot;
+use appstore_core::job::{JobKind, JobState};
+use common::{world_with, World, SECRET};
+use pve_sim::harness::HarnessOptions;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .any(|d| d.join(program).is_file())
+}
+
+fn lxc_available() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0");
+    let missing = if !root {
+        Some("not running as root".to_string())
+    } else {
+        [
+            "lxc-start",
+            "lxc-attach",
+            "debootstrap",
+            "ip",
+            "nsenter",
+            "nft",
+        ]
+        .into_iter()
+        .find(|p| !on_path(p))
+        .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
+    };
+    match missing {
+        None => true,
+        Some(reason) if std::env::var("APPSTORE_REQUIRE_LXC").as_deref() == Ok("1") => {
+            panic!("APPSTORE_REQUIRE_LXC=1 but the LXC tests cannot run: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+struct Done {
+    job: i64,
+    end: JobState,
+    logs: Vec<String>,
+}
+
+async fn logs_of(w: &World, job: i64) -> Vec<String> {
+    w.engine
+        .store
+        .logs(job, 0, 100_000)
+        .unwrap()
+        .into_iter()
+        .map(|l| format!("[{}] {}", l.stream, l.line))
+        .collect()
+}
+
+async fn install(w: &World, snapshot: &Arc<CatalogSnapshot>, request: InstallRequest) -> Done {
+    let job = w
+        .engine
+        .create_install_job(snapshot, &request)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(job, Arc::clone(snapshot), request, CancelFlag::default())
+        .await
+        .unwrap();
+    Done {
+        job,
+        end,
+        logs: logs_of(w, job).await,
+    }
+}
+
+fn install_of(w: &World, job: i64) -> InstallRecord {
+    let id = w
+        .engine
+        .store
+        .job(job)
+        .unwrap()
+        .unwrap()
+        .install_id
+        .unwrap();
+    w.engine.store.install(id).unwrap().unwrap()
+}
+
+fn output(install: &InstallRecord, key: &str) -> String {
+    let outputs: serde_json::Value = serde_json::from_str(&install.outputs).unwrap();
+    outputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["key"] == key)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// GET `url` from the host; the status code.
+fn http_status(url: &str) -> u16 {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(hostport).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn states(w: &World, job: i64) -> Vec<String> {
+    w.engine
+        .store
+        .transitions(job)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to_state)
+        .collect()
+}
+
+fn pct_status(w: &World, ctid: i64) -> String {
+    let out = std::process::Command::new(w.sim.root.join("usr/sbin/pct"))
+        .args(["status", &ctid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
+    if !lxc_available() {
+        return;
+    }
+    let w = world_with(HarnessOptions {
+        backend: "lxc".into(),
+        task_latency: Duration::ZERO,
+        ..Default::default()
+    });
+    let install_states = [
+        "queued",
+        "validate_request",
+        "validate_manifest",
+        "validate_placement",
+        "validate_gpu",
+        "allocate_ctid",
+        "create_container",
+        "configure_container",
+        "attach_gpu",
+        "start_container",
+        "wait_for_network",
+        "push_assets",
+        "provision",
+        "healthcheck",
+        "collect_outputs",
+        "completed",
+    ];
+
+    // Radicale, with a password of the user's.
+    let radicale = install(&w, &w.snapshot, common::radicale()).await;
+    assert_eq!(radicale.end, JobState::Completed, "{:#?}", radicale.logs);
+    assert_eq!(states(&w, radicale.job), install_states);
+    assert!(
+        radicale
+            .logs
+            .iter()
+            .any(|l| l.contains("Installed radicale")),
+        "{:#?}",
+        radicale.logs
+    );
+    assert!(radicale.logs.iter().any(|l| l.contains("healthy after")));
+    assert!(radicale.logs.iter().all(|l| !l.contains(SECRET)));
+    let radicale_install = install_of(&w, radicale.job);
+    let url = output(&radicale_install, "url");
+    assert!([200, 302, 401].contains(&http_status(&url)), "{url}");
+
+    // Apt-Cacher NG, with a generated password.
+    let acng = install(
+        &w,
+        &w.snapshot,
+        InstallRequest {
+            app_id: "apt-cacher-ng".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(acng.end, JobState::Completed, "{:#?}", acng.logs);
+    assert_eq!(states(&w, acng.job), install_states);
+    let acng_install = install_of(&w, acng.job);
+    let report = output(&acng_install, "url");
+    assert!(report.ends_with(":3142/acng-report.html"), "{report}");
+    assert!([200, 401].contains(&http_status(&report)), "{report}");
+
+    // A catalog commit releases radicale 1.1.0: the upgrade runs its script for real.
+    let v2 = common::set_version(&w, "radicale", "1.1.0");
+    let request = MaintainRequest {
+        install_id: radicale_install.id,
+        ..Default::default()
+    };
+    let job = w
+        .engine
+        .create_maintain_job(JobKind::Upgrade, &v2, &radicale_install, &request)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_maintain(
+            JobKind::Upgrade,
+            job,
+            Arc::clone(&v2),
+            radicale_install.clone(),
+            request,
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let logs = logs_of(&w, job).await;
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("Upgrade finished")),
+        "{logs:#?}"
+    );
+    assert!(logs.iter().any(|l| l.contains("snapshot `appstore_job_")));
+    let upgraded = w
+        .engine
+        .store
+        .install(radicale_install.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(upgraded.version, "1.1.0");
+    assert!([200, 302, 401].contains(&http_status(&output(&upgraded, "url"))));
+
+    // An install script that fails: its own error in the log, the container stopped and tagged.
+    let broken = common::commit_files(
+        &w,
+        &[
+            (
+                "apps/broken-app/app.yml",
+                "id: broken-app\nname: Broken app\ndescription: Its install script fails\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n".to_string(),
+            ),
+            (
+                "apps/broken-app/install.sh",
+                "echo 'preparing'\necho 'ERROR: the disk is on fire' >&2\nexit 3\n".to_string(),
+            ),
+        ],
+    );
+    let failed = install(
+        &w,
+        &broken,
+        InstallRequest {
+            app_id: "broken-app".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(failed.end, JobState::Failed, "{:#?}", failed.logs);
+    assert!(
+        failed
+            .logs
+            .iter()
+            .any(|l| l == "[stderr] ERROR: the disk is on fire"),
+        "{:#?}",
+        failed.logs
+    );
+    let record = w.engine.store.job(failed.job).unwrap().unwrap();
+    assert!(record
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("exited with code 3"));
+    let ctid = record.ctid.unwrap();
+    assert_eq!(pct_status(&w, ctid), "status: stopped");
+    let conf =
+        std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap();
+    assert!(conf.contains("appstore-failed"), "{conf}");
+
+    // Both apps uninstalled: their containers are gone.
+    for install in [upgraded, acng_install] {
+        let job = w.engine.create_uninstall_job(&install).await.unwrap();
+        let end = w
+            .engine
+            .run_uninstall(
+                job,
+                install.clone(),
+                Some(Arc::clone(&v2)),
+                CancelFlag::default(),
+            )
+            .await
+            .unwrap();
+        let logs = logs_of(&w, job).await;
+        assert_eq!(end, JobState::Completed, "{logs:#?}");
+        let ctid = install.ctid.unwrap();
+        assert!(!w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf")).exists());
+    }
+}
