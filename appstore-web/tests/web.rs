@@ -232,11 +232,12 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
         .iter()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
-    assert_eq!(list["total"], 3);
+    assert_eq!(list["total"], 4);
     assert!(
         ids.contains(&"jellyfin")
             && ids.contains(&"radicale")
             && ids.contains(&"obsidian-livesync")
+            && ids.contains(&"apt-cacher-ng")
     );
 
     let found: serde_json::Value = demo.get("/api/apps?q=caldav").json().unwrap();
@@ -299,7 +300,7 @@ fn demo_refresh_is_accepted_and_keeps_the_catalog() {
     for _ in 0..200 {
         let s: serde_json::Value = demo.get("/api/catalog").json().unwrap();
         if s["refreshing"] == false {
-            assert_eq!(s["apps"], 3);
+            assert_eq!(s["apps"], 4);
             assert!(s["last_error"].is_null());
             return;
         }
