@@ -28,6 +28,8 @@ pub struct CancelJob(pub i64);
 pub struct SubmitUninstall {
     /// The install.
     pub install_id: i64,
+    /// Keep the data volumes for a later install of the same app.
+    pub keep_volumes: bool,
 }
 
 /// Request an upgrade (`JobKind::Upgrade`) or reconfigure (`JobKind::Reconfigure`) of an install;
@@ -244,6 +246,7 @@ impl Handler<SubmitUninstall> for JobRegistry {
         let engine = self.engine.clone();
         let snapshot = self.catalog.snapshot();
         let id = msg.install_id;
+        let keep_volumes = msg.keep_volumes;
         Box::pin(
             async move {
                 let store = engine.store.clone();
@@ -274,7 +277,7 @@ impl Handler<SubmitUninstall> for JobRegistry {
                         ));
                     }
                     let job_id = engine
-                        .create_uninstall_job(&install)
+                        .create_uninstall_job(&install, keep_volumes)
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok((job_id, install))

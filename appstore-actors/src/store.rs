@@ -117,6 +117,21 @@ const MIGRATIONS: &[&str] = &[
     // inputs an install was made with, sealed, for reconfigure and upgrade.
     "ALTER TABLE jobs ADD COLUMN context TEXT;
     ALTER TABLE installs ADD COLUMN sealed_inputs TEXT;",
+    // 3: data volumes kept by an uninstall, held by a never-started container until a later install
+    // of the same app takes them.
+    "CREATE TABLE kept_volumes (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        mount_path TEXT NOT NULL,
+        volid TEXT NOT NULL,
+        holder_ctid INTEGER NOT NULL,
+        holder_key TEXT NOT NULL,
+        from_ctid INTEGER,
+        kept_at INTEGER NOT NULL,
+        UNIQUE (holder_ctid, holder_key)
+    );
+    CREATE INDEX kept_volumes_app ON kept_volumes(app_id, name);",
 ];
 
 fn now_ms() -> i64 {
@@ -274,6 +289,29 @@ pub struct InstallRecord {
     pub status: String,
     /// Created, ms.
     pub created_at: i64,
+}
+
+/// A data volume kept by an uninstall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptVolume {
+    /// Id.
+    pub id: i64,
+    /// The app it belongs to.
+    pub app_id: String,
+    /// The manifest's volume name.
+    pub name: String,
+    /// Where it was mounted.
+    pub mount_path: String,
+    /// The PVE volume (`local-lvm:vm-120-disk-1`).
+    pub volid: String,
+    /// The container holding it.
+    pub holder_ctid: i64,
+    /// Its key there (`mp0`).
+    pub holder_key: String,
+    /// The container it came from.
+    pub from_ctid: Option<i64>,
+    /// When, ms.
+    pub kept_at: i64,
 }
 
 /// The database.
@@ -447,6 +485,54 @@ impl Store {
             )
             .optional()?
             .flatten())
+    }
+
+    /// Records a kept volume (again: the same holder key is updated).
+    pub fn keep_volume(&self, v: &KeptVolume) -> Result<i64> {
+        let conn = self.pool.get()?;
+        conn.execute(
+            "INSERT INTO kept_volumes (app_id, name, mount_path, volid, holder_ctid, holder_key, from_ctid, kept_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(holder_ctid, holder_key) DO UPDATE SET app_id = excluded.app_id, name = excluded.name,
+                 mount_path = excluded.mount_path, volid = excluded.volid, from_ctid = excluded.from_ctid",
+            params![v.app_id, v.name, v.mount_path, v.volid, v.holder_ctid, v.holder_key, v.from_ctid, now_ms()],
+        )?;
+        Ok(conn.query_row(
+            "SELECT id FROM kept_volumes WHERE holder_ctid = ?1 AND holder_key = ?2",
+            params![v.holder_ctid, v.holder_key],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Kept volumes, of one app or all, oldest first.
+    pub fn kept_volumes(&self, app_id: Option<&str>) -> Result<Vec<KeptVolume>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, app_id, name, mount_path, volid, holder_ctid, holder_key, from_ctid, kept_at
+             FROM kept_volumes WHERE ?1 IS NULL OR app_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([app_id], |r| {
+            Ok(KeptVolume {
+                id: r.get(0)?,
+                app_id: r.get(1)?,
+                name: r.get(2)?,
+                mount_path: r.get(3)?,
+                volid: r.get(4)?,
+                holder_ctid: r.get(5)?,
+                holder_key: r.get(6)?,
+                from_ctid: r.get(7)?,
+                kept_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Forgets a kept volume (attached again, or deleted).
+    pub fn remove_kept_volume(&self, id: i64) -> Result<()> {
+        self.pool
+            .get()?
+            .execute("DELETE FROM kept_volumes WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// Appends a (redacted) log line; returns its sequence number.

@@ -268,7 +268,11 @@ async fn uninstall_destroys_the_container_and_refuses_one_outside_the_boundary()
         JobState::Completed
     );
     let install = w.engine.store.installs().unwrap().remove(0);
-    let job = w.engine.create_uninstall_job(&install).await.unwrap();
+    let job = w
+        .engine
+        .create_uninstall_job(&install, false)
+        .await
+        .unwrap();
     let end = w
         .engine
         .run_uninstall(
@@ -334,7 +338,11 @@ async fn uninstall_destroys_the_container_and_refuses_one_outside_the_boundary()
     assert!(out.status.success());
     let mut foreign = install.clone();
     foreign.ctid = Some(150);
-    let job = w.engine.create_uninstall_job(&foreign).await.unwrap();
+    let job = w
+        .engine
+        .create_uninstall_job(&foreign, false)
+        .await
+        .unwrap();
     assert_eq!(
         w.engine
             .run_uninstall(job, foreign, None, CancelFlag::default())

@@ -309,3 +309,154 @@ async fn reconfigure_changes_only_reconfigurable_inputs() {
     assert_eq!(inputs["password"], new_secret);
     assert_eq!(inputs["port"], 5232);
 }
+
+fn kept(w: &World) -> Vec<appstore_actors::store::KeptVolume> {
+    w.engine.store.kept_volumes(Some("radicale")).unwrap()
+}
+
+async fn uninstall(w: &World, install: &InstallRecord, keep: bool) -> Vec<String> {
+    let job = w.engine.create_uninstall_job(install, keep).await.unwrap();
+    let end = w
+        .engine
+        .run_uninstall(
+            job,
+            install.clone(),
+            Some(Arc::clone(&w.snapshot)),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let logs: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_volumes_outlive_the_uninstall_and_come_back_with_the_next_install() {
+    let w = world();
+    let first = install(&w).await;
+    let first_ctid = first.ctid.unwrap();
+    let mp0 = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("mp0: "))
+            .map(str::to_string)
+    };
+    let original = mp0(&conf(&w, first_ctid)).unwrap();
+    assert!(
+        original.contains("mp=/var/lib/radicale/collections"),
+        "{original}"
+    );
+
+    // Uninstall keeping the data: the volume moves to a holder container.
+    let logs = uninstall(&w, &first, true).await;
+    assert!(
+        logs.iter().any(|l| l.contains("kept volume `collections`")),
+        "{logs:#?}"
+    );
+    let held = kept(&w);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].name, "collections");
+    assert_eq!(held[0].from_ctid, Some(first_ctid));
+    let holder = held[0].holder_ctid;
+    let holder_conf = conf(&w, holder);
+    assert!(holder_conf.contains("appstore-volumes"), "{holder_conf}");
+    assert!(holder_conf.contains(&held[0].volid), "{holder_conf}");
+    assert!(!w
+        .sim
+        .root
+        .join(format!("etc/pve/lxc/{first_ctid}.conf"))
+        .exists());
+
+    // The next install takes it back as its mp0; the empty holder goes.
+    let second = install(&w).await;
+    let again = mp0(&conf(&w, second.ctid.unwrap())).unwrap();
+    assert!(
+        again.contains("mp=/var/lib/radicale/collections"),
+        "{again}"
+    );
+    assert!(
+        again.starts_with(&format!("local-lvm:vm-{}-disk-", second.ctid.unwrap())),
+        "{again}"
+    );
+    assert!(kept(&w).is_empty());
+    assert!(!w
+        .sim
+        .root
+        .join(format!("etc/pve/lxc/{holder}.conf"))
+        .exists());
+
+    // Without keeping, nothing is held.
+    uninstall(&w, &second, false).await;
+    assert!(kept(&w).is_empty());
+    let left: Vec<_> = std::fs::read_dir(w.sim.root.join("etc/pve/nodes/pve1/lxc"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_directories_are_bind_mounted_through_the_helper_only_where_allowed() {
+    let w = world();
+    let allowed = w.state.path().join("host-data/media");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let app = |id: &str, path: &std::path::Path| {
+        format!(
+            "id: {id}\nname: {id}\ndescription: Media\nversion: 1.0.0\nlxc: {{ ostemplate: debian-12 }}\nprovision: {{ script: install.sh }}\nvolumes:\n  - {{ name: media, mount_path: /srv/media, host_path: {} }}\n",
+            path.display()
+        )
+    };
+    let snapshot = common::commit_files(
+        &w,
+        &[
+            ("apps/media-ok/app.yml", app("media-ok", &allowed)),
+            ("apps/media-ok/install.sh", "true\n".into()),
+            (
+                "apps/media-bad/app.yml",
+                app("media-bad", std::path::Path::new("/etc")),
+            ),
+            ("apps/media-bad/install.sh", "true\n".into()),
+        ],
+    );
+    let run = |id: &'static str| {
+        let snapshot = Arc::clone(&snapshot);
+        let w = &w;
+        async move {
+            let request = appstore_actors::engine::InstallRequest {
+                app_id: id.into(),
+                ..Default::default()
+            };
+            let job = w
+                .engine
+                .create_install_job(&snapshot, &request)
+                .await
+                .unwrap();
+            let end = w
+                .engine
+                .run_install(job, snapshot, request, CancelFlag::default())
+                .await
+                .unwrap();
+            (job, end)
+        }
+    };
+    let (job, end) = run("media-ok").await;
+    assert_eq!(end, JobState::Completed);
+    let ctid = w.engine.store.job(job).unwrap().unwrap().ctid.unwrap();
+    let text = conf(&w, ctid);
+    assert!(
+        text.contains(&format!("mp0: {},mp=/srv/media", allowed.display())),
+        "{text}"
+    );
+
+    let (job, end) = run("media-bad").await;
+    assert_eq!(end, JobState::Failed);
+    let error = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
+    assert!(error.contains("/etc"), "{error}");
+    assert!(error.contains("the privileged helper refused"), "{error}");
+}

@@ -308,7 +308,11 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
 
     // Both apps uninstalled: their containers are gone.
     for install in [upgraded, acng_install] {
-        let job = w.engine.create_uninstall_job(&install).await.unwrap();
+        let job = w
+            .engine
+            .create_uninstall_job(&install, false)
+            .await
+            .unwrap();
         let end = w
             .engine
             .run_uninstall(

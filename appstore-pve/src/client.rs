@@ -380,6 +380,23 @@ impl PveApi for HttpPve {
             .await
     }
 
+    async fn lxc_move_volume(
+        &self,
+        node: &str,
+        vmid: u32,
+        volume: &str,
+        target: u32,
+        target_key: &str,
+    ) -> Result<Upid> {
+        let params = vec![
+            p("volume", volume),
+            p("target-vmid", target),
+            p("target-volume", target_key),
+        ];
+        self.upid("POST", &format!("{}/move_volume", lxc(node, vmid)), &params)
+            .await
+    }
+
     async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>> {
         self.call("GET", &format!("{}/snapshot", lxc(node, vmid)), &[])
             .await

@@ -76,6 +76,16 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     async fn lxc_destroy(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
     /// `GET .../interfaces` (8.1+): `None` while stopped.
     async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Option<Vec<Interface>>>;
+    /// `POST .../move_volume` with `target-vmid`: hands the volume at config key `volume` to container
+    /// `target` as `target_key` (both stopped; a task).
+    async fn lxc_move_volume(
+        &self,
+        node: &str,
+        vmid: u32,
+        volume: &str,
+        target: u32,
+        target_key: &str,
+    ) -> Result<Upid>;
     /// `GET .../snapshot`.
     async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>>;
     /// `POST .../snapshot` (a task).

@@ -106,13 +106,15 @@ async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
     #[serde(deny_unknown_fields)]
     struct Uninstall {
         install_id: i64,
+        #[serde(default)]
+        keep_volumes: bool,
     }
     let jobs = jobs_of(&state)?;
     let req: Uninstall = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("expected {{\"install_id\": N}}: {e}"),
+            format!("expected {{\"install_id\": N, \"keep_volumes\": true|false}}: {e}"),
         )
         .field("install_id", "required, a whole number")
     })?;
@@ -120,6 +122,7 @@ async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
         .registry
         .send(SubmitUninstall {
             install_id: req.install_id,
+            keep_volumes: req.keep_volumes,
         })
         .await
     {
@@ -218,6 +221,14 @@ async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
     );
     ok_json(&json!({"install_id": id, "check": check, "steps": steps,
         "commit": snapshot.source().commit, "manifest_sha256": app.manifest_sha256}))
+}
+
+/// Data volumes kept by uninstalls, waiting for a later install of their app.
+async fn list_volumes(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let kept = read(move || store.kept_volumes(None)).await?;
+    ok_json(&json!({"volumes": kept}))
 }
 
 async fn list_jobs(state: ApiState) -> ApiResult {
@@ -619,6 +630,12 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| respond(upgrade_plan(s, id)));
+    let volumes = api
+        .and(warp::path("volumes"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(list_volumes(s)));
     let installs = api
         .and(warp::path("installs"))
         .and(warp::path::end())
@@ -655,6 +672,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .or(reconfigure)
         .unify()
         .or(plan)
+        .unify()
+        .or(volumes)
         .unify()
         .boxed()
 }

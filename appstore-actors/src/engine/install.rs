@@ -71,6 +71,9 @@ pub struct InstallRequest {
     /// Network.
     #[serde(default)]
     pub network: NetworkRequest,
+    /// Take back data volumes kept by an earlier uninstall of this app (default: yes).
+    #[serde(default)]
+    pub reuse_volumes: Option<bool>,
 }
 
 impl InstallRequest {
@@ -90,6 +93,7 @@ impl InstallRequest {
             "app_id": self.app_id, "inputs": inputs, "hostname": self.hostname, "storage": self.storage,
             "bridge": self.bridge, "cores": self.cores, "memory_mb": self.memory_mb, "disk_gb": self.disk_gb,
             "network": {"ip": self.network.ip, "gw": self.network.gw, "ip6": self.network.ip6, "gw6": self.network.gw6, "vlan": self.network.vlan},
+            "reuse_volumes": self.reuse_volumes,
         })
     }
 }
@@ -642,9 +646,14 @@ impl InstallWork {
         let lxc = m.lxc();
         let n = &self.request.network;
         let storage = self.storage();
+        // A volume kept by an earlier uninstall is taken back after the create, not made anew.
+        let kept = self.kept_volumes().await;
         let mut volumes = Vec::new();
         for (i, v) in m.volumes().iter().enumerate() {
             if let VolumeSource::Managed { size_gb } = v.source {
+                if kept.iter().any(|k| k.name == v.name) {
+                    continue;
+                }
                 volumes.push((i as u8, storage.clone(), size_gb, v.mount_path.clone()));
             }
         }
@@ -698,6 +707,76 @@ impl InstallWork {
         StepOutcome::Done
     }
 
+    /// Kept volumes of this app that this install takes back (none when the user said no).
+    async fn kept_volumes(&self) -> Vec<crate::store::KeptVolume> {
+        if self.request.reuse_volumes == Some(false) || self.kind != JobKind::Install {
+            return Vec::new();
+        }
+        let store = self.engine.store.clone();
+        let app = self.manifest().id().to_string();
+        let mut kept = blocking(move || store.kept_volumes(Some(&app)))
+            .await
+            .unwrap_or_default();
+        // One per name: the oldest.
+        let mut seen = std::collections::BTreeSet::new();
+        kept.retain(|k| seen.insert(k.name.clone()));
+        kept
+    }
+
+    /// Kept volumes back in, host directories bind-mounted (through the helper: bind mounts are
+    /// root's), each only when its `mpN` is not there yet.
+    async fn attach_volumes(&mut self, ctid: u32) -> StepOutcome {
+        let kept = self.kept_volumes().await;
+        let volumes = self.manifest().volumes().to_vec();
+        for (i, v) in volumes.iter().enumerate() {
+            let key = format!("mp{i}");
+            let cfg = match self.engine.pve.lxc_config(self.node(), ctid).await {
+                Ok(c) => c,
+                Err(e) => return pve_failed("reading the container config", e),
+            };
+            if cfg.options.contains_key(&key) {
+                continue;
+            }
+            match &v.source {
+                VolumeSource::Managed { .. } => {
+                    if let Some(k) = kept.iter().find(|k| k.name == v.name) {
+                        if let Err(e) = super::volumes::reattach(
+                            &self.engine,
+                            k,
+                            ctid,
+                            &key,
+                            &v.mount_path,
+                            &self.log,
+                        )
+                        .await
+                        {
+                            return failed(e);
+                        }
+                    }
+                }
+                VolumeSource::HostPath { path } => {
+                    let req = Request::BindMount {
+                        ctid,
+                        index: i as u8,
+                        host_path: path.clone(),
+                        mount_path: v.mount_path.clone(),
+                        read_only: false,
+                    };
+                    if let Err(o) = self.helper(req).await {
+                        return o;
+                    }
+                    self.log
+                        .info(&format!(
+                            "host directory {path} is mounted at {} (volume `{}`)",
+                            v.mount_path, v.name
+                        ))
+                        .await;
+                }
+            }
+        }
+        StepOutcome::Done
+    }
+
     async fn configure(&mut self) -> StepOutcome {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
@@ -725,7 +804,8 @@ impl InstallWork {
             )
             .await
         {
-            Ok(()) => StepOutcome::Done,
+            // Tags first: the helper acts only on containers that carry the managed tag.
+            Ok(()) => self.attach_volumes(ctid).await,
             Err(e) => pve_failed("tagging the container", e),
         }
     }

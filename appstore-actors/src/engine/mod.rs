@@ -6,6 +6,7 @@
 pub mod host;
 mod install;
 mod uninstall;
+pub mod volumes;
 
 /// The steps of one job kind.
 pub(crate) trait Steps {
@@ -695,8 +696,10 @@ impl Engine {
                 let app = snapshot
                     .and_then(|s| s.app(&install.app_id).cloned())
                     .filter(|a| a.manifest.version().to_string() == install.version);
+                let keep = self.keeps_volumes(job.id).await;
                 let mut work =
-                    uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone());
+                    uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone())
+                        .keeping_volumes(keep);
                 self.drive(
                     JobKind::Uninstall,
                     job.id,
@@ -737,8 +740,13 @@ impl Engine {
         Ok(JobState::Failed)
     }
 
-    /// Creates the job record of an uninstall of `install`.
-    pub async fn create_uninstall_job(&self, install: &InstallRecord) -> Result<i64, EngineError> {
+    /// Creates the job record of an uninstall of `install`; `keep_volumes` keeps its data volumes
+    /// for a later install of the same app.
+    pub async fn create_uninstall_job(
+        &self,
+        install: &InstallRecord,
+        keep_volumes: bool,
+    ) -> Result<i64, EngineError> {
         let new = NewJob {
             kind: "uninstall".into(),
             app_id: install.app_id.clone(),
@@ -754,7 +762,8 @@ impl Engine {
             manifest_version: install.version.clone(),
             manifest_sha256: install.manifest_sha256.clone(),
             commit_id: install.commit_id.clone(),
-            request: serde_json::json!({"install_id": install.id}).to_string(),
+            request: serde_json::json!({"install_id": install.id, "keep_volumes": keep_volumes})
+                .to_string(),
         };
         let store = self.store.clone();
         let job = blocking(move || store.create_job(&new)).await?;
@@ -779,8 +788,10 @@ impl Engine {
         let app = snapshot
             .and_then(|s| s.app(&install.app_id).cloned())
             .filter(|a| a.manifest.version().to_string() == install.version);
+        let keep = self.keeps_volumes(job_id).await;
         let mut work =
-            uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone());
+            uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone())
+                .keeping_volumes(keep);
         self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel, None)
             .await
     }
@@ -825,6 +836,17 @@ impl Engine {
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| format!("the job's saved context is not valid: {e}"))
+    }
+
+    /// Did the user ask this uninstall to keep the data volumes? (From the stored request.)
+    async fn keeps_volumes(&self, job_id: i64) -> bool {
+        let store = self.store.clone();
+        blocking(move || store.job(job_id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.request).ok())
+            .is_some_and(|r| r["keep_volumes"] == true)
     }
 
     /// Follows the state machine's decisions for one job until it ends, from `Queued` or, for a

@@ -21,6 +21,8 @@ pub(super) struct UninstallWork {
     install: InstallRecord,
     app: Option<Arc<CatalogApp>>,
     log: JobLog,
+    /// The user chose to keep the data volumes for a later install.
+    keep_volumes: bool,
 }
 
 impl UninstallWork {
@@ -37,7 +39,14 @@ impl UninstallWork {
             install,
             app,
             log,
+            keep_volumes: false,
         }
+    }
+
+    /// Keeps the data volumes (from the job's request).
+    pub(super) fn keeping_volumes(mut self, keep: bool) -> Self {
+        self.keep_volumes = keep;
+        self
     }
 
     /// Is the container gone (destroyed by this job before a restart, or removed by hand in PVE)?
@@ -162,6 +171,37 @@ impl UninstallWork {
             Ok(false) => {}
             Err(o) => return o,
         }
+        if self.keep_volumes {
+            let names: Vec<(String, String)> = self
+                .app
+                .as_ref()
+                .map(|a| {
+                    a.manifest
+                        .volumes()
+                        .iter()
+                        .map(|v| (v.mount_path.clone(), v.name.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name_of = move |mount: &str| {
+                names
+                    .iter()
+                    .find(|(m, _)| m == mount)
+                    .map(|(_, n)| n.clone())
+                    .unwrap_or_else(|| mount.trim_matches('/').replace('/', "-"))
+            };
+            if let Err(e) = super::volumes::keep(
+                &self.engine,
+                &self.install.app_id,
+                ctid,
+                &name_of,
+                &self.log,
+            )
+            .await
+            {
+                return failed(format!("keeping the data volumes: {e}"));
+            }
+        }
         let pve = &self.engine.pve;
         let result = match pve.lxc_destroy(&self.engine.config.node, ctid, true).await {
             Ok(upid) => wait_task(pve.as_ref(), &upid, self.engine.config.task_deadline)
@@ -171,8 +211,13 @@ impl UninstallWork {
         };
         match result {
             Ok(()) => {
+                let what = if self.keep_volumes {
+                    "its data volumes were kept"
+                } else {
+                    "with its data volumes"
+                };
                 self.log
-                    .info(&format!("container {ctid} destroyed (with its volumes)"))
+                    .info(&format!("container {ctid} destroyed ({what}); bind-mounted host directories are never touched"))
                     .await;
                 StepOutcome::Done
             }

@@ -78,7 +78,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
     let jobs = state.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     let helper_config = HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\n",
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\nallowed_bind_paths: [{s}/host-data]\n",
         r = sim.root.display(),
         j = jobs.display(),
         s = state.path().display()

@@ -291,6 +291,7 @@ impl Node {
                     ),
                 })
             }
+            ("POST", "/nodes/{node}/lxc/{vmid}/move_volume") => self.move_volume(p, &users, caller),
             ("GET", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshots(p),
             ("POST", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshot_create(p, caller),
             ("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}") => self.snapshot_delete(p, caller),
@@ -1201,6 +1202,121 @@ impl Node {
             .collect();
         out.push(json!({"name": "current", "description": "You are here!", "running": i32::from(self.backend.is_running(vmid)), "parent": conf.current().get("parent")}));
         Ok(Value::Array(out))
+    }
+
+    /// `move_volume` to another container (reassign): the volume is renamed to the target's
+    /// `vm-<target>-disk-N` and its config line moves from the source key to the target key. Moves
+    /// to another storage are not simulated.
+    fn move_volume(
+        self: &Arc<Self>,
+        p: &Params,
+        users: &UserCfg,
+        caller: &Caller,
+    ) -> Result<Value, ApiErr> {
+        let vmid = vmid_of(p)?;
+        let key = get(p, "volume").unwrap_or_default().to_string();
+        let Some(target) = get(p, "target-vmid").and_then(|t| t.parse::<u32>().ok()) else {
+            if get(p, "storage").is_some() {
+                return Err(ApiErr::runtime(
+                    "pve-sim: moving a volume to another storage is not simulated",
+                ));
+            }
+            return Err(ApiErr::param(
+                "storage",
+                "you must set either storage or target-vmid",
+            ));
+        };
+        let target_key = get(p, "target-volume").unwrap_or(&key).to_string();
+        if target == vmid {
+            return Err(ApiErr::runtime("can't move a volume to the same container"));
+        }
+        self.require(users, caller, &format!("/vms/{target}"), "VM.Config.Disk")?;
+        let (source_conf, _) = self.conf(vmid)?;
+        let (target_conf, _) = self.conf(target)?;
+        Self::check_lock(&source_conf, vmid)?;
+        Self::check_lock(&target_conf, target)?;
+        if key == "rootfs" || target_key == "rootfs" {
+            return Err(ApiErr::runtime("cannot reassign a rootfs volume"));
+        }
+        let Some(line) = source_conf.current().get(&key).map(str::to_string) else {
+            return Err(ApiErr::runtime(format!("no such volume '{key}'")));
+        };
+        let volid = line
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("volume=");
+        if !volid.contains(':') {
+            return Err(ApiErr::runtime(format!(
+                "cannot move volume '{key}': not a storage volume (bind or device mount)"
+            )));
+        }
+        if target_conf.current().get(&target_key).is_some() {
+            return Err(ApiErr::runtime(format!(
+                "target volume key '{target_key}' is already in use on CT {target}"
+            )));
+        }
+        for (id, c) in [(vmid, &source_conf), (target, &target_conf)] {
+            if self.backend.is_running(id) || c.current().get("lock").is_some() {
+                return Err(ApiErr::runtime(format!(
+                    "CT {id} is running - cannot reassign a mount point volume"
+                )));
+            }
+        }
+        let storage = volid.split(':').next().unwrap_or("").to_string();
+        self.require(
+            users,
+            caller,
+            &format!("/storage/{storage}"),
+            "Datastore.AllocateSpace",
+        )?;
+        let node_ref = Arc::clone(self);
+        Ok(self.task(
+            "move_volume",
+            &vmid.to_string(),
+            caller,
+            move |tasks, upid| {
+                let _l1 = node_ref.root.lock_config(vmid).map_err(|e| e.to_string())?;
+                let _l2 = node_ref
+                    .root
+                    .lock_config(target)
+                    .map_err(|e| e.to_string())?;
+                let (mut src, _) = node_ref.root.read_conf(vmid).ok_or("config vanished")?;
+                let (mut dst, _) = node_ref
+                    .root
+                    .read_conf(target)
+                    .ok_or("target config vanished")?;
+                let line = src.current_mut().remove(&key).ok_or("volume vanished")?;
+                // The next free disk number of the target.
+                let used: Vec<u32> = dst
+                    .current()
+                    .keys()
+                    .filter_map(|(_, v)| {
+                        v.split(',')
+                            .next()
+                            .and_then(|vol| vol.rsplit_once("-disk-"))
+                            .and_then(|(_, n)| n.parse().ok())
+                    })
+                    .collect();
+                let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
+                let mut parts: Vec<String> = line.split(',').map(str::to_string).collect();
+                let old = parts[0].trim_start_matches("volume=").to_string();
+                let new = format!("{storage}:vm-{target}-disk-{n}");
+                parts[0] = new.clone();
+                dst.current_mut()
+                    .try_set(&target_key, &parts.join(","))
+                    .map_err(|e| e.to_string())?;
+                tasks.log(upid, format!("renamed volume '{old}' to '{new}'"));
+                node_ref
+                    .root
+                    .write_conf(target, &dst)
+                    .map_err(|e| e.to_string())?;
+                node_ref
+                    .root
+                    .write_conf(vmid, &src)
+                    .map_err(|e| e.to_string())
+            },
+        ))
     }
 
     fn snapshot_create(self: &Arc<Self>, p: &Params, caller: &Caller) -> Result<Value, ApiErr> {
