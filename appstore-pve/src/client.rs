@@ -32,6 +32,8 @@ pub struct HttpPve {
     base: String,
     auth: String,
     version: OnceCell<VersionInfo>,
+    /// Nanoseconds spent waiting for answers (the head; bodies are small).
+    waited: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn enc(s: &str) -> String {
@@ -76,7 +78,14 @@ impl HttpPve {
                 endpoint.token_id, endpoint.token_secret
             ),
             version: OnceCell::new(),
+            waited: Default::default(),
         })
+    }
+
+    /// Time spent waiting for the node's answers since this client was made, shared by its clones
+    /// (benchmarks subtract it to find what the controller itself costs).
+    pub fn time_waiting(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        std::sync::Arc::clone(&self.waited)
     }
 
     async fn call<T: DeserializeOwned>(
@@ -101,10 +110,16 @@ impl HttpPve {
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(form(params));
         }
+        let sent = std::time::Instant::now();
         let resp = req.send().await.map_err(|source| PveError::Transport {
             url: self.base.clone(),
             source,
-        })?;
+        });
+        self.waited.fetch_add(
+            sent.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let resp = resp?;
         let status = resp.status();
         let reason = resp
             .extensions()

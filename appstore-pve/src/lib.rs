@@ -106,11 +106,12 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<Vec<LogLine>>;
 }
 
-/// Waits for a task: polls with backoff (20 ms, growing by half each time to 2 s) until `deadline`; a failed task comes
+/// Waits for a task: polls with backoff (5 ms, doubling to 2 s) until `deadline`; a failed task comes
 /// back as [`PveError::TaskFailed`] with PVE's own exit status and the end of its log.
 pub async fn wait_task(api: &dyn PveApi, upid: &Upid, deadline: Duration) -> Result<TaskStatus> {
     let start = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(20);
+    // Short first waits: most of the store's tasks (config-sized) end within milliseconds.
+    let mut delay = Duration::from_millis(5);
     loop {
         let status = api.task_status(upid).await?;
         if status.status == "stopped" {
@@ -138,6 +139,6 @@ pub async fn wait_task(api: &dyn PveApi, upid: &Upid, deadline: Duration) -> Res
             });
         }
         tokio::time::sleep(delay.min(deadline.saturating_sub(start.elapsed()))).await;
-        delay = (delay * 3 / 2).min(Duration::from_secs(2));
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

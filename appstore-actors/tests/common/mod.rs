@@ -49,6 +49,8 @@ pub fn catalog_repo(dir: &Path) -> String {
 }
 
 pub struct World {
+    /// Nanoseconds the engine's PVE client spent waiting for the node.
+    pub pve_waiting: Arc<std::sync::atomic::AtomicU64>,
     pub sim: RunningSim,
     pub engine: Engine,
     pub snapshot: Arc<CatalogSnapshot>,
@@ -85,15 +87,15 @@ pub fn world_with(opts: HarnessOptions) -> World {
     ))
     .unwrap();
     let (id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
-    let pve: Arc<dyn PveApi> = Arc::new(
-        HttpPve::new(&PveEndpoint {
-            url: sim.url.clone(),
-            token_id: id.into(),
-            token_secret: secret.into(),
-            tls: TlsMode::Insecure,
-        })
-        .unwrap(),
-    );
+    let http = HttpPve::new(&PveEndpoint {
+        url: sim.url.clone(),
+        token_id: id.into(),
+        token_secret: secret.into(),
+        tls: TlsMode::Insecure,
+    })
+    .unwrap();
+    let pve_waiting = http.time_waiting();
+    let pve: Arc<dyn PveApi> = Arc::new(http);
     let engine = Engine {
         config: EngineConfig {
             node: "pve1".into(),
@@ -130,6 +132,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
         reserved_ctids: Default::default(),
     };
     World {
+        pve_waiting,
         sim,
         engine,
         snapshot,
