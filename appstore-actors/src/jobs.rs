@@ -1,6 +1,8 @@
-//! JobRegistry: accepts install requests (answering with a job id at once), runs at most
-//! `max_concurrent` jobs and queues the rest in order, cancels on request, and settles jobs that a
-//! restart interrupted. Each job runs as its own task; the registry only schedules.
+//! JobRegistry: accepts install, uninstall, upgrade and reconfigure requests (answering with a job id
+//! at once), runs at most `max_concurrent` jobs and queues the rest in order, never two on one
+//! container, cancels on request, and resumes jobs that a restart interrupted. Each running job is a
+//! [`JobActor`]: it owns the job's cancel switch and reports back when the job ended; the job's
+//! steps run on the multi-thread runtime.
 
 use crate::catalog::CatalogHandle;
 use crate::engine::{CancelFlag, Engine, InstallRequest, MaintainRequest};
@@ -77,13 +79,86 @@ struct Queued {
     work: Work,
 }
 
+/// One running job (and so, with the registry's check, the one job of its container).
+#[derive(Debug)]
+pub struct JobActor {
+    job_id: i64,
+    cancel: CancelFlag,
+    work: Option<(Engine, Work)>,
+    registry: Addr<JobRegistry>,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Cancel;
+
+impl Actor for JobActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some((engine, work)) = self.work.take() else {
+            ctx.stop();
+            return;
+        };
+        let (job_id, cancel) = (self.job_id, self.cancel.clone());
+        let handle = tokio::spawn(async move {
+            let result = match work {
+                Work::Install { request, snapshot } => {
+                    engine.run_install(job_id, snapshot, request, cancel).await
+                }
+                Work::Uninstall { install, snapshot } => {
+                    engine
+                        .run_uninstall(job_id, install, snapshot, cancel)
+                        .await
+                }
+                Work::Maintain {
+                    kind,
+                    install,
+                    request,
+                    snapshot,
+                } => {
+                    engine
+                        .run_maintain(kind, job_id, snapshot, install, request, cancel)
+                        .await
+                }
+                Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
+            };
+            if let Err(e) = result {
+                tracing::error!(job_id, error = %e, "job engine failed");
+            }
+        });
+        ctx.spawn(
+            async move {
+                if let Err(e) = handle.await {
+                    // A panic in a job's steps: the job stays where the store has it, and the next
+                    // start resumes it.
+                    tracing::error!(job_id, error = %e, "job task ended abnormally");
+                }
+            }
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                act.registry.do_send(Finished(act.job_id));
+                ctx.stop();
+            }),
+        );
+    }
+}
+
+impl Handler<Cancel> for JobActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Cancel, _: &mut Self::Context) {
+        self.cancel.cancel();
+    }
+}
+
 /// Schedules jobs.
 #[derive(Debug)]
 pub struct JobRegistry {
     engine: Engine,
     catalog: CatalogHandle,
     max_concurrent: usize,
-    running: HashMap<i64, (CancelFlag, Option<i64>)>,
+    running: HashMap<i64, (Addr<JobActor>, Option<i64>)>,
     queue: VecDeque<Queued>,
 }
 
@@ -104,39 +179,14 @@ impl JobRegistry {
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
-            let cancel = CancelFlag::default();
-            self.running.insert(q.job_id, (cancel.clone(), q.ctid));
-            let engine = self.engine.clone();
-            let me = ctx.address();
-            tokio::spawn(async move {
-                let result = match q.work {
-                    Work::Install { request, snapshot } => {
-                        engine
-                            .run_install(q.job_id, snapshot, request, cancel)
-                            .await
-                    }
-                    Work::Uninstall { install, snapshot } => {
-                        engine
-                            .run_uninstall(q.job_id, install, snapshot, cancel)
-                            .await
-                    }
-                    Work::Maintain {
-                        kind,
-                        install,
-                        request,
-                        snapshot,
-                    } => {
-                        engine
-                            .run_maintain(kind, q.job_id, snapshot, install, request, cancel)
-                            .await
-                    }
-                    Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
-                };
-                if let Err(e) = result {
-                    tracing::error!(job = q.job_id, error = %e, "job engine failed");
-                }
-                me.do_send(Finished(q.job_id));
-            });
+            let actor = JobActor {
+                job_id: q.job_id,
+                cancel: CancelFlag::default(),
+                work: Some((self.engine.clone(), q.work)),
+                registry: ctx.address(),
+            }
+            .start();
+            self.running.insert(q.job_id, (actor, q.ctid));
         }
     }
 }
@@ -178,6 +228,13 @@ impl Actor for JobRegistry {
             }
             .into_actor(self)
             .map(|(jobs, snapshot), act, ctx| {
+                // After a supervised restart the jobs still running are not interrupted ones.
+                let jobs: Vec<_> = jobs
+                    .into_iter()
+                    .filter(|j| {
+                        !act.running.contains_key(&j.id) && !act.queue.iter().any(|q| q.job_id == j.id)
+                    })
+                    .collect();
                 for job in jobs {
                     tracing::info!(job_id = job.id, state = %job.state, "resuming an interrupted job");
                     act.queue.push_back(Queued {
@@ -194,6 +251,8 @@ impl Actor for JobRegistry {
         );
     }
 }
+
+impl actix::Supervised for JobRegistry {}
 
 impl Handler<SubmitInstall> for JobRegistry {
     type Result = ResponseActFuture<Self, Result<i64, String>>;
@@ -386,8 +445,8 @@ impl Handler<CancelJob> for JobRegistry {
     type Result = bool;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> bool {
-        if let Some((flag, _)) = self.running.get(&msg.0) {
-            flag.cancel();
+        if let Some((actor, _)) = self.running.get(&msg.0) {
+            actor.do_send(Cancel);
             return true;
         }
         if let Some(pos) = self.queue.iter().position(|q| q.job_id == msg.0) {

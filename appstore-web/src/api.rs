@@ -2,7 +2,7 @@
 //! `{"error":{"code","message","fields"}}` with a 4xx status (never a 500 for bad input).
 
 use actix::{Addr, Recipient};
-use appstore_actors::engine::{InstallRequest, MaintainRequest};
+use appstore_actors::engine::{InstallRequest, JobEvent, MaintainRequest};
 use appstore_actors::store::Store;
 use appstore_actors::{
     CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall, SubmitMaintain,
@@ -37,6 +37,8 @@ pub struct JobsApi {
     pub registry: Addr<JobRegistry>,
     /// Reads jobs, logs and installs.
     pub store: Store,
+    /// Job states and log lines as they happen (the SSE streams).
+    pub events: tokio::sync::broadcast::Sender<appstore_actors::engine::JobEvent>,
 }
 
 fn jobs_of(state: &ApiState) -> Result<JobsApi, ApiError> {
@@ -244,6 +246,169 @@ async fn get_job(state: ApiState, id: i64) -> ApiResult {
     let (job, transitions) = read(move || Ok((store.job(id)?, store.transitions(id)?))).await?;
     let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     ok_json(&json!({"job": job, "transitions": transitions}))
+}
+
+fn sse_log(l: &appstore_actors::store::LogRecord) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .id(l.seq.to_string())
+        .event("log")
+        .data(
+            json!({"seq": l.seq, "at_ms": l.at_ms, "stream": l.stream, "line": l.line}).to_string(),
+        )
+}
+
+fn sse_state(state: &str, reason: Option<&str>) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event("state")
+        .data(json!({"state": state, "reason": reason}).to_string())
+}
+
+fn is_terminal(state: &str) -> bool {
+    ["completed", "failed", "canceled"].contains(&state)
+}
+
+/// What an open job stream still has to send, and where it is.
+struct JobStream {
+    job: i64,
+    rx: tokio::sync::broadcast::Receiver<JobEvent>,
+    store: Store,
+    last_seq: i64,
+    pending: std::collections::VecDeque<warp::sse::Event>,
+    done: bool,
+}
+
+impl JobStream {
+    /// The next event: lines in order (read again from the store when this stream fell behind the
+    /// live feed), then the final state, after which the stream ends.
+    async fn next(mut self) -> Option<(Result<warp::sse::Event, Infallible>, JobStream)> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((Ok(e), self));
+            }
+            if self.done {
+                return None;
+            }
+            match self.rx.recv().await {
+                Ok(JobEvent::Log {
+                    job_id,
+                    seq,
+                    stream,
+                    line,
+                }) if job_id == self.job && seq > self.last_seq => {
+                    if seq != self.last_seq + 1 {
+                        self.catch_up().await;
+                        continue;
+                    }
+                    self.last_seq = seq;
+                    let l = appstore_actors::store::LogRecord {
+                        seq,
+                        at_ms: 0,
+                        stream,
+                        line,
+                    };
+                    return Some((Ok(sse_log(&l)), self));
+                }
+                Ok(JobEvent::State {
+                    job_id,
+                    state,
+                    reason,
+                }) if job_id == self.job => {
+                    // Lines stored before the state change come first.
+                    self.catch_up().await;
+                    self.done = is_terminal(&state);
+                    self.pending.push_back(sse_state(&state, reason.as_deref()));
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    async fn catch_up(&mut self) {
+        let (store, job, after) = (self.store.clone(), self.job, self.last_seq);
+        if let Ok(Ok(lines)) =
+            tokio::task::spawn_blocking(move || store.logs(job, after, 5000)).await
+        {
+            for l in lines {
+                self.last_seq = l.seq;
+                self.pending.push_back(sse_log(&l));
+            }
+        }
+    }
+}
+
+/// `GET /api/jobs/{id}/stream`: server-sent events, `log` (id = the line's cursor) and `state`; a
+/// reconnecting client sends `Last-Event-ID` (or `?after=`) and gets only what it missed. The stream
+/// ends after the job's final state.
+async fn job_stream(
+    state: ApiState,
+    id: i64,
+    params: HashMap<String, String>,
+    last_event_id: Option<String>,
+) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let after = match last_event_id.or_else(|| params.get("after").cloned()) {
+        None => 0,
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad cursor")
+                .field("after", "must be a whole number")
+        })?,
+    };
+    // Subscribed before the backlog is read, so nothing falls between the two.
+    let rx = jobs.events.subscribe();
+    let store = jobs.store.clone();
+    let (job, backlog) = read(move || Ok((store.job(id)?, store.logs(id, after, 5000)?))).await?;
+    let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    let mut stream = JobStream {
+        job: id,
+        rx,
+        store: jobs.store.clone(),
+        last_seq: after,
+        pending: Default::default(),
+        done: false,
+    };
+    for l in &backlog {
+        stream.last_seq = l.seq;
+        stream.pending.push_back(sse_log(l));
+    }
+    stream
+        .pending
+        .push_back(sse_state(&job.state, job.error.as_deref()));
+    stream.done = is_terminal(&job.state);
+    let events = futures_util::stream::unfold(stream, JobStream::next);
+    Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
+}
+
+/// `GET /api/events`: every job's state changes as server-sent events, for live views.
+async fn all_events(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let rx = jobs.events.subscribe();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(JobEvent::State {
+                    job_id,
+                    state,
+                    reason,
+                }) => {
+                    let e = warp::sse::Event::default().event("job").data(
+                        json!({"job_id": job_id, "state": state, "reason": reason}).to_string(),
+                    );
+                    return Some((Ok::<_, Infallible>(e), rx));
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let e = warp::sse::Event::default()
+                        .event("lagged")
+                        .data(json!({"missed": n}).to_string());
+                    return Some((Ok(e), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 
 async fn job_logs(state: ApiState, id: i64, params: HashMap<String, String>) -> ApiResult {
@@ -598,6 +763,22 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(with_state.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|id, s, q| respond(job_logs(s, id, q)));
+    let stream = api
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("stream"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and_then(|id, s, q, last| respond(job_stream(s, id, q, last)));
+    let events = api
+        .and(warp::path("events"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(all_events(s)));
     let cancel = api
         .and(warp::path("jobs"))
         .and(warp::path::param::<i64>())
@@ -642,40 +823,32 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|s| respond(list_installs(s)));
-    health
-        .or(apps)
-        .unify()
-        .or(app)
-        .unify()
-        .or(icon)
-        .unify()
-        .or(catalog)
-        .unify()
-        .or(refresh)
-        .unify()
-        .or(install)
-        .unify()
-        .or(uninstall)
-        .unify()
-        .or(jobs)
-        .unify()
-        .or(job)
-        .unify()
-        .or(logs)
-        .unify()
-        .or(cancel)
-        .unify()
-        .or(installs)
-        .unify()
-        .or(upgrade)
-        .unify()
-        .or(reconfigure)
-        .unify()
-        .or(plan)
-        .unify()
-        .or(volumes)
-        .unify()
-        .boxed()
+    // Each route boxed before it is joined: one flat type instead of a nested one per route, which
+    // keeps compile times sane as routes are added.
+    let mut all = health.boxed();
+    for route in [
+        apps.boxed(),
+        app.boxed(),
+        icon.boxed(),
+        catalog.boxed(),
+        refresh.boxed(),
+        install.boxed(),
+        uninstall.boxed(),
+        jobs.boxed(),
+        job.boxed(),
+        logs.boxed(),
+        cancel.boxed(),
+        installs.boxed(),
+        upgrade.boxed(),
+        reconfigure.boxed(),
+        plan.boxed(),
+        volumes.boxed(),
+        stream.boxed(),
+        events.boxed(),
+    ] {
+        all = all.or(route).unify().boxed();
+    }
+    all
 }
 
 /// Turns warp's rejections into the API's error shape.

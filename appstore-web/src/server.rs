@@ -1,7 +1,7 @@
 //! Starting the product: the actors, then the web server on its address, until a stop signal.
 
 use crate::api::{self, ApiState, JobsApi};
-use actix::{Actor, Supervisor};
+use actix::Supervisor;
 use anyhow::Context as _;
 use appstore_actors::engine::{Engine, EngineConfig, HostHelper};
 use appstore_actors::secrets::SecretBox;
@@ -69,8 +69,15 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 secrets,
                 reserved_ctids: Default::default(),
             };
-            let registry = JobRegistry::new(engine, handle.clone(), setup.max_concurrent).start();
-            Some(JobsApi { registry, store })
+            let events = engine.events.clone();
+            let (h, max) = (handle.clone(), setup.max_concurrent);
+            // Supervised: should the registry stop, it starts again and picks up the queue.
+            let registry = Supervisor::start(move |_| JobRegistry::new(engine, h, max));
+            Some(JobsApi {
+                registry,
+                store,
+                events,
+            })
         }
     };
     let state = ApiState {

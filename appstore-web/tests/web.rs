@@ -414,3 +414,99 @@ fn demo_installs_an_app_through_the_api() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// Server-sent events of a stream that ends: (event, id, data) in order.
+fn read_sse(resp: reqwest::blocking::Response) -> Vec<(String, Option<String>, serde_json::Value)> {
+    let mut text = String::new();
+    let mut resp = resp;
+    std::io::Read::read_to_string(&mut resp, &mut text).unwrap();
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(v.trim()).ok();
+                }
+            }
+            Some((event?, id, data?))
+        })
+        .collect()
+}
+
+#[test]
+fn demo_streams_a_job_live_and_resumes_from_the_last_event() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(
+            &serde_json::json!({"app_id": "radicale", "inputs": {"password": "Stream-Secret-77"}}),
+        )
+        .send()
+        .unwrap();
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    // Opened while the job runs; it ends by itself after the final state.
+    let resp = client
+        .get(format!("{}/api/jobs/{id}/stream", demo.base))
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let events = read_sse(resp);
+    let logs: Vec<&(String, Option<String>, serde_json::Value)> =
+        events.iter().filter(|e| e.0 == "log").collect();
+    for (i, (_, id, data)) in logs.iter().enumerate() {
+        assert_eq!(
+            data["seq"],
+            serde_json::json!(i + 1),
+            "no line lost or repeated"
+        );
+        assert_eq!(id.as_deref(), Some((i + 1).to_string().as_str()));
+    }
+    let states: Vec<&str> = events
+        .iter()
+        .filter(|e| e.0 == "state")
+        .map(|e| e.2["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.last(), Some(&"completed"), "{states:?}");
+    assert!(states.len() > 2, "states arrive live: {states:?}");
+    let all = serde_json::to_string(&logs.iter().map(|e| &e.2).collect::<Vec<_>>()).unwrap();
+    assert!(all.contains("running provision/install.sh"), "{all}");
+    assert!(!all.contains("Stream-Secret-77"));
+    // The same lines through the polling API.
+    let polled: serde_json::Value = demo
+        .get(&format!("/api/jobs/{id}/logs?after=0"))
+        .json()
+        .unwrap();
+    assert_eq!(polled["lines"].as_array().unwrap().len(), logs.len());
+
+    // A reconnecting client gets only what it missed.
+    let n = logs.len();
+    let resp = client
+        .get(format!("{}/api/jobs/{id}/stream", demo.base))
+        .header("Last-Event-ID", (n - 2).to_string())
+        .send()
+        .unwrap();
+    let again = read_sse(resp);
+    let seqs: Vec<i64> = again
+        .iter()
+        .filter(|e| e.0 == "log")
+        .map(|e| e.2["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [n as i64 - 1, n as i64]);
+    assert_eq!(again.last().unwrap().2["state"], "completed");
+}
