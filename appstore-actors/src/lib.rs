@@ -4,9 +4,13 @@
 
 pub mod catalog;
 pub mod engine;
+pub mod gpu;
 pub mod jobs;
+pub mod proxmox;
 pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
+pub use gpu::{GpuHandle, GpuManagerActor, GpuStatus, Rescan};
 pub use jobs::{CancelJob, JobRegistry, SubmitInstall, SubmitMaintain, SubmitUninstall};
+pub use proxmox::{Discover, Discovery, ProxmoxActor};

@@ -28,6 +28,8 @@ pub struct ApiState {
     pub refresh: Recipient<RefreshCatalog>,
     /// The job engine, when this mode runs one.
     pub jobs: Option<JobsApi>,
+    /// The GPU inventory.
+    pub gpus: appstore_actors::GpuHandle,
 }
 
 /// The job engine as the API uses it.
@@ -37,6 +39,8 @@ pub struct JobsApi {
     pub registry: Addr<JobRegistry>,
     /// Reads jobs, logs and installs.
     pub store: Store,
+    /// What the node offers (cached discovery).
+    pub proxmox: Addr<appstore_actors::ProxmoxActor>,
     /// Job states and log lines as they happen (the SSE streams).
     pub events: tokio::sync::broadcast::Sender<appstore_actors::engine::JobEvent>,
 }
@@ -223,6 +227,31 @@ async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
     );
     ok_json(&json!({"install_id": id, "check": check, "steps": steps,
         "commit": snapshot.source().commit, "manifest_sha256": app.manifest_sha256}))
+}
+
+/// `GET /api/system/discovery`: pool, storages, bridges and templates as the store's token sees them
+/// (cached 30 s; `?refresh=1` reads PVE again), and the GPUs.
+async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let refresh = q.get("refresh").is_some_and(|v| v == "1" || v == "true");
+    let d = jobs
+        .proxmox
+        .send(appstore_actors::Discover { refresh })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "engine_unavailable",
+                e.to_string(),
+            )
+        })?;
+    let gpus = state.gpus.status();
+    ok_json(&json!({"pve": *d, "gpus": gpus}))
+}
+
+/// `GET /api/gpus`: the host's GPU inventory.
+async fn gpu_inventory(state: ApiState) -> ApiResult {
+    ok_json(&serde_json::to_value(state.gpus.status()).unwrap_or_default())
 }
 
 /// Data volumes kept by uninstalls, waiting for a later install of their app.
@@ -811,6 +840,20 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| respond(upgrade_plan(s, id)));
+    let discover = api
+        .and(warp::path("system"))
+        .and(warp::path("discovery"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|s, q| respond(discovery(s, q)));
+    let gpus = api
+        .and(warp::path("gpus"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(gpu_inventory(s)));
     let volumes = api
         .and(warp::path("volumes"))
         .and(warp::path::end())
@@ -845,6 +888,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         volumes.boxed(),
         stream.boxed(),
         events.boxed(),
+        discover.boxed(),
+        gpus.boxed(),
     ] {
         all = all.or(route).unify().boxed();
     }

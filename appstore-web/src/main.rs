@@ -257,6 +257,7 @@ fn demo(
         cache_dir: state.join("catalog-cache"),
         refresh_every: Some(Duration::from_secs(60)),
         engine: Some(engine),
+        gpu_root: appstore_gpu::HostRoot::system(),
     });
     drop(sim);
     result
@@ -314,6 +315,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         cache_dir: state.join("catalog-cache"),
         refresh_every: config.catalog_refresh,
         engine: Some(engine),
+        gpu_root: appstore_gpu::HostRoot::system(),
     })
 }
 

@@ -7,7 +7,7 @@ use appstore_actors::engine::{Engine, EngineConfig, HostHelper};
 use appstore_actors::secrets::SecretBox;
 use appstore_actors::store::Store;
 use appstore_actors::JobRegistry;
-use appstore_actors::{CatalogActor, CatalogHandle};
+use appstore_actors::{CatalogActor, CatalogHandle, GpuHandle, GpuManagerActor, ProxmoxActor};
 use appstore_catalog::{GitCache, GitCatalog, GitSource};
 use appstore_pve::PveApi;
 use std::net::SocketAddr;
@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub refresh_every: Option<Duration>,
     /// The job engine.
     pub engine: Option<EngineSetup>,
+    /// Where the GPU inventory is read (`/` on a real host; a fixture tree in tests).
+    pub gpu_root: appstore_gpu::HostRoot,
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.
@@ -55,6 +57,15 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let every = settings.refresh_every;
     let h = handle.clone();
     let actor = Supervisor::start(move |_| CatalogActor::new(catalog, h, every));
+    let gpus = GpuHandle::default();
+    let (gpu_changes, _) = tokio::sync::broadcast::channel(16);
+    let (probe, g) = (
+        appstore_gpu::SysfsProbe::new(settings.gpu_root.clone()),
+        gpus.clone(),
+    );
+    let _gpu_manager = Supervisor::start(move |_| {
+        GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes)
+    });
     let jobs = match &settings.engine {
         None => None,
         Some(setup) => {
@@ -70,6 +81,10 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 reserved_ctids: Default::default(),
             };
             let events = engine.events.clone();
+            let (pve, config) = (Arc::clone(&setup.pve), setup.config.clone());
+            let proxmox = Supervisor::start(move |_| {
+                ProxmoxActor::new(pve, &config, Duration::from_secs(30))
+            });
             let (h, max) = (handle.clone(), setup.max_concurrent);
             // Supervised: should the registry stop, it starts again and picks up the queue.
             let registry = Supervisor::start(move |_| JobRegistry::new(engine, h, max));
@@ -77,6 +92,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 registry,
                 store,
                 events,
+                proxmox,
             })
         }
     };
@@ -84,6 +100,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         catalog: handle,
         refresh: actor.recipient(),
         jobs,
+        gpus,
     };
 
     let routes = api::routes(state)

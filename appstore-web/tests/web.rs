@@ -510,3 +510,37 @@ fn demo_streams_a_job_live_and_resumes_from_the_last_event() {
     assert_eq!(seqs, [n as i64 - 1, n as i64]);
     assert_eq!(again.last().unwrap().2["state"], "completed");
 }
+
+#[test]
+fn demo_discovers_what_the_node_offers() {
+    let demo = Demo::start();
+    let d: serde_json::Value = demo.get("/api/system/discovery").json().unwrap();
+    let pve = &d["pve"];
+    assert_eq!(pve["node"], "pve1");
+    assert_eq!(pve["pool_ok"], true, "{d}");
+    assert!(pve["version"].as_str().unwrap().starts_with("8."), "{d}");
+    let storages: Vec<&str> = pve["storages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["storage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        storages,
+        ["local-lvm"],
+        "only storages that hold containers"
+    );
+    let bridges: Vec<&str> = pve["bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["iface"].as_str().unwrap())
+        .collect();
+    assert!(bridges.contains(&"vmbr0"), "{d}");
+    assert_eq!(pve["default_bridge"], "vmbr0");
+    assert!(pve["errors"].as_array().unwrap().is_empty(), "{d}");
+    // The GPU inventory is there (this host may have none).
+    assert!(d["gpus"]["inventory"]["gpus"].is_array(), "{d}");
+    let g: serde_json::Value = demo.get("/api/gpus").json().unwrap();
+    assert!(g["scans"].as_u64().unwrap() >= 1, "{g}");
+}
