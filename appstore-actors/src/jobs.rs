@@ -45,6 +45,15 @@ pub struct SubmitMaintain {
     pub request: MaintainRequest,
 }
 
+/// Destroy the container a failed or canceled install left (stopped and tagged); answers with the
+/// job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, String>")]
+pub struct SubmitDestroyFailed {
+    /// The failed install job.
+    pub job_id: i64,
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Finished(i64);
@@ -428,6 +437,63 @@ impl Handler<SubmitMaintain> for JobRegistry {
                     Ok(job_id)
                 },
             ),
+        )
+    }
+}
+
+impl Handler<SubmitDestroyFailed> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, String>>;
+
+    fn handle(&mut self, msg: SubmitDestroyFailed, _: &mut Self::Context) -> Self::Result {
+        let engine = self.engine.clone();
+        let snapshot = self.catalog.snapshot();
+        let id = msg.job_id;
+        Box::pin(
+            async move {
+                let store = engine.store.clone();
+                let job = tokio::task::spawn_blocking(move || store.job(id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no job {id}"))?;
+                Engine::failed_install_of(&job)?;
+                Ok(job)
+            }
+            .into_actor(self)
+            .then(
+                move |res: Result<crate::store::JobRecord, String>, act, _| {
+                    let engine = act.engine.clone();
+                    let busy = res
+                        .as_ref()
+                        .ok()
+                        .and_then(|j| j.ctid)
+                        .is_some_and(|c| act.busy(c));
+                    async move {
+                        let job = res?;
+                        if busy {
+                            return Err(format!(
+                                "a job is already running on container {}",
+                                job.ctid.unwrap_or_default()
+                            ));
+                        }
+                        engine
+                            .create_destroy_failed_job(&job)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    .into_actor(act)
+                },
+            )
+            .map(move |res: Result<(i64, InstallRecord), String>, act, ctx| {
+                let (job_id, install) = res?;
+                act.queue.push_back(Queued {
+                    job_id,
+                    ctid: install.ctid,
+                    work: Work::Uninstall { install, snapshot },
+                });
+                act.pump(ctx);
+                Ok(job_id)
+            }),
         )
     }
 }

@@ -12,5 +12,7 @@ pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
 pub use gpu::{GpuHandle, GpuManagerActor, GpuStatus, Rescan};
-pub use jobs::{CancelJob, JobRegistry, SubmitInstall, SubmitMaintain, SubmitUninstall};
+pub use jobs::{
+    CancelJob, JobRegistry, SubmitDestroyFailed, SubmitInstall, SubmitMaintain, SubmitUninstall,
+};
 pub use proxmox::{Discover, Discovery, ProxmoxActor};

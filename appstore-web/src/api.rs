@@ -254,6 +254,29 @@ async fn gpu_inventory(state: ApiState) -> ApiResult {
     ok_json(&serde_json::to_value(state.gpus.status()).unwrap_or_default())
 }
 
+/// `POST /api/jobs/{id}/destroy`: removes the container a failed or canceled install left.
+async fn destroy_failed(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    match jobs
+        .registry
+        .send(appstore_actors::SubmitDestroyFailed { job_id: id })
+        .await
+    {
+        Ok(Ok(job)) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"job_id": job, "url": format!("/api/jobs/{job}")})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Ok(Err(e)) if e.starts_with("no job") => Err(ApiError::not_found(e)),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
 /// Data volumes kept by uninstalls, waiting for a later install of their app.
 async fn list_volumes(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
@@ -840,6 +863,14 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| respond(upgrade_plan(s, id)));
+    let destroy = api
+        .and(warp::path("jobs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("destroy"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(destroy_failed(s, id)));
     let discover = api
         .and(warp::path("system"))
         .and(warp::path("discovery"))
@@ -890,6 +921,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         events.boxed(),
         discover.boxed(),
         gpus.boxed(),
+        destroy.boxed(),
     ] {
         all = all.or(route).unify().boxed();
     }

@@ -260,6 +260,18 @@ fn assert_log_whole(lines: &[Value], before: &[Value]) {
     assert_eq!(&lines[..before.len()], before);
 }
 
+/// The first job of the run: a completed install.
+fn installs_job_of_first(setup: &Setup) -> i64 {
+    setup.get("/api/jobs")["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "install" && j["state"] == "completed")
+        .map(|j| j["id"].as_i64().unwrap())
+        .min()
+        .unwrap()
+}
+
 fn kill(mut child: Child) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -307,6 +319,7 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
     let job = setup.post("/api/install", json!({"app_id": "once"}))["job_id"]
         .as_i64()
         .unwrap();
+    let failed_job = job;
     setup.wait_for_line(job, "holding after `push_assets`");
     kill(service);
     // Mid-provision: the kill lands after push_assets is stored as done and the next transition is
@@ -357,6 +370,21 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
 
     // Nothing orphaned: every container left is an install the store knows, or the failed one.
     let service = setup.serve(None);
+    // The failed install's container goes on request; a completed install is not "failed".
+    let r = setup
+        .client()
+        .post(setup.url(&format!(
+            "/api/jobs/{}/destroy",
+            installs_job_of_first(&setup)
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let destroy = setup.post(&format!("/api/jobs/{failed_job}/destroy"), json!({}))["job_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(setup.wait_settled(destroy)["job"]["state"], "completed");
+    assert!(setup.containers_of_job(failed_job).is_empty());
     let known: Vec<i64> = setup.get("/api/installs")["installs"]
         .as_array()
         .unwrap()

@@ -689,7 +689,19 @@ impl Engine {
             "uninstall" => {
                 let store = self.store.clone();
                 let install_id = job.install_id.unwrap_or_default();
-                let install = blocking(move || store.install(install_id)).await?;
+                let mut install = blocking(move || store.install(install_id)).await?;
+                if job.install_id.is_none() {
+                    // Destroying a failed install's container: its job says which.
+                    let failed = serde_json::from_str::<serde_json::Value>(&job.request)
+                        .ok()
+                        .and_then(|r| r["failed_job"].as_i64());
+                    if let Some(failed) = failed {
+                        let store = self.store.clone();
+                        if let Some(fj) = blocking(move || store.job(failed)).await? {
+                            install = Self::failed_install_of(&fj).ok();
+                        }
+                    }
+                }
                 let Some(install) = install else {
                     return self.give_up(&job, "its install record is gone").await;
                 };
@@ -836,6 +848,69 @@ impl Engine {
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| format!("the job's saved context is not valid: {e}"))
+    }
+
+    /// The container a failed or canceled install left behind, as an install record an uninstall
+    /// can remove (it was never recorded as installed).
+    pub fn failed_install_of(job: &crate::store::JobRecord) -> Result<InstallRecord, String> {
+        if job.kind != "install" || !["failed", "canceled"].contains(&job.state.as_str()) {
+            return Err(format!(
+                "job {} is a {} job in `{}`; only a failed or canceled install leaves a container to destroy",
+                job.id, job.kind, job.state
+            ));
+        }
+        let Some(ctid) = job.ctid else {
+            return Err(format!("job {} made no container", job.id));
+        };
+        Ok(InstallRecord {
+            id: 0,
+            app_id: job.app_id.clone(),
+            ctid: Some(ctid),
+            node: job.node.clone(),
+            pool: job.pool.clone(),
+            version: job.manifest_version.clone(),
+            manifest_sha256: job.manifest_sha256.clone(),
+            commit_id: job.commit_id.clone(),
+            inputs: "{}".into(),
+            outputs: "[]".into(),
+            status: "failed".into(),
+            created_at: job.created_at,
+        })
+    }
+
+    /// Creates the job that destroys the container of the failed install `failed_job` (the same
+    /// steps as an uninstall: boundary check, stop, destroy with purge).
+    pub async fn create_destroy_failed_job(
+        &self,
+        failed_job: &crate::store::JobRecord,
+    ) -> Result<(i64, InstallRecord), EngineError> {
+        let install = Self::failed_install_of(failed_job).map_err(EngineError::Rejected)?;
+        let new = NewJob {
+            kind: "uninstall".into(),
+            app_id: install.app_id.clone(),
+            install_id: None,
+            ctid: install.ctid,
+            node: install.node.clone(),
+            pool: install.pool.clone(),
+            user_action: format!(
+                "destroy the container {} of failed job {}",
+                install.ctid.unwrap_or_default(),
+                failed_job.id
+            ),
+            manifest_version: install.version.clone(),
+            manifest_sha256: install.manifest_sha256.clone(),
+            commit_id: install.commit_id.clone(),
+            request: serde_json::json!({"failed_job": failed_job.id, "keep_volumes": false})
+                .to_string(),
+        };
+        let store = self.store.clone();
+        let job = blocking(move || store.create_job(&new)).await?;
+        let _ = self.events.send(JobEvent::State {
+            job_id: job.id,
+            state: "queued".into(),
+            reason: None,
+        });
+        Ok((job.id, install))
     }
 
     /// Did the user ask this uninstall to keep the data volumes? (From the stored request.)

@@ -229,6 +229,10 @@ impl UninstallWork {
         let store = self.engine.store.clone();
         let id = self.install.id;
         let _ = std::fs::remove_dir_all(self.engine.config.jobs_dir.join(self.job_id.to_string()));
+        if id == 0 {
+            // A failed install's container: there is no install record to mark.
+            return StepOutcome::Done;
+        }
         match blocking(move || store.set_install_status(id, "removed")).await {
             Ok(()) => StepOutcome::Done,
             Err(e) => failed(format!("recording the removal: {e}")),
