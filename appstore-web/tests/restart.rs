@@ -43,6 +43,29 @@ fn catalog_repo(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
 
+/// Releases `steady` 1.1.0 with an upgrade script: a commit on the catalog's branch.
+fn release_steady_1_1(dir: &Path) {
+    let app = dir.join("apps/steady");
+    let text = std::fs::read_to_string(app.join("app.yml")).unwrap();
+    let text = text.replace("version: 1.0.0", "version: 1.1.0").replace(
+        "retry_safe: true }",
+        "retry_safe: true, upgrade: upgrade.sh }",
+    );
+    std::fs::write(app.join("app.yml"), text).unwrap();
+    std::fs::write(app.join("upgrade.sh"), "echo upgrading\n").unwrap();
+    let repo = git2::Repository::open(dir).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.org").unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "steady 1.1.0", &tree, &[&parent])
+        .unwrap();
+}
+
 /// The root helper's socket, served by this test process with the helper's own code (as systemd's
 /// socket unit does with the helper binary).
 fn serve_helper(socket: PathBuf, config: HelperConfig) {
@@ -307,6 +330,18 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
         let mine = setup.containers_of_job(job);
         assert_eq!(mine.len(), 1, "killed after {state}: containers {mine:?}");
         installs.push((settled["job"]["install_id"].as_i64().unwrap(), mine[0]));
+        if state == JobState::CollectOutputs {
+            // One more, so every upgrade state below has an install of its own.
+            let extra = setup.post("/api/install", json!({"app_id": "steady"}))["job_id"]
+                .as_i64()
+                .unwrap();
+            let done = setup.wait_settled(extra);
+            assert_eq!(done["job"]["state"], "completed");
+            installs.push((
+                done["job"]["install_id"].as_i64().unwrap(),
+                setup.containers_of_job(extra)[0],
+            ));
+        }
         // The generated password survived the restart: the stored outputs and inputs agree with one
         // install, and the sealed request never shows in the job view.
         assert!(!settled.to_string().contains("\"context\""));
@@ -364,6 +399,49 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
         assert!(
             setup.containers().iter().all(|(id, _)| id != ctid),
             "container {ctid} survived its uninstall"
+        );
+        kill(service);
+    }
+
+    // Upgrades to a new catalog release, killed after each of their steps: every one completes once,
+    // and no snapshot is left behind.
+    release_steady_1_1(&setup.dir.path().join("catalog"));
+    let upgrade_states = steps(JobKind::Upgrade);
+    let remaining = &installs[steps(JobKind::Uninstall).len()..];
+    assert!(remaining.len() >= upgrade_states.len());
+    for (&state, (install_id, ctid)) in upgrade_states.iter().zip(remaining) {
+        let service = setup.serve(Some(state));
+        let job = setup.post("/api/upgrade", json!({"install_id": install_id}))["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "upgrade killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        let install = setup.get("/api/installs")["installs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == json!(install_id))
+            .unwrap()
+            .clone();
+        assert_eq!(install["version"], "1.1.0");
+        let conf = &setup
+            .containers()
+            .into_iter()
+            .find(|(id, _)| id == ctid)
+            .unwrap()
+            .1;
+        assert!(
+            !conf.contains("[appstore_job_"),
+            "killed after {state}: {conf}"
         );
         kill(service);
     }
