@@ -443,6 +443,33 @@ impl Store {
         Ok(())
     }
 
+    /// Records an app the store has a job for, as the catalog had it then.
+    pub fn record_app(
+        &self,
+        id: &str,
+        name: &str,
+        version: &str,
+        manifest_sha256: &str,
+        commit_id: Option<&str>,
+    ) -> Result<()> {
+        self.pool.get()?.execute(
+            "INSERT INTO apps (id, name, version, manifest_sha256, commit_id, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, version = excluded.version,
+                 manifest_sha256 = excluded.manifest_sha256, commit_id = excluded.commit_id, seen_at = excluded.seen_at",
+            params![id, name, version, manifest_sha256, commit_id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The version of an app in the `apps` table (the last job's).
+    pub fn app_version(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_row("SELECT version FROM apps WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Stores the job's sealed resume context.
     pub fn set_job_context(&self, job: i64, sealed: &str) -> Result<()> {
         self.pool.get()?.execute(

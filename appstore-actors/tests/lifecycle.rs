@@ -120,6 +120,10 @@ async fn upgrade_takes_a_snapshot_runs_the_script_and_removes_the_snapshot() {
         .any(|l| l.contains(&format!("snapshot `appstore_job_{job}` taken"))));
     let after = w.engine.store.install(before.id).unwrap().unwrap();
     assert_eq!(after.version, "9.9.0");
+    assert_eq!(
+        w.engine.store.app_version("radicale").unwrap().as_deref(),
+        Some("9.9.0")
+    );
     assert_eq!(after.ctid, before.ctid);
     // The snapshot is gone again, and the secret never reached the log.
     assert!(!conf(&w, before.ctid.unwrap()).contains("[appstore_job_"));

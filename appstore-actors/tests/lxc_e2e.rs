@@ -268,7 +268,7 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
         &[
             (
                 "apps/broken-app/app.yml",
-                "id: broken-app\nname: Broken app\ndescription: Its install script fails\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n".to_string(),
+                "id: broken-app\nname: Broken app\ndescription: Its install script fails\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh, retry_safe: true }\n".to_string(),
             ),
             (
                 "apps/broken-app/install.sh",
@@ -286,14 +286,18 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     )
     .await;
     assert_eq!(failed.end, JobState::Failed, "{:#?}", failed.logs);
-    assert!(
+    // retry_safe: a second run after the first failure, then the job fails.
+    assert_eq!(
         failed
             .logs
             .iter()
-            .any(|l| l == "[stderr] ERROR: the disk is on fire"),
+            .filter(|l| *l == "[stderr] ERROR: the disk is on fire")
+            .count(),
+        2,
         "{:#?}",
         failed.logs
     );
+    assert!(failed.logs.iter().any(|l| l.contains("runs once more")));
     let record = w.engine.store.job(failed.job).unwrap().unwrap();
     assert!(record
         .error

@@ -1062,7 +1062,27 @@ impl InstallWork {
 
     async fn provision(&mut self) -> StepOutcome {
         let p = self.manifest().provision().clone();
-        self.run_once(p.script.as_str(), p.timeout_sec).await
+        // A script marked retry_safe gets a second run after a failure (a mirror hiccup, say).
+        let attempts = if p.retry_safe { 2 } else { 1 };
+        let mut attempt = 1;
+        loop {
+            let outcome = self.run_once(p.script.as_str(), p.timeout_sec).await;
+            if outcome == StepOutcome::Done || attempt >= attempts {
+                return outcome;
+            }
+            attempt += 1;
+            self.log
+                .info(&format!(
+                    "{} failed; it is marked retry_safe, so it runs once more",
+                    p.script
+                ))
+                .await;
+            // inputs.json went with the first run.
+            let pushed = self.push_assets().await;
+            if pushed != StepOutcome::Done {
+                return pushed;
+            }
+        }
     }
 
     async fn healthcheck(&mut self) -> StepOutcome {

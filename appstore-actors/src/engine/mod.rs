@@ -317,6 +317,8 @@ impl Engine {
             commit_id: snapshot.source().commit.clone(),
             request: request.redacted_json(&app.manifest).to_string(),
         };
+        self.record_app(app, snapshot.source().commit.clone())
+            .await?;
         let store = self.store.clone();
         let job = blocking(move || store.create_job(&new)).await?;
         // The whole request (secrets too) is kept sealed, so the job can resume after a restart.
@@ -329,6 +331,23 @@ impl Engine {
             reason: None,
         });
         Ok(job.id)
+    }
+
+    /// Keeps the `apps` table up to date with the app a job is made for.
+    async fn record_app(
+        &self,
+        app: &CatalogApp,
+        commit: Option<String>,
+    ) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        let (id, name, version, sha) = (
+            app.manifest.id().to_string(),
+            app.manifest.name().to_string(),
+            app.manifest.version().to_string(),
+            app.manifest_sha256.clone(),
+        );
+        blocking(move || store.record_app(&id, &name, &version, &sha, commit.as_deref())).await?;
+        Ok(())
     }
 
     async fn enter(
@@ -503,6 +522,7 @@ impl Engine {
             },
             request: request.redacted_json(&app.manifest).to_string(),
         };
+        self.record_app(&app, new.commit_id.clone()).await?;
         let store = self.store.clone();
         let job = blocking(move || store.create_job(&new)).await?;
         let mut ctx = install::InstallContext::new(InstallRequest {
