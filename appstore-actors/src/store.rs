@@ -132,6 +132,13 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (holder_ctid, holder_key)
     );
     CREATE INDEX kept_volumes_app ON kept_volumes(app_id, name);",
+    // 4: login sessions, by the SHA-256 of their token (the database never holds a usable token).
+    "CREATE TABLE sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
 
 fn now_ms() -> i64 {
@@ -440,6 +447,45 @@ impl Store {
             "UPDATE jobs SET ctid = ?2, updated_at = ?3 WHERE id = ?1",
             params![job, ctid, now_ms()],
         )?;
+        Ok(())
+    }
+
+    /// Stores a session (by its token's hash) until `expires_at` (ms).
+    pub fn create_session(&self, token_sha256: &str, csrf: &str, expires_at: i64) -> Result<()> {
+        let conn = self.pool.get()?;
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now_ms()])?;
+        conn.execute(
+            "INSERT INTO sessions (token_sha256, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_sha256, csrf, now_ms(), expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The CSRF token of a live session.
+    pub fn session(&self, token_sha256: &str) -> Result<Option<String>> {
+        Ok(self
+            .pool
+            .get()?
+            .query_row(
+                "SELECT csrf FROM sessions WHERE token_sha256 = ?1 AND expires_at >= ?2",
+                params![token_sha256, now_ms()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Ends a session.
+    pub fn delete_session(&self, token_sha256: &str) -> Result<()> {
+        self.pool.get()?.execute(
+            "DELETE FROM sessions WHERE token_sha256 = ?1",
+            [token_sha256],
+        )?;
+        Ok(())
+    }
+
+    /// Ends every session (after a password change).
+    pub fn delete_all_sessions(&self) -> Result<()> {
+        self.pool.get()?.execute("DELETE FROM sessions", [])?;
         Ok(())
     }
 

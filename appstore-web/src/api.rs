@@ -30,6 +30,8 @@ pub struct ApiState {
     pub jobs: Option<JobsApi>,
     /// The GPU inventory.
     pub gpus: appstore_actors::GpuHandle,
+    /// Password login, when `web.auth.mode` is `password` (`None`: no login).
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// The job engine as the API uses it.
@@ -252,6 +254,161 @@ async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
 /// `GET /api/gpus`: the host's GPU inventory.
 async fn gpu_inventory(state: ApiState) -> ApiResult {
     ok_json(&serde_json::to_value(state.gpus.status()).unwrap_or_default())
+}
+
+/// A request the login guard refused.
+#[derive(Debug)]
+struct Denied(ApiError);
+
+impl warp::reject::Reject for Denied {}
+
+fn denied(status: StatusCode, code: &'static str, message: &str) -> warp::Rejection {
+    warp::reject::custom(Denied(ApiError::new(status, code, message)))
+}
+
+/// In password mode every `/api` request needs a live session, and every request that changes
+/// something also its CSRF token; `GET /api/health`, `GET /api/session` and `POST /api/login` are open.
+fn guard(state: ApiState) -> warp::filters::BoxedFilter<()> {
+    warp::path::full()
+        .and(warp::method())
+        .and(warp::cookie::optional::<String>(crate::auth::COOKIE))
+        .and(warp::header::optional::<String>(crate::auth::CSRF_HEADER))
+        .and_then(
+            move |path: warp::path::FullPath,
+                  method: warp::http::Method,
+                  cookie: Option<String>,
+                  csrf: Option<String>| {
+                let auth = state.auth.clone();
+                async move {
+                    let Some(auth) = auth else { return Ok(()) };
+                    let p = path.as_str();
+                    let open = !p.starts_with("/api/")
+                        || (method == warp::http::Method::GET
+                            && (p == "/api/health" || p == "/api/session"))
+                        || (method == warp::http::Method::POST && p == "/api/login");
+                    if open {
+                        return Ok(());
+                    }
+                    let Some(token) = cookie else {
+                        return Err(denied(
+                            StatusCode::UNAUTHORIZED,
+                            "login_required",
+                            "log in first (POST /api/login)",
+                        ));
+                    };
+                    let session = tokio::task::spawn_blocking(move || auth.session(&token))
+                        .await
+                        .ok()
+                        .flatten();
+                    let Some(expected) = session else {
+                        return Err(denied(
+                            StatusCode::UNAUTHORIZED,
+                            "session_expired",
+                            "the session has ended; log in again",
+                        ));
+                    };
+                    let safe = matches!(
+                        method,
+                        warp::http::Method::GET | warp::http::Method::HEAD
+                    );
+                    if !safe && csrf.as_deref() != Some(expected.as_str()) {
+                        return Err(denied(
+                            StatusCode::FORBIDDEN,
+                            "csrf",
+                            "missing or wrong X-CSRF-Token header (the token comes with the login and from GET /api/session); reload the page",
+                        ));
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .untuple_one()
+        .boxed()
+}
+
+/// `POST /api/login` `{"password": "..."}`: a session cookie and the CSRF token.
+async fn login(state: ApiState, remote: Option<std::net::SocketAddr>, body: Bytes) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Login {
+        password: String,
+    }
+    let Some(auth) = state.auth.clone() else {
+        return ok_json(&json!({"auth": "none", "csrf": null}));
+    };
+    let req: Login = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected {{\"password\": \"...\"}}: {e}"),
+        )
+        .field("password", "required")
+    })?;
+    let ip = remote
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let a = Arc::clone(&auth);
+    let result = tokio::task::spawn_blocking(move || a.login(ip, &req.password))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    use crate::auth::LoginError;
+    match result {
+        Ok((token, csrf)) => {
+            tracing::info!(%ip, "login");
+            let reply = warp::reply::json(&json!({"auth": "password", "csrf": csrf}));
+            Ok(warp::reply::with_header(reply, "set-cookie", auth.cookie(&token)).into_response())
+        }
+        Err(LoginError::Wrong) => {
+            tracing::warn!(%ip, "failed login");
+            Err(
+                ApiError::new(StatusCode::UNAUTHORIZED, "wrong_password", "wrong password")
+                    .field("password", "wrong password"),
+            )
+        }
+        Err(LoginError::RateLimited(after)) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed logins from this address; try again in {after} s"),
+        )),
+        Err(LoginError::NoPassword) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_password",
+            "no password is set on this node; run `pve-appstore passwd` as root",
+        )),
+        Err(LoginError::Store(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e,
+        )),
+    }
+}
+
+/// `POST /api/logout`: ends the session.
+async fn logout(state: ApiState, cookie: Option<String>) -> ApiResult {
+    let Some(auth) = state.auth.clone() else {
+        return ok_json(&json!({"auth": "none"}));
+    };
+    if let Some(token) = cookie {
+        let a = Arc::clone(&auth);
+        let _ = tokio::task::spawn_blocking(move || a.logout(&token)).await;
+    }
+    let reply = warp::reply::json(&json!({"logged_out": true}));
+    Ok(warp::reply::with_header(reply, "set-cookie", auth.clear_cookie()).into_response())
+}
+
+/// `GET /api/session`: the login mode, and whether this browser is logged in (with its CSRF token).
+async fn session(state: ApiState, cookie: Option<String>) -> ApiResult {
+    let Some(auth) = state.auth.clone() else {
+        return ok_json(&json!({"auth": "none", "logged_in": true, "csrf": null}));
+    };
+    let csrf = match cookie {
+        Some(token) => tokio::task::spawn_blocking(move || auth.session(&token))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    ok_json(&json!({"auth": "password", "logged_in": csrf.is_some(), "csrf": csrf}))
 }
 
 /// `POST /api/jobs/{id}/destroy`: removes the container a failed or canceled install left.
@@ -735,6 +892,7 @@ async fn respond(
 
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
+    let gate = guard(state.clone());
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -863,6 +1021,29 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| respond(upgrade_plan(s, id)));
+    let login_route = api
+        .and(warp::path("login"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::addr::remote())
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, r, b| respond(login(s, r, b)));
+    let logout_route = api
+        .and(warp::path("logout"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::cookie::optional::<String>(crate::auth::COOKIE))
+        .and_then(|s, c| respond(logout(s, c)));
+    let session_route = api
+        .and(warp::path("session"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::cookie::optional::<String>(crate::auth::COOKIE))
+        .and_then(|s, c| respond(session(s, c)));
     let destroy = api
         .and(warp::path("jobs"))
         .and(warp::path::param::<i64>())
@@ -922,15 +1103,26 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         discover.boxed(),
         gpus.boxed(),
         destroy.boxed(),
+        login_route.boxed(),
+        logout_route.boxed(),
+        session_route.boxed(),
     ] {
         all = all.or(route).unify().boxed();
     }
-    all
+    // The login check runs once, before any route.
+    gate.and(all).boxed()
 }
 
 /// Turns warp's rejections into the API's error shape.
 pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infallible> {
-    let err = if rejection.is_not_found() {
+    let err = if let Some(Denied(e)) = rejection.find::<Denied>() {
+        ApiError {
+            status: e.status,
+            code: e.code,
+            message: e.message.clone(),
+            fields: e.fields.clone(),
+        }
+    } else if rejection.is_not_found() {
         ApiError::not_found("no such page or API path")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(

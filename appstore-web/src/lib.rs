@@ -3,6 +3,7 @@
 //! errors to HTTP statuses.
 
 pub mod api;
+pub mod auth;
 pub mod demo;
 pub mod lint;
 pub mod server;

@@ -34,6 +34,16 @@ enum Command {
         /// Containers of the simulated node: `inert` (no processes) or `lxc` (real LXC; needs root).
         #[arg(long, default_value = "inert")]
         containers: String,
+        /// Require a login with this password (by default the demo has no login).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Set the admin password of `web.auth.mode: password` (read from the terminal, or a line on
+    /// standard input); existing sessions end.
+    Passwd {
+        /// The config file (its `paths.state_dir` holds the password hash).
+        #[arg(long, default_value = "/etc/pve-appstore/config.yml")]
+        config: PathBuf,
     },
     /// Run the service with a config file.
     Serve {
@@ -179,6 +189,7 @@ fn demo(
     bind: IpAddr,
     state_dir: Option<PathBuf>,
     containers: &str,
+    password: Option<String>,
 ) -> anyhow::Result<()> {
     let temp;
     let state = match state_dir {
@@ -248,7 +259,16 @@ fn demo(
         secret_key: state.join("secret.key"),
         max_concurrent: 2,
     };
+    let password_file = match password {
+        Some(pw) => {
+            let file = state.join(appstore_web::auth::PASSWORD_FILE);
+            appstore_web::auth::write_password_file(&file, &pw).map_err(anyhow::Error::msg)?;
+            Some(file)
+        }
+        None => None,
+    };
     let result = run_system(server::ServerSettings {
+        password_file,
         addr: SocketAddr::new(bind, port),
         catalog: GitSource {
             url,
@@ -306,7 +326,15 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         secret_key: state.join("secret.key"),
         max_concurrent: config.max_concurrent_installs as usize,
     };
+    let password_file = (config.auth == appstore_core::config::AuthMode::Password)
+        .then(|| state.join(appstore_web::auth::PASSWORD_FILE));
+    if let Some(f) = &password_file {
+        if !f.exists() {
+            tracing::warn!(file = %f.display(), "no admin password is set: every login fails until `pve-appstore passwd` sets one");
+        }
+    }
     run_system(server::ServerSettings {
+        password_file,
         addr: SocketAddr::new(config.bind, config.port),
         catalog: GitSource {
             url: config.catalog_url.clone(),
@@ -317,6 +345,40 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         engine: Some(engine),
         gpu_root: appstore_gpu::HostRoot::system(),
     })
+}
+
+fn passwd(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let config = appstore_core::config::parse_config(&text)
+        .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?;
+    let file = PathBuf::from(&config.state_dir).join(appstore_web::auth::PASSWORD_FILE);
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let first = rpassword::prompt_password("New password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    appstore_web::auth::write_password_file(&file, &password).map_err(anyhow::Error::msg)?;
+    // Sessions made with the old password end.
+    let db = PathBuf::from(&config.state_dir).join("state.db");
+    if db.exists() {
+        appstore_actors::store::Store::open(&db)?.delete_all_sessions()?;
+    }
+    if config.auth != appstore_core::config::AuthMode::Password {
+        eprintln!(
+            "note: web.auth.mode is not `password` in {}, so the password is not asked for",
+            path.display()
+        );
+    }
+    println!("password set ({})", file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<ExitCode> {
@@ -365,10 +427,12 @@ fn main() -> ExitCode {
             bind,
             state_dir,
             containers,
+            password,
         } => {
             init_tracing(None);
-            demo(port, bind, state_dir, &containers).map(|()| ExitCode::SUCCESS)
+            demo(port, bind, state_dir, &containers, password).map(|()| ExitCode::SUCCESS)
         }
+        Command::Passwd { config } => passwd(&config),
         Command::Serve { config } => {
             // The log directory comes from the config; a config that cannot be read is reported by serve.
             let log_dir = std::fs::read_to_string(&config)

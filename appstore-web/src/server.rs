@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub engine: Option<EngineSetup>,
     /// Where the GPU inventory is read (`/` on a real host; a fixture tree in tests).
     pub gpu_root: appstore_gpu::HostRoot,
+    /// Password login against this hash file (`web.auth.mode: password`); `None`: no login.
+    pub password_file: Option<PathBuf>,
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.
@@ -66,10 +68,18 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let _gpu_manager = Supervisor::start(move |_| {
         GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes)
     });
+    let mut auth = None;
     let jobs = match &settings.engine {
         None => None,
         Some(setup) => {
             let store = Store::open(&setup.database).context("opening the job database")?;
+            if let Some(file) = &settings.password_file {
+                auth = Some(Arc::new(crate::auth::Auth::new(
+                    store.clone(),
+                    file.clone(),
+                    false,
+                )));
+            }
             let secrets = SecretBox::open(&setup.secret_key).context("opening the secret key")?;
             let engine = Engine {
                 config: setup.config.clone(),
@@ -101,6 +111,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         refresh: actor.recipient(),
         jobs,
         gpus,
+        auth,
     };
 
     let routes = api::routes(state)

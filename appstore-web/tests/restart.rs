@@ -138,7 +138,7 @@ impl Setup {
                 "tls": {"ca_file": sim.creds.ca_file},
             },
             "defaults": {"storage": "local-lvm", "bridge": "vmbr0"},
-            "web": {"bind": "127.0.0.1", "port": port},
+            "web": {"bind": "127.0.0.1", "port": port, "auth": {"mode": "none"}},
             "catalog": {"url": url, "branch": "main"},
             "jobs": {"max_concurrent_installs": 2, "download_templates": true},
             "paths": {"state_dir": state, "log_dir": d.join("log"), "helper_socket": d.join("helper.sock")},

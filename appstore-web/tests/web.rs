@@ -171,10 +171,15 @@ struct Demo {
 
 impl Demo {
     fn start() -> Demo {
+        Demo::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Demo {
         let state = tempfile::tempdir().unwrap();
         let mut child = bin()
             .args(["demo", "--port", "0", "--state-dir"])
             .arg(state.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -543,4 +548,169 @@ fn demo_discovers_what_the_node_offers() {
     assert!(d["gpus"]["inventory"]["gpus"].is_array(), "{d}");
     let g: serde_json::Value = demo.get("/api/gpus").json().unwrap();
     assert!(g["scans"].as_u64().unwrap() >= 1, "{g}");
+}
+
+#[test]
+fn password_mode_needs_a_login_a_csrf_token_and_limits_failures() {
+    let demo = Demo::start_with(&["--password", "Admin-Pass-123"]);
+    let url = |p: &str| format!("{}{p}", demo.base);
+    let plain = reqwest::blocking::Client::new();
+    // Open: health and the session probe. Closed: everything else.
+    assert_eq!(plain.get(url("/api/health")).send().unwrap().status(), 200);
+    let s: serde_json::Value = plain
+        .get(url("/api/session"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(s["auth"], "password");
+    assert_eq!(s["logged_in"], false);
+    let r = plain.get(url("/api/apps")).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "login_required");
+    // The UI's files are served without a login (the login page is one of them).
+    assert_eq!(plain.get(url("/")).send().unwrap().status(), 200);
+
+    // A wrong password names the field.
+    let r = plain
+        .post(url("/api/login"))
+        .json(&serde_json::json!({"password": "nope-nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"]["fields"]["password"],
+        "wrong password"
+    );
+
+    // The right one: an HttpOnly, SameSite=Strict cookie and the CSRF token.
+    let r = plain
+        .post(url("/api/login"))
+        .json(&serde_json::json!({"password": "Admin-Pass-123"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let csrf = r.json::<serde_json::Value>().unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = cookie.split(';').next().unwrap().to_string();
+    let get = |p: &str| plain.get(url(p)).header("cookie", &session).send().unwrap();
+    assert_eq!(get("/api/apps").status(), 200);
+    let s: serde_json::Value = get("/api/session").json().unwrap();
+    assert_eq!(s["logged_in"], true);
+    assert_eq!(s["csrf"], csrf.as_str());
+
+    // A change without the CSRF token is refused; with it, accepted.
+    let install = serde_json::json!({"app_id": "radicale", "inputs": {"password": "Whatever-123"}});
+    let r = plain
+        .post(url("/api/install"))
+        .header("cookie", &session)
+        .json(&install)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"]["code"],
+        "csrf"
+    );
+    let r = plain
+        .post(url("/api/install"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&install)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Logout ends the session.
+    let r = plain
+        .post(url("/api/logout"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(get("/api/apps").status(), 401);
+
+    // Failed logins are limited per address.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            plain
+                .post(url("/api/login"))
+                .json(&serde_json::json!({"password": "guess-guess"}))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let r = plain
+        .post(url("/api/login"))
+        .json(&serde_json::json!({"password": "Admin-Pass-123"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429, "even the right password waits");
+}
+
+#[test]
+fn passwd_sets_the_hash_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "node: pve1\npool: appstore\nproxmox: {{ token_id: 'a@pve!b', token_secret_file: /nonexistent }}\npaths: {{ state_dir: {} }}\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["passwd", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Fresh-Pass-456\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hash = std::fs::read_to_string(state.join("admin-password")).unwrap();
+    assert!(appstore_web::auth::verify_password(&hash, "Fresh-Pass-456"));
+    assert!(!hash.contains("Fresh-Pass-456"));
+    // Too short: refused, nothing changed.
+    let mut child = bin()
+        .args(["passwd", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
+    assert_eq!(
+        std::fs::read_to_string(state.join("admin-password")).unwrap(),
+        hash
+    );
 }
