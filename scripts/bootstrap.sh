@@ -7,6 +7,13 @@ set -euo pipefail
 packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates sudo
           lxc debootstrap debian-archive-keyring iproute2 nftables)
 
+# The test command adds what only the tests need (BOOTSTRAP_TEST=1): Chromium for the browser tests,
+# and Node.js with npm when there is no node at all.
+if [[ ${BOOTSTRAP_TEST:-0} == 1 ]]; then
+    packages+=(chromium)
+    command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -4,7 +4,14 @@
 # tests into a failure instead of a skip (CI sets both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bootstrap.sh
+BOOTSTRAP_TEST=1 source scripts/bootstrap.sh
+
+# playwright-core for the browser tests (tests/browser), pinned by its lock file; it drives the
+# system's Chromium and downloads no browser.
+if [[ ! -d tests/browser/node_modules/playwright-core ]] && command -v npm >/dev/null 2>&1; then
+    echo "== npm ci (tests/browser)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

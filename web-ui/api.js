@@ -6,26 +6,40 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, { query, signal } = {}) {
+// The session's CSRF token (password mode): sent with every request that changes something.
+let csrf = null;
+// Called when a request needs a login (401), so the app can show the login page.
+let onLoginNeeded = () => {};
+
+async function request(method, path, { query, signal, body } = {}) {
   const qs = new URLSearchParams(Object.entries(query || {}).filter(([, v]) => v != null && v !== '')).toString();
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
   try {
-    res = await fetch(path + (qs ? '?' + qs : ''), { method, signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    res = await fetch(path + (qs ? '?' + qs : ''), {
+      method, signal, headers, cache: 'no-store', credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     throw new ApiError('Cannot reach the PVE App Store controller. Is it running?');
   }
   const text = await res.text();
-  let body = null;
-  try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
   if (!res.ok) {
     // Errors are {"error": {"code", "message", "fields"}}.
-    const e = body?.error || {};
+    const e = parsed?.error || {};
+    if (res.status === 401 && path !== '/api/login') onLoginNeeded();
     throw new ApiError(e.message || `Request failed: HTTP ${res.status}`, res.status, e.code || 'http', e.fields || null);
   }
-  if (body === null && method === 'GET') throw new ApiError('The controller sent a response that is not JSON.', res.status, 'bad_json');
-  return body;
+  if (parsed === null && method === 'GET') throw new ApiError('The controller sent a response that is not JSON.', res.status, 'bad_json');
+  return parsed;
 }
+
+export function whenLoginNeeded(f) { onLoginNeeded = f; }
 
 export const api = {
   health: () => request('GET', '/api/health'),
@@ -33,4 +47,17 @@ export const api = {
   getApp: (id) => request('GET', '/api/apps/' + encodeURIComponent(id)),
   catalog: () => request('GET', '/api/catalog'),
   refreshCatalog: () => request('POST', '/api/catalog/refresh'),
+  session: async () => {
+    const s = await request('GET', '/api/session');
+    csrf = s?.csrf || null;
+    return s;
+  },
+  login: async (password) => {
+    const r = await request('POST', '/api/login', { body: { password } });
+    csrf = r?.csrf || null;
+    return r;
+  },
+  logout: async () => {
+    try { await request('POST', '/api/logout'); } finally { csrf = null; }
+  },
 };

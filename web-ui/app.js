@@ -1,6 +1,6 @@
 // PVE App Store web UI: hash router and views.
 // Catalog data reaches the DOM only through text nodes and attributes, never as HTML.
-import { api } from './api.js';
+import { whenLoginNeeded, api } from './api.js';
 import { renderMarkdown, safeUrl } from './markdown.js';
 
 // h(tag, className or {attr: value, tid: data-testid, onclick: fn}, ...children)
@@ -145,6 +145,7 @@ function mount(name, view, arg) {
 }
 
 function route() {
+  if (session.auth === 'password' && !session.logged_in) { mount('login', loginView); booted = true; return; }
   const { path, params } = parseHash();
   const m = /^\/apps\/([^/]+)$/.exec(path);
   const section = path === '/system' ? 'system' : path === '/apps' || m ? 'apps' : '';
@@ -579,6 +580,42 @@ const notFound = (title, text) => h('div', { class: 'empty', tid: 'not-found' },
   h('a', { class: 'btn', href: '#/apps' }, 'Browse apps'));
 const notFoundView = (main, path) => void main.append(notFound('Page not found', `There is no page at ${path}.`));
 
+// -- view: login (web.auth.mode: password)
+let session = { auth: 'none', logged_in: true };
+
+function loginView(main) {
+  document.title = 'Log in · PVE App Store';
+  const pw = h('input', { type: 'password', id: 'login-password', name: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'login-password' });
+  const err = h('p', { class: 'field-error', role: 'alert', 'data-testid': 'login-error' });
+  const btn = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'login-submit' }, 'Log in');
+  const form = h('form', { class: 'login card', 'data-testid': 'login-form' },
+    h('h1', {}, 'Log in'),
+    h('p', { class: 'muted' }, 'This PVE App Store asks for its admin password (set on the node with pve-appstore passwd).'),
+    h('label', { for: 'login-password' }, 'Password'), pw, err, btn);
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    btn.disabled = true;
+    err.textContent = '';
+    try {
+      await api.login(pw.value);
+      session = await api.session();
+      updateSessionUi();
+      route();
+    } catch (x) {
+      err.textContent = x.fields?.password ? 'Wrong password.' : x.message;
+      pw.select();
+    } finally { btn.disabled = false; }
+  };
+  main.append(form);
+  pw.focus();
+}
+
+function updateSessionUi() {
+  const out = $('#logout');
+  if (!out) return;
+  out.hidden = !(session.auth === 'password' && session.logged_in);
+}
+
 // -- boot
 document.addEventListener('keydown', (e) => {
   const t = e.target;
@@ -595,7 +632,17 @@ $('#theme-toggle').onclick = () => {
 };
 darkQuery.addEventListener('change', applyTheme);
 addEventListener('hashchange', route);
-route();
+whenLoginNeeded(() => {
+  if (session.logged_in && session.auth === 'password') { session = { ...session, logged_in: false }; updateSessionUi(); route(); }
+});
+const logoutBtn = $('#logout');
+if (logoutBtn) logoutBtn.onclick = async () => {
+  await api.logout().catch(() => {});
+  session = { auth: 'password', logged_in: false };
+  updateSessionUi();
+  route();
+};
+api.session().then((s) => { session = s; }, () => {}).finally(() => { updateSessionUi(); route(); });
 api.health().then((r) => { $('#store-version').textContent = r?.version ? 'v' + r.version : ''; }, () => {
   const v = $('#store-version');
   v.textContent = 'controller unreachable';

@@ -1,0 +1,73 @@
+// Browser tests against a running demo: APPSTORE_URL (with a login, password APPSTORE_PASSWORD),
+// Chromium at CHROMIUM (the system's; never a downloaded one), screenshots into SCREENSHOT_DIR.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const base = process.env.APPSTORE_URL;
+const password = process.env.APPSTORE_PASSWORD;
+const shots = process.env.SCREENSHOT_DIR;
+let browser;
+let page;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page.on('pageerror', (e) => { throw e; });
+});
+
+after(async () => { await browser?.close(); });
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+async function shot(name) {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: false });
+}
+
+test('login: a wrong password is refused on its field, the right one opens the store', async () => {
+  await page.goto(base + '/#/apps');
+  await page.waitForSelector(tid('login-form'));
+  await shot('login');
+  // Nothing of the store is shown before the login, and no logout button.
+  assert.equal(await page.locator(tid('app-card')).count(), 0);
+  assert.equal(await page.isVisible(tid('logout')), false);
+  await page.fill(tid('login-password'), 'not-the-password');
+  await page.click(tid('login-submit'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent.length > 0, tid('login-error'));
+  assert.equal(await page.textContent(tid('login-error')), 'Wrong password.');
+  await page.fill(tid('login-password'), password);
+  await page.click(tid('login-submit'));
+  await page.waitForSelector(tid('app-card'));
+  assert.ok(await page.isVisible(tid('logout')));
+  await shot('apps-logged-in');
+});
+
+test('search and filters narrow the app list', async () => {
+  await page.goto(base + '/#/apps');
+  await page.waitForSelector(tid('app-card'));
+  const all = await page.locator(tid('app-card')).count();
+  assert.ok(all >= 4, `expected the reference catalog, got ${all} apps`);
+  await page.fill(tid('search'), 'caldav');
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 1, tid('app-card'));
+  assert.equal(await page.getAttribute(tid('app-card'), 'data-app-id'), 'radicale');
+  await page.fill(tid('search'), '');
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(s).length === n, [tid('app-card'), all]);
+  // A category chip narrows the list to apps of that category.
+  await page.click(`${tid('category-chip')}[data-category="networking"]`);
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 1, tid('app-card'));
+  assert.equal(await page.getAttribute(tid('app-card'), 'data-app-id'), 'apt-cacher-ng');
+  assert.match(page.url(), /category=networking/);
+});
+
+test('logout ends the session: the API refuses and the login page returns', async () => {
+  await page.click(tid('logout'));
+  await page.waitForSelector(tid('login-form'));
+  assert.equal(await page.isVisible(tid('logout')), false);
+  const status = await page.evaluate(async () => (await fetch('/api/apps')).status);
+  assert.equal(status, 401);
+  await page.reload();
+  await page.waitForSelector(tid('login-form'));
+});
