@@ -890,6 +890,36 @@ async fn respond(
     Ok(fut.await.unwrap_or_else(Reply::into_response))
 }
 
+/// The (method, path) of each filter in `routes`, in order.
+pub const ROUTER_KEYS: [(&str, &str); 26] = [
+    ("GET", "/api/health"),
+    ("GET", "/api/apps"),
+    ("GET", "/api/apps/{app_id}"),
+    ("GET", "/api/apps/{app_id}/icon"),
+    ("GET", "/api/catalog"),
+    ("POST", "/api/catalog/refresh"),
+    ("POST", "/api/install"),
+    ("POST", "/api/uninstall"),
+    ("GET", "/api/jobs"),
+    ("GET", "/api/jobs/{job_id}"),
+    ("GET", "/api/jobs/{job_id}/logs"),
+    ("POST", "/api/jobs/{job_id}/cancel"),
+    ("GET", "/api/installs"),
+    ("POST", "/api/upgrade"),
+    ("POST", "/api/reconfigure"),
+    ("GET", "/api/installs/{install_id}/upgrade"),
+    ("GET", "/api/volumes"),
+    ("GET", "/api/jobs/{job_id}/stream"),
+    ("GET", "/api/events"),
+    ("GET", "/api/system/discovery"),
+    ("GET", "/api/gpus"),
+    ("POST", "/api/jobs/{job_id}/destroy"),
+    ("POST", "/api/login"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/session"),
+    ("GET", "/api/openapi.json"),
+];
+
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
@@ -1072,6 +1102,11 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|s| respond(list_volumes(s)));
+    let openapi = api
+        .and(warp::path("openapi.json"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and_then(|| respond(async { ok_json(&crate::openapi::document()) }));
     let installs = api
         .and(warp::path("installs"))
         .and(warp::path::end())
@@ -1080,8 +1115,11 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and_then(|s| respond(list_installs(s)));
     // Each route boxed before it is joined: one flat type instead of a nested one per route, which
     // keeps compile times sane as routes are added.
-    let mut all = health.boxed();
-    for route in [
+    // Each filter is paired with its entry in ROUTER_KEYS (same length, checked by the compiler), and
+    // a test keeps those equal to the documented routes (openapi::ROUTES). Each route is boxed before
+    // it is joined: one flat type instead of a nested one per route, which keeps compile times sane.
+    let filters: [warp::filters::BoxedFilter<(WarpResponse,)>; ROUTER_KEYS.len()] = [
+        health.boxed(),
         apps.boxed(),
         app.boxed(),
         icon.boxed(),
@@ -1106,7 +1144,11 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         login_route.boxed(),
         logout_route.boxed(),
         session_route.boxed(),
-    ] {
+        openapi.boxed(),
+    ];
+    let [first, rest @ ..] = filters;
+    let mut all = first;
+    for route in rest {
         all = all.or(route).unify().boxed();
     }
     // The login check runs once, before any route.
@@ -1146,4 +1188,31 @@ pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infalli
         )
     };
     Ok(err.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented_and_every_documented_route_is_routed() {
+        let routed: std::collections::BTreeSet<(&str, &str)> =
+            super::ROUTER_KEYS.iter().copied().collect();
+        assert_eq!(
+            routed.len(),
+            super::ROUTER_KEYS.len(),
+            "a route is listed twice"
+        );
+        let documented: std::collections::BTreeSet<(&str, &str)> = crate::openapi::ROUTES
+            .iter()
+            .map(|r| (r.method, r.path))
+            .collect();
+        assert_eq!(routed, documented);
+        let doc = crate::openapi::document();
+        assert_eq!(doc["openapi"], "3.0.3");
+        for (method, path) in super::ROUTER_KEYS {
+            assert!(
+                doc["paths"][path][method.to_lowercase()].is_object(),
+                "{method} {path}"
+            );
+        }
+    }
 }

@@ -6,5 +6,6 @@ pub mod api;
 pub mod auth;
 pub mod demo;
 pub mod lint;
+pub mod openapi;
 pub mod server;
 pub mod ui;

@@ -714,3 +714,51 @@ fn passwd_sets_the_hash_from_standard_input() {
         hash
     );
 }
+
+#[test]
+fn every_documented_route_answers_on_the_demo() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let doc: serde_json::Value = demo.get("/api/openapi.json").json().unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{app_id}", "radicale")
+            .replace("{job_id}", "1")
+            .replace("{install_id}", "1");
+        for method in ops.as_object().unwrap().keys() {
+            let url = format!("{}{concrete}", demo.base);
+            let resp = match method.as_str() {
+                "get" => client.get(&url).send().unwrap(),
+                "post" => client
+                    .post(&url)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .unwrap(),
+                other => panic!("undocumented method {other}"),
+            };
+            let status = resp.status().as_u16();
+            // Streams stay open: their headers are enough.
+            let sse = resp
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+            if !sse {
+                let body: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
+                assert!(
+                    !(status == 404 && body["error"]["message"] == "no such page or API path"),
+                    "{method} {path} is documented but not routed"
+                );
+                assert_ne!(status, 405, "{method} {path}");
+                assert!(status < 500, "{method} {path}: {status} {body}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 26, "{checked}");
+}
