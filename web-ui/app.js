@@ -148,6 +148,10 @@ function route() {
   if (session.auth === 'password' && !session.logged_in) { mount('login', loginView); booted = true; return; }
   const { path, params } = parseHash();
   const m = /^\/apps\/([^/]+)$/.exec(path);
+  const inst = /^\/install\/([^/]+)$/.exec(path);
+  const job = /^\/jobs\/(\d+)$/.exec(path);
+  if (inst) { mount('install', installView, decodeURIComponent(inst[1])); booted = true; return; }
+  if (job) { mount('job', jobView, job[1]); booted = true; return; }
   const section = path === '/system' ? 'system' : path === '/apps' || m ? 'apps' : '';
   for (const a of document.querySelectorAll('.nav a')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
@@ -438,7 +442,9 @@ function renderDetail(main, data) {
         h('div', 'chip-row',
           arr(m.categories || app.categories).map((c) => h('a', { class: 'chip', href: listHash({ category: c }) }, humanize(c))),
           arr(m.tags || app.tags).map((t) => h('a', { class: 'chip chip-tag', href: listHash({ tag: t }) }, '#' + t)))),
-      home && h('a', { class: 'btn detail-action', href: home, rel: 'noopener noreferrer', target: '_blank', tid: 'homepage' }, 'Homepage', icon('ext', 'i-sm'))),
+      h('div', 'detail-actions',
+        h('a', { class: 'btn btn-primary detail-action', href: '#/install/' + encodeURIComponent(app.id || m.id), tid: 'install' }, 'Install'),
+        home && h('a', { class: 'btn detail-action', href: home, rel: 'noopener noreferrer', target: '_blank', tid: 'homepage' }, 'Homepage', icon('ext', 'i-sm')))),
     gpuBanner(m.gpu || app.gpu),
     h('div', 'detail-grid',
       h('div', null,
@@ -648,3 +654,258 @@ api.health().then((r) => { $('#store-version').textContent = r?.version ? 'v' + 
   v.textContent = 'controller unreachable';
   v.classList.add('offline');
 });
+
+// -- view: install wizard (placement, resources, GPU, options, review)
+const WIZARD_STEPS = ['Placement', 'Resources', 'GPU', 'Options', 'Review'];
+
+function installView(main, id, ctx) {
+  document.title = `Install ${id} · PVE App Store`;
+  main.replaceChildren(loading());
+  Promise.all([api.getApp(id), api.discovery().catch(() => null)]).then(
+    ([data, disc]) => ctx.alive && wizard(main, data, disc),
+    (err) => ctx.alive && main.replaceChildren(errorBox(err, () => installView(main, id, ctx))));
+}
+
+function shown(inp, values, byKey) {
+  const sw = inp.show_when;
+  if (!sw?.input) return true;
+  const other = byKey.get(sw.input);
+  return other && shown(other, values, byKey) && arr(sw.values).some((v) => String(v) === String(values[sw.input]));
+}
+
+function checkInput(inp, value) {
+  const v = inp.validation || {};
+  const empty = value === '' || value == null;
+  if (empty) return inp.required && !inp.generate && inp.default == null ? 'A value is required.' : null;
+  if (inp.type === 'number') {
+    const n = Number(value);
+    if (!Number.isFinite(n)) return 'Enter a number.';
+    if (typeof v.min === 'number' && n < v.min) return `Must be at least ${v.min}.`;
+    if (typeof v.max === 'number' && n > v.max) return `Must be at most ${v.max}.`;
+  } else if (inp.type === 'string' || inp.type === 'secret') {
+    const len = String(value).length;
+    if (typeof v.min === 'number' && len < v.min) return `At least ${v.min} characters.`;
+    if (typeof v.max === 'number' && len > v.max) return `At most ${v.max} characters.`;
+    if (v.regex) { try { if (!new RegExp(v.regex).test(String(value))) return `Must match ${v.regex}.`; } catch { /* the server checks */ } }
+  }
+  return null;
+}
+
+function wizard(main, data, disc) {
+  const m = data.manifest || {};
+  const lxc = m.lxc || {};
+  const inputs = arr(m.inputs);
+  const byKey = new Map(inputs.map((i) => [i.key, i]));
+  const pve = disc?.pve || {};
+  const storages = arr(pve.storages).map((s) => s.storage);
+  const bridges = arr(pve.bridges).map((b) => b.iface);
+  const st = {
+    step: 0, hostname: m.id, storage: pve.default_storage || storages[0] || '', bridge: pve.default_bridge || bridges[0] || '',
+    net: 'dhcp', ip: '', gw: '', ip6: '', vlan: '', cores: lxc.cores, memory_mb: lxc.memory_mb, disk_gb: lxc.disk_gb,
+    values: {}, errors: {}, reveal: {},
+  };
+  for (const i of inputs) st.values[i.key] = i.default ?? (i.type === 'boolean' ? false : '');
+  const stepsNav = h('ol', { class: 'wizard-steps', tid: 'wizard-steps' });
+  const body = h('div', { class: 'wizard-body panel', tid: 'wizard-body' });
+  const alert = h('div', { class: 'wizard-alert', role: 'alert', tid: 'wizard-error' });
+  const back = h('button', { type: 'button', class: 'btn', tid: 'wizard-back' }, 'Back');
+  const next = h('button', { type: 'button', class: 'btn btn-primary', tid: 'wizard-next' }, 'Next');
+  main.replaceChildren(h('section', { class: 'wizard', tid: 'wizard', 'data-app-id': m.id },
+    h('a', { class: 'back', href: '#/apps/' + encodeURIComponent(m.id) }, icon('back'), m.name || m.id),
+    h('h1', null, 'Install ', m.name || m.id, h('span', 'version', 'v' + m.version)), stepsNav, alert, body,
+    h('div', 'wizard-foot', back, next)));
+
+  const fieldRow = (key, label, control, help) => h('div', { class: 'field' + (st.errors[key] ? ' invalid' : ''), 'data-field': key },
+    h('label', { for: 'f-' + key }, label), control,
+    help && h('p', 'muted help', help),
+    h('p', { class: 'field-error', tid: 'field-error', 'data-field': key }, st.errors[key] || ''));
+  const text = (key, value, set, attrs = {}) => {
+    const el = h('input', { id: 'f-' + key, value: value ?? '', tid: 'f-' + key, ...attrs });
+    el.oninput = () => set(el.type === 'checkbox' ? el.checked : el.value);
+    return el;
+  };
+  const select = (key, value, options, set) => {
+    const el = h('select', { id: 'f-' + key, tid: 'f-' + key }, options.map(([v, l]) => h('option', { value: v, selected: String(v) === String(value) }, l)));
+    el.onchange = () => set(el.value);
+    return el;
+  };
+
+  function stepBody(i) {
+    if (i === 0) {
+      return [
+        fieldRow('pool', 'Pool', h('input', { id: 'f-pool', value: pve.pool || 'the store\'s pool', disabled: true }), 'Every app goes into the store\'s own pool.'),
+        fieldRow('hostname', 'Hostname', text('hostname', st.hostname, (v) => { st.hostname = v; })),
+        fieldRow('storage', 'Storage', select('storage', st.storage, storages.map((x) => [x, x]), (v) => { st.storage = v; })),
+        fieldRow('bridge', 'Network bridge', select('bridge', st.bridge, bridges.map((x) => [x, x]), (v) => { st.bridge = v; })),
+        fieldRow('net', 'IPv4', select('net', st.net, [['dhcp', 'DHCP'], ['static', 'Static']], (v) => { st.net = v; render(); })),
+        st.net === 'static' && fieldRow('ip', 'Address (CIDR)', text('ip', st.ip, (v) => { st.ip = v; }, { placeholder: '192.168.1.50/24' })),
+        st.net === 'static' && fieldRow('gw', 'Gateway', text('gw', st.gw, (v) => { st.gw = v; }, { placeholder: '192.168.1.1' })),
+        h('details', { class: 'advanced' }, h('summary', null, 'Advanced'),
+          fieldRow('ip6', 'IPv6', text('ip6', st.ip6, (v) => { st.ip6 = v; }, { placeholder: 'auto, dhcp or an address/prefix' })),
+          fieldRow('vlan', 'VLAN tag', text('vlan', st.vlan, (v) => { st.vlan = v; }, { type: 'number', min: 1, max: 4094 }))),
+      ];
+    }
+    if (i === 1) {
+      return [
+        fieldRow('cores', 'CPU cores', text('cores', st.cores, (v) => { st.cores = v; }, { type: 'number', min: 1 })),
+        fieldRow('memory_mb', 'Memory (MiB)', text('memory_mb', st.memory_mb, (v) => { st.memory_mb = v; }, { type: 'number', min: 16 })),
+        fieldRow('disk_gb', 'Disk (GiB)', text('disk_gb', st.disk_gb, (v) => { st.disk_gb = v; }, { type: 'number', min: 1 })),
+      ];
+    }
+    if (i === 2) {
+      const g = m.gpu || {};
+      return [h('p', { tid: 'gpu-step' }, arr(g.supported).length
+        ? `${m.name} can use a GPU (${g.supported.join(', ')}). GPU passthrough comes with a later version of the store; this install runs without one.`
+        : `${m.name} does not use a GPU.`)];
+    }
+    if (i === 3) {
+      if (!inputs.length) return [h('p', 'muted', 'This app has no install options.')];
+      return inputs.filter((inp) => shown(inp, st.values, byKey)).map((inp) => {
+        const key = inp.key;
+        const set = (v) => { st.values[key] = v; if (inputs.some((o) => o.show_when?.input === key)) render(); };
+        let control;
+        if (inp.type === 'boolean') control = text(key, '', set, { type: 'checkbox', checked: !!st.values[key] });
+        else if (inp.type === 'select') control = select(key, st.values[key], arr(inp.validation?.enum).map((v) => [v, v]), set);
+        else if (inp.type === 'secret') {
+          const el = text(key, st.values[key], set, { type: st.reveal[key] ? 'text' : 'password', placeholder: inp.placeholder || '', autocomplete: 'new-password' });
+          control = h('div', 'secret-row', el, h('button', { type: 'button', class: 'btn btn-sm', tid: 'reveal-' + key, onclick: () => { st.reveal[key] = !st.reveal[key]; render(); } }, st.reveal[key] ? 'Hide' : 'Show'));
+        } else control = text(key, st.values[key], set, { type: inp.type === 'number' ? 'number' : 'text', placeholder: inp.placeholder || '' });
+        return fieldRow(key, inp.label || key, control, inp.help);
+      });
+    }
+    const rows = [
+      ['App', `${m.name} ${m.version}`], ['Hostname', st.hostname], ['Pool', pve.pool || ''], ['Storage', st.storage], ['Bridge', st.bridge],
+      ['IPv4', st.net === 'dhcp' ? 'DHCP' : `${st.ip} via ${st.gw || '-'}`], st.ip6 && ['IPv6', st.ip6], st.vlan && ['VLAN', st.vlan],
+      ['Resources', `${st.cores} cores, ${st.memory_mb} MiB, ${st.disk_gb} GiB disk`],
+      ['Volumes', arr(m.volumes).map((v) => v.name).join(', ') || 'none'],
+      ...inputs.filter((inp) => shown(inp, st.values, byKey)).map((inp) => [inp.label || inp.key,
+        inp.type === 'secret' ? (st.values[inp.key] ? '(set)' : inp.generate ? '(generated)' : '') : String(st.values[inp.key] ?? '')]),
+    ];
+    return [h('p', null, 'This is exactly what will be created:'), h('div', { tid: 'review' }, dl(rows.filter(Boolean)))];
+  }
+
+  function validate() {
+    const e = {};
+    if (st.step === 0) {
+      if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(st.hostname || '')) e.hostname = 'Letters, digits and -, at most 63.';
+      if (st.net === 'static' && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(st.ip)) e.ip = 'An IPv4 address with prefix, e.g. 192.168.1.50/24.';
+    } else if (st.step === 1) {
+      for (const k of ['cores', 'memory_mb', 'disk_gb']) if (!(Number(st[k]) >= 1)) e[k] = 'A whole number, at least 1.';
+    } else if (st.step === 3) {
+      for (const inp of inputs) {
+        if (!shown(inp, st.values, byKey)) continue;
+        const msg = checkInput(inp, st.values[inp.key]);
+        if (msg) e[inp.key] = msg;
+      }
+    }
+    return e;
+  }
+
+  function render() {
+    stepsNav.replaceChildren(...WIZARD_STEPS.map((label, i) => h('li', { class: i === st.step ? 'current' : i < st.step ? 'done' : '', 'aria-current': i === st.step ? 'step' : null }, `${i + 1}. ${label}`)));
+    body.replaceChildren(h('h2', null, WIZARD_STEPS[st.step]), ...stepBody(st.step).filter(Boolean));
+    back.disabled = st.step === 0;
+    next.textContent = st.step === WIZARD_STEPS.length - 1 ? 'Install' : 'Next';
+    next.dataset.testid = st.step === WIZARD_STEPS.length - 1 ? 'wizard-install' : 'wizard-next';
+  }
+
+  async function submit() {
+    const req = { app_id: m.id, hostname: st.hostname, storage: st.storage, bridge: st.bridge, cores: Number(st.cores), memory_mb: Number(st.memory_mb), disk_gb: Number(st.disk_gb), inputs: {}, network: {} };
+    for (const inp of inputs) {
+      if (!shown(inp, st.values, byKey)) continue;
+      const v = st.values[inp.key];
+      if (v === '' || v == null) continue;
+      req.inputs[inp.key] = inp.type === 'number' ? Number(v) : v;
+    }
+    if (st.net === 'static') { req.network.ip = st.ip; if (st.gw) req.network.gw = st.gw; }
+    if (st.ip6) req.network.ip6 = st.ip6;
+    if (st.vlan) req.network.vlan = Number(st.vlan);
+    next.disabled = true;
+    try {
+      const r = await api.install(req);
+      location.hash = '#/jobs/' + r.job_id;
+    } catch (err) {
+      // Server-side field errors land on their fields, on the step that has them.
+      const fields = err.fields || {};
+      const e = {};
+      for (const [k, v] of Object.entries(fields)) e[k.replace(/^inputs\./, '')] = v;
+      st.errors = e;
+      if (Object.keys(fields).some((k) => k.startsWith('inputs.'))) st.step = 3;
+      alert.replaceChildren(errorBox(err));
+      render();
+    } finally { next.disabled = false; }
+  }
+
+  back.onclick = () => { if (st.step > 0) { st.step--; st.errors = {}; render(); } };
+  next.onclick = () => {
+    st.errors = validate();
+    if (Object.keys(st.errors).length) { render(); body.querySelector('.invalid input, .invalid select')?.focus(); return; }
+    alert.replaceChildren();
+    if (st.step < WIZARD_STEPS.length - 1) { st.step++; render(); } else submit();
+  };
+  render();
+}
+
+// -- view: job (timeline, live log, outputs)
+function jobView(main, id, ctx) {
+  document.title = `Job ${id} · PVE App Store`;
+  const state = h('span', { class: 'pill', tid: 'job-state' }, '…');
+  const timeline = h('ol', { class: 'timeline', tid: 'job-timeline' });
+  const log = h('pre', { class: 'log', tid: 'job-log', tabindex: 0 });
+  const outputs = h('div', { tid: 'job-outputs' });
+  const actions = h('div', 'job-actions');
+  const title = h('h1', null, `Job ${id}`);
+  main.replaceChildren(h('section', { class: 'job', tid: 'job', 'data-job-id': id }, title, h('p', null, 'State: ', state), actions,
+    h('div', 'detail-grid', h('div', null, panel('Log', 'log', log)), h('aside', 'detail-side', panel('Timeline', 'timeline', timeline), panel('Outputs', 'outputs', outputs)))));
+  let follow = true;
+  log.onscroll = () => { follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 8; };
+  const fmt = (ms) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
+
+  async function refresh() {
+    const j = await api.job(id);
+    if (!ctx.alive) return;
+    const job = j.job || {};
+    title.textContent = job.user_action || `Job ${id}`;
+    state.textContent = job.state;
+    state.className = 'pill t-' + (job.state === 'completed' ? 'ok' : job.state === 'failed' ? 'warn' : 'info');
+    const tr = arr(j.transitions);
+    timeline.replaceChildren(...tr.map((t, i) => h('li', { 'data-state': t.to_state }, h('span', null, t.to_state),
+      i + 1 < tr.length ? muted(' ' + fmt(tr[i + 1].at_ms - t.at_ms)) : null, t.reason && h('p', 'field-error', t.reason))));
+    actions.replaceChildren();
+    const terminal = ['completed', 'failed', 'canceled'].includes(job.state);
+    if (!terminal) actions.append(h('button', { type: 'button', class: 'btn', tid: 'job-cancel', onclick: () => api.cancelJob(id).catch(() => {}) }, 'Stop job'));
+    if (terminal && job.kind === 'install' && job.state !== 'completed' && job.ctid) {
+      actions.append(h('button', { type: 'button', class: 'btn', tid: 'job-destroy', onclick: async () => {
+        const typed = prompt(`Destroy container ${job.ctid}? Type its id to confirm.`);
+        if (typed === String(job.ctid)) { const r = await api.destroyFailed(id); location.hash = '#/jobs/' + r.job_id; }
+      } }, 'Destroy failed container'));
+    }
+    if (job.state === 'completed' && job.install_id) {
+      const list = await api.installs();
+      const inst = arr(list.installs).find((x) => x.id === job.install_id);
+      outputs.replaceChildren(h('ul', 'outputs', arr(inst?.outputs).map((o) => {
+        const url = typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null;
+        return h('li', { tid: 'job-output', 'data-key': o.key }, h('span', null, o.label || o.key, ': '),
+          o.secret ? muted('(secret, shown once in the log as masked)') : code(o.value ?? ''),
+          !o.secret && h('button', { type: 'button', class: 'btn btn-sm', onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'),
+          url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer', tid: 'open-app' }, 'Open app'));
+      })));
+    }
+    return terminal;
+  }
+
+  const es = new EventSource(`/api/jobs/${encodeURIComponent(id)}/stream`);
+  es.addEventListener('log', (e) => {
+    const l = JSON.parse(e.data);
+    log.append(h('span', { class: 'log-line ' + l.stream, 'data-seq': l.seq }, l.line + '\n'));
+    if (follow) log.scrollTop = log.scrollHeight;
+  });
+  es.addEventListener('state', async (e) => {
+    const s = JSON.parse(e.data);
+    const terminal = await refresh().catch(() => false);
+    if (terminal || ['completed', 'failed', 'canceled'].includes(s.state)) es.close();
+  });
+  es.onerror = () => { if (!ctx.alive) es.close(); };
+  refresh().catch((err) => ctx.alive && main.prepend(errorBox(err)));
+  return { cleanup: () => es.close() };
+}

@@ -85,6 +85,34 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
         )
     })?;
     let app_id = request.app_id.clone();
+    // The form's values are checked before a job exists, each error on its field.
+    if let Some(app) = state
+        .catalog
+        .snapshot()
+        .and_then(|s| s.app(&app_id).cloned())
+    {
+        if let Err(errors) =
+            appstore_core::inputs::resolve(&app.manifest, &request.inputs, &mut || "x".repeat(24))
+        {
+            let mut err = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_inputs",
+                format!(
+                    "{} install option(s) are not valid: {}",
+                    errors.len(),
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
+            for e in &errors {
+                err = err.field(&format!("inputs.{}", e.field), &e.message);
+            }
+            return Err(err);
+        }
+    }
     match jobs.registry.send(SubmitInstall(request)).await {
         Ok(Ok(id)) => Ok(warp::reply::with_status(
             warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),

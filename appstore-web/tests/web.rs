@@ -762,3 +762,28 @@ fn every_documented_route_answers_on_the_demo() {
     }
     assert!(checked >= 26, "{checked}");
 }
+
+#[test]
+fn bad_install_options_are_refused_on_their_fields_before_a_job_exists() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "Not A User", "port": 80, "colour": "red"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    let fields = &body["error"]["fields"];
+    assert!(fields["inputs.username"].is_string(), "{body}");
+    assert!(fields["inputs.port"].is_string(), "{body}");
+    assert!(
+        fields["inputs.colour"]
+            .as_str()
+            .unwrap()
+            .contains("no input named"),
+        "{body}"
+    );
+    let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+    assert!(jobs["jobs"].as_array().unwrap().is_empty());
+}

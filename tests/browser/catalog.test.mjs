@@ -62,6 +62,54 @@ test('search and filters narrow the app list', async () => {
   assert.match(page.url(), /category=networking/);
 });
 
+test('install wizard: a bad value is shown on its field, then the install runs to completed with live logs and outputs', async () => {
+  await page.goto(base + '/#/apps/radicale');
+  await page.click(tid('install'));
+  await page.waitForSelector(tid('wizard'));
+  // Placement: storage and bridge come from discovery, defaults preselected.
+  assert.equal(await page.inputValue(tid('f-storage')), 'local-lvm');
+  assert.equal(await page.inputValue(tid('f-bridge')), 'vmbr0');
+  await shot('install-placement');
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('f-cores'));
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('gpu-step'));
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('f-username'));
+  // Client-side validation: the field's own message, on the field.
+  await page.fill(tid('f-username'), 'Not A User');
+  await page.click(tid('wizard-next'));
+  const err = page.locator(`${tid('field-error')}[data-field="username"]`);
+  await err.waitFor();
+  assert.match(await err.textContent(), /Must match/);
+  await shot('install-validation');
+  await page.fill(tid('f-username'), 'alice');
+  await page.fill(tid('f-password'), 'Wizard-Secret-42');
+  assert.equal(await page.getAttribute(tid('f-password'), 'type'), 'password');
+  await page.click(tid('reveal-password'));
+  assert.equal(await page.getAttribute(tid('f-password'), 'type'), 'text');
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('review'));
+  const review = await page.textContent(tid('wizard-body'));
+  assert.match(review, /alice/);
+  assert.doesNotMatch(review, /Wizard-Secret-42/);
+  await shot('install-review');
+  await page.click(tid('wizard-install'));
+  // The job page: live log over SSE, the timeline, then the outputs.
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  const log = await page.textContent(tid('job-log'));
+  assert.match(log, /running provision\/install\.sh/);
+  assert.doesNotMatch(log, /Wizard-Secret-42/);
+  await page.waitForSelector(tid('job-output'));
+  const outputs = await page.textContent(tid('job-outputs'));
+  assert.match(outputs, /alice/);
+  assert.ok(await page.isVisible(tid('open-app')));
+  const states = await page.locator(`${tid('job-timeline')} li`).count();
+  assert.equal(states, 16);
+  await shot('job');
+});
+
 test('logout ends the session: the API refuses and the login page returns', async () => {
   await page.click(tid('logout'));
   await page.waitForSelector(tid('login-form'));
