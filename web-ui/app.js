@@ -152,7 +152,7 @@ function route() {
   const job = /^\/jobs\/(\d+)$/.exec(path);
   if (inst) { mount('install', installView, decodeURIComponent(inst[1])); booted = true; return; }
   if (job) { mount('job', jobView, job[1]); booted = true; return; }
-  const section = path === '/system' ? 'system' : path === '/apps' || m ? 'apps' : '';
+  const section = path === '/system' ? 'system' : path === '/installed' ? 'installed' : path === '/apps' || m ? 'apps' : '';
   for (const a of document.querySelectorAll('.nav a')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -164,7 +164,8 @@ function route() {
     let id = m[1];
     try { id = decodeURIComponent(id); } catch { /* keep raw */ }
     mount('detail', detailView, id);
-  } else if (section) mount('system', systemView);
+  } else if (section === 'installed') mount('installed', installedView);
+  else if (section) mount('system', systemView);
   else mount('missing', notFoundView, path);
   booted = true;
 }
@@ -908,4 +909,49 @@ function jobView(main, id, ctx) {
   es.onerror = () => { if (!ctx.alive) es.close(); };
   refresh().catch((err) => ctx.alive && main.prepend(errorBox(err)));
   return { cleanup: () => es.close() };
+}
+
+// -- view: installed apps
+function installedView(main, _, ctx) {
+  document.title = 'Installed · PVE App Store';
+  const load = async () => {
+    main.replaceChildren(loading());
+    let list;
+    try { list = await api.installs(); } catch (err) { if (ctx.alive) main.replaceChildren(errorBox(err, load)); return; }
+    if (!ctx.alive) return;
+    const installs = arr(list.installs).filter((i) => i.status === 'installed');
+    if (!installs.length) {
+      main.replaceChildren(h('div', { class: 'empty', tid: 'no-installs' }, h('h1', null, 'Nothing installed yet'),
+        h('p', 'muted', 'Pick an app and install it; it shows up here.'), h('a', { class: 'btn btn-primary', href: '#/apps' }, 'Browse apps')));
+      return;
+    }
+    main.replaceChildren(h('section', { class: 'installed', tid: 'installed' }, h('h1', null, 'Installed apps'),
+      h('div', 'grid', installs.map((i) => installedCard(i, load)))));
+  };
+  load();
+}
+
+function installedCard(i, reload) {
+  const url = arr(i.outputs).map((o) => (typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null)).find(Boolean);
+  const up = i.upgrade || {};
+  const status = h('p', { class: 'muted', tid: 'install-status' });
+  const act = async (f) => {
+    try { const r = await f(); if (r?.job_id) location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
+  };
+  const confirmBox = h('div', { class: 'confirm', hidden: true, tid: 'uninstall-confirm' });
+  const keep = h('input', { type: 'checkbox', id: 'keep-' + i.id, tid: 'keep-volumes' });
+  confirmBox.append(h('p', null, `Uninstall ${i.app_id} and destroy container ${i.ctid}?`),
+    h('label', { for: 'keep-' + i.id }, keep, ' Keep its data volumes for a later install'),
+    h('div', 'wizard-foot',
+      h('button', { type: 'button', class: 'btn', onclick: () => { confirmBox.hidden = true; } }, 'Cancel'),
+      h('button', { type: 'button', class: 'btn btn-primary', tid: 'uninstall-confirm-button', onclick: () => act(() => api.uninstall(i.id, keep.checked)) }, 'Uninstall')));
+  return h('article', { class: 'card installed-card', tid: 'installed-app', 'data-app-id': i.app_id, 'data-install-id': i.id },
+    h('div', 'card-head', h('div', null, h('h2', 'card-name', i.app_id), h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? '')))),
+    up.status === 'available' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
+    up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
+    h('div', 'job-actions',
+      url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
+      up.status === 'available' && h('button', { type: 'button', class: 'btn btn-sm', tid: 'upgrade', onclick: () => act(() => api.upgrade(i.id)) }, 'Upgrade'),
+      h('button', { type: 'button', class: 'btn btn-sm', tid: 'uninstall', onclick: () => { confirmBox.hidden = false; } }, 'Uninstall')),
+    confirmBox, status);
 }

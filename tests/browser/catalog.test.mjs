@@ -110,6 +110,21 @@ test('install wizard: a bad value is shown on its field, then the install runs t
   await shot('job');
 });
 
+test('installed apps: the new install is listed and uninstalls after a confirmation', async () => {
+  await page.click(tid('nav-installed'));
+  await page.waitForSelector(tid('installed-app'));
+  await shot('installed');
+  const card = page.locator(`${tid('installed-app')}[data-app-id="radicale"]`);
+  await card.locator(tid('uninstall')).click();
+  await card.locator(tid('uninstall-confirm')).waitFor();
+  await card.locator(tid('uninstall-confirm-button')).click();
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  assert.match(await page.textContent(tid('job-log')), /destroyed/);
+  await page.click(tid('nav-installed'));
+  await page.waitForSelector(tid('no-installs'));
+});
+
 test('logout ends the session: the API refuses and the login page returns', async () => {
   await page.click(tid('logout'));
   await page.waitForSelector(tid('login-form'));
