@@ -75,6 +75,24 @@ async fn read<T: Send + 'static>(
     }
 }
 
+/// The answer to an accepted job request: 202 with where to follow it.
+fn job_accepted(id: i64) -> WarpResponse {
+    warp::reply::with_status(
+        warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
+        StatusCode::ACCEPTED,
+    )
+    .into_response()
+}
+
+/// The job registry did not answer (it is restarting).
+fn engine_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "engine_unavailable",
+        e.to_string(),
+    )
+}
+
 async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let request: InstallRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -114,11 +132,7 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
         }
     }
     match jobs.registry.send(SubmitInstall(request)).await {
-        Ok(Ok(id)) => Ok(warp::reply::with_status(
-            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
-            StatusCode::ACCEPTED,
-        )
-        .into_response()),
+        Ok(Ok(id)) => Ok(job_accepted(id)),
         Ok(Err(e)) => Err(
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone()).field(
                 if e.contains("no app") {
@@ -129,11 +143,7 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
                 format!("{e} ({app_id})"),
             ),
         ),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(engine_unavailable(e)),
     }
 }
 
@@ -162,18 +172,10 @@ async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
         })
         .await
     {
-        Ok(Ok(id)) => Ok(warp::reply::with_status(
-            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
-            StatusCode::ACCEPTED,
-        )
-        .into_response()),
+        Ok(Ok(id)) => Ok(job_accepted(id)),
         Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
         Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(engine_unavailable(e)),
     }
 }
 
@@ -192,11 +194,7 @@ async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResu
         .send(SubmitMaintain { kind, request: req })
         .await
     {
-        Ok(Ok(id)) => Ok(warp::reply::with_status(
-            warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
-            StatusCode::ACCEPTED,
-        )
-        .into_response()),
+        Ok(Ok(id)) => Ok(job_accepted(id)),
         Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
         Ok(Err(e)) if e.starts_with("a job is already running") => {
             Err(ApiError::new(StatusCode::CONFLICT, "conflict", e))
@@ -213,11 +211,7 @@ async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResu
             }
             Err(err)
         }
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(engine_unavailable(e)),
     }
 }
 
@@ -447,18 +441,10 @@ async fn destroy_failed(state: ApiState, id: i64) -> ApiResult {
         .send(appstore_actors::SubmitDestroyFailed { job_id: id })
         .await
     {
-        Ok(Ok(job)) => Ok(warp::reply::with_status(
-            warp::reply::json(&json!({"job_id": job, "url": format!("/api/jobs/{job}")})),
-            StatusCode::ACCEPTED,
-        )
-        .into_response()),
+        Ok(Ok(job)) => Ok(job_accepted(job)),
         Ok(Err(e)) if e.starts_with("no job") => Err(ApiError::not_found(e)),
         Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(engine_unavailable(e)),
     }
 }
 
@@ -681,11 +667,7 @@ async fn cancel_job(state: ApiState, id: i64) -> ApiResult {
             "not_running",
             format!("job {id} is neither queued nor running"),
         )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )),
+        Err(e) => Err(engine_unavailable(e)),
     }
 }
 
