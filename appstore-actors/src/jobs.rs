@@ -305,64 +305,81 @@ impl JobRegistry {
         self.running.values().any(|(_, c)| *c == Some(ctid))
             || self.queue.iter().any(|q| q.ctid == Some(ctid))
     }
+
+    /// A job on an existing container: `find` reads what it acts on and its container; back in the
+    /// actor a busy container is refused; `create` makes the job record and its work, which is
+    /// queued.
+    fn submit_on_container<T, C, CF>(
+        &mut self,
+        find: impl std::future::Future<Output = Result<(T, Option<i64>), String>> + 'static,
+        create: C,
+    ) -> ResponseActFuture<Self, Result<i64, String>>
+    where
+        T: 'static,
+        C: FnOnce(Engine, T) -> CF + 'static,
+        CF: std::future::Future<Output = Result<Queued, String>> + 'static,
+    {
+        Box::pin(
+            find.into_actor(self)
+                .then(move |res: Result<(T, Option<i64>), String>, act, _| {
+                    let engine = act.engine.clone();
+                    let busy = res
+                        .as_ref()
+                        .ok()
+                        .and_then(|(_, ctid)| *ctid)
+                        .filter(|c| act.busy(*c));
+                    async move {
+                        let (found, _) = res?;
+                        if let Some(ctid) = busy {
+                            return Err(format!("a job is already running on container {ctid}"));
+                        }
+                        create(engine, found).await
+                    }
+                    .into_actor(act)
+                })
+                .map(|res: Result<Queued, String>, act, ctx| {
+                    let queued = res?;
+                    let job_id = queued.job_id;
+                    act.queue.push_back(queued);
+                    act.pump(ctx);
+                    Ok(job_id)
+                }),
+        )
+    }
+}
+
+/// The install `id`, which must be installed (not removed).
+async fn installed(engine: Engine, id: i64) -> Result<(InstallRecord, Option<i64>), String> {
+    let store = engine.store.clone();
+    let install = tokio::task::spawn_blocking(move || store.install(id))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no install {id}"))?;
+    if install.status != "installed" {
+        return Err(format!("install {id} is {}, not installed", install.status));
+    }
+    let ctid = install.ctid;
+    Ok((install, ctid))
 }
 
 impl Handler<SubmitUninstall> for JobRegistry {
     type Result = ResponseActFuture<Self, Result<i64, String>>;
 
     fn handle(&mut self, msg: SubmitUninstall, _: &mut Self::Context) -> Self::Result {
-        let engine = self.engine.clone();
         let snapshot = self.catalog.snapshot();
-        let id = msg.install_id;
-        let keep_volumes = msg.keep_volumes;
-        Box::pin(
-            async move {
-                let store = engine.store.clone();
-                let install = tokio::task::spawn_blocking(move || store.install(id))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no install {id}"))?;
-                if install.status != "installed" {
-                    return Err(format!("install {id} is {}, not installed", install.status));
-                }
-                Ok(install)
-            }
-            .into_actor(self)
-            .then(move |res: Result<InstallRecord, String>, act, _| {
-                let engine = act.engine.clone();
-                let busy = res
-                    .as_ref()
-                    .ok()
-                    .and_then(|i| i.ctid)
-                    .is_some_and(|c| act.busy(c));
-                async move {
-                    let install = res?;
-                    if busy {
-                        return Err(format!(
-                            "a job is already running on container {}",
-                            install.ctid.unwrap_or_default()
-                        ));
-                    }
-                    let job_id = engine
-                        .create_uninstall_job(&install, keep_volumes)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok((job_id, install))
-                }
-                .into_actor(act)
+        let find = installed(self.engine.clone(), msg.install_id);
+        self.submit_on_container(find, move |engine, install: InstallRecord| async move {
+            let job_id = engine
+                .create_uninstall_job(&install, msg.keep_volumes)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Queued {
+                job_id,
+                ctid: install.ctid,
+                work: Work::Uninstall { install, snapshot },
             })
-            .map(move |res: Result<(i64, InstallRecord), String>, act, ctx| {
-                let (job_id, install) = res?;
-                act.queue.push_back(Queued {
-                    job_id,
-                    ctid: install.ctid,
-                    work: Work::Uninstall { install, snapshot },
-                });
-                act.pump(ctx);
-                Ok(job_id)
-            }),
-        )
+        })
     }
 }
 
@@ -375,69 +392,24 @@ impl Handler<SubmitMaintain> for JobRegistry {
                 "the catalog has not been loaded yet".to_string(),
             )));
         };
-        let engine = self.engine.clone();
         let SubmitMaintain { kind, request } = msg;
-        let id = request.install_id;
-        Box::pin(
-            async move {
-                let store = engine.store.clone();
-                let install = tokio::task::spawn_blocking(move || store.install(id))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no install {id}"))?;
-                if install.status != "installed" {
-                    return Err(format!("install {id} is {}, not installed", install.status));
-                }
-                Ok(install)
-            }
-            .into_actor(self)
-            .then(move |res: Result<InstallRecord, String>, act, _| {
-                let engine = act.engine.clone();
-                let busy = res
-                    .as_ref()
-                    .ok()
-                    .and_then(|i| i.ctid)
-                    .is_some_and(|c| act.busy(c));
-                async move {
-                    let install = res?;
-                    if busy {
-                        return Err(format!(
-                            "a job is already running on container {}",
-                            install.ctid.unwrap_or_default()
-                        ));
-                    }
-                    let job_id = engine
-                        .create_maintain_job(kind, &snapshot, &install, &request)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok((job_id, install, request, snapshot))
-                }
-                .into_actor(act)
-            })
-            .map(
-                move |res: Result<
-                    (i64, InstallRecord, MaintainRequest, Arc<CatalogSnapshot>),
-                    String,
-                >,
-                      act,
-                      ctx| {
-                    let (job_id, install, request, snapshot) = res?;
-                    act.queue.push_back(Queued {
-                        job_id,
-                        ctid: install.ctid,
-                        work: Work::Maintain {
-                            kind,
-                            install,
-                            request,
-                            snapshot,
-                        },
-                    });
-                    act.pump(ctx);
-                    Ok(job_id)
+        let find = installed(self.engine.clone(), request.install_id);
+        self.submit_on_container(find, move |engine, install: InstallRecord| async move {
+            let job_id = engine
+                .create_maintain_job(kind, &snapshot, &install, &request)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Queued {
+                job_id,
+                ctid: install.ctid,
+                work: Work::Maintain {
+                    kind,
+                    install,
+                    request,
+                    snapshot,
                 },
-            ),
-        )
+            })
+        })
     }
 }
 
@@ -445,55 +417,33 @@ impl Handler<SubmitDestroyFailed> for JobRegistry {
     type Result = ResponseActFuture<Self, Result<i64, String>>;
 
     fn handle(&mut self, msg: SubmitDestroyFailed, _: &mut Self::Context) -> Self::Result {
-        let engine = self.engine.clone();
         let snapshot = self.catalog.snapshot();
+        let engine = self.engine.clone();
         let id = msg.job_id;
-        Box::pin(
-            async move {
-                let store = engine.store.clone();
-                let job = tokio::task::spawn_blocking(move || store.job(id))
+        let find = async move {
+            let store = engine.store.clone();
+            let job = tokio::task::spawn_blocking(move || store.job(id))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no job {id}"))?;
+            Engine::failed_install_of(&job)?;
+            let ctid = job.ctid;
+            Ok((job, ctid))
+        };
+        self.submit_on_container(
+            find,
+            move |engine, job: crate::store::JobRecord| async move {
+                let (job_id, install) = engine
+                    .create_destroy_failed_job(&job)
                     .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no job {id}"))?;
-                Engine::failed_install_of(&job)?;
-                Ok(job)
-            }
-            .into_actor(self)
-            .then(
-                move |res: Result<crate::store::JobRecord, String>, act, _| {
-                    let engine = act.engine.clone();
-                    let busy = res
-                        .as_ref()
-                        .ok()
-                        .and_then(|j| j.ctid)
-                        .is_some_and(|c| act.busy(c));
-                    async move {
-                        let job = res?;
-                        if busy {
-                            return Err(format!(
-                                "a job is already running on container {}",
-                                job.ctid.unwrap_or_default()
-                            ));
-                        }
-                        engine
-                            .create_destroy_failed_job(&job)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                    .into_actor(act)
-                },
-            )
-            .map(move |res: Result<(i64, InstallRecord), String>, act, ctx| {
-                let (job_id, install) = res?;
-                act.queue.push_back(Queued {
+                    .map_err(|e| e.to_string())?;
+                Ok(Queued {
                     job_id,
                     ctid: install.ctid,
                     work: Work::Uninstall { install, snapshot },
-                });
-                act.pump(ctx);
-                Ok(job_id)
-            }),
+                })
+            },
         )
     }
 }

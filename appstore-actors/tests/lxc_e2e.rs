@@ -13,54 +13,10 @@ use appstore_actors::store::InstallRecord;
 use appstore_catalog::CatalogSnapshot;
 use appstore_core::job::{JobKind, JobState};
 use common::{world_with, World, SECRET};
-use pve_sim::harness::HarnessOptions;
+use pve_sim::harness::{lxc_available, HarnessOptions};
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .any(|d| d.join(program).is_file())
-}
-
-fn lxc_available() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0");
-    let missing = if !root {
-        Some("not running as root".to_string())
-    } else {
-        [
-            "lxc-start",
-            "lxc-attach",
-            "debootstrap",
-            "ip",
-            "nsenter",
-            "nft",
-        ]
-        .into_iter()
-        .find(|p| !on_path(p))
-        .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
-    };
-    match missing {
-        None => true,
-        Some(reason) if std::env::var("APPSTORE_REQUIRE_LXC").as_deref() == Ok("1") => {
-            panic!("APPSTORE_REQUIRE_LXC=1 but the LXC tests cannot run: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
 
 struct Done {
     job: i64,

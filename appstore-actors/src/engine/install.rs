@@ -496,22 +496,14 @@ impl InstallWork {
         // The newest template of the family, e.g. debian-12 -> local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst.
         let family = self.manifest().lxc().ostemplate.to_string();
         let tstorage = self.engine.config.template_storage.clone();
-        let prefix = format!("{tstorage}:vztmpl/{family}-");
-        let newest = |vols: &[appstore_pve::types::Volume]| {
-            vols.iter()
-                .filter(|v| v.volid.starts_with(&prefix))
-                .map(|v| v.volid.clone())
-                .max()
-        };
-        match pve.templates(&node, &tstorage).await {
-            Ok(vols) => {
-                if let Some(t) = newest(&vols) {
-                    self.log.info(&format!("template: {t}")).await;
-                    self.template = Some(t);
-                    return StepOutcome::Done;
-                }
+        match super::newest_template(&self.engine, &family).await {
+            Ok(Some(t)) => {
+                self.log.info(&format!("template: {t}")).await;
+                self.template = Some(t);
+                return StepOutcome::Done;
             }
-            Err(e) => return pve_failed("listing templates", e),
+            Ok(None) => {}
+            Err(e) => return failed(e),
         }
         if !self.engine.config.download_templates {
             return failed(format!("no `{family}` template on storage `{tstorage}`; download one in the PVE UI (CT Templates) or allow downloads in the store's config"));

@@ -219,6 +219,22 @@ pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
     }
 }
 
+/// The newest template of `family` (`debian-12`) on the template storage.
+async fn newest_template(engine: &Engine, family: &str) -> Result<Option<String>, String> {
+    let storage = &engine.config.template_storage;
+    let prefix = format!("{storage}:vztmpl/{family}-");
+    let vols = engine
+        .pve
+        .templates(&engine.config.node, storage)
+        .await
+        .map_err(|e| format!("listing templates: {e}"))?;
+    Ok(vols
+        .into_iter()
+        .map(|v| v.volid)
+        .filter(|v| v.starts_with(&prefix))
+        .max())
+}
+
 /// Runs blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -612,13 +628,8 @@ impl Engine {
                     JobKind::Reconfigure
                 };
                 let ctx = match self.load_context(job.id).await {
-                    Ok(Some(v)) => v,
-                    Ok(None) => return self.give_up(&job, "the job saved no context").await,
-                    Err(e) => return self.give_up(&job, &e).await,
-                };
-                let ctx: install::InstallContext = match serde_json::from_value(ctx) {
                     Ok(c) => c,
-                    Err(e) => return self.give_up(&job, &e.to_string()).await,
+                    Err(e) => return self.give_up(&job, &e).await,
                 };
                 let Some(request) = ctx.maintain.clone() else {
                     return self.give_up(&job, "the job saved no request").await;
@@ -660,13 +671,8 @@ impl Engine {
             }
             "install" => {
                 let ctx = match self.load_context(job.id).await {
-                    Ok(Some(v)) => v,
-                    Ok(None) => return self.give_up(&job, "the job saved no context").await,
-                    Err(e) => return self.give_up(&job, &e).await,
-                };
-                let ctx: install::InstallContext = match serde_json::from_value(ctx) {
                     Ok(c) => c,
-                    Err(e) => return self.give_up(&job, &e.to_string()).await,
+                    Err(e) => return self.give_up(&job, &e).await,
                 };
                 let snapshot = match snapshot {
                     Some(s) => s,
@@ -850,23 +856,17 @@ impl Engine {
     }
 
     /// The job's stored resume context, opened.
-    pub(crate) async fn load_context(
-        &self,
-        job_id: i64,
-    ) -> Result<Option<serde_json::Value>, String> {
+    async fn load_context(&self, job_id: i64) -> Result<install::InstallContext, String> {
         let store = self.store.clone();
         let sealed = blocking(move || store.job_context(job_id))
             .await
-            .map_err(|e| e.to_string())?;
-        let Some(sealed) = sealed else {
-            return Ok(None);
-        };
+            .map_err(|e| e.to_string())?
+            .ok_or("the job saved no context")?;
         let text = self
             .secrets
             .open_value(&sealed)
             .map_err(|e| format!("the job's saved context cannot be opened: {e}"))?;
         serde_json::from_str(&text)
-            .map(Some)
             .map_err(|e| format!("the job's saved context is not valid: {e}"))
     }
 

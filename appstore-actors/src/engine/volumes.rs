@@ -47,25 +47,6 @@ async fn wait(
         .map_err(|e| format!("{what}: {e}"))
 }
 
-/// The newest template of `family` (`debian-12`) on the template storage.
-pub(super) async fn newest_template(
-    engine: &Engine,
-    family: &str,
-) -> Result<Option<String>, String> {
-    let storage = &engine.config.template_storage;
-    let prefix = format!("{storage}:vztmpl/{family}-");
-    let vols = engine
-        .pve
-        .templates(&engine.config.node, storage)
-        .await
-        .map_err(|e| format!("listing templates: {e}"))?;
-    Ok(vols
-        .into_iter()
-        .map(|v| v.volid)
-        .filter(|v| v.starts_with(&prefix))
-        .max())
-}
-
 /// The container holding `app_id`'s kept volumes: the one already recorded, or a new one.
 async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<u32, String> {
     let store = engine.store.clone();
@@ -79,7 +60,7 @@ async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<u32, Stri
             return Ok(id);
         }
     }
-    let template = newest_template(engine, "debian-12")
+    let template = super::newest_template(engine, "debian-12")
         .await?
         .ok_or("no debian-12 template to create the container that keeps the volumes")?;
     let ctid = engine

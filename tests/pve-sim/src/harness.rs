@@ -164,3 +164,52 @@ impl RunningSim {
         crate::state::write_atomic(&self.root.join("sim/fail").join(kind), message.as_bytes())
     }
 }
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .any(|d| d.join(program).is_file())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// For tests of the `lxc` back end: true when this machine can run real containers (root, LXC,
+/// debootstrap, iproute2, nft); otherwise prints why and returns false, or panics when
+/// `APPSTORE_REQUIRE_LXC=1` (CI) makes a missing prerequisite a failure.
+pub fn lxc_available() -> bool {
+    let missing = if !is_root() {
+        Some("not running as root".to_string())
+    } else {
+        [
+            "lxc-start",
+            "lxc-attach",
+            "debootstrap",
+            "ip",
+            "nsenter",
+            "nft",
+        ]
+        .into_iter()
+        .find(|p| !on_path(p))
+        .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
+    };
+    match missing {
+        None => true,
+        Some(reason) if std::env::var("APPSTORE_REQUIRE_LXC").as_deref() == Ok("1") => {
+            panic!("APPSTORE_REQUIRE_LXC=1 but the LXC tests cannot run: {reason}")
+        }
+        Some(reason) => {
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
 
 use pve_sim::backend::Backend;
-use pve_sim::harness::{HarnessOptions, RunningSim};
+use pve_sim::harness::{lxc_available, HarnessOptions, RunningSim};
 use pve_sim::lxc::LxcBackend;
 use pve_sim::state::SimRoot;
 use std::io::Read;
@@ -14,47 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const TEMPLATE: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .any(|d| d.join(program).is_file())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-/// True when the machine can run real containers; otherwise says why and returns false, or fails
-/// when `APPSTORE_REQUIRE_LXC=1`.
-fn lxc_available() -> bool {
-    let missing = if !is_root() {
-        Some("not running as root".to_string())
-    } else {
-        ["lxc-start", "lxc-attach", "debootstrap", "ip", "nsenter"]
-            .into_iter()
-            .find(|p| !on_path(p))
-            .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
-    };
-    match missing {
-        None => true,
-        Some(reason) if std::env::var("APPSTORE_REQUIRE_LXC").as_deref() == Ok("1") => {
-            panic!("APPSTORE_REQUIRE_LXC=1 but the LXC tests cannot run: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
 
 fn start_lxc_node() -> RunningSim {
     pve_sim::harness::start(HarnessOptions {
