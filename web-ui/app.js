@@ -171,7 +171,8 @@ function route() {
 }
 
 // -- view: app list
-const SORTS = { featured: 'Featured', name: 'Name', updated: 'Recently updated' };
+const SORTS = { featured: 'Featured', popular: 'Popular', updated: 'Recently updated', name: 'Name' };
+const PAGE = 48;
 const cache = { key: null, text: null, data: null, y: 0, opened: null };
 
 function readParams(p) {
@@ -208,12 +209,13 @@ function listView(main, params, ctx) {
   const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Categories' });
   const count = h('p', { class: 'result-count', role: 'status', tid: 'result-count' });
   const grid = h('div', { class: 'grid', tid: 'app-grid' });
+  const more = h('button', { type: 'button', class: 'btn more', tid: 'load-more', hidden: true, onclick: () => loadMore() }, 'Show more');
 
   main.append(h('section', 'list-view', h('h1', 'sr-only', 'Apps'),
     h('div', 'toolbar',
       h('div', 'search', h('label', { for: 'search', class: 'sr-only' }, 'Search apps'), icon('search', 'search-icon'), search, h('kbd', { class: 'search-kbd', 'aria-hidden': 'true' }, '/')),
       h('div', 'selects', h('label', 'select', h('span', null, 'Tag'), tagSel), h('label', 'select', h('span', null, 'Sort'), sortSel))),
-    chips, count, grid));
+    chips, count, grid, h('div', 'more-row', more)));
 
   function sync() {
     if (search.value.trim() !== state.q) search.value = state.q;
@@ -242,7 +244,10 @@ function listView(main, params, ctx) {
     }
     sync();
     const apps = arr(data.apps);
-    count.textContent = plural(typeof data.total === 'number' ? data.total : apps.length, 'app') + (state.q ? ` matching “${state.q}”` : '');
+    const total = typeof data.total === 'number' ? data.total : apps.length;
+    count.textContent = plural(total, 'app') + (state.q ? ` matching “${state.q}”` : '') + (apps.length < total ? ` · showing ${apps.length}` : '');
+    more.hidden = apps.length >= total;
+    more.disabled = false;
     grid.removeAttribute('aria-busy');
     grid.classList.remove('is-loading');
     grid.replaceChildren(...(apps.length ? apps.map(appCard) : [h('div', { class: 'empty', tid: 'empty' }, icon('search', 'empty-icon'), h('h2', null, 'No apps match'),
@@ -261,8 +266,10 @@ function listView(main, params, ctx) {
       else grid.replaceChildren(loading());
     }
     let data;
+    // A quiet revalidation asks for as many apps as are on screen (at most one full page of 200).
+    const limit = quiet && cache.key === key ? Math.min(200, Math.max(PAGE, arr(cache.data?.apps).length)) : PAGE;
     try {
-      data = await api.listApps(state, { signal: ctrl.signal });
+      data = await api.listApps({ ...state, limit }, { signal: ctrl.signal });
     } catch (err) {
       if (err.name === 'AbortError' || my !== seq || !ctx.alive) return;
       count.textContent = '';
@@ -277,6 +284,25 @@ function listView(main, params, ctx) {
     Object.assign(cache, { key, text, data });
     render(data);
     if (focused) focusCard(focused);
+  }
+  async function loadMore() {
+    const shown = arr(cache.data?.apps);
+    const my = seq;
+    more.disabled = true;
+    let next;
+    try {
+      next = await api.listApps({ ...state, offset: shown.length, limit: PAGE });
+    } catch (err) {
+      more.disabled = false;
+      count.textContent = 'Could not load more apps: ' + (err.message || String(err));
+      return;
+    }
+    if (my !== seq || !ctx.alive) return;
+    const first = grid.children.length;
+    const data = { ...next, apps: shown.concat(arr(next.apps)) };
+    Object.assign(cache, { text: JSON.stringify(data), data });
+    render(data);
+    grid.children[first]?.focus({ preventScroll: true });
   }
   const focusCard = (id) => [...grid.children].find((c) => c.dataset.appId === id)?.focus({ preventScroll: true });
 

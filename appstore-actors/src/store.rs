@@ -5,6 +5,7 @@
 use r2d2_sqlite::rusqlite::{self, params, OptionalExtension};
 use r2d2_sqlite::SqliteConnectionManager;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Errors of the store.
@@ -655,6 +656,21 @@ impl Store {
         let mut stmt = conn.prepare("SELECT * FROM jobs ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit], row_to_job)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Completed installs per app, all time: what the catalog's "popular" sort counts.
+    pub fn install_counts(&self) -> Result<HashMap<String, u64>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare(
+            "SELECT app_id, COUNT(*) FROM jobs WHERE kind = 'install' AND state = 'completed' GROUP BY app_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut counts = HashMap::new();
+        for row in rows {
+            let (app, n) = row?;
+            counts.insert(app, n.max(0) as u64);
+        }
+        Ok(counts)
     }
 
     /// Jobs that have not ended (to resume after a restart), oldest first.

@@ -17,6 +17,9 @@ pub enum Sort {
     Name,
     /// Most recently changed first.
     Updated,
+    /// Most installed first (a count the caller supplies; this node's own installs in the
+    /// service), then featured, then name.
+    Popular,
 }
 
 /// A search.
@@ -97,8 +100,14 @@ impl SearchIndex {
         &self.tags
     }
 
-    /// Ids of the apps matching `query`, in the query's order.
+    /// Ids of the apps matching `query`, in the query's order; `Popular` counts every app as 0.
     pub fn search(&self, query: &Query) -> Vec<&str> {
+        self.search_ranked(query, &|_| 0)
+    }
+
+    /// Ids of the apps matching `query`, in the query's order, with `popularity` giving each app's
+    /// install count for [`Sort::Popular`].
+    pub fn search_ranked(&self, query: &Query, popularity: &dyn Fn(&str) -> u64) -> Vec<&str> {
         let text = query.q.as_deref().unwrap_or("").to_lowercase();
         let terms: Vec<&str> = text.split_whitespace().collect();
         let mut hits: Vec<(u32, &Doc)> = self
@@ -124,6 +133,14 @@ impl SearchIndex {
             Sort::Updated => {
                 hits.sort_by(|(_, a), (_, b)| b.updated.cmp(&a.updated).then(a.name.cmp(&b.name)))
             }
+            Sort::Popular => hits.sort_by_cached_key(|(s, d)| {
+                (
+                    std::cmp::Reverse(popularity(&d.id)),
+                    !d.featured,
+                    std::cmp::Reverse(*s),
+                    d.name.clone(),
+                )
+            }),
         }
         hits.into_iter().map(|(_, d)| d.id.as_str()).collect()
     }

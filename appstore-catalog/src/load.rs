@@ -130,8 +130,18 @@ impl CatalogSnapshot {
 
     /// Apps matching `query`, best first.
     pub fn search(&self, query: &Query) -> Vec<&Arc<CatalogApp>> {
+        self.search_ranked(query, &|_| 0)
+    }
+
+    /// Apps matching `query`, best first, with `popularity` giving install counts for
+    /// [`crate::Sort::Popular`].
+    pub fn search_ranked(
+        &self,
+        query: &Query,
+        popularity: &dyn Fn(&str) -> u64,
+    ) -> Vec<&Arc<CatalogApp>> {
         self.index
-            .search(query)
+            .search_ranked(query, popularity)
             .into_iter()
             .filter_map(|id| self.apps.get(id))
             .collect()

@@ -200,6 +200,36 @@ fn cold_load_finds_when_each_app_last_changed() {
 }
 
 #[test]
+fn popular_sorts_by_the_install_counts_given() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    remote.add_app("beta", "");
+    remote.add_app("gamma", "");
+    remote.commit("init", 1_000);
+    let cache = tempfile::tempdir().unwrap();
+    let snap = catalog(&remote, cache.path(), "main")
+        .refresh()
+        .unwrap()
+        .snapshot;
+    let query = Query {
+        sort: Sort::Popular,
+        ..Query::default()
+    };
+    let counts = |id: &str| match id {
+        "gamma" => 7,
+        "beta" => 2,
+        _ => 0,
+    };
+    let order = snap.search_ranked(&query, &counts);
+    let order: Vec<&str> = order.iter().map(|a| a.manifest.id().as_str()).collect();
+    assert_eq!(order, ["gamma", "beta", "alpha"]);
+    // Without counts every app ties and the order falls back to name.
+    let order = snap.search(&query);
+    let order: Vec<&str> = order.iter().map(|a| a.manifest.id().as_str()).collect();
+    assert_eq!(order, ["alpha", "beta", "gamma"]);
+}
+
+#[test]
 fn force_push_replaces_the_old_history() {
     let remote = Remote::new();
     remote.add_app("alpha", "");

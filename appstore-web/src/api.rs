@@ -32,6 +32,83 @@ pub struct ApiState {
     pub gpus: appstore_actors::GpuHandle,
     /// Password login, when `web.auth.mode` is `password` (`None`: no login).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Rendered `GET /api/apps` pages.
+    pub apps_cache: Arc<AppsCache>,
+}
+
+/// Rendered `GET /api/apps` answers, valid for one catalog snapshot and one set of install counts;
+/// a new snapshot or new counts empty it. Counts are re-read from the store at most every few
+/// seconds, so the "popular" order follows installs without a store read per request.
+#[derive(Debug, Default)]
+pub struct AppsCache {
+    inner: std::sync::Mutex<AppsCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct AppsCacheInner {
+    /// Identity of the snapshot the pages were rendered from.
+    snapshot: usize,
+    counts: Arc<HashMap<String, u64>>,
+    counts_read: Option<std::time::Instant>,
+    pages: HashMap<String, Bytes>,
+}
+
+/// How often install counts are re-read for the "popular" order.
+const COUNTS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Rendered pages kept at most; past it the cache starts over.
+const CACHED_PAGES: usize = 1024;
+
+impl AppsCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AppsCacheInner> {
+        // A panic while holding the lock leaves only a cache behind: keep using it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The page for `key` rendered from `snap`, if cached.
+    fn page(&self, snap: &Arc<CatalogSnapshot>, key: &str) -> Option<Bytes> {
+        let mut inner = self.lock();
+        let id = Arc::as_ptr(snap) as usize;
+        if inner.snapshot != id {
+            inner.snapshot = id;
+            inner.pages.clear();
+        }
+        inner.pages.get(key).cloned()
+    }
+
+    fn store_page(&self, snap: &Arc<CatalogSnapshot>, key: String, page: Bytes) {
+        let mut inner = self.lock();
+        if inner.snapshot != Arc::as_ptr(snap) as usize {
+            return;
+        }
+        if inner.pages.len() >= CACHED_PAGES {
+            inner.pages.clear();
+        }
+        inner.pages.insert(key, page);
+    }
+
+    /// The install counts, when they are fresh enough.
+    fn fresh_counts(&self) -> Option<Arc<HashMap<String, u64>>> {
+        let inner = self.lock();
+        inner
+            .counts_read
+            .filter(|at| at.elapsed() < COUNTS_TTL)
+            .map(|_| inner.counts.clone())
+    }
+
+    /// Makes the next request re-read the install counts (a job completed).
+    pub fn forget_counts(&self) {
+        self.lock().counts_read = None;
+    }
+
+    fn set_counts(&self, counts: HashMap<String, u64>) -> Arc<HashMap<String, u64>> {
+        let mut inner = self.lock();
+        if *inner.counts != counts {
+            inner.counts = Arc::new(counts);
+            inner.pages.clear();
+        }
+        inner.counts_read = Some(std::time::Instant::now());
+        inner.counts.clone()
+    }
 }
 
 /// The job engine as the API uses it.
@@ -778,7 +855,35 @@ pub fn app_summary(app: &CatalogApp) -> Value {
     })
 }
 
-fn parse_query(params: &HashMap<String, String>) -> Result<Query, ApiError> {
+/// Apps per page unless `limit` says otherwise, and the most one page holds.
+pub const APPS_PAGE: usize = 48;
+const APPS_PAGE_MAX: usize = 200;
+
+/// A parsed `GET /api/apps` query.
+struct AppsQuery {
+    query: Query,
+    offset: usize,
+    limit: usize,
+}
+
+impl AppsQuery {
+    /// The cache key: every part that changes the answer.
+    fn key(&self) -> String {
+        let q = &self.query;
+        format!(
+            "{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{}",
+            q.q.as_deref().unwrap_or(""),
+            q.category.as_deref().unwrap_or(""),
+            q.tag.as_deref().unwrap_or(""),
+            q.sort,
+            self.offset,
+            self.limit
+        )
+    }
+}
+
+fn parse_query(params: &HashMap<String, String>) -> Result<AppsQuery, ApiError> {
+    const KNOWN: [&str; 6] = ["q", "category", "tag", "sort", "offset", "limit"];
     let mut err = ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_query",
@@ -788,45 +893,121 @@ fn parse_query(params: &HashMap<String, String>) -> Result<Query, ApiError> {
         None | Some("") | Some("featured") => Sort::Featured,
         Some("name") => Sort::Name,
         Some("updated") => Sort::Updated,
+        Some("popular") => Sort::Popular,
         Some(other) => {
             err = err.field(
                 "sort",
-                format!("`{other}` is not a sort; use featured, name or updated"),
+                format!("`{other}` is not a sort; use featured, popular, updated or name"),
             );
             Sort::Featured
         }
     };
+    let number = |key: &str, default: usize, min: usize, max: usize| -> Result<usize, String> {
+        match params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| format!("`{v}` is not a whole number from {min} to {max}")),
+        }
+    };
+    let offset = match number("offset", 0, 0, 1_000_000) {
+        Ok(n) => n,
+        Err(m) => {
+            err = err.field("offset", m);
+            0
+        }
+    };
+    let limit = match number("limit", APPS_PAGE, 1, APPS_PAGE_MAX) {
+        Ok(n) => n,
+        Err(m) => {
+            err = err.field("limit", m);
+            APPS_PAGE
+        }
+    };
     for key in params.keys() {
-        if !["q", "category", "tag", "sort"].contains(&key.as_str()) {
-            err = err.field(key, "unknown parameter; known: q, category, tag, sort");
+        if !KNOWN.contains(&key.as_str()) {
+            err = err.field(
+                key,
+                format!("unknown parameter; known: {}", KNOWN.join(", ")),
+            );
         }
     }
     if !err.fields.is_empty() {
         return Err(err);
     }
     let non_empty = |k: &str| params.get(k).filter(|v| !v.trim().is_empty()).cloned();
-    Ok(Query {
-        q: non_empty("q"),
-        category: non_empty("category"),
-        tag: non_empty("tag"),
-        sort,
+    Ok(AppsQuery {
+        query: Query {
+            q: non_empty("q"),
+            category: non_empty("category"),
+            tag: non_empty("tag"),
+            sort,
+        },
+        offset,
+        limit,
     })
+}
+
+/// Install counts for the "popular" order: cached, re-read every few seconds; none without an
+/// engine.
+async fn install_counts(state: &ApiState) -> Arc<HashMap<String, u64>> {
+    if let Some(counts) = state.apps_cache.fresh_counts() {
+        return counts;
+    }
+    let counts = match &state.jobs {
+        Some(jobs) => {
+            let store = jobs.store.clone();
+            read(move || store.install_counts())
+                .await
+                .unwrap_or_default()
+        }
+        None => HashMap::new(),
+    };
+    state.apps_cache.set_counts(counts)
 }
 
 async fn list_apps(state: ApiState, params: HashMap<String, String>) -> ApiResult {
     let query = parse_query(&params)?;
     let snap = snapshot(&state)?;
-    let apps: Vec<Value> = snap
-        .search(&query)
-        .into_iter()
-        .map(|a| app_summary(a))
-        .collect();
-    ok_json(&json!({
-        "apps": apps,
-        "total": apps.len(),
-        "categories": snap.index().categories(),
-        "tags": snap.index().tags(),
-    }))
+    let counts = install_counts(&state).await;
+    let key = query.key();
+    let body = match state.apps_cache.page(&snap, &key) {
+        Some(body) => body,
+        None => {
+            let hits = snap.search_ranked(&query.query, &|id| counts.get(id).copied().unwrap_or(0));
+            let apps: Vec<Value> = hits
+                .iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .map(|a| {
+                    let mut v = app_summary(a);
+                    v["installs"] =
+                        json!(counts.get(a.manifest.id().as_str()).copied().unwrap_or(0));
+                    v
+                })
+                .collect();
+            let body = Bytes::from(
+                serde_json::to_vec(&json!({
+                    "apps": apps,
+                    "total": hits.len(),
+                    "offset": query.offset,
+                    "limit": query.limit,
+                    "categories": snap.index().categories(),
+                    "tags": snap.index().tags(),
+                }))
+                .unwrap_or_default(),
+            );
+            state.apps_cache.store_page(&snap, key, body.clone());
+            body
+        }
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map(Reply::into_response)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
 }
 
 fn find_app(snap: &CatalogSnapshot, id: &str) -> Result<Arc<CatalogApp>, ApiError> {
@@ -1066,7 +1247,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::path::end())
         .and(warp::post())
         .and(with_state.clone())
-        .and(warp::addr::remote())
+        .and(crate::tls::client_addr())
         .and(warp::body::content_length_limit(4 * 1024))
         .and(warp::body::bytes())
         .and_then(|s, r, b| respond(login(s, r, b)));

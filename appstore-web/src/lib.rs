@@ -8,4 +8,5 @@ pub mod demo;
 pub mod lint;
 pub mod openapi;
 pub mod server;
+pub mod tls;
 pub mod ui;

@@ -37,6 +37,16 @@ enum Command {
         /// Require a login with this password (by default the demo has no login).
         #[arg(long)]
         password: Option<String>,
+        /// Serve this Git catalog (a URL, or a local repository's path) on branch `main` instead
+        /// of the embedded reference catalog: how a catalog maintainer tries a catalog end to end.
+        #[arg(long)]
+        catalog: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<String>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<String>,
     },
     /// Set the admin password of `web.auth.mode: password` (read from the terminal, or a line on
     /// standard input); existing sessions end.
@@ -190,6 +200,8 @@ fn demo(
     state_dir: Option<PathBuf>,
     containers: &str,
     password: Option<String>,
+    catalog: Option<String>,
+    tls: Option<server::WebTls>,
 ) -> anyhow::Result<()> {
     let temp;
     let state = match state_dir {
@@ -201,7 +213,14 @@ fn demo(
             temp.path().to_path_buf()
         }
     };
-    let url = demo::write_reference_catalog(&state.join("reference-catalog"))?;
+    let url = match catalog {
+        Some(c) if std::path::Path::new(&c).is_dir() => {
+            let abs = std::fs::canonicalize(&c).with_context(|| format!("cannot read {c}"))?;
+            format!("file://{}", abs.display())
+        }
+        Some(url) => url,
+        None => demo::write_reference_catalog(&state.join("reference-catalog"))?,
+    };
     tracing::info!(state = %state.display(), "demo state");
     // The simulated PVE node, in this process, over HTTPS with its own CA.
     let sim = pve_sim::harness::start(pve_sim::harness::HarnessOptions {
@@ -278,6 +297,7 @@ fn demo(
         refresh_every: Some(Duration::from_secs(60)),
         engine: Some(engine),
         gpu_root: appstore_gpu::HostRoot::system(),
+        tls,
     });
     drop(sim);
     result
@@ -344,6 +364,11 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         refresh_every: config.catalog_refresh,
         engine: Some(engine),
         gpu_root: appstore_gpu::HostRoot::system(),
+        tls: config.web_tls.as_ref().map(|t| server::WebTls {
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            fields: ("web.tls.cert_file", "web.tls.key_file"),
+        }),
     })
 }
 
@@ -428,9 +453,18 @@ fn main() -> ExitCode {
             state_dir,
             containers,
             password,
+            catalog,
+            tls_cert,
+            tls_key,
         } => {
             init_tracing(None);
-            demo(port, bind, state_dir, &containers, password).map(|()| ExitCode::SUCCESS)
+            let tls = tls_cert.zip(tls_key).map(|(cert_file, key_file)| server::WebTls {
+                cert_file,
+                key_file,
+                fields: ("--tls-cert", "--tls-key"),
+            });
+            demo(port, bind, state_dir, &containers, password, catalog, tls)
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::Passwd { config } => passwd(&config),
         Command::Serve { config } => {

@@ -55,7 +55,9 @@ pub const ROUTES: &[ApiRoute] = &[
             ("q", "Search text (name, description, tags)"),
             ("category", "Only apps of this category"),
             ("tag", "Only apps with this tag"),
-            ("sort", "`featured` (default), `name`, `updated`, `popular`"),
+            ("sort", "`featured` (default), `popular` (most installed here), `updated`, `name`"),
+            ("offset", "Skip this many matches (default 0)"),
+            ("limit", "Apps per page, 1 to 200 (default 48); `total` counts all matches"),
         ],
         ..r("GET", "/api/apps", "catalog", "List and search the catalog's apps")
     },

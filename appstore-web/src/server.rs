@@ -3,7 +3,7 @@
 use crate::api::{self, ApiState, JobsApi};
 use actix::Supervisor;
 use anyhow::Context as _;
-use appstore_actors::engine::{Engine, EngineConfig, HostHelper};
+use appstore_actors::engine::{Engine, EngineConfig, HostHelper, JobEvent};
 use appstore_actors::secrets::SecretBox;
 use appstore_actors::store::Store;
 use appstore_actors::JobRegistry;
@@ -50,10 +50,29 @@ pub struct ServerSettings {
     pub gpu_root: appstore_gpu::HostRoot,
     /// Password login against this hash file (`web.auth.mode: password`); `None`: no login.
     pub password_file: Option<PathBuf>,
+    /// HTTPS with this certificate and key (PEM files); `None`: plain HTTP.
+    pub tls: Option<WebTls>,
+}
+
+/// The certificate and key files of `web.tls`.
+#[derive(Debug, Clone)]
+pub struct WebTls {
+    /// Certificate chain (PEM).
+    pub cert_file: String,
+    /// Private key (PEM).
+    pub key_file: String,
+    /// Where the two came from, for error messages: (`web.tls.cert_file`, `web.tls.key_file`) or
+    /// the demo's flags.
+    pub fields: (&'static str, &'static str),
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.
 pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
+    // Certificate problems stop the start before anything else runs.
+    let tls = match &settings.tls {
+        Some(t) => Some(crate::tls::load(t)?),
+        None => None,
+    };
     let handle = CatalogHandle::default();
     let catalog = GitCatalog::new(GitCache::new(&settings.cache_dir), settings.catalog.clone());
     let every = settings.refresh_every;
@@ -77,7 +96,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 auth = Some(Arc::new(crate::auth::Auth::new(
                     store.clone(),
                     file.clone(),
-                    false,
+                    tls.is_some(),
                 )));
             }
             let secrets = SecretBox::open(&setup.secret_key).context("opening the secret key")?;
@@ -112,14 +131,34 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         jobs,
         gpus,
         auth,
+        apps_cache: Default::default(),
     };
+    if let Some(jobs) = &state.jobs {
+        // A completed job can change the "popular" order: the next apps request re-counts.
+        let (mut rx, cache) = (jobs.events.subscribe(), Arc::clone(&state.apps_cache));
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    Ok(JobEvent::State { state, .. }) if state == "completed" => {
+                        cache.forget_counts()
+                    }
+                    Err(RecvError::Lagged(_)) => cache.forget_counts(),
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
 
     let routes = api::routes(state)
         .or(crate::ui::routes().map(warp::Reply::into_response))
         .unify()
         .recover(api::recover)
         .unify()
-        .with(warp::log("pve_appstore::http"));
+        .with(warp::log("pve_appstore::http"))
+        .map(warp::Reply::into_response)
+        .boxed();
 
     let listener = tokio::net::TcpListener::bind(settings.addr).await.with_context(|| {
         format!("cannot listen on {}; is another program using that port? (choose another with --port)", settings.addr)
@@ -128,13 +167,19 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         .local_addr()
         .context("listening socket has no address")?;
     // Tests and scripts read this line to learn the port when started with --port 0.
-    println!("PVE App Store listening on http://{local}");
-    tracing::info!(%local, catalog = %settings.catalog.url, branch = %settings.catalog.branch, "web server started");
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown_signal())
-        .run()
-        .await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("PVE App Store listening on {scheme}://{local}");
+    tracing::info!(%local, scheme, catalog = %settings.catalog.url, branch = %settings.catalog.branch, "web server started");
+    match tls {
+        Some(config) => crate::tls::serve(routes, listener, config, shutdown_signal()).await,
+        None => {
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(shutdown_signal())
+                .run()
+                .await
+        }
+    }
     tracing::info!("web server stopped");
     Ok(())
 }

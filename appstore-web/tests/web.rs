@@ -281,7 +281,44 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
     assert!(body["error"]["fields"]["sort"]
         .as_str()
         .unwrap()
-        .contains("featured, name or updated"));
+        .contains("featured, popular, updated or name"));
+    let bad = demo.get("/api/apps?limit=0&offset=-1&page=2");
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().unwrap();
+    let fields = &body["error"]["fields"];
+    assert_eq!(fields["limit"], "`0` is not a whole number from 1 to 200");
+    assert_eq!(
+        fields["offset"],
+        "`-1` is not a whole number from 0 to 1000000"
+    );
+    assert!(fields["page"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown parameter"));
+
+    // Pages: `total` counts every match, `offset` and `limit` pick the slice.
+    let names: serde_json::Value = demo.get("/api/apps?sort=name&limit=3").json().unwrap();
+    assert_eq!(
+        (names["total"].as_u64(), names["limit"].as_u64()),
+        (Some(4), Some(3))
+    );
+    let rest: serde_json::Value = demo
+        .get("/api/apps?sort=name&limit=3&offset=3")
+        .json()
+        .unwrap();
+    let page_ids = |v: &serde_json::Value| -> Vec<String> {
+        v["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        page_ids(&names),
+        ["apt-cacher-ng", "jellyfin", "obsidian-livesync"]
+    );
+    assert_eq!(page_ids(&rest), ["radicale"]);
 
     let page = demo.get("/");
     assert_eq!(page.status(), 200);
@@ -363,6 +400,18 @@ fn demo_installs_an_app_through_the_api() {
         "secret outputs are not listed"
     );
     assert!(!installs.to_string().contains("Demo-Secret-99"));
+
+    // The install counts toward "popular" (re-counted when the completed event arrives).
+    let mut popular = serde_json::Value::Null;
+    for _ in 0..40 {
+        popular = demo.get("/api/apps?sort=popular").json().unwrap();
+        if popular["apps"][0]["installs"] == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(popular["apps"][0]["id"], "radicale", "{popular}");
+    assert_eq!(popular["apps"][1]["installs"], 0);
 
     let bad = client
         .post(format!("{}/api/install", demo.base))
@@ -786,4 +835,90 @@ fn bad_install_options_are_refused_on_their_fields_before_a_job_exists() {
     );
     let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
     assert!(jobs["jobs"].as_array().unwrap().is_empty());
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1: (certificate PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn https_serves_the_api_and_marks_the_session_cookie_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    let demo = Demo::start_with(&[
+        "--password",
+        "Admin-Pass-123",
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(demo.base.starts_with("https://127.0.0.1:"), "{}", demo.base);
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}/api/health", demo.base))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let r = client
+        .post(format!("{}/api/login", demo.base))
+        .json(&serde_json::json!({"password": "Admin-Pass-123"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Repeated wrong passwords are still limited per address behind TLS.
+    let mut last = 0;
+    for _ in 0..6 {
+        last = client
+            .post(format!("{}/api/login", demo.base))
+            .json(&serde_json::json!({"password": "wrong-wrong"}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429);
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = demo.base.replace("https://", "http://");
+    assert!(reqwest::blocking::get(format!("{plain}/api/health"))
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true));
+}
+
+#[test]
+fn a_bad_certificate_file_stops_the_start_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = self_signed();
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate\n").unwrap();
+    std::fs::write(dir.path().join("key.pem"), key).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(bin()
+        .args(["demo", "--port", "0", "--state-dir"])
+        .arg(state.path())
+        .arg("--tls-cert")
+        .arg(dir.path().join("cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("key.pem")));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--tls-cert:") && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
 }

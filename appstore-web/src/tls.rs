@@ -1,0 +1,105 @@
+//! HTTPS for the web server. warp 0.4 has no TLS of its own, so its filter is turned into a service
+//! and served through hyper over rustls connections, one task per connection.
+
+use anyhow::Context as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use warp::Filter;
+
+/// The peer's address of a connection served here (warp only sets its own for its own server);
+/// read by [`client_addr`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The peer's address, whichever server accepted the connection.
+pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::addr::remote()
+        .and(warp::ext::optional::<ClientAddr>())
+        .map(|warp: Option<SocketAddr>, ours: Option<ClientAddr>| warp.or(ours.map(|c| c.0)))
+}
+
+/// Reads the certificate chain and private key (PEM) into a server config. Errors name the setting
+/// each file came from (`web.tls.cert_file` in the config, `--tls-cert` on the demo).
+pub fn load(files: &crate::server::WebTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert_file, key_file) = (files.cert_file.as_str(), files.key_file.as_str());
+    let (cert_field, key_field) = files.fields;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| anyhow::anyhow!("{cert_field}: cannot read certificates from {cert_file}: {e}; give a PEM file with the server certificate first, then its chain"))?;
+    if certs.is_empty() {
+        anyhow::bail!("{cert_field}: {cert_file} holds no PEM certificate; give a PEM file with the server certificate first, then its chain");
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        anyhow::anyhow!("{key_field}: cannot read a private key from {key_file}: {e}; give the certificate's key as PEM (PKCS#8, PKCS#1 or SEC1)")
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| anyhow::anyhow!("{key_field}: the key in {key_file} does not fit the certificate in {cert_file}: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// How long a client has to finish the TLS handshake, and open connections to end after a stop.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `filter` over TLS on `listener` until `shutdown` resolves; open connections then get a
+/// few seconds to finish (live streams end with them).
+pub async fn serve(
+    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = warp::service(filter.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                let mut service = service.clone();
+                tower_service::Service::call(&mut service, req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::info!("open connections did not finish in time; closing them");
+    }
+}
