@@ -626,6 +626,16 @@ impl Store {
         Ok(seq)
     }
 
+    /// The last `n` log lines of a job, oldest first.
+    pub fn tail_logs(&self, job: i64, n: i64) -> Result<Vec<LogRecord>> {
+        let last: i64 = self.pool.get()?.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id = ?1",
+            [job],
+            |r| r.get(0),
+        )?;
+        self.logs(job, (last - n).max(0), n)
+    }
+
     /// Log lines after `after` (a cursor), at most `limit`.
     pub fn logs(&self, job: i64, after: i64, limit: i64) -> Result<Vec<LogRecord>> {
         let conn = self.pool.get()?;

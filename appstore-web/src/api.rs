@@ -34,6 +34,8 @@ pub struct ApiState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Rendered `GET /api/apps` pages.
     pub apps_cache: Arc<AppsCache>,
+    /// The running configuration with credentials removed (for the debug bundle).
+    pub config_summary: Arc<Value>,
 }
 
 /// Rendered `GET /api/apps` answers, valid for one catalog snapshot and one set of install counts;
@@ -531,6 +533,91 @@ async fn list_volumes(state: ApiState) -> ApiResult {
     let store = jobs.store.clone();
     let kept = read(move || store.kept_volumes(None)).await?;
     ok_json(&json!({"volumes": kept}))
+}
+
+/// Jobs the debug bundle describes.
+const BUNDLE_JOBS: i64 = 20;
+
+/// The debug bundle (a JSON download): version, redacted config, catalog status, GPU inventory, the
+/// last jobs with their transitions, the last service log lines, and the last log lines of one job
+/// (`job_id`, by default the newest failed job, else the newest job).
+async fn debug_bundle(state: ApiState, params: HashMap<String, String>) -> ApiResult {
+    let job_id = match params
+        .get("job_id")
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "the query has invalid parameters",
+            )
+            .field(
+                "job_id",
+                format!("`{v}` is not a job id; use a number from GET /api/jobs"),
+            )
+        })?),
+    };
+    let catalog = state.catalog.status();
+    let snap = catalog.snapshot.as_ref();
+    let mut bundle = json!({
+        "generated_at_ms": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        "version": appstore_core::STORE_VERSION,
+        "config": *state.config_summary,
+        "catalog": {
+            "source": snap.map(|s| s.source()),
+            "apps": snap.map(|s| s.apps().len()).unwrap_or(0),
+            "broken": snap.map(|s| s.broken().len()).unwrap_or(0),
+            "last_error": catalog.last_error.as_deref().map(crate::debug::scrub_urls),
+        },
+        "gpus": serde_json::to_value(state.gpus.status()).unwrap_or_default(),
+        "service_log": crate::debug::service_log().lines(),
+    });
+    if let Some(jobs) = &state.jobs {
+        let store = jobs.store.clone();
+        let (list, chosen, lines) = read(move || {
+            let list = store.jobs(BUNDLE_JOBS)?;
+            let chosen = match job_id {
+                Some(id) => store.job(id)?.map(|j| j.id),
+                None => list
+                    .iter()
+                    .find(|j| j.state == "failed")
+                    .or(list.first())
+                    .map(|j| j.id),
+            };
+            let lines = match chosen {
+                Some(id) => store.tail_logs(id, crate::debug::LOG_LINES as i64)?,
+                None => Vec::new(),
+            };
+            let mut described = Vec::new();
+            for job in list {
+                let transitions = store.transitions(job.id)?;
+                described.push(json!({"job": job, "transitions": transitions}));
+            }
+            Ok((described, chosen, lines))
+        })
+        .await?;
+        if let (Some(asked), None) = (job_id, chosen) {
+            return Err(ApiError::not_found(format!("no job {asked}")));
+        }
+        bundle["jobs"] = json!(list);
+        bundle["job_log"] = json!({"job_id": chosen, "lines": lines});
+    }
+    let body = serde_json::to_vec_pretty(&bundle).unwrap_or_default();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"pve-appstore-debug.json\"",
+        )
+        .body(Bytes::from(body))
+        .map(Reply::into_response)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 async fn list_jobs(state: ApiState) -> ApiResult {
@@ -1082,7 +1169,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 26] = [
+pub const ROUTER_KEYS: [(&str, &str); 27] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -1109,6 +1196,7 @@ pub const ROUTER_KEYS: [(&str, &str); 26] = [
     ("POST", "/api/logout"),
     ("GET", "/api/session"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/api/debug/bundle"),
 ];
 
 /// Every `/api` route.
@@ -1304,8 +1392,14 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|s| respond(list_installs(s)));
-    // Each route boxed before it is joined: one flat type instead of a nested one per route, which
-    // keeps compile times sane as routes are added.
+    let bundle = api
+        .and(warp::path("debug"))
+        .and(warp::path("bundle"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|s, q| respond(debug_bundle(s, q)));
     // Each filter is paired with its entry in ROUTER_KEYS (same length, checked by the compiler), and
     // a test keeps those equal to the documented routes (openapi::ROUTES). Each route is boxed before
     // it is joined: one flat type instead of a nested one per route, which keeps compile times sane.
@@ -1336,6 +1430,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         logout_route.boxed(),
         session_route.boxed(),
         openapi.boxed(),
+        bundle.boxed(),
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

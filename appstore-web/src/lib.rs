@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod debug;
 pub mod demo;
 pub mod lint;
 pub mod openapi;

@@ -105,14 +105,25 @@ fn init_tracing(json_log_dir: Option<&std::path::Path>) {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    macro_rules! json {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+        };
+    }
+    // Every mode keeps its last lines in memory for the debug bundle.
+    let ring = json!().with_writer(|| appstore_web::debug::RingWriter);
+    let registry = tracing_subscriber::registry().with(filter).with(ring);
     match json_log_dir {
-        None => {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_target(false)
-                .with_writer(std::io::stderr)
-                .init();
-        }
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
         Some(dir) => {
             let file = std::fs::create_dir_all(dir).and_then(|()| {
                 std::fs::OpenOptions::new()
@@ -120,21 +131,10 @@ fn init_tracing(json_log_dir: Option<&std::path::Path>) {
                     .append(true)
                     .open(dir.join("pve-appstore.log"))
             });
-            let stderr = tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false)
-                .with_writer(std::io::stderr);
-            let registry = tracing_subscriber::registry().with(filter).with(stderr);
+            let registry = registry.with(json!().with_writer(std::io::stderr));
             match file {
                 Ok(f) => registry
-                    .with(
-                        tracing_subscriber::fmt::layer()
-                            .json()
-                            .with_current_span(true)
-                            .with_span_list(false)
-                            .with_writer(std::sync::Mutex::new(f)),
-                    )
+                    .with(json!().with_writer(std::sync::Mutex::new(f)))
                     .init(),
                 Err(e) => {
                     registry.init();
@@ -287,6 +287,17 @@ fn demo(
         None => None,
     };
     let result = run_system(server::ServerSettings {
+        config_summary: serde_json::json!({
+            "mode": "demo",
+            "catalog": {"url": url.clone(), "branch": "main"},
+            "auth": if password_file.is_some() { "password" } else { "none" },
+            "node": "pve1",
+            "pool": "appstore",
+            "storage": "local-lvm",
+            "bridge": "vmbr0",
+            "containers": containers,
+            "https": tls.is_some(),
+        }),
         password_file,
         addr: SocketAddr::new(bind, port),
         catalog: GitSource {
@@ -369,6 +380,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
             key_file: t.key_file.clone(),
             fields: ("web.tls.cert_file", "web.tls.key_file"),
         }),
+        config_summary: serde_yaml::from_str::<serde_json::Value>(&text).unwrap_or_default(),
     })
 }
 
@@ -458,11 +470,13 @@ fn main() -> ExitCode {
             tls_key,
         } => {
             init_tracing(None);
-            let tls = tls_cert.zip(tls_key).map(|(cert_file, key_file)| server::WebTls {
-                cert_file,
-                key_file,
-                fields: ("--tls-cert", "--tls-key"),
-            });
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert_file, key_file)| server::WebTls {
+                    cert_file,
+                    key_file,
+                    fields: ("--tls-cert", "--tls-key"),
+                });
             demo(port, bind, state_dir, &containers, password, catalog, tls)
                 .map(|()| ExitCode::SUCCESS)
         }

@@ -151,6 +151,18 @@ pub const ROUTES: &[ApiRoute] = &[
     r("GET", "/api/volumes", "installs", "Data volumes kept by uninstalls"),
     r("GET", "/api/installs", "installs", "Installed apps, with upgrade availability"),
     r("GET", "/api/openapi.json", "system", "This document"),
+    ApiRoute {
+        query: &[(
+            "job_id",
+            "Whose last 200 log lines to include (default: the newest failed job, else the newest)",
+        )],
+        ..r(
+            "GET",
+            "/api/debug/bundle",
+            "system",
+            "Debug bundle: job metadata without secrets, redacted config, last 200 log lines",
+        )
+    },
 ];
 
 fn operation(route: &ApiRoute) -> Value {

@@ -52,6 +52,8 @@ pub struct ServerSettings {
     pub password_file: Option<PathBuf>,
     /// HTTPS with this certificate and key (PEM files); `None`: plain HTTP.
     pub tls: Option<WebTls>,
+    /// The configuration as the debug bundle shows it (credentials removed by the server).
+    pub config_summary: serde_json::Value,
 }
 
 /// The certificate and key files of `web.tls`.
@@ -132,6 +134,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         gpus,
         auth,
         apps_cache: Default::default(),
+        config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),
     };
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.

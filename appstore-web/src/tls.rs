@@ -87,11 +87,13 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                let mut service = service.clone();
-                tower_service::Service::call(&mut service, req)
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    let mut service = service.clone();
+                    tower_service::Service::call(&mut service, req)
+                },
+            );
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn).await {
@@ -99,7 +101,10 @@ pub async fn serve(
             }
         });
     }
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("open connections did not finish in time; closing them");
     }
 }

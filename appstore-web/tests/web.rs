@@ -413,6 +413,35 @@ fn demo_installs_an_app_through_the_api() {
     assert_eq!(popular["apps"][0]["id"], "radicale", "{popular}");
     assert_eq!(popular["apps"][1]["installs"], 0);
 
+    // The debug bundle: job metadata, the job's last lines and the service log, no secret.
+    let r = demo.get("/api/debug/bundle");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let text = r.text().unwrap();
+    assert!(!text.contains("Demo-Secret-99"), "{text}");
+    let bundle: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(bundle["config"]["mode"], "demo");
+    assert_eq!(bundle["jobs"][0]["job"]["id"], id);
+    assert_eq!(bundle["job_log"]["job_id"], id);
+    let lines = bundle["job_log"]["lines"].as_array().unwrap();
+    assert!(!lines.is_empty() && lines.len() <= 200);
+    assert!(
+        bundle["service_log"].as_array().unwrap().len() > 3,
+        "{bundle}"
+    );
+    assert_eq!(demo.get("/api/debug/bundle?job_id=999").status(), 404);
+    let bad = demo.get("/api/debug/bundle?job_id=abc");
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.json::<serde_json::Value>().unwrap()["error"]["fields"]["job_id"]
+            .as_str()
+            .unwrap()
+            .contains("not a job id")
+    );
+
     let bad = client
         .post(format!("{}/api/install", demo.base))
         .json(&serde_json::json!({"app_id": "nope"}))
