@@ -15,4 +15,4 @@ pub use gpu::{GpuHandle, GpuManagerActor, GpuStatus, Rescan};
 pub use jobs::{
     CancelJob, JobRegistry, SubmitDestroyFailed, SubmitInstall, SubmitMaintain, SubmitUninstall,
 };
-pub use proxmox::{Discover, Discovery, ProxmoxActor};
+pub use proxmox::{ContainerState, Discover, Discovery, ProxmoxActor, ReadContainer};

@@ -44,6 +44,23 @@ pub struct Discover {
     pub refresh: bool,
 }
 
+/// Ask for one container's live state (never cached): what an installed app's page shows.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ContainerState, String>")]
+pub struct ReadContainer {
+    /// The container.
+    pub ctid: u32,
+}
+
+/// A container as PVE reports it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerState {
+    /// `status/current`: status, cpu, memory, disk, network, uptime.
+    pub status: appstore_pve::types::LxcStatus,
+    /// The container's config options.
+    pub config: std::collections::BTreeMap<String, String>,
+}
+
 /// Reads and caches the node's offer.
 #[derive(Debug)]
 pub struct ProxmoxActor {
@@ -160,5 +177,28 @@ impl Handler<Discover> for ProxmoxActor {
             act.cached = Some((Instant::now(), Arc::clone(&d)));
             d
         }))
+    }
+}
+
+impl Handler<ReadContainer> for ProxmoxActor {
+    type Result = ResponseFuture<Result<ContainerState, String>>;
+
+    fn handle(&mut self, msg: ReadContainer, _: &mut Self::Context) -> Self::Result {
+        let (pve, node) = (Arc::clone(&self.pve), self.node.clone());
+        Box::pin(async move {
+            // The token only reads containers in the store's pool: PVE answers 403 for others.
+            let status = pve
+                .lxc_status(&node, msg.ctid)
+                .await
+                .map_err(|e| format!("reading container {}: {e}", msg.ctid))?;
+            let config = pve
+                .lxc_config(&node, msg.ctid)
+                .await
+                .map_err(|e| format!("reading container {}: {e}", msg.ctid))?;
+            Ok(ContainerState {
+                status,
+                config: config.options,
+            })
+        })
     }
 }

@@ -683,6 +683,20 @@ impl Store {
         Ok(counts)
     }
 
+    /// The jobs of one install, newest first: those linked to it, and those on its container for
+    /// its app (an install job is linked only once it completes).
+    pub fn install_jobs(&self, install: &InstallRecord) -> Result<Vec<JobRecord>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare(
+            "SELECT * FROM jobs WHERE install_id = ?1 OR (ctid = ?2 AND app_id = ?3) ORDER BY id DESC LIMIT 100",
+        )?;
+        let rows = stmt.query_map(
+            params![install.id, install.ctid, install.app_id],
+            row_to_job,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Jobs that have not ended (to resume after a restart), oldest first.
     pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
         let conn = self.pool.get()?;

@@ -835,32 +835,108 @@ async fn cancel_job(state: ApiState, id: i64) -> ApiResult {
     }
 }
 
+/// An install as the API shows it: secret outputs only by presence, with its upgrade check.
+fn install_view(
+    i: &appstore_actors::store::InstallRecord,
+    snapshot: Option<&Arc<CatalogSnapshot>>,
+) -> Value {
+    // Secret outputs are stored sealed and never listed; only their presence is.
+    let outputs: Value = serde_json::from_str(&i.outputs).unwrap_or(Value::Null);
+    let outputs: Vec<Value> = outputs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            if o["secret"] == true {
+                json!({"key": o["key"], "label": o["label"], "secret": true, "value": null})
+            } else {
+                o.clone()
+            }
+        })
+        .collect();
+    let upgrade = snapshot.and_then(|s| s.app(&i.app_id)).map(|a| {
+        serde_json::to_value(appstore_core::upgrade::check(&i.version, &a.manifest))
+            .unwrap_or(Value::Null)
+    });
+    json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
+           "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs,
+           "upgrade": upgrade})
+}
+
 async fn list_installs(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
     let installs = read(move || store.installs()).await?;
     let snapshot = state.catalog.snapshot();
     let shown: Vec<Value> = installs
-        .into_iter()
-        .map(|i| {
-            // Secret outputs are stored sealed and never listed; only their presence is.
-            let outputs: Value = serde_json::from_str(&i.outputs).unwrap_or(Value::Null);
-            let outputs: Vec<Value> = outputs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|o| if o["secret"] == true { json!({"key": o["key"], "label": o["label"], "secret": true, "value": null}) } else { o.clone() })
-                .collect();
-            let upgrade = snapshot
-                .as_ref()
-                .and_then(|s| s.app(&i.app_id))
-                .map(|a| serde_json::to_value(appstore_core::upgrade::check(&i.version, &a.manifest)).unwrap_or(Value::Null));
-            json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
-                   "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs,
-                   "upgrade": upgrade})
-        })
+        .iter()
+        .map(|i| install_view(i, snapshot.as_ref()))
         .collect();
     ok_json(&json!({"installs": shown}))
+}
+
+/// One install: the record, its job history, and — while it exists — the container's live
+/// state from PVE (status, CPU, memory, disk, network, uptime), its config and its volumes.
+async fn get_install(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let (install, history) = read(move || {
+        let Some(install) = store.install(id)? else {
+            return Ok(None);
+        };
+        let history = store.install_jobs(&install)?;
+        Ok(Some((install, history)))
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let mut view = install_view(&install, state.catalog.snapshot().as_ref());
+    view["jobs"] = json!(history);
+    let live = match install.ctid.and_then(|c| u32::try_from(c).ok()) {
+        Some(ctid) if install.status != "removed" => {
+            match jobs
+                .proxmox
+                .send(appstore_actors::ReadContainer { ctid })
+                .await
+            {
+                Ok(Ok(c)) => {
+                    // The root file system first, then mp0, mp1, ...
+                    let mut keys: Vec<&String> = c
+                        .config
+                        .keys()
+                        .filter(|k| *k == "rootfs" || k.starts_with("mp"))
+                        .collect();
+                    keys.sort_by_key(|k| (*k != "rootfs", k.len(), k.as_str()));
+                    let volumes: Vec<Value> =
+                        keys.iter().map(|k| volume_view(k, &c.config[*k])).collect();
+                    json!({"status": c.status, "config": c.config, "volumes": volumes})
+                }
+                Ok(Err(e)) => json!({"error": e}),
+                Err(e) => json!({"error": format!("the PVE actor is unavailable: {e}")}),
+            }
+        }
+        _ => Value::Null,
+    };
+    view["container"] = live;
+    ok_json(&view)
+}
+
+/// A `rootfs` / `mpN` config value as parts: volume, mount point, size.
+fn volume_view(key: &str, value: &str) -> Value {
+    let mut parts = value.split(',');
+    let volume = parts.next().unwrap_or_default();
+    let mut v =
+        json!({"key": key, "volume": volume, "mount": if key == "rootfs" { "/" } else { "" }});
+    for p in parts {
+        if let Some((k, val)) = p.split_once('=') {
+            match k {
+                "mp" => v["mount"] = json!(val),
+                "size" => v["size"] = json!(val),
+                "backup" | "ro" => v[k] = json!(val == "1"),
+                _ => {}
+            }
+        }
+    }
+    v
 }
 
 /// An API error: status, stable code, message for people, and per-field messages.
@@ -1169,7 +1245,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 27] = [
+pub const ROUTER_KEYS: [(&str, &str); 28] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -1197,6 +1273,7 @@ pub const ROUTER_KEYS: [(&str, &str); 27] = [
     ("GET", "/api/session"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/debug/bundle"),
+    ("GET", "/api/installs/{install_id}"),
 ];
 
 /// Every `/api` route.
@@ -1392,6 +1469,13 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|s| respond(list_installs(s)));
+    let install_detail = api
+        .and(warp::path("installs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(get_install(s, id)));
     let bundle = api
         .and(warp::path("debug"))
         .and(warp::path("bundle"))
@@ -1431,6 +1515,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         session_route.boxed(),
         openapi.boxed(),
         bundle.boxed(),
+        install_detail.boxed(),
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

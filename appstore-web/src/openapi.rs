@@ -151,6 +151,12 @@ pub const ROUTES: &[ApiRoute] = &[
     r("GET", "/api/volumes", "installs", "Data volumes kept by uninstalls"),
     r("GET", "/api/installs", "installs", "Installed apps, with upgrade availability"),
     r("GET", "/api/openapi.json", "system", "This document"),
+    r(
+        "GET",
+        "/api/installs/{install_id}",
+        "installs",
+        "One install: live container state from PVE, config, volumes, outputs, job history",
+    ),
     ApiRoute {
         query: &[(
             "job_id",

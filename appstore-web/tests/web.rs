@@ -413,6 +413,24 @@ fn demo_installs_an_app_through_the_api() {
     assert_eq!(popular["apps"][0]["id"], "radicale", "{popular}");
     assert_eq!(popular["apps"][1]["installs"], 0);
 
+    // The installed app's page: live state from PVE, config, volumes, job history.
+    let install_id = installs["installs"][0]["id"].as_i64().unwrap();
+    let detail: serde_json::Value = demo
+        .get(&format!("/api/installs/{install_id}"))
+        .json()
+        .unwrap();
+    let ct = &detail["container"];
+    assert_eq!(ct["status"]["status"], "running", "{detail}");
+    assert!(ct["status"]["maxmem"].as_u64().unwrap() > 0);
+    assert!(ct["status"]["uptime"].is_u64());
+    assert_eq!(ct["config"]["hostname"], "radicale", "{detail}");
+    assert_eq!(ct["volumes"][0]["key"], "rootfs");
+    assert_eq!(ct["volumes"][0]["mount"], "/");
+    assert_eq!(detail["jobs"][0]["id"], id);
+    assert_eq!(detail["jobs"][0]["kind"], "install");
+    assert!(!detail.to_string().contains("Demo-Secret-99"));
+    assert_eq!(demo.get("/api/installs/4242").status(), 404);
+
     // The debug bundle: job metadata, the job's last lines and the service log, no secret.
     let r = demo.get("/api/debug/bundle");
     assert_eq!(r.status(), 200);
@@ -460,7 +478,6 @@ fn demo_installs_an_app_through_the_api() {
     assert_eq!(cancel.status(), 409, "a finished job cannot be canceled");
 
     // Uninstall it again.
-    let install_id = installs["installs"][0]["id"].as_i64().unwrap();
     let r = client
         .post(format!("{}/api/uninstall", demo.base))
         .json(&serde_json::json!({"install_id": install_id}))
@@ -480,6 +497,18 @@ fn demo_installs_an_app_through_the_api() {
     assert_eq!(job["job"]["state"], "completed", "{job}");
     let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
     assert_eq!(installs["installs"][0]["status"], "removed");
+    let detail: serde_json::Value = demo
+        .get(&format!("/api/installs/{install_id}"))
+        .json()
+        .unwrap();
+    assert!(detail["container"].is_null(), "{detail}");
+    let kinds: Vec<&str> = detail["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["uninstall", "install"]);
     let again = client
         .post(format!("{}/api/uninstall", demo.base))
         .json(&serde_json::json!({"install_id": install_id}))

@@ -370,7 +370,9 @@ impl Node {
             "status": if running { "running" } else { "stopped" },
             "maxmem": mem_mb << 20, "mem": if running { (mem_mb << 20) / 8 } else { 0 },
             "cpus": c.get("cores").and_then(|x| x.parse::<u64>().ok()).unwrap_or(1),
-            "maxdisk": 8u64 << 30, "disk": 0, "uptime": if running { 60 } else { 0 }, "netin": 0, "netout": 0,
+            "maxdisk": 8u64 << 30, "disk": if running { 1u64 << 30 } else { 0 }, "netin": 0, "netout": 0,
+            "uptime": self.backend.uptime(vmid).unwrap_or(0),
+            "cpu": if running { 0.02 } else { 0.0 },
         });
         if let Some(t) = c.get("tags") {
             v["tags"] = json!(t);

@@ -31,6 +31,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn stop(&self, vmid: u32) -> Result<(), String>;
     /// True while it runs.
     fn is_running(&self, vmid: u32) -> bool;
+    /// Seconds since it started, while it runs.
+    fn uptime(&self, vmid: u32) -> Option<u64>;
     /// Removes everything of it.
     fn destroy(&self, vmid: u32) -> Result<(), String>;
     /// Runs `argv` inside with exactly `env`; the command's stdio is this process's. Returns its exit
@@ -180,6 +182,13 @@ impl Backend for Inert {
             .unwrap_or(false)
     }
 
+    fn uptime(&self, vmid: u32) -> Option<u64> {
+        // The state file is written when the container starts.
+        self.is_running(vmid)
+            .then(|| seconds_since_modified(&self.state_file(vmid)))
+            .flatten()
+    }
+
     fn destroy(&self, vmid: u32) -> Result<(), String> {
         match std::fs::remove_dir_all(self.root.ct_dir(vmid)) {
             Ok(()) => Ok(()),
@@ -282,4 +291,10 @@ impl Backend for Inert {
             },
         ])
     }
+}
+
+/// Whole seconds since `path` was last modified.
+pub(crate) fn seconds_since_modified(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(modified.elapsed().map(|d| d.as_secs()).unwrap_or(0))
 }

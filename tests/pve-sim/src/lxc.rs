@@ -408,6 +408,16 @@ impl Backend for LxcBackend {
         matches!(self.info(vmid), Some((state, _)) if state == "RUNNING")
     }
 
+    fn uptime(&self, vmid: u32) -> Option<u64> {
+        // The container's init process was made when it started.
+        match self.info(vmid)? {
+            (state, Some(pid)) if state == "RUNNING" => {
+                crate::backend::seconds_since_modified(Path::new(&format!("/proc/{pid}")))
+            }
+            _ => None,
+        }
+    }
+
     fn destroy(&self, vmid: u32) -> Result<(), String> {
         self.stop(vmid)?;
         self.remove_lxc_dir(&self.container_name(vmid))?;
