@@ -150,13 +150,17 @@ function route() {
   const m = /^\/apps\/([^/]+)$/.exec(path);
   const inst = /^\/install\/([^/]+)$/.exec(path);
   const job = /^\/jobs\/(\d+)$/.exec(path);
-  if (inst) { mount('install', installView, decodeURIComponent(inst[1])); booted = true; return; }
-  if (job) { mount('job', jobView, job[1]); booted = true; return; }
-  const section = path === '/system' ? 'system' : path === '/installed' ? 'installed' : path === '/apps' || m ? 'apps' : '';
+  const installed = /^\/installed\/(\d+)(\/reconfigure)?$/.exec(path);
+  const section = path === '/system' ? 'system' : path === '/gpus' ? 'gpus' : path === '/installed' || installed ? 'installed'
+    : path === '/apps' || m || inst ? 'apps' : '';
   for (const a of document.querySelectorAll('.nav a')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  if (inst) { mount('install', installView, decodeURIComponent(inst[1])); booted = true; return; }
+  if (job) { mount('job', jobView, job[1]); booted = true; return; }
+  if (installed) { mount('installed-app', installed[2] ? reconfigureView : installDetailView, installed[1]); booted = true; return; }
+  if (path === '/gpus') { mount('gpus', gpusView); booted = true; return; }
   if (path === '/apps') {
     if (current?.name === 'list') current.update(params);
     else mount('list', listView, params);
@@ -515,11 +519,16 @@ function systemView(main, _, ctx) {
   let notice = '';
   let failure = null;
   let last;
+  let disc = null;
+
+  async function loadDiscovery(refresh) {
+    try { disc = await api.discovery(refresh); } catch (err) { disc = { error: err }; }
+  }
 
   async function load() {
     main.replaceChildren(loading());
     try {
-      const st = await api.catalog();
+      const [st] = await Promise.all([api.catalog(), loadDiscovery(false)]);
       if (ctx.alive) render(st);
     } catch (err) {
       if (ctx.alive) main.replaceChildren(h('section', 'system', h('h1', 'page-title', 'System'), errorBox(err, load)));
@@ -561,8 +570,39 @@ function systemView(main, _, ctx) {
             broken.map((b) => h('div', { class: 'broken', tid: 'broken-app', 'data-dir': b.dir }, h('h3', null, code(b.dir)),
               h('ul', 'diags', arr(b.diagnostics).map((d) => h('li', { tid: 'diagnostic' },
                 code(d.path || '(app)', 'diag-path'), ': ', d.message || '', d.hint && h('span', 'diag-hint', ` (${d.hint})`))))))]
-          : h('p', 'ok-line', icon('check', 'i-sm'), 'Every app in the catalog passed validation.'))));
+          : h('p', 'ok-line', icon('check', 'i-sm'), 'Every app in the catalog passed validation.')),
+      discoveryPanel(),
+      h('section', { class: 'panel', tid: 'debug' }, h('h2', 'panel-title', 'Support'),
+        h('p', 'muted', 'The debug bundle holds the last jobs with their transitions, the configuration with credentials removed, the last 200 service log lines and the last 200 lines of the newest failed job. Secrets are never in it.'),
+        h('a', { class: 'btn', href: '/api/debug/bundle', download: 'pve-appstore-debug.json', tid: 'debug-bundle' }, 'Download debug bundle'))));
     if (st.refreshing && !polling) poll();
+  }
+
+  function discoveryPanel() {
+    const again = h('button', { type: 'button', class: 'btn btn-sm', tid: 'refresh-discovery', onclick: async () => {
+      again.disabled = true;
+      await loadDiscovery(true);
+      if (ctx.alive) render(last);
+      $('[data-testid="refresh-discovery"]', main)?.focus();
+    } }, icon('refresh'), 'Ask PVE again');
+    const head = h('div', 'panel-head', h('h2', 'panel-title', 'Proxmox node'), again);
+    if (!disc || disc.error) return h('section', { class: 'panel', tid: 'discovery' }, head, errorBox(disc?.error || 'Discovery is unavailable'));
+    const p = disc.pve || {};
+    const ok = (b, yes, no) => h('span', { class: 'pill t-' + (b ? 'ok' : 'warn') }, b ? yes : no);
+    return h('section', { class: 'panel', tid: 'discovery' }, head,
+      arr(p.errors).length > 0 && h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 'alert-icon'),
+        h('div', 'alert-body', h('strong', null, 'Some of the node could not be read'), h('ul', null, arr(p.errors).map((e) => h('li', null, e))))),
+      dl([
+        ['Node', code(p.node || '?')],
+        ['PVE version', p.version ? code(p.version) : muted('unknown')],
+        ['Pool', h('span', null, code(p.pool || '?'), ' ', ok(p.pool_ok, 'exists', 'missing or unreadable'))],
+        ['Storages', arr(p.storages).length ? h('span', { tid: 'storages' }, arr(p.storages).map((x) => h('span', 'chip chip-sm', x.storage, x.storage === p.default_storage ? ' (default)' : '',
+          typeof x.avail === 'number' ? ` · ${fmtBytes(x.avail)} free` : ''))) : muted('none that can hold containers')],
+        ['Bridges', arr(p.bridges).length ? h('span', { tid: 'bridges' }, arr(p.bridges).map((b) => h('span', 'chip chip-sm', b.iface, b.iface === p.default_bridge ? ' (default)' : ''))) : muted('none')],
+        ['Templates', arr(p.templates).length ? h('ul', 'plain', arr(p.templates).map((t) => h('li', null, code(t.volid, 'break')))) : muted('none downloaded yet (installs download what they need)')],
+        ['GPUs', h('a', { href: '#/gpus' }, plural(arr(disc.gpus?.inventory?.gpus).length, 'GPU'))],
+        ['Read', timeEl(p.fetched_at)],
+      ]));
   }
 
   async function refresh() {
@@ -718,6 +758,40 @@ function checkInput(inp, value) {
   return null;
 }
 
+// Form controls shared by the install wizard and the reconfigure form. `st` holds `values`,
+// `errors` and `reveal`; `rerender` redraws the form (conditional fields, reveal).
+function formKit(st, rerender) {
+  const fieldRow = (key, label, control, help) => h('div', { class: 'field' + (st.errors[key] ? ' invalid' : ''), 'data-field': key },
+    h('label', { for: 'f-' + key }, label), control,
+    help && h('p', 'muted help', help),
+    h('p', { class: 'field-error', tid: 'field-error', 'data-field': key }, st.errors[key] || ''));
+  const text = (key, value, set, attrs = {}) => {
+    const el = h('input', { id: 'f-' + key, value: value ?? '', tid: 'f-' + key, ...attrs });
+    el.oninput = () => set(el.type === 'checkbox' ? el.checked : el.value);
+    return el;
+  };
+  const select = (key, value, options, set) => {
+    const el = h('select', { id: 'f-' + key, tid: 'f-' + key }, options.map(([v, l]) => h('option', { value: v, selected: String(v) === String(value) }, l)));
+    el.onchange = () => set(el.value);
+    return el;
+  };
+  // One manifest input as a field; `all` are the form's inputs (conditional fields redraw on change).
+  const inputField = (inp, all, extraHelp) => {
+    const key = inp.key;
+    const set = (v) => { st.values[key] = v; if (all.some((o) => o.show_when?.input === key)) rerender(); };
+    let control;
+    if (inp.type === 'boolean') control = text(key, '', set, { type: 'checkbox', checked: !!st.values[key] });
+    else if (inp.type === 'select') control = select(key, st.values[key], arr(inp.validation?.enum).map((v) => [v, v]), set);
+    else if (inp.type === 'secret') {
+      const el = text(key, st.values[key], set, { type: st.reveal[key] ? 'text' : 'password', placeholder: inp.placeholder || '', autocomplete: 'new-password' });
+      control = h('div', 'secret-row', el, h('button', { type: 'button', class: 'btn btn-sm', tid: 'reveal-' + key, 'aria-pressed': String(!!st.reveal[key]),
+        onclick: () => { st.reveal[key] = !st.reveal[key]; rerender(); $('#f-' + key)?.focus(); } }, st.reveal[key] ? 'Hide' : 'Show'));
+    } else control = text(key, st.values[key], set, { type: inp.type === 'number' ? 'number' : 'text', placeholder: inp.placeholder || '' });
+    return fieldRow(key, inp.label || key, control, [inp.help, extraHelp].filter(Boolean).join(' ') || null);
+  };
+  return { fieldRow, text, select, inputField };
+}
+
 function wizard(main, data, disc) {
   const m = data.manifest || {};
   const lxc = m.lxc || {};
@@ -742,20 +816,7 @@ function wizard(main, data, disc) {
     h('h1', null, 'Install ', m.name || m.id, h('span', 'version', 'v' + m.version)), stepsNav, alert, body,
     h('div', 'wizard-foot', back, next)));
 
-  const fieldRow = (key, label, control, help) => h('div', { class: 'field' + (st.errors[key] ? ' invalid' : ''), 'data-field': key },
-    h('label', { for: 'f-' + key }, label), control,
-    help && h('p', 'muted help', help),
-    h('p', { class: 'field-error', tid: 'field-error', 'data-field': key }, st.errors[key] || ''));
-  const text = (key, value, set, attrs = {}) => {
-    const el = h('input', { id: 'f-' + key, value: value ?? '', tid: 'f-' + key, ...attrs });
-    el.oninput = () => set(el.type === 'checkbox' ? el.checked : el.value);
-    return el;
-  };
-  const select = (key, value, options, set) => {
-    const el = h('select', { id: 'f-' + key, tid: 'f-' + key }, options.map(([v, l]) => h('option', { value: v, selected: String(v) === String(value) }, l)));
-    el.onchange = () => set(el.value);
-    return el;
-  };
+  const { fieldRow, text, select, inputField } = formKit(st, () => render());
 
   function stepBody(i) {
     if (i === 0) {
@@ -787,18 +848,7 @@ function wizard(main, data, disc) {
     }
     if (i === 3) {
       if (!inputs.length) return [h('p', 'muted', 'This app has no install options.')];
-      return inputs.filter((inp) => shown(inp, st.values, byKey)).map((inp) => {
-        const key = inp.key;
-        const set = (v) => { st.values[key] = v; if (inputs.some((o) => o.show_when?.input === key)) render(); };
-        let control;
-        if (inp.type === 'boolean') control = text(key, '', set, { type: 'checkbox', checked: !!st.values[key] });
-        else if (inp.type === 'select') control = select(key, st.values[key], arr(inp.validation?.enum).map((v) => [v, v]), set);
-        else if (inp.type === 'secret') {
-          const el = text(key, st.values[key], set, { type: st.reveal[key] ? 'text' : 'password', placeholder: inp.placeholder || '', autocomplete: 'new-password' });
-          control = h('div', 'secret-row', el, h('button', { type: 'button', class: 'btn btn-sm', tid: 'reveal-' + key, onclick: () => { st.reveal[key] = !st.reveal[key]; render(); } }, st.reveal[key] ? 'Hide' : 'Show'));
-        } else control = text(key, st.values[key], set, { type: inp.type === 'number' ? 'number' : 'text', placeholder: inp.placeholder || '' });
-        return fieldRow(key, inp.label || key, control, inp.help);
-      });
+      return inputs.filter((inp) => shown(inp, st.values, byKey)).map((inp) => inputField(inp, inputs));
     }
     const rows = [
       ['App', `${m.name} ${m.version}`], ['Hostname', st.hostname], ['Pool', pve.pool || ''], ['Storage', st.storage], ['Bridge', st.bridge],
@@ -952,32 +1002,253 @@ function installedView(main, _, ctx) {
       return;
     }
     main.replaceChildren(h('section', { class: 'installed', tid: 'installed' }, h('h1', null, 'Installed apps'),
-      h('div', 'grid', installs.map((i) => installedCard(i, load)))));
+      h('div', 'grid', installs.map((i) => installedCard(i)))));
   };
   load();
 }
 
-function installedCard(i, reload) {
-  const url = arr(i.outputs).map((o) => (typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null)).find(Boolean);
+function installedCard(i) {
+  const url = outputUrl(i);
   const up = i.upgrade || {};
-  const status = h('p', { class: 'muted', tid: 'install-status' });
-  const act = async (f) => {
-    try { const r = await f(); if (r?.job_id) location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
-  };
-  const confirmBox = h('div', { class: 'confirm', hidden: true, tid: 'uninstall-confirm' });
-  const keep = h('input', { type: 'checkbox', id: 'keep-' + i.id, tid: 'keep-volumes' });
-  confirmBox.append(h('p', null, `Uninstall ${i.app_id} and destroy container ${i.ctid}?`),
-    h('label', { for: 'keep-' + i.id }, keep, ' Keep its data volumes for a later install'),
-    h('div', 'wizard-foot',
-      h('button', { type: 'button', class: 'btn', onclick: () => { confirmBox.hidden = true; } }, 'Cancel'),
-      h('button', { type: 'button', class: 'btn btn-primary', tid: 'uninstall-confirm-button', onclick: () => act(() => api.uninstall(i.id, keep.checked)) }, 'Uninstall')));
+  const status = h('div', { tid: 'install-status' });
+  const { button, confirmBox } = uninstallControls(i, (err) => status.replaceChildren(errorBox(err)));
   return h('article', { class: 'card installed-card', tid: 'installed-app', 'data-app-id': i.app_id, 'data-install-id': i.id },
-    h('div', 'card-head', h('div', null, h('h2', 'card-name', i.app_id), h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? '')))),
+    h('div', 'card-head', h('div', null, h('h2', 'card-name', h('a', { href: '#/installed/' + i.id, tid: 'installed-link' }, i.app_id)),
+      h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? '')))),
     up.status === 'available' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
     up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
     h('div', 'job-actions',
       url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
-      up.status === 'available' && h('button', { type: 'button', class: 'btn btn-sm', tid: 'upgrade', onclick: () => act(() => api.upgrade(i.id)) }, 'Upgrade'),
-      h('button', { type: 'button', class: 'btn btn-sm', tid: 'uninstall', onclick: () => { confirmBox.hidden = false; } }, 'Uninstall')),
+      h('a', { class: 'btn btn-sm', href: '#/installed/' + i.id, tid: 'details' }, 'Details'),
+      up.status === 'available' && h('button', { type: 'button', class: 'btn btn-sm', tid: 'upgrade', onclick: async () => {
+        try { const r = await api.upgrade(i.id); location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
+      } }, 'Upgrade'),
+      button),
     confirmBox, status);
+}
+
+// -- shared pieces of the installed-app views
+const outputUrl = (i) => arr(i.outputs).map((o) => (typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null)).find(Boolean);
+function fmtBytes(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return `${n >= 10 || u === 0 ? Math.round(n) : n.toFixed(1)} ${units[u]}`;
+}
+function fmtUptime(s) {
+  if (typeof s !== 'number' || s < 0) return '—';
+  const d = Math.floor(s / 86400), hh = Math.floor((s % 86400) / 3600), mm = Math.floor((s % 3600) / 60);
+  return d ? `${d} d ${hh} h` : hh ? `${hh} h ${mm} min` : mm ? `${mm} min ${s % 60} s` : `${s} s`;
+}
+const msTime = (ms) => timeEl(typeof ms === 'number' ? ms / 1000 : null);
+const stateClass = (s) => (s === 'completed' || s === 'running' || s === 'installed' ? 'ok' : s === 'failed' || s === 'stopped' ? 'warn' : 'info');
+
+// Uninstall with a confirmation that offers to keep the data volumes.
+function uninstallControls(i, onError, size = 'btn-sm') {
+  const confirmBox = h('div', { class: 'confirm', hidden: true, tid: 'uninstall-confirm' });
+  const keep = h('input', { type: 'checkbox', id: 'keep-' + i.id, tid: 'keep-volumes' });
+  const button = h('button', { type: 'button', class: 'btn ' + size, tid: 'uninstall', 'aria-expanded': 'false',
+    onclick: () => { confirmBox.hidden = false; button.setAttribute('aria-expanded', 'true'); keep.focus(); } }, 'Uninstall');
+  confirmBox.append(h('p', null, `Uninstall ${i.app_id} and destroy container ${i.ctid}?`),
+    h('label', { for: 'keep-' + i.id }, keep, ' Keep its data volumes for a later install'),
+    h('div', 'wizard-foot',
+      h('button', { type: 'button', class: 'btn', onclick: () => { confirmBox.hidden = true; button.setAttribute('aria-expanded', 'false'); button.focus(); } }, 'Cancel'),
+      h('button', { type: 'button', class: 'btn btn-primary', tid: 'uninstall-confirm-button', onclick: async () => {
+        try { const r = await api.uninstall(i.id, keep.checked); location.hash = '#/jobs/' + r.job_id; } catch (err) { onError(err); }
+      } }, 'Uninstall')));
+  return { button, confirmBox };
+}
+
+// -- view: one installed app (live state from PVE, outputs, volumes, config, job history)
+function installDetailView(main, id, ctx) {
+  document.title = `Installed app ${id} · PVE App Store`;
+  let timer;
+  let app = null;
+  const status = h('div', { tid: 'install-error' });
+  async function load(quiet) {
+    if (!quiet) main.replaceChildren(loading());
+    let d;
+    try { d = await api.installDetail(id); } catch (err) { if (ctx.alive && !quiet) main.replaceChildren(errorBox(err, () => load())); return; }
+    if (!ctx.alive) return;
+    if (!app) app = await api.getApp(d.app_id).catch(() => null);
+    if (!ctx.alive) return;
+    if (quiet && $('[data-testid="live-stats"]', main)) $('[data-testid="live-stats"]', main).replaceWith(livePanel(d));
+    else render(d);
+    clearTimeout(timer);
+    if (d.container && !d.container.error) timer = setTimeout(() => load(true), 3000);
+  }
+  function livePanel(d) {
+    const c = d.container;
+    if (!c) return panel('Container', 'live-stats', h('p', 'muted', d.status === 'removed' ? 'This app was uninstalled; its container is gone.' : 'No container.'));
+    if (c.error) return panel('Container', 'live-stats', h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 'alert-icon'), h('div', 'alert-body', c.error)));
+    const st = c.status || {};
+    const cpuPct = typeof st.cpu === 'number' ? `${(st.cpu * 100).toFixed(1)} % of ${plural(st.cpus ?? 1, 'core')}` : '—';
+    const meter = (used, max, key) => {
+      const pct = used != null && max ? Math.min(100, Math.round((used / max) * 100)) : null;
+      return h('span', { class: 'meter-row', 'data-stat': key }, `${fmtBytes(used)} of ${fmtBytes(max)}`,
+        pct != null && h('meter', { min: 0, max: 100, value: pct, 'aria-label': `${key} ${pct} %` }));
+    };
+    return panel('Live from PVE', 'live-stats',
+      h('p', 'muted small', 'Refreshes every 3 seconds.'),
+      dl([
+        ['Status', h('span', { class: 'pill t-' + stateClass(st.status), tid: 'ct-status' }, st.status || 'unknown')],
+        ['CPU', h('span', { 'data-stat': 'cpu' }, cpuPct)],
+        ['Memory', meter(st.mem, st.maxmem, 'memory')],
+        ['Disk', meter(st.disk, st.maxdisk, 'disk')],
+        ['Network', h('span', { 'data-stat': 'net' }, `in ${fmtBytes(st.netin)}, out ${fmtBytes(st.netout)}`)],
+        ['Uptime', h('span', { tid: 'uptime', 'data-stat': 'uptime' }, st.status === 'running' ? fmtUptime(st.uptime) : '—')],
+      ]));
+  }
+  function render(d) {
+    const c = d.container || {};
+    const name = app?.manifest?.name || d.app_id;
+    document.title = `${name} · PVE App Store`;
+    const url = outputUrl(d);
+    const up = d.upgrade || {};
+    const reconfigurable = arr(app?.manifest?.inputs).some((x) => x.reconfigurable);
+    const live = d.status === 'installed';
+    const { button, confirmBox } = uninstallControls(d, (err) => status.replaceChildren(errorBox(err)), '');
+    const config = Object.entries(c.config || {}).filter(([k]) => !['digest', 'description'].includes(k));
+    main.replaceChildren(h('section', { class: 'installed-app', tid: 'installed-app-page', 'data-install-id': d.id },
+      h('a', { class: 'back', href: '#/installed' }, icon('back'), 'Installed apps'),
+      h('div', 'page-head',
+        h('div', 'detail-title', app?.app && appIcon(app.app, 'lg'),
+          h('div', null, h('h1', null, name), h('p', 'muted', `v${d.version} · CT ${d.ctid ?? '—'} · ${d.node} · pool ${d.pool}`))),
+        h('span', { class: 'pill t-' + stateClass(d.status), tid: 'install-state' }, d.status)),
+      live && h('div', 'job-actions',
+        url && h('a', { class: 'btn', href: url, target: '_blank', rel: 'noopener noreferrer', tid: 'open-app' }, 'Open app', icon('ext', 'i-sm')),
+        up.status === 'available' && h('button', { type: 'button', class: 'btn', tid: 'upgrade', onclick: async () => {
+          try { const r = await api.upgrade(d.id); location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
+        } }, `Upgrade to ${up.to}`),
+        reconfigurable && h('a', { class: 'btn', href: `#/installed/${d.id}/reconfigure`, tid: 'reconfigure' }, 'Reconfigure'),
+        button),
+      confirmBox, status,
+      h('div', 'detail-grid',
+        h('div', null,
+          livePanel(d),
+          panel('Volumes', 'volumes', arr(c.volumes).length ? table('volumes', ['Mount', 'Volume', 'Size'], h('tbody', null, arr(c.volumes).map((v) =>
+            h('tr', { tid: 'volume-row' }, h('td', null, code(v.mount || '—')), h('td', null, code(v.volume, 'break')), h('td', null, v.size || '—')))))
+            : h('p', 'muted', live ? 'No volumes reported.' : 'The container is gone.')),
+          panel('Job history', 'job-history', table('jobs', ['Job', 'Kind', 'State', 'Started', 'What'],
+            h('tbody', null, arr(d.jobs).map((j) => h('tr', { tid: 'history-row', 'data-job-id': j.id },
+              h('td', null, h('a', { href: '#/jobs/' + j.id }, `#${j.id}`)), h('td', null, j.kind),
+              h('td', null, h('span', { class: 'pill t-' + stateClass(j.state) }, j.state)),
+              h('td', null, msTime(j.created_at)), h('td', null, j.user_action || '', j.error && h('p', 'field-error', j.error))))))),
+          config.length > 0 && panel('Container config', 'ct-config', dl(config.map(([k, v]) => [k, code(v, 'break')])))),
+        h('aside', 'detail-side',
+          panel('Outputs', 'outputs', arr(d.outputs).length ? h('ul', 'outputs', arr(d.outputs).map((o) => h('li', { tid: 'output', 'data-key': o.key },
+            h('span', null, o.label || o.key, ': '), o.secret ? muted('(secret: shown once, masked, in the install log)') : code(o.value ?? ''),
+            !o.secret && h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Copy ${o.label || o.key}`, onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'))))
+            : h('p', 'muted', 'No outputs.'))))));
+  }
+  load();
+  return { cleanup: () => clearTimeout(timer) };
+}
+
+// -- view: reconfigure an installed app (only inputs the manifest marks reconfigurable)
+function reconfigureView(main, id, ctx) {
+  document.title = 'Reconfigure · PVE App Store';
+  main.replaceChildren(loading());
+  (async () => {
+    let d, app;
+    try { d = await api.installDetail(id); app = await api.getApp(d.app_id); } catch (err) { if (ctx.alive) main.replaceChildren(errorBox(err, () => reconfigureView(main, id, ctx))); return; }
+    if (!ctx.alive) return;
+    const m = app.manifest || {};
+    const inputs = arr(m.inputs).filter((x) => x.reconfigurable);
+    const byKey = new Map(arr(m.inputs).map((x) => [x.key, x]));
+    const current = d.inputs && typeof d.inputs === 'object' ? d.inputs : {};
+    const st = { values: {}, errors: {}, reveal: {}, restart: false };
+    for (const inp of inputs) st.values[inp.key] = inp.type === 'secret' ? '' : current[inp.key] ?? inp.default ?? (inp.type === 'boolean' ? false : '');
+    const form = h('form', { class: 'wizard-body panel', tid: 'reconfigure-form', novalidate: true });
+    const alert = h('div', { class: 'wizard-alert', role: 'alert', tid: 'wizard-error' });
+    const kit = formKit(st, () => render());
+    const save = h('button', { type: 'submit', class: 'btn btn-primary', tid: 'reconfigure-submit' }, 'Apply');
+    function render() {
+      const all = inputs.map((x) => byKey.get(x.key) || x);
+      form.replaceChildren(
+        inputs.length ? h('p', 'muted', 'Only these options can change after an install. A secret left empty keeps its current value.')
+          : h('p', 'muted', `${m.name || d.app_id} has no options that can change after an install.`),
+        ...inputs.filter((inp) => shown(inp, { ...current, ...st.values }, byKey)).map((inp) => kit.inputField(inp, all, inp.type === 'secret' ? 'Leave empty to keep the current value.' : null)),
+        inputs.length > 0 && h('label', { class: 'check-row' }, kit.text('restart', '', (v) => { st.restart = v; }, { type: 'checkbox', checked: st.restart }), ' Restart the container afterwards'),
+        h('div', 'wizard-foot', h('a', { class: 'btn', href: '#/installed/' + d.id }, 'Cancel'), inputs.length > 0 && save));
+    }
+    form.onsubmit = async (e) => {
+      e.preventDefault();
+      const errors = {};
+      const changed = {};
+      for (const inp of inputs) {
+        const v = st.values[inp.key];
+        if (inp.type === 'secret' && (v === '' || v == null)) continue; // keep
+        const msg = checkInput(inp, v);
+        if (msg) errors[inp.key] = msg;
+        changed[inp.key] = inp.type === 'number' && v !== '' ? Number(v) : v;
+      }
+      st.errors = errors;
+      if (Object.keys(errors).length) { render(); form.querySelector('.invalid input, .invalid select')?.focus(); return; }
+      save.disabled = true;
+      try {
+        const r = await api.reconfigure(d.id, changed, st.restart);
+        location.hash = '#/jobs/' + r.job_id;
+      } catch (err) {
+        const fe = {};
+        for (const [k, v] of Object.entries(err.fields || {})) fe[k.replace(/^inputs\./, '')] = v;
+        st.errors = fe;
+        alert.replaceChildren(errorBox(err));
+        render();
+      } finally { save.disabled = false; }
+    };
+    main.replaceChildren(h('section', { class: 'wizard', tid: 'reconfigure' },
+      h('a', { class: 'back', href: '#/installed/' + d.id }, icon('back'), m.name || d.app_id),
+      h('h1', null, 'Reconfigure ', m.name || d.app_id, h('span', 'version', `CT ${d.ctid}`)), alert, form));
+    render();
+  })();
+}
+
+// -- view: GPUs (the live inventory and which containers use each device)
+function gpusView(main, _, ctx) {
+  document.title = 'GPUs · PVE App Store';
+  const live = h('span', { class: 'pill t-info', tid: 'gpu-live' }, 'Connecting…');
+  let events;
+  async function load() {
+    let g;
+    try { g = await api.gpus(); } catch (err) { if (ctx.alive) main.replaceChildren(errorBox(err, load)); return; }
+    if (ctx.alive) render(g);
+  }
+  function render(g) {
+    const inv = g.inventory || {};
+    const gpus = arr(inv.gpus);
+    const att = arr(g.attachments);
+    const users = (gpu) => {
+      const paths = new Set(arr(gpu.nodes).map((n) => n.path));
+      const cts = [...new Set(att.filter((a) => a.pci_address === gpu.pci_address || paths.has(a.device_path)).map((a) => a.ctid))];
+      return cts.length ? cts.map((c) => h('span', 'chip chip-sm', `CT ${c}`)) : muted('none');
+    };
+    const hex = (n) => (typeof n === 'number' ? n.toString(16).padStart(4, '0') : '????');
+    main.replaceChildren(h('section', { class: 'gpus', tid: 'gpus' },
+      h('div', 'page-head', h('h1', 'page-title', 'GPUs'), live),
+      g.last_error && h('div', { class: 'alert alert-error', role: 'alert' }, icon('alert', 'alert-icon'), h('div', 'alert-body', h('strong', null, 'The last scan failed'), h('p', null, g.last_error))),
+      gpus.length
+        ? table('gpu-table', ['PCI address', 'Vendor', 'Device', 'Driver', 'Device nodes', 'Used by'], h('tbody', null, gpus.map((gpu) =>
+          h('tr', { tid: 'gpu-row', 'data-pci': gpu.pci_address },
+            h('td', null, code(gpu.pci_address), gpu.boot_vga && h('span', 'chip chip-sm', 'boot display')),
+            h('td', null, gpu.vendor ? vendor(gpu.vendor) : muted(`unsupported (${hex(gpu.vendor_id)})`)),
+            h('td', null, code(`${hex(gpu.vendor_id)}:${hex(gpu.device_id)}`), gpu.name && h('p', 'cell-desc', gpu.name)),
+            h('td', null, gpu.driver ? code(gpu.driver) : muted('no driver')),
+            h('td', null, h('ul', 'plain', arr(gpu.nodes).map((n) => h('li', null, code(n.path), muted(` ${n.major}:${n.minor}`))))),
+            h('td', null, users(gpu))))))
+        : h('div', { class: 'empty', tid: 'no-gpus' }, icon('chip', 'empty-icon'), h('h2', null, 'No GPU found on this host'),
+          h('p', 'muted', 'Intel and AMD GPUs show up through /dev/dri, NVIDIA GPUs through /dev/nvidia*. This page updates by itself when one appears.')),
+      (arr(inv.shared_nodes).length > 0 || inv.nvidia_driver_version) && panel('Shared device nodes', 'shared-nodes',
+        inv.nvidia_driver_version && h('p', null, 'NVIDIA driver ', code(inv.nvidia_driver_version)),
+        h('ul', 'plain', arr(inv.shared_nodes).map((n) => h('li', null, code(n.path), muted(` ${n.major}:${n.minor}`))))),
+      h('p', 'muted small', `Scans so far: ${g.scans ?? 0}.`)));
+  }
+  events = new EventSource('/api/events');
+  events.onopen = () => { live.textContent = 'Live'; live.className = 'pill t-ok'; };
+  events.onerror = () => { live.textContent = 'Reconnecting…'; live.className = 'pill t-warn'; if (!ctx.alive) events.close(); };
+  for (const kind of ['gpus', 'job', 'lagged']) events.addEventListener(kind, () => ctx.alive && load());
+  main.replaceChildren(loading());
+  load();
+  return { cleanup: () => events.close() };
 }

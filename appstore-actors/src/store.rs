@@ -270,6 +270,23 @@ pub struct NewInstall {
     pub outputs: String,
 }
 
+/// A GPU device node attached to a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuAttachment {
+    /// Container.
+    pub ctid: i64,
+    /// Host device node, `/dev/dri/renderD128`.
+    pub device_path: String,
+    /// The GPU's PCI address, when the node belongs to one GPU.
+    pub pci_address: Option<String>,
+    /// Attach profile (`dri-render`, `nvidia-basic`, `rocm`).
+    pub profile: String,
+    /// The job that attached it.
+    pub job_id: Option<i64>,
+    /// When, ms since the epoch.
+    pub attached_at: i64,
+}
+
 /// An installed app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstallRecord {
@@ -694,6 +711,23 @@ impl Store {
             params![install.id, install.ctid, install.app_id],
             row_to_job,
         )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every GPU attachment, by container.
+    pub fn gpu_attachments(&self) -> Result<Vec<GpuAttachment>> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare("SELECT ctid, device_path, pci_address, profile, job_id, attached_at FROM gpu_attachments ORDER BY ctid, device_path")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(GpuAttachment {
+                ctid: r.get(0)?,
+                device_path: r.get(1)?,
+                pci_address: r.get(2)?,
+                profile: r.get(3)?,
+                job_id: r.get(4)?,
+                attached_at: r.get(5)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

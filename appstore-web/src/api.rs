@@ -30,6 +30,8 @@ pub struct ApiState {
     pub jobs: Option<JobsApi>,
     /// The GPU inventory.
     pub gpus: appstore_actors::GpuHandle,
+    /// New GPU inventories as they are found (for `/api/events`).
+    pub gpu_changes: tokio::sync::broadcast::Sender<appstore_gpu::GpuInventory>,
     /// Password login, when `web.auth.mode` is `password` (`None`: no login).
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Rendered `GET /api/apps` pages.
@@ -353,8 +355,18 @@ async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
 }
 
 /// `GET /api/gpus`: the host's GPU inventory.
+/// The GPU inventory, with the containers each device node is attached to (`attachments`).
 async fn gpu_inventory(state: ApiState) -> ApiResult {
-    ok_json(&serde_json::to_value(state.gpus.status()).unwrap_or_default())
+    let mut v = serde_json::to_value(state.gpus.status()).unwrap_or_default();
+    let attachments = match &state.jobs {
+        Some(jobs) => {
+            let store = jobs.store.clone();
+            read(move || store.gpu_attachments()).await?
+        }
+        None => Vec::new(),
+    };
+    v["attachments"] = json!(attachments);
+    ok_json(&v)
 }
 
 /// A request the login guard refused.
@@ -768,10 +780,18 @@ async fn job_stream(
 }
 
 /// `GET /api/events`: every job's state changes as server-sent events, for live views.
+/// Live events for the UI's views: `job` (a job changed state), `gpus` (the GPU inventory changed;
+/// the data is the new inventory) and `lagged` (events were missed: reload).
 async fn all_events(state: ApiState) -> ApiResult {
-    let jobs = jobs_of(&state)?;
-    let rx = jobs.events.subscribe();
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+    use tokio::sync::broadcast::error::RecvError;
+    let lagged = |n: u64| {
+        warp::sse::Event::default()
+            .event("lagged")
+            .data(json!({"missed": n}).to_string())
+    };
+    let jobs = state.jobs.as_ref().map(|j| j.events.subscribe());
+    let job_events = futures_util::stream::unfold(jobs, move |rx| async move {
+        let mut rx = rx?;
         loop {
             match rx.recv().await {
                 Ok(JobEvent::State {
@@ -782,19 +802,26 @@ async fn all_events(state: ApiState) -> ApiResult {
                     let e = warp::sse::Event::default().event("job").data(
                         json!({"job_id": job_id, "state": state, "reason": reason}).to_string(),
                     );
-                    return Some((Ok::<_, Infallible>(e), rx));
+                    return Some((Ok::<_, Infallible>(e), Some(rx)));
                 }
                 Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let e = warp::sse::Event::default()
-                        .event("lagged")
-                        .data(json!({"missed": n}).to_string());
-                    return Some((Ok(e), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                Err(RecvError::Lagged(n)) => return Some((Ok(lagged(n)), Some(rx))),
+                Err(RecvError::Closed) => return None,
             }
         }
     });
+    let gpu_events =
+        futures_util::stream::unfold(state.gpu_changes.subscribe(), move |mut rx| async move {
+            let e = match rx.recv().await {
+                Ok(inventory) => warp::sse::Event::default()
+                    .event("gpus")
+                    .data(serde_json::to_string(&inventory).unwrap_or_default()),
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, Infallible>(e), rx))
+        });
+    let events = futures_util::stream::select(job_events, gpu_events);
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 

@@ -82,6 +82,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let actor = Supervisor::start(move |_| CatalogActor::new(catalog, h, every));
     let gpus = GpuHandle::default();
     let (gpu_changes, _) = tokio::sync::broadcast::channel(16);
+    let changes = gpu_changes.clone();
     let (probe, g) = (
         appstore_gpu::SysfsProbe::new(settings.gpu_root.clone()),
         gpus.clone(),
@@ -132,6 +133,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         refresh: actor.recipient(),
         jobs,
         gpus,
+        gpu_changes: changes,
         auth,
         apps_cache: Default::default(),
         config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),

@@ -110,6 +110,78 @@ test('install wizard: a bad value is shown on its field, then the install runs t
   await shot('job');
 });
 
+test('installed app page: live state from PVE, outputs, volumes and history; reconfigure checks its fields and runs a job', async () => {
+  await page.click(tid('nav-installed'));
+  await page.waitForSelector(tid('installed-app'));
+  await page.locator(`${tid('installed-app')}[data-app-id="radicale"] ${tid('installed-link')}`).click();
+  await page.waitForSelector(tid('installed-app-page'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'running', tid('ct-status'));
+  assert.match(await page.textContent(tid('uptime')), /\d+ (s|min)/);
+  assert.ok(await page.locator(tid('volume-row')).count() >= 1);
+  assert.equal(await page.locator(tid('history-row')).count(), 1);
+  assert.match(await page.textContent(tid('outputs')), /alice/);
+  assert.match(await page.textContent(tid('ct-config')), /hostname/);
+  await shot('installed-app');
+  await page.click(tid('reconfigure'));
+  await page.waitForSelector(tid('reconfigure-form'));
+  // Only reconfigurable inputs are offered; an empty secret keeps the old one.
+  assert.equal(await page.locator(tid('f-username')).count(), 0);
+  assert.equal(await page.getAttribute(tid('f-password'), 'type'), 'password');
+  await page.fill(tid('f-password'), 'short');
+  await page.click(tid('reconfigure-submit'));
+  const err = page.locator(`${tid('field-error')}[data-field="password"]`);
+  await err.waitFor();
+  assert.match(await err.textContent(), /At least 8/);
+  await shot('reconfigure');
+  await page.fill(tid('f-password'), 'New-Secret-77');
+  await page.click(tid('reconfigure-submit'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  assert.doesNotMatch(await page.textContent(tid('job-log')), /New-Secret-77/);
+});
+
+test('GPU page: the inventory, live over the event stream', async () => {
+  await page.click(tid('nav-gpus'));
+  await page.waitForSelector(tid('gpus'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'Live', tid('gpu-live'));
+  const rows = await page.locator(tid('gpu-row')).count();
+  const none = await page.locator(tid('no-gpus')).count();
+  assert.ok(rows > 0 || none === 1, 'either GPUs or the empty state');
+  await shot('gpus');
+});
+
+test('system page: catalog status, the node as discovered, and a debug bundle without secrets', async () => {
+  await page.goto(base + '/#/system');
+  await page.waitForSelector(tid('discovery'));
+  assert.match(await page.textContent(tid('storages')), /local-lvm \(default\)/);
+  assert.match(await page.textContent(tid('bridges')), /vmbr0/);
+  assert.equal(await page.getAttribute(tid('debug-bundle'), 'href'), '/api/debug/bundle');
+  const bundle = await page.evaluate(async () => (await fetch('/api/debug/bundle')).text());
+  assert.match(bundle, /"jobs"/);
+  assert.doesNotMatch(bundle, /Wizard-Secret-42|New-Secret-77/);
+  await shot('system');
+});
+
+test('keyboard and theme: / focuses the search, Enter opens a card, the dark theme applies', async () => {
+  await page.goto(base + '/#/apps');
+  await page.waitForSelector(tid('app-card'));
+  await page.locator('body').press('/');
+  assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'search');
+  await page.keyboard.type('radicale');
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 1, tid('app-card'));
+  await page.focus(tid('app-card'));
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/apps\/radicale/);
+  await page.goto(base + '/#/apps');
+  await page.waitForSelector(tid('app-card'));
+  const before = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.click(tid('theme-toggle'));
+  const after = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.notEqual(before, after);
+  await shot('apps-' + (await page.evaluate(() => document.documentElement.dataset.theme)));
+  await page.click(tid('theme-toggle'));
+});
+
 test('installed apps: the new install is listed and uninstalls after a confirmation', async () => {
   await page.click(tid('nav-installed'));
   await page.waitForSelector(tid('installed-app'));
