@@ -43,6 +43,12 @@ impl CatalogHandle {
         }
     }
 
+    /// Serves `snapshot` as the current catalog, for programs that embed the API with a catalog
+    /// of their own instead of running the CatalogActor (and for tests).
+    pub fn publish(&self, snapshot: Arc<CatalogSnapshot>) {
+        self.update(|s| s.snapshot = Some(snapshot));
+    }
+
     fn update(&self, f: impl FnOnce(&mut CatalogStatus)) {
         match self.state.write() {
             Ok(mut s) => f(&mut s),

@@ -1555,6 +1555,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
 
 /// Turns warp's rejections into the API's error shape.
 pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infallible> {
+    // A rejection joins those of every route tried. The body checks come first: they mean a route
+    // matched the path and method, whatever the other routes said.
     let err = if let Some(Denied(e)) = rejection.find::<Denied>() {
         ApiError {
             status: e.status,
@@ -1562,6 +1564,18 @@ pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infalli
             message: e.message.clone(),
             fields: e.fields.clone(),
         }
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large for this endpoint",
+        )
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send the body with a Content-Length header",
+        )
     } else if rejection.is_not_found() {
         ApiError::not_found("no such page or API path")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -1569,12 +1583,6 @@ pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infalli
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this path does not take that HTTP method",
-        )
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
         )
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())

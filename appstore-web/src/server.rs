@@ -156,14 +156,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         });
     }
 
-    let routes = api::routes(state)
-        .or(crate::ui::routes().map(warp::Reply::into_response))
-        .unify()
-        .recover(api::recover)
-        .unify()
-        .with(warp::log("pve_appstore::http"))
-        .map(warp::Reply::into_response)
-        .boxed();
+    let routes = filter(state);
 
     let listener = tokio::net::TcpListener::bind(settings.addr).await.with_context(|| {
         format!("cannot listen on {}; is another program using that port? (choose another with --port)", settings.addr)
@@ -187,6 +180,18 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     }
     tracing::info!("web server stopped");
     Ok(())
+}
+
+/// The whole web app: the API, the embedded UI, errors in the API's shape, request logging.
+pub fn filter(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    api::routes(state)
+        .or(crate::ui::routes().map(warp::Reply::into_response))
+        .unify()
+        .recover(api::recover)
+        .unify()
+        .with(warp::log("pve_appstore::http"))
+        .map(warp::Reply::into_response)
+        .boxed()
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,201 @@
+//! The API through `warp::test`, in process, without a server or an engine: the reference catalog
+//! published on a handle, every answer checked for its status and its error shape.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use actix::prelude::*;
+use appstore_actors::{CatalogHandle, GpuHandle, RefreshCatalog};
+use appstore_web::api::{ApiState, ROUTER_KEYS};
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Counts refresh requests instead of refreshing.
+struct Refreshes(Arc<AtomicUsize>);
+
+impl Actor for Refreshes {
+    type Context = Context<Self>;
+}
+
+impl Handler<RefreshCatalog> for Refreshes {
+    type Result = ();
+    fn handle(&mut self, _: RefreshCatalog, _: &mut Self::Context) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn app(refreshes: &Arc<AtomicUsize>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let catalog = CatalogHandle::default();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
+    catalog.publish(Arc::new(appstore_catalog::load_dir(&dir).unwrap()));
+    let state = ApiState {
+        catalog,
+        refresh: Refreshes(Arc::clone(refreshes)).start().recipient(),
+        jobs: None,
+        gpus: GpuHandle::default(),
+        gpu_changes: tokio::sync::broadcast::channel(4).0,
+        auth: None,
+        apps_cache: Default::default(),
+        config_summary: Arc::new(serde_json::json!({"mode": "test"})),
+    };
+    appstore_web::server::filter(state)
+}
+
+async fn call(
+    app: &warp::filters::BoxedFilter<(warp::reply::Response,)>,
+    req: warp::test::RequestBuilder,
+) -> (u16, Value) {
+    let res = req.reply(app).await;
+    let status = res.status().as_u16();
+    let body = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn get(path: &str) -> warp::test::RequestBuilder {
+    warp::test::request().method("GET").path(path)
+}
+
+/// Every error has the documented shape.
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["error"]["fields"].is_object(), "{body}");
+}
+
+#[actix::test]
+async fn apps_page_sort_and_refuse_bad_parameters_by_name() {
+    let app = app(&Default::default());
+    let (status, all) = call(&app, get("/api/apps")).await;
+    assert_eq!(status, 200);
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["limit"], appstore_web::api::APPS_PAGE);
+    let (_, page) = call(&app, get("/api/apps?sort=name&limit=2&offset=2")).await;
+    let ids: Vec<&str> = page["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["obsidian-livesync", "radicale"]);
+    assert_eq!(page["total"], 4);
+    // The same question twice gets the same (cached) answer.
+    let (_, again) = call(&app, get("/api/apps?sort=name&limit=2&offset=2")).await;
+    assert_eq!(page, again);
+    // Without an engine nothing counts as installed: popular falls back to featured, then name.
+    let (status, popular) = call(&app, get("/api/apps?sort=popular")).await;
+    assert_eq!(status, 200);
+    assert!(popular["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["installs"] == 0));
+    let (status, bad) = call(
+        &app,
+        get("/api/apps?sort=best&limit=500&offset=x&color=red"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_error(&bad, "invalid_query");
+    let fields = bad["error"]["fields"].as_object().unwrap();
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["color", "limit", "offset", "sort"]);
+    assert_eq!(fields["limit"], "`500` is not a whole number from 1 to 200");
+}
+
+#[actix::test]
+async fn unknown_paths_wrong_methods_and_bodies_get_clear_4xx_never_500() {
+    let app = app(&Default::default());
+    let (status, body) = call(&app, get("/api/nope")).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "not_found");
+    let (status, body) = call(&app, get("/api/jobs/abc")).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "not_found");
+    let (status, body) = call(
+        &app,
+        warp::test::request().method("DELETE").path("/api/apps"),
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert_error(&body, "method_not_allowed");
+    // Too large: refused before it is read.
+    let big = vec![b'x'; 70 * 1024];
+    let (status, body) = call(
+        &app,
+        warp::test::request()
+            .method("POST")
+            .path("/api/install")
+            .header("content-length", big.len())
+            .body(big),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_error(&body, "payload_too_large");
+    // No engine in this mode: a clear 503, not a crash.
+    let (status, body) = call(
+        &app,
+        warp::test::request()
+            .method("POST")
+            .path("/api/install")
+            .json(&serde_json::json!({"app_id": "radicale"})),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["code"].is_string());
+    let (status, body) = call(&app, get("/api/apps/nope")).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["message"], "no app `nope` in the catalog");
+    let (status, body) = call(&app, get("/api/debug/bundle?job_id=x")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["fields"]["job_id"],
+        "`x` is not a job id; use a number from GET /api/jobs"
+    );
+}
+
+#[actix::test]
+async fn refresh_is_accepted_and_reaches_the_catalog_actor() {
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let app = app(&refreshes);
+    let (status, body) = call(
+        &app,
+        warp::test::request()
+            .method("POST")
+            .path("/api/catalog/refresh"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(body["status"], "refreshing");
+    for _ in 0..100 {
+        if refreshes.load(Ordering::SeqCst) == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the refresh never reached the actor");
+}
+
+#[actix::test]
+async fn the_openapi_document_lists_every_routed_path_and_the_bundle_works_without_an_engine() {
+    let app = app(&Default::default());
+    let (status, doc) = call(&app, get("/api/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (method, path) in ROUTER_KEYS {
+        assert!(
+            doc["paths"][path][method.to_lowercase()].is_object(),
+            "{method} {path} is routed but not documented"
+        );
+    }
+    let res = get("/api/debug/bundle").reply(&app).await;
+    assert_eq!(res.status(), 200);
+    let bundle: Value = serde_json::from_slice(res.body()).unwrap();
+    assert_eq!(bundle["config"]["mode"], "test");
+    assert_eq!(bundle["catalog"]["apps"], 4);
+    assert!(bundle.get("jobs").is_none(), "no engine, no jobs");
+}
