@@ -380,8 +380,14 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(Box::new(e)))?;
         }
+        // WAL is a property of the file: switch it once, alone, before the pool opens its
+        // connections at the same time (racing to switch it fails with "database is locked" and
+        // r2d2 retries after a pause of about 400 ms).
+        rusqlite::Connection::open(path)
+            .and_then(|c| c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;"))
+            .map_err(|e| err(Box::new(e)))?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+            c.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         });
         let pool = r2d2::Pool::builder()
             .max_size(4)

@@ -189,9 +189,21 @@ pub fn filter(state: ApiState) -> warp::filters::BoxedFilter<(warp::reply::Respo
         .unify()
         .recover(api::recover)
         .unify()
-        .with(warp::log("pve_appstore::http"))
+        .with(warp::log::custom(log_request))
         .map(warp::Reply::into_response)
         .boxed()
+}
+
+/// One line per request: refusals at info and failures at warn, successes only at debug (the UI
+/// polls, and journald should not fill with it; `RUST_LOG=pve_appstore::http=debug` shows them).
+fn log_request(info: warp::log::Info<'_>) {
+    let (status, method, path) = (info.status().as_u16(), info.method(), info.path());
+    let ms = info.elapsed().as_secs_f64() * 1e3;
+    match status {
+        500.. => tracing::warn!(target: "pve_appstore::http", status, %method, path, ms, "request failed"),
+        400.. => tracing::info!(target: "pve_appstore::http", status, %method, path, ms, "request refused"),
+        _ => tracing::debug!(target: "pve_appstore::http", status, %method, path, ms, "request"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -182,6 +182,24 @@ test('keyboard and theme: / focuses the search, Enter opens a card, the dark the
   await page.click(tid('theme-toggle'));
 });
 
+test('responsive: on a phone-sized screen nothing scrolls sideways', async () => {
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  phone.on('pageerror', (e) => { throw e; });
+  // The same session: the cookie lives in the browser context of `page`; log in here too.
+  await phone.context().addCookies(await page.context().cookies());
+  for (const hash of ['#/apps', '#/apps/jellyfin', '#/installed', '#/system']) {
+    await phone.goto(base + '/' + hash);
+    await phone.waitForSelector('main > *:not(.loading)');
+    await phone.waitForTimeout(150);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `${hash} is ${overflow}px too wide on a phone`);
+  }
+  await phone.goto(base + '/#/apps');
+  await phone.waitForSelector(tid('app-card'));
+  if (shots) await phone.screenshot({ path: `${shots}/apps-phone.png` });
+  await phone.close();
+});
+
 test('installed apps: the new install is listed and uninstalls after a confirmation', async () => {
   await page.click(tid('nav-installed'));
   await page.waitForSelector(tid('installed-app'));
