@@ -633,8 +633,9 @@ impl Store {
     }
 
     /// Appends a (redacted) log line; returns its sequence number.
-    pub fn append_log(&self, job: i64, stream: &str, line: &str) -> Result<i64> {
+    pub fn append_log(&self, job: i64, stream: &str, line: &str) -> Result<LogRecord> {
         let mut conn = self.pool.get()?;
+        let at_ms = now_ms();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job_id = ?1",
@@ -643,10 +644,15 @@ impl Store {
         )?;
         tx.execute(
             "INSERT INTO job_logs (job_id, seq, at_ms, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![job, seq, now_ms(), stream, line],
+            params![job, seq, at_ms, stream, line],
         )?;
         tx.commit()?;
-        Ok(seq)
+        Ok(LogRecord {
+            seq,
+            at_ms,
+            stream: stream.to_string(),
+            line: line.to_string(),
+        })
     }
 
     /// The last `n` log lines of a job, oldest first.

@@ -691,6 +691,7 @@ impl JobStream {
                 Ok(JobEvent::Log {
                     job_id,
                     seq,
+                    at_ms,
                     stream,
                     line,
                 }) if job_id == self.job && seq > self.last_seq => {
@@ -701,7 +702,7 @@ impl JobStream {
                     self.last_seq = seq;
                     let l = appstore_actors::store::LogRecord {
                         seq,
-                        at_ms: 0,
+                        at_ms,
                         stream,
                         line,
                     };

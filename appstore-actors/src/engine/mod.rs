@@ -89,6 +89,8 @@ pub enum JobEvent {
         job_id: i64,
         /// Cursor.
         seq: i64,
+        /// When it was stored, ms since the epoch.
+        at_ms: i64,
         /// `stdout`, `stderr` or `engine`.
         stream: String,
         /// Text.
@@ -284,12 +286,13 @@ impl JobLog {
     pub fn line_blocking(&self, stream: &str, line: &str) {
         let text = self.redact(line);
         match self.store.append_log(self.job_id, stream, &text) {
-            Ok(seq) => {
+            Ok(record) => {
                 let _ = self.events.send(JobEvent::Log {
                     job_id: self.job_id,
-                    seq,
-                    stream: stream.into(),
-                    line: text,
+                    seq: record.seq,
+                    at_ms: record.at_ms,
+                    stream: record.stream,
+                    line: record.line,
                 });
             }
             Err(e) => tracing::error!(job = self.job_id, error = %e, "cannot store a log line"),
