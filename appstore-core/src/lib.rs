@@ -23,6 +23,7 @@
 pub mod config;
 pub mod device;
 pub mod diag;
+pub mod gpu;
 pub mod inputs;
 pub mod job;
 pub mod manifest;

@@ -59,42 +59,8 @@ impl HostRoot {
     }
 }
 
-/// What a device node is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeKind {
-    /// `/dev/dri/cardN` (display and legacy access).
-    Card,
-    /// `/dev/dri/renderDN` (compute and video, what containers need).
-    Render,
-    /// `/dev/nvidiaN`.
-    NvidiaGpu,
-    /// `/dev/nvidiactl`.
-    NvidiaCtl,
-    /// `/dev/nvidia-uvm`.
-    NvidiaUvm,
-    /// `/dev/nvidia-uvm-tools`.
-    NvidiaUvmTools,
-    /// `/dev/nvidia-modeset`.
-    NvidiaModeset,
-    /// `/dev/nvidia-caps/*`.
-    NvidiaCap,
-    /// `/dev/kfd` (AMD ROCm).
-    Kfd,
-}
-
-/// A character device node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceNode {
-    /// Path as a container sees it (`/dev/dri/renderD128`).
-    pub path: String,
-    /// Kind.
-    pub kind: NodeKind,
-    /// Major device number.
-    pub major: u32,
-    /// Minor device number.
-    pub minor: u32,
-}
+/// Device nodes are the core's: the attach profiles take them as discovered here.
+pub use appstore_core::gpu::{HostNode as DeviceNode, NodeKind};
 
 /// One GPU (a PCI device with DRM or NVIDIA nodes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

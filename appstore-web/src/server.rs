@@ -200,8 +200,12 @@ fn log_request(info: warp::log::Info<'_>) {
     let (status, method, path) = (info.status().as_u16(), info.method(), info.path());
     let ms = info.elapsed().as_secs_f64() * 1e3;
     match status {
-        500.. => tracing::warn!(target: "pve_appstore::http", status, %method, path, ms, "request failed"),
-        400.. => tracing::info!(target: "pve_appstore::http", status, %method, path, ms, "request refused"),
+        500.. => {
+            tracing::warn!(target: "pve_appstore::http", status, %method, path, ms, "request failed")
+        }
+        400.. => {
+            tracing::info!(target: "pve_appstore::http", status, %method, path, ms, "request refused")
+        }
         _ => tracing::debug!(target: "pve_appstore::http", status, %method, path, ms, "request"),
     }
 }

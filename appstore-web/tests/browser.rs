@@ -97,5 +97,8 @@ fn the_ui_in_chromium() {
     );
     println!("{text}");
     assert!(out.status.success(), "browser tests failed:\n{text}");
-    assert!(text.contains("fail 0") && text.contains("pass 10"), "{text}");
+    assert!(
+        text.contains("fail 0") && text.contains("pass 10"),
+        "{text}"
+    );
 }
