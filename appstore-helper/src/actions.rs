@@ -190,6 +190,26 @@ impl Helper {
                     }
                 }
             }
+            Request::InspectDevices { paths, .. } => {
+                for p in paths {
+                    let normal = appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
+                        code: "bad_request",
+                        message: e,
+                    })?;
+                    if normal != *p
+                        || !self
+                            .config
+                            .allowed_device_prefixes
+                            .iter()
+                            .any(|a| p.starts_with(a.as_str()))
+                    {
+                        return Err(Refusal {
+                            code: "not_allowed",
+                            message: format!("`{p}` is not a normalised path below an allowed device prefix"),
+                        });
+                    }
+                }
+            }
             Request::DetachDevices { paths, .. } => {
                 for p in paths {
                     appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
@@ -211,7 +231,9 @@ impl Helper {
                 checks::bind_source(&self.config, host_path)?;
                 checks::mount_point(mount_path)?;
             }
-            Request::Status { .. } => {}
+            Request::Status { .. }
+            | Request::ContainerGroups { .. }
+            | Request::SmokeTest { .. } => {}
         }
         Ok(conf)
     }
@@ -268,6 +290,19 @@ impl Helper {
                 ])
                 .map(|_| done()),
             Request::AttachDevices { devices, .. } => self.attach(&id, conf, devices),
+            Request::ContainerGroups { .. } => {
+                let mut argv = vec![s("getent"), s("group"), s("render"), s("video")];
+                self.exec_lines(&id, &mut argv, &[0, 2], emit)
+            }
+            Request::InspectDevices { paths, .. } => {
+                let mut argv = vec![s("stat"), s("-c"), s("%n %g %t %T %a")];
+                argv.extend(paths.iter().cloned());
+                self.exec_lines(&id, &mut argv, &[0, 1], emit)
+            }
+            Request::SmokeTest { tool, .. } => {
+                let mut argv: Vec<String> = tool.argv().iter().map(|a| s(a)).collect();
+                self.exec_lines(&id, &mut argv, &[], emit)
+            }
             Request::DetachDevices { paths, .. } => self.detach(&id, conf, paths),
             Request::SetFeatures { features, .. } => {
                 let mut current: BTreeMap<String, String> = conf
@@ -355,107 +390,101 @@ impl Helper {
         }
     }
 
+    /// Runs `argv` inside the container and emits its output lines. `ok_codes` are the exit codes
+    /// that count as success (empty: any, and the code is returned).
+    fn exec_lines(
+        &self,
+        id: &str,
+        argv: &mut Vec<String>,
+        ok_codes: &[i32],
+        emit: &mut dyn FnMut(&Reply),
+    ) -> Result<Reply, Reply> {
+        let mut args = vec![
+            "exec".to_string(),
+            id.to_string(),
+            "--keep-env".into(),
+            "0".into(),
+            "--".into(),
+        ];
+        args.append(argv);
+        let run = self.run_pct(&args).map_err(|e| failed("failed", e))?;
+        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            for line in text.lines() {
+                emit(&Reply::Output {
+                    stream: stream.into(),
+                    line: line.to_string(),
+                });
+            }
+        }
+        let code = run.code.unwrap_or(-1);
+        if ok_codes.is_empty() || ok_codes.contains(&code) {
+            Ok(Reply::Done {
+                ok: true,
+                exit_code: Some(code),
+                status: None,
+            })
+        } else {
+            Err(failed(
+                "failed",
+                format!("`{}` in container {id} exited with {code}", args[5..].join(" ")),
+            ))
+        }
+    }
+
     fn attach(
         &self,
         id: &str,
         conf: &PveConfig,
         devices: &[crate::protocol::DeviceRequest],
     ) -> Result<Reply, Reply> {
-        if self.config.legacy_devices {
-            return self.edit_config(id, |c| {
-                for d in devices {
-                    let (major, minor) =
-                        checks::device(&self.config, &d.path).map_err(|r| r.message)?;
-                    let allow = format!("c {major}:{minor} rwm");
-                    let entry = format!(
-                        "{} {} none bind,optional,create=file",
-                        d.path,
-                        d.path.trim_start_matches('/')
-                    );
-                    let cur = c.current_mut();
-                    if !cur
-                        .raw_lxc()
-                        .any(|(k, v)| k == "lxc.cgroup2.devices.allow" && v == allow)
-                    {
-                        cur.try_push_raw_lxc("lxc.cgroup2.devices.allow", &allow)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    if !cur
-                        .raw_lxc()
-                        .any(|(k, v)| k == "lxc.mount.entry" && v == entry)
-                    {
-                        cur.try_push_raw_lxc("lxc.mount.entry", &entry)
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-                Ok(())
+        use appstore_core::gpu::{self, DeviceSyntax, Edit, Passthrough};
+        // The numbers come from the nodes on this host, read again here (never from the request).
+        let mut list = Vec::new();
+        for d in devices {
+            let (major, minor) = checks::device(&self.config, &d.path).map_err(|r| failed(r.code, r.message))?;
+            list.push(Passthrough {
+                path: d.path.clone(),
+                major,
+                minor,
+                gid: d.gid,
+                mode: d.mode.clone().unwrap_or_else(|| "0660".into()),
             });
         }
-        let mut taken: Vec<u32> = Vec::new();
-        for d in devices {
-            let mut value = format!("path={}", d.path);
-            if let Some(g) = d.gid {
-                value.push_str(&format!(",gid={g}"));
-            }
-            if let Some(u) = d.uid {
-                value.push_str(&format!(",uid={u}"));
-            }
-            if let Some(m) = &d.mode {
-                value.push_str(&format!(",mode={m}"));
-            }
-            // Idempotent: a device already passed through keeps its slot.
-            let existing = conf.current().keys().find_map(|(k, v)| {
-                let idx = k.strip_prefix("dev")?.parse::<u32>().ok()?;
-                (dev_path(v) == d.path).then_some(idx)
+        if self.config.legacy_devices {
+            // Raw lines cannot go through `pct set`: the config file is edited under PVE's lock.
+            return self.edit_config(id, |c| {
+                gpu::merge(c.current_mut(), &list, DeviceSyntax::RawLxc)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             });
-            let index = match existing {
-                Some(i) => i,
-                None => (0..)
-                    .find(|i| {
-                        conf.current().get(&format!("dev{i}")).is_none() && !taken.contains(i)
-                    })
-                    .unwrap_or(0),
-            };
-            taken.push(index);
-            self.pct_ok(vec![
-                "set".into(),
-                id.to_string(),
-                format!("--dev{index}"),
-                value,
-            ])?;
+        }
+        for edit in gpu::edits(conf.current(), &list, DeviceSyntax::DevEntries) {
+            if let Edit::Dev { index, value } = edit {
+                self.pct_ok(vec!["set".into(), id.to_string(), format!("--dev{index}"), value])?;
+            }
         }
         Ok(done())
     }
 
     fn detach(&self, id: &str, conf: &PveConfig, paths: &[String]) -> Result<Reply, Reply> {
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         if self.config.legacy_devices {
+            let numbers: Vec<(u32, u32)> = paths
+                .iter()
+                .filter_map(|p| checks::device(&self.config, p).ok())
+                .collect();
             return self.edit_config(id, |c| {
-                let cur = c.current_mut();
-                let entries: Vec<(String, String)> = cur
-                    .raw_lxc()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                for p in paths {
-                    for (k, v) in &entries {
-                        if k == "lxc.mount.entry" && v.split_whitespace().next() == Some(p.as_str())
-                        {
-                            cur.remove_raw_lxc(k, v);
-                        }
-                    }
-                    if let Ok((major, minor)) = checks::device(&self.config, p) {
-                        cur.remove_raw_lxc(
-                            "lxc.cgroup2.devices.allow",
-                            &format!("c {major}:{minor} rwm"),
-                        );
-                    }
-                }
+                appstore_core::gpu::detach(c.current_mut(), &refs, &numbers);
                 Ok(())
             });
         }
         let keys: Vec<String> = conf
             .current()
             .keys()
-            .filter(|(k, v)| k.starts_with("dev") && paths.iter().any(|p| dev_path(v) == *p))
+            .filter(|(k, v)| {
+                k.strip_prefix("dev").is_some_and(|i| i.parse::<u32>().is_ok())
+                    && refs.contains(&appstore_core::gpu::dev_entry_path(v))
+            })
             .map(|(k, _)| k.to_string())
             .collect();
         if keys.is_empty() {
@@ -592,7 +621,3 @@ impl Helper {
     }
 }
 
-fn dev_path(value: &str) -> &str {
-    let first = value.split(',').next().unwrap_or("");
-    first.strip_prefix("path=").unwrap_or(first)
-}

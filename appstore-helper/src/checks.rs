@@ -174,7 +174,9 @@ pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> 
             config.allowed_device_prefixes.join(", ")
         )));
     }
-    let meta = std::fs::symlink_metadata(path).map_err(|e| bad(format!("device `{path}`: {e}")))?;
+    let on_host = config.device_root.join(path.trim_start_matches('/'));
+    let meta =
+        std::fs::symlink_metadata(&on_host).map_err(|e| bad(format!("device `{path}`: {e}")))?;
     if !meta.file_type().is_char_device() {
         return Err(not_allowed(format!("`{path}` is not a character device")));
     }

@@ -47,6 +47,13 @@ pub struct HelperConfig {
     /// PVE before 8.1: pass devices with raw `lxc.*` lines instead of `devN`.
     #[serde(default)]
     pub legacy_devices: bool,
+    /// Where device paths are looked up on this host (`/`; the demo points it at its fixture tree).
+    #[serde(default = "default_device_root")]
+    pub device_root: PathBuf,
+}
+
+fn default_device_root() -> PathBuf {
+    PathBuf::from("/")
 }
 
 fn default_pve_etc() -> PathBuf {

@@ -91,7 +91,32 @@ pub enum Request {
         /// Container id.
         ctid: u32,
     },
+    /// Prints the container's `render` and `video` groups (`getent group render video` inside it,
+    /// as output lines): the gids a GPU's nodes get.
+    ContainerGroups {
+        /// Container id (running).
+        ctid: u32,
+    },
+    /// Prints `path gid major minor mode` (`stat`, hex major and minor, octal mode) for each device
+    /// path inside the container, as output lines; a missing path prints on stderr.
+    InspectDevices {
+        /// Container id (running).
+        ctid: u32,
+        /// Paths below an allowed device prefix.
+        paths: Vec<String>,
+    },
+    /// Runs a GPU smoke test inside the container (a fixed command per tool); output lines, then
+    /// the exit code.
+    SmokeTest {
+        /// Container id (running).
+        ctid: u32,
+        /// Which test.
+        tool: SmokeTool,
+    },
 }
+
+/// The GPU smoke tests a manifest may ask for; each is one fixed command.
+pub use appstore_core::manifest::GpuSmokeTest as SmokeTool;
 
 impl Request {
     /// The container the request is about.
@@ -105,7 +130,10 @@ impl Request {
             | Request::DetachDevices { ctid, .. }
             | Request::SetFeatures { ctid, .. }
             | Request::BindMount { ctid, .. }
-            | Request::Status { ctid } => *ctid,
+            | Request::Status { ctid }
+            | Request::ContainerGroups { ctid }
+            | Request::InspectDevices { ctid, .. }
+            | Request::SmokeTest { ctid, .. } => *ctid,
         }
     }
 
@@ -121,6 +149,9 @@ impl Request {
             Request::SetFeatures { .. } => "set_features",
             Request::BindMount { .. } => "bind_mount",
             Request::Status { .. } => "status",
+            Request::ContainerGroups { .. } => "container_groups",
+            Request::InspectDevices { .. } => "inspect_devices",
+            Request::SmokeTest { .. } => "smoke_test",
         }
     }
 }

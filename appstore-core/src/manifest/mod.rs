@@ -15,8 +15,8 @@ use std::fmt;
 use std::sync::OnceLock;
 
 pub use raw::{
-    RawFeature as Feature, RawGpuProfile as GpuProfile, RawGpuVendor as GpuVendor,
-    RawInputType as InputType,
+    RawFeature as Feature, RawGpuProfile as GpuProfile, RawGpuSmokeTest as GpuSmokeTest,
+    RawGpuVendor as GpuVendor, RawInputType as InputType,
 };
 
 /// The only manifest schema version.
@@ -436,6 +436,8 @@ pub struct GpuSpec {
     pub profiles: BTreeSet<GpuProfile>,
     /// Notes for the user.
     pub notes: Option<String>,
+    /// The check run inside the container after provisioning, when a GPU is attached.
+    pub smoke_test: Option<GpuSmokeTest>,
 }
 
 /// Where a volume's data lives.
@@ -1368,6 +1370,7 @@ impl Validator {
             required: g.required,
             profiles,
             notes: g.notes.clone(),
+            smoke_test: g.smoke_test,
         }
     }
 

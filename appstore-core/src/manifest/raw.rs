@@ -352,6 +352,38 @@ pub struct RawGpu {
     /// Notes shown in the GPU step of the install form.
     #[serde(default)]
     pub notes: Option<String>,
+    /// A check run inside the container after provisioning, when a GPU is attached; its output
+    /// goes to the job log.
+    #[serde(default)]
+    pub smoke_test: Option<RawGpuSmokeTest>,
+}
+
+/// GPU smoke tests: each one fixed command, run inside the container.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawGpuSmokeTest {
+    /// `vainfo` (video acceleration through the render node; Intel and AMD).
+    Vainfo,
+    /// `nvidia-smi -L` (NVIDIA).
+    NvidiaSmi,
+    /// `rocminfo` (AMD ROCm).
+    Rocminfo,
+    /// `clinfo -l` (OpenCL).
+    Clinfo,
+}
+
+impl RawGpuSmokeTest {
+    /// The command run inside the container.
+    pub fn argv(self) -> &'static [&'static str] {
+        match self {
+            RawGpuSmokeTest::Vainfo => &["vainfo"],
+            RawGpuSmokeTest::NvidiaSmi => &["nvidia-smi", "-L"],
+            RawGpuSmokeTest::Rocminfo => &["rocminfo"],
+            RawGpuSmokeTest::Clinfo => &["clinfo", "-l"],
+        }
+    }
 }
 
 /// App data kept outside the container's root disk.
