@@ -726,6 +726,23 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Records a GPU node attached to a container (again: replaced).
+    pub fn record_gpu_attachment(&self, a: &GpuAttachment) -> Result<()> {
+        self.pool.get()?.execute(
+            "INSERT OR REPLACE INTO gpu_attachments (ctid, device_path, pci_address, profile, job_id, attached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![a.ctid, a.device_path, a.pci_address, a.profile, a.job_id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a container's GPU attachments (it was destroyed).
+    pub fn remove_gpu_attachments(&self, ctid: i64) -> Result<usize> {
+        Ok(self
+            .pool
+            .get()?
+            .execute("DELETE FROM gpu_attachments WHERE ctid = ?1", [ctid])?)
+    }
+
     /// Every GPU attachment, by container.
     pub fn gpu_attachments(&self) -> Result<Vec<GpuAttachment>> {
         let conn = self.pool.get()?;

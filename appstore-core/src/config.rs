@@ -336,6 +336,15 @@ impl Config {
         PoolBoundary::new(self.pool.clone())
     }
 
+    /// The GPU rules.
+    pub fn gpu_rules(&self) -> crate::gpu::GpuPolicy {
+        crate::gpu::GpuPolicy {
+            mode: self.gpu_policy,
+            allowlist: self.gpu_allowlist.clone(),
+            allow_privileged: self.gpu_allow_privileged,
+        }
+    }
+
     /// The install rules.
     pub fn install_policy(&self) -> InstallPolicy {
         InstallPolicy {

@@ -177,6 +177,7 @@ fn engine_config(
     state: &std::path::Path,
     policy: appstore_core::policy::InstallPolicy,
     download: bool,
+    gpu_policy: appstore_core::gpu::GpuPolicy,
 ) -> EngineConfig {
     EngineConfig {
         node: node.into(),
@@ -190,6 +191,7 @@ fn engine_config(
         policy,
         network_wait: appstore_core::job::RetryPolicy::default(),
         task_deadline: Duration::from_secs(1800),
+        gpu_policy,
         fault_hold_after: fault_hold_after(),
     }
 }
@@ -268,6 +270,7 @@ fn demo(
             &state,
             policy,
             true,
+            appstore_core::gpu::GpuPolicy::default(),
         ),
         pve: Arc::new(pve),
         helper: Arc::new(InProcessHelper::new(appstore_helper::Helper::new(
@@ -348,6 +351,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
             &state,
             config.install_policy(),
             config.download_templates,
+            config.gpu_rules(),
         ),
         pve: Arc::new(pve),
         helper: Arc::new(SocketHelper {

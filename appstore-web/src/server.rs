@@ -111,6 +111,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 events: tokio::sync::broadcast::channel(4096).0,
                 secrets,
                 reserved_ctids: Default::default(),
+                gpus: gpus.clone(),
             };
             let events = engine.events.clone();
             let (pve, config) = (Arc::clone(&setup.pve), setup.config.clone());

@@ -1,5 +1,6 @@
 //! The steps of an install, each idempotent so a resumed job finds what it already did.
 
+use super::gpu::GpuPlan;
 use super::{blocking, Engine, JobLog};
 use crate::store::InstallRecord;
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
@@ -74,6 +75,9 @@ pub struct InstallRequest {
     /// Take back data volumes kept by an earlier uninstall of this app (default: yes).
     #[serde(default)]
     pub reuse_volumes: Option<bool>,
+    /// GPU: none (default), the best one, or named devices.
+    #[serde(default)]
+    pub gpu: appstore_core::gpu::GpuRequest,
 }
 
 impl InstallRequest {
@@ -180,6 +184,9 @@ pub(super) struct InstallContext {
     /// Upgrade: the snapshot taken before it.
     #[serde(default)]
     pub(super) snapshot: Option<String>,
+    /// The GPU chosen and, once attached, what was passed through.
+    #[serde(default)]
+    pub(super) gpu: Option<GpuPlan>,
 }
 
 impl InstallContext {
@@ -211,6 +218,8 @@ pub(super) struct InstallWork {
     ctid: Option<u32>,
     ip: Option<String>,
     created: bool,
+    /// The GPU plan (install).
+    gpu: Option<GpuPlan>,
     /// Set when the service restarted in this state: the first step run is a resumed one.
     resumed_in: Option<JobState>,
 }
@@ -241,6 +250,7 @@ impl InstallWork {
             ctid: None,
             ip: None,
             created: false,
+            gpu: None,
             resumed_in: None,
         }
     }
@@ -268,6 +278,7 @@ impl InstallWork {
         self.ip = ctx.ip;
         self.created = ctx.created;
         self.pve_snapshot = ctx.snapshot;
+        self.gpu = ctx.gpu;
         self.resumed_in = Some(state);
         Ok(())
     }
@@ -310,6 +321,7 @@ impl InstallWork {
             created: self.created,
             maintain: self.existing.as_ref().map(|(_, r)| r.clone()),
             snapshot: self.pve_snapshot.clone(),
+            gpu: self.gpu.clone(),
         };
         serde_json::to_value(ctx).unwrap_or(Value::Null)
     }
@@ -365,14 +377,8 @@ impl InstallWork {
             JobState::ValidateRequest => self.validate_request().await,
             JobState::ValidateManifest => self.validate_manifest(),
             JobState::ValidatePlacement => self.validate_placement().await,
-            // GPU selection arrives with the GPU work; an app that requires one cannot install yet.
-            JobState::ValidateGpu | JobState::AttachGpu => {
-                if self.manifest().gpu().required {
-                    failed("this app requires a GPU, and GPU passthrough is not available in this version of the store")
-                } else {
-                    StepOutcome::Done
-                }
-            }
+            JobState::ValidateGpu => self.validate_gpu().await,
+            JobState::AttachGpu => self.attach_gpu().await,
             JobState::AllocateCtid => self.allocate_ctid().await,
             JobState::CreateContainer => self.create().await,
             JobState::ConfigureContainer => self.configure().await,
@@ -802,12 +808,226 @@ impl InstallWork {
         }
     }
 
+    async fn validate_gpu(&mut self) -> StepOutcome {
+        if self.kind != JobKind::Install {
+            return StepOutcome::Done;
+        }
+        let m = self.manifest();
+        let privileged = !m.lxc().unprivileged;
+        match super::gpu::choose(&self.engine, m.gpu(), &self.request.gpu, privileged) {
+            Ok(None) => {
+                if !m.gpu().supported.is_empty() {
+                    self.log.info("no GPU: the app runs without one").await;
+                }
+                StepOutcome::Done
+            }
+            Ok(Some(plan)) => {
+                self.log
+                    .info(&format!("GPU: {}", super::gpu::describe(&plan)))
+                    .await;
+                if let Some(v) = &plan.driver_version {
+                    self.log
+                        .info(&format!("host NVIDIA driver {v}: the app installs the matching userland"))
+                        .await;
+                }
+                self.gpu = Some(plan);
+                StepOutcome::Done
+            }
+            Err(e) => failed(e),
+        }
+    }
+
+    /// Reads the container's `render` and `video` group ids (it runs for the moment), stops it,
+    /// and passes the plan's nodes through with those groups, through the root helper.
+    async fn attach_gpu(&mut self) -> StepOutcome {
+        let Some(mut plan) = self.gpu.clone() else {
+            return StepOutcome::Done;
+        };
+        let Some(ctid) = self.ctid else {
+            return failed("no container id");
+        };
+        let running = match self.engine.pve.lxc_status(self.node(), ctid).await {
+            Ok(s) => s.status == "running",
+            Err(e) => return pve_failed("reading the container status", e),
+        };
+        if !running {
+            if let Err(o) = self
+                .wait(
+                    "starting the container to read its groups",
+                    self.engine.pve.lxc_start(self.node(), ctid).await,
+                )
+                .await
+            {
+                return o;
+            }
+        }
+        let lines = match self.helper_lines(Request::ContainerGroups { ctid }).await {
+            Ok(l) => l,
+            Err(o) => return o,
+        };
+        let groups = appstore_core::gpu::GroupIds::parse_getent(&lines.join("\n"));
+        self.log
+            .info(&format!(
+                "the container's groups: render {}, video {}",
+                groups.render.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
+                groups.video.map(|g| g.to_string()).unwrap_or_else(|| "none".into())
+            ))
+            .await;
+        if let Err(o) = self
+            .wait(
+                "stopping the container to attach the GPU",
+                self.engine.pve.lxc_stop(self.node(), ctid).await,
+            )
+            .await
+        {
+            return o;
+        }
+        let list = match appstore_core::gpu::plan(plan.profile, &plan.nodes, &plan.shared, &groups) {
+            Ok(l) => l,
+            Err(e) => return failed(e.to_string()),
+        };
+        let devices = list
+            .iter()
+            .map(|p| appstore_helper::DeviceRequest {
+                path: p.path.clone(),
+                gid: p.gid,
+                uid: None,
+                mode: Some(p.mode.clone()),
+            })
+            .collect();
+        if let Err(o) = self.helper(Request::AttachDevices { ctid, devices }).await {
+            return o;
+        }
+        for p in &list {
+            let pci = plan
+                .nodes
+                .iter()
+                .any(|n| n.path == p.path)
+                .then(|| plan.pci_addresses.first().cloned())
+                .flatten();
+            let record = crate::store::GpuAttachment {
+                ctid: i64::from(ctid),
+                device_path: p.path.clone(),
+                pci_address: pci,
+                profile: appstore_core::gpu::profile_name(plan.profile).into(),
+                job_id: Some(self.job_id),
+                attached_at: 0,
+            };
+            let store = self.engine.store.clone();
+            if let Err(e) = blocking(move || store.record_gpu_attachment(&record)).await {
+                return failed(format!("recording the GPU attachment: {e}"));
+            }
+            self.log
+                .info(&format!(
+                    "passed {} ({}:{}) through{}",
+                    p.path,
+                    p.major,
+                    p.minor,
+                    p.gid.map(|g| format!(" to group {g}")).unwrap_or_default()
+                ))
+                .await;
+        }
+        plan.attached = list;
+        self.gpu = Some(plan);
+        StepOutcome::Done
+    }
+
+    /// After the start: the attached nodes are there inside, with the right numbers and group.
+    async fn check_gpu_inside(&mut self, ctid: u32) -> StepOutcome {
+        let Some(plan) = self.gpu.clone().filter(|p| !p.attached.is_empty()) else {
+            return StepOutcome::Done;
+        };
+        let paths = plan.attached.iter().map(|p| p.path.clone()).collect();
+        let lines = match self.helper_lines(Request::InspectDevices { ctid, paths }).await {
+            Ok(l) => l,
+            Err(o) => return o,
+        };
+        match super::gpu::verify_inside(&plan.attached, &lines) {
+            Ok(()) => {
+                self.log
+                    .info(&format!(
+                        "GPU check inside the container: {} present with the right group",
+                        plan.attached.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                    .await;
+                StepOutcome::Done
+            }
+            Err(e) => failed(format!("GPU check inside the container: {e}")),
+        }
+    }
+
+    /// The manifest's GPU smoke test, when a GPU is attached; its output and result go to the log
+    /// (a failure is reported, not fatal: the app's own health check decides).
+    async fn gpu_smoke_test(&mut self) {
+        let (Some(tool), Some(ctid)) = (self.manifest().gpu().smoke_test, self.ctid) else {
+            return;
+        };
+        if self.gpu.as_ref().is_none_or(|p| p.attached.is_empty()) {
+            return;
+        }
+        self.log
+            .info(&format!("GPU smoke test: {}", tool.argv().join(" ")))
+            .await;
+        match self.helper(Request::SmokeTest { ctid, tool }).await {
+            Ok(Reply::Done {
+                exit_code: Some(0), ..
+            }) => self.log.info("GPU smoke test passed").await,
+            Ok(Reply::Done { exit_code, .. }) => {
+                self.log
+                    .line(
+                        "engine",
+                        &format!(
+                            "warning: the GPU smoke test exited with {}; the app may fall back to the CPU",
+                            exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
+                        ),
+                    )
+                    .await
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.log
+                    .line("engine", "warning: the GPU smoke test could not run")
+                    .await
+            }
+        }
+    }
+
+    /// Runs a helper request and returns its output lines (they also go to the job log).
+    async fn helper_lines(&self, req: Request) -> Result<Vec<String>, StepOutcome> {
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, sink) = (self.log.clone(), Arc::clone(&lines));
+        let reply = self
+            .engine
+            .helper
+            .call(
+                req,
+                Box::new(move |stream, line| {
+                    log.line_blocking(stream, line);
+                    if stream == "stdout" {
+                        if let Ok(mut l) = sink.lock() {
+                            l.push(line.to_string());
+                        }
+                    }
+                }),
+            )
+            .await
+            .map_err(|e| failed(format!("the privileged helper: {e}")))?;
+        if let Reply::Failed { error, .. } = reply {
+            return Err(failed(format!(
+                "the privileged helper refused or failed ({}): {}",
+                error.code, error.message
+            )));
+        }
+        let out = lines.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok(out)
+    }
+
     async fn start(&mut self) -> StepOutcome {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
         };
         match self.engine.pve.lxc_status(self.node(), ctid).await {
-            Ok(s) if s.status == "running" => return StepOutcome::Done,
+            Ok(s) if s.status == "running" => return self.check_gpu_inside(ctid).await,
             Ok(_) => {}
             Err(e) => return pve_failed("reading the container status", e),
         }
@@ -818,7 +1038,7 @@ impl InstallWork {
             )
             .await
         {
-            Ok(()) => StepOutcome::Done,
+            Ok(()) => self.check_gpu_inside(ctid).await,
             Err(o) => o,
         }
     }
@@ -965,7 +1185,10 @@ impl InstallWork {
             "ip": self.ip.clone().unwrap_or_default(), "node": self.node(), "pool": self.engine.config.pool,
             "app": {"id": m.id(), "name": m.name(), "version": m.version().to_string()},
             "inputs": self.inputs.as_ref().map(|i| i.to_json()).unwrap_or(json!({})),
-            "gpu": {"vendor": "", "driver_version": ""},
+            "gpu": {
+                "vendor": self.gpu.as_ref().map(|g| g.vendor_name()).unwrap_or(""),
+                "driver_version": self.gpu.as_ref().and_then(|g| g.driver_version.clone()).unwrap_or_default(),
+            },
         })
     }
 
@@ -992,6 +1215,13 @@ impl InstallWork {
             self.manifest().version().to_string(),
         );
         env.insert("APPSTORE_INPUTS".into(), "/opt/appstore/inputs.json".into());
+        if let Some(g) = &self.gpu {
+            env.insert("APPSTORE_GPU_VENDOR".into(), g.vendor_name().into());
+            if let Some(v) = &g.driver_version {
+                // The userland the app installs must match the host's kernel module exactly.
+                env.insert("APPSTORE_NVIDIA_DRIVER_VERSION".into(), v.clone());
+            }
+        }
         env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
         for (k, tpl) in &self.manifest().provision().env {
             let value =
@@ -1078,6 +1308,7 @@ impl InstallWork {
     }
 
     async fn healthcheck(&mut self) -> StepOutcome {
+        self.gpu_smoke_test().await;
         let Some(hc) = self.manifest().provision().healthcheck.clone() else {
             return StepOutcome::Done;
         };

@@ -3,6 +3,7 @@
 //! publishing them to subscribers. Plain async code over traits (`PveApi`, `HostHelper`), so the actor
 //! layer only schedules it and tests drive it directly against the simulator.
 
+pub mod gpu;
 pub mod host;
 mod install;
 mod uninstall;
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     pub network_wait: RetryPolicy,
     /// Longest wait for one PVE task.
     pub task_deadline: Duration,
+    /// Which GPUs may be attached, and to what.
+    pub gpu_policy: appstore_core::gpu::GpuPolicy,
     /// Fault injection for the restart tests: after the step of this state succeeded (before its
     /// context and the next transition are stored), the job stops making progress, so the test can kill the service at
     /// a known point. Set from `APPSTORE_FAULT_HOLD_AFTER`; never set in production.
@@ -126,6 +129,8 @@ pub struct Engine {
     pub secrets: crate::secrets::SecretBox,
     /// Container ids handed out but not yet created (PVE's nextid does not know them).
     pub reserved_ctids: CtidReservations,
+    /// The host's GPUs, as the GPU manager last found them.
+    pub gpus: crate::GpuHandle,
 }
 
 /// Container ids between allocation and the end of their create task; allocation is serialized so

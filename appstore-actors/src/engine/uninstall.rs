@@ -229,6 +229,13 @@ impl UninstallWork {
         let store = self.engine.store.clone();
         let id = self.install.id;
         let _ = std::fs::remove_dir_all(self.engine.config.jobs_dir.join(self.job_id.to_string()));
+        // The container is gone, and its GPU nodes with it.
+        if let Ok(ctid) = self.ctid() {
+            let s = store.clone();
+            if let Err(e) = blocking(move || s.remove_gpu_attachments(i64::from(ctid))).await {
+                return failed(format!("forgetting the container's GPU attachments: {e}"));
+            }
+        }
         if id == 0 {
             // A failed install's container: there is no install record to mark.
             return StepOutcome::Done;

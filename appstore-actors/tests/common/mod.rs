@@ -121,6 +121,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
                 max_backoff: Duration::from_millis(100),
             },
             task_deadline: Duration::from_secs(30),
+            gpu_policy: Default::default(),
             fault_hold_after: None,
         },
         pve,
@@ -130,6 +131,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
         secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))
             .unwrap(),
         reserved_ctids: Default::default(),
+        gpus: Default::default(),
     };
     World {
         pve_waiting,

@@ -1,0 +1,225 @@
+//! The GPU steps of an install: choose (policy, the app's gating, the ranking, a preflight on the
+//! host), attach (the container's own group ids, read inside it, then `devN` through the root
+//! helper, recorded in `gpu_attachments`), check inside the running container, and smoke-test.
+
+use super::Engine;
+use appstore_core::gpu::{
+    self, Candidate, GpuRequest, GroupIds, HostNode, NodeKind, Passthrough,
+};
+use appstore_core::manifest::{GpuProfile, GpuSpec, GpuVendor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What an install gets: chosen in `validate_gpu`, attached in `attach_gpu`; kept in the job's
+/// context so a resumed job attaches the same devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuPlan {
+    /// The chosen GPUs' PCI addresses.
+    pub pci_addresses: Vec<String>,
+    /// Their vendor.
+    pub vendor: GpuVendor,
+    /// The profile.
+    pub profile: GpuProfile,
+    /// The chosen GPUs' own nodes.
+    pub nodes: Vec<HostNode>,
+    /// The host's shared nodes (`nvidiactl`, `nvidia-uvm`, `/dev/kfd`, ...).
+    pub shared: Vec<HostNode>,
+    /// The host's NVIDIA driver version, for the userland the app installs.
+    pub driver_version: Option<String>,
+    /// What was passed through (after `attach_gpu`).
+    #[serde(default)]
+    pub attached: Vec<Passthrough>,
+}
+
+impl GpuPlan {
+    /// The vendor as templates and environments spell it.
+    pub fn vendor_name(&self) -> &'static str {
+        match self.vendor {
+            GpuVendor::Intel => "intel",
+            GpuVendor::Amd => "amd",
+            GpuVendor::Nvidia => "nvidia",
+        }
+    }
+}
+
+/// The inventory as candidates, with how many containers use each GPU now.
+fn candidates(engine: &Engine) -> Result<(Vec<Candidate>, Vec<HostNode>, Option<String>), String> {
+    let status = engine.gpus.status();
+    let attachments = engine
+        .store
+        .gpu_attachments()
+        .map_err(|e| format!("reading GPU attachments: {e}"))?;
+    let mut users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for a in &attachments {
+        if let Some(pci) = &a.pci_address {
+            users.entry(pci.clone()).or_default().insert(a.ctid);
+        }
+    }
+    let inv = status.inventory;
+    let list = inv
+        .gpus
+        .iter()
+        .map(|g| Candidate {
+            pci_address: g.pci_address.clone(),
+            vendor: g.vendor,
+            nodes: g.nodes.clone(),
+            boot_vga: g.boot_vga,
+            users: users.get(&g.pci_address).map(BTreeSet::len).unwrap_or(0),
+        })
+        .collect();
+    Ok((list, inv.shared_nodes, inv.nvidia_driver_version))
+}
+
+/// Chooses the install's GPU(s), or none. Errors name the rule and the fix.
+pub fn choose(
+    engine: &Engine,
+    spec: &GpuSpec,
+    request: &GpuRequest,
+    privileged: bool,
+) -> Result<Option<GpuPlan>, String> {
+    if *request == GpuRequest::None && !spec.required {
+        return Ok(None);
+    }
+    let (list, shared, driver_version) = candidates(engine)?;
+    let choices = gpu::decide(
+        spec,
+        &engine.config.gpu_policy,
+        request,
+        &list,
+        &shared,
+        privileged,
+    )
+    .map_err(|e| e.to_string())?;
+    let Some(first) = choices.first() else {
+        return Ok(None);
+    };
+    if let Some(other) = choices.iter().find(|c| c.profile != first.profile) {
+        return Err(format!(
+            "GPUs {} and {} need different profiles ({} and {}); choose GPUs of one kind",
+            first.pci_address,
+            other.pci_address,
+            gpu::profile_name(first.profile),
+            gpu::profile_name(other.profile)
+        ));
+    }
+    let chosen: Vec<&Candidate> = choices
+        .iter()
+        .filter_map(|c| list.iter().find(|g| g.pci_address == c.pci_address))
+        .collect();
+    let vendor = chosen
+        .first()
+        .and_then(|g| g.vendor)
+        .ok_or("the chosen GPU has no supported vendor")?;
+    let nodes: Vec<HostNode> = chosen.iter().flat_map(|g| g.nodes.clone()).collect();
+    // Preflight on the host: the profile fits the nodes there, and NVIDIA's driver is loaded.
+    gpu::plan(
+        first.profile,
+        &nodes,
+        &shared,
+        &GroupIds {
+            render: Some(0),
+            video: Some(0),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if first.profile == GpuProfile::NvidiaBasic && driver_version.is_none() {
+        return Err("the NVIDIA kernel driver is not loaded on the host (no /proc/driver/nvidia/version) (fix: install and load the host driver, then try again)".into());
+    }
+    Ok(Some(GpuPlan {
+        pci_addresses: choices.iter().map(|c| c.pci_address.clone()).collect(),
+        vendor,
+        profile: first.profile,
+        nodes,
+        shared,
+        driver_version: if vendor == GpuVendor::Nvidia {
+            driver_version
+        } else {
+            None
+        },
+        attached: Vec::new(),
+    }))
+}
+
+/// Checks `stat` lines (`path gid major_hex minor_hex mode`) from inside the container against what
+/// was attached; the error names each node that is missing or wrong.
+pub fn verify_inside(attached: &[Passthrough], stat_lines: &[String]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for p in attached {
+        let found = stat_lines.iter().find_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            (parts.len() >= 4 && parts[0] == p.path).then(|| {
+                (
+                    parts[1].parse::<u32>().ok(),
+                    u32::from_str_radix(parts[2], 16).ok(),
+                    u32::from_str_radix(parts[3], 16).ok(),
+                )
+            })
+        });
+        match found {
+            None => problems.push(format!("{} is missing inside the container", p.path)),
+            Some((gid, major, minor)) => {
+                if (major, minor) != (Some(p.major), Some(p.minor)) {
+                    problems.push(format!(
+                        "{} inside the container is not device {}:{}",
+                        p.path, p.major, p.minor
+                    ));
+                }
+                if let Some(want) = p.gid {
+                    if gid != Some(want) {
+                        problems.push(format!(
+                            "{} inside the container belongs to group {} instead of {want}",
+                            p.path,
+                            gid.map(|g| g.to_string()).unwrap_or_else(|| "?".into())
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// The nodes of `kind` in a plan, for log lines.
+pub fn describe(plan: &GpuPlan) -> String {
+    let nodes: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Render | NodeKind::NvidiaGpu))
+        .map(|n| n.path.as_str())
+        .collect();
+    format!(
+        "{} ({}) with profile {} ({})",
+        plan.pci_addresses.join(", "),
+        plan.vendor_name(),
+        gpu::profile_name(plan.profile),
+        nodes.join(", ")
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_check_names_missing_and_wrong_nodes() {
+        let p = |path: &str, minor, gid| Passthrough {
+            path: path.into(),
+            major: 226,
+            minor,
+            gid,
+            mode: "0660".into(),
+        };
+        let attached = [p("/dev/dri/renderD128", 128, Some(993)), p("/dev/dri/renderD129", 129, Some(993))];
+        let ok = ["/dev/dri/renderD128 993 e2 80 660".to_string(), "/dev/dri/renderD129 993 e2 81 660".to_string()];
+        assert_eq!(verify_inside(&attached, &ok), Ok(()));
+        let bad = ["/dev/dri/renderD128 0 e2 80 660".to_string()];
+        let err = verify_inside(&attached, &bad).unwrap_err();
+        assert!(err.contains("belongs to group 0 instead of 993"), "{err}");
+        assert!(err.contains("/dev/dri/renderD129 is missing"), "{err}");
+    }
+}
