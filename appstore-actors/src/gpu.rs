@@ -24,6 +24,19 @@ pub struct GpuStatus {
 pub struct GpuHandle(Arc<RwLock<GpuStatus>>);
 
 impl GpuHandle {
+    /// Serves `inventory` as the current one (for programs that embed the engine with an inventory
+    /// of their own, and tests); the scan count goes up as after a probe.
+    pub fn publish(&self, inventory: GpuInventory) {
+        let mut status = self.status();
+        status.inventory = inventory;
+        status.scans += 1;
+        status.last_error = None;
+        match self.0.write() {
+            Ok(mut s) => *s = status,
+            Err(p) => *p.into_inner() = status,
+        }
+    }
+
     /// The current status.
     pub fn status(&self) -> GpuStatus {
         match self.0.read() {

@@ -7,6 +7,8 @@ use appstore_core::manifest::GpuVendor;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+pub mod fixture;
+
 /// Errors of GPU discovery.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,6 +81,12 @@ pub struct Gpu {
     pub boot_vga: bool,
     /// Its nodes.
     pub nodes: Vec<DeviceNode>,
+    /// A name for people: `nvidia-smi`'s, else the PCI ids database's, else the driver's model line.
+    pub name: Option<String>,
+    /// NVIDIA's GPU UUID, when known.
+    pub uuid: Option<String>,
+    /// What keeps it from being passed through, with the fix.
+    pub problems: Vec<String>,
 }
 
 /// Everything found on a host.
@@ -175,6 +183,9 @@ impl SysfsProbe {
                 .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())),
             boot_vga: read_trim(&real.join("boot_vga")).as_deref() == Some("1"),
             nodes: Vec::new(),
+            name: None,
+            uuid: None,
+            problems: Vec::new(),
         })
     }
 
@@ -230,15 +241,13 @@ impl GpuProbe for SysfsProbe {
         for pci in sorted_names(&nv_gpus) {
             let info =
                 std::fs::read_to_string(nv_gpus.join(&pci).join("information")).unwrap_or_default();
-            let Some(minor) = info
-                .lines()
-                .find_map(|l| l.strip_prefix("Device Minor:"))
-                .and_then(|m| m.trim().parse::<u32>().ok())
-            else {
-                continue;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
             };
-            let node_path = self.root.dev().join(format!("nvidia{minor}"));
-            let Some((major, minor)) = device_numbers(&node_path, None) else {
+            let Some(minor) = field("Device Minor:").and_then(|m| m.parse::<u32>().ok()) else {
                 continue;
             };
             let device_link = self.root.sys().join("bus/pci/devices").join(&pci);
@@ -250,14 +259,25 @@ impl GpuProbe for SysfsProbe {
                 driver: Some("nvidia".into()),
                 boot_vga: false,
                 nodes: Vec::new(),
+                name: None,
+                uuid: None,
+                problems: Vec::new(),
             });
             let gpu = Self::gpu_for(&mut inv.gpus, found);
-            gpu.nodes.push(DeviceNode {
-                path: self.root.container_path(&node_path),
-                kind: NodeKind::NvidiaGpu,
-                major,
-                minor,
-            });
+            gpu.name = gpu.name.take().or_else(|| field("Model:"));
+            gpu.uuid = gpu.uuid.take().or_else(|| field("GPU UUID:"));
+            let node_path = self.root.dev().join(format!("nvidia{minor}"));
+            match device_numbers(&node_path, None) {
+                Some((major, minor)) => gpu.nodes.push(DeviceNode {
+                    path: self.root.container_path(&node_path),
+                    kind: NodeKind::NvidiaGpu,
+                    major,
+                    minor,
+                }),
+                None => gpu.problems.push(format!(
+                    "/dev/nvidia{minor} is missing: the driver is loaded but made no device node (fix: run `nvidia-modprobe -c {minor}` or start nvidia-persistenced on the host)"
+                )),
+            }
         }
 
         let dev = self.root.dev();
@@ -303,7 +323,142 @@ impl GpuProbe for SysfsProbe {
                     })
                     .map(str::to_string)
             });
+        let ids = self.pci_ids();
+        for g in &mut inv.gpus {
+            if let Some(name) = ids
+                .as_deref()
+                .and_then(|t| pci_name(t, g.vendor_id, g.device_id))
+            {
+                if g.name.is_none() || g.vendor != Some(GpuVendor::Nvidia) {
+                    g.name = Some(name);
+                }
+            }
+        }
+        for (pci, name, uuid) in self.nvidia_smi() {
+            if let Some(g) = inv.gpus.iter_mut().find(|g| g.pci_address == pci) {
+                g.name = Some(name);
+                g.uuid = Some(uuid);
+            }
+        }
+        if inv.gpus.iter().any(|g| g.vendor == Some(GpuVendor::Nvidia))
+            && !inv
+                .shared_nodes
+                .iter()
+                .any(|n| n.kind == NodeKind::NvidiaCtl)
+        {
+            for g in inv
+                .gpus
+                .iter_mut()
+                .filter(|g| g.vendor == Some(GpuVendor::Nvidia))
+            {
+                g.problems.push("/dev/nvidiactl is missing (fix: load the NVIDIA driver on the host; `nvidia-smi` makes the nodes)".into());
+            }
+        }
         inv.gpus.sort_by(|a, b| a.pci_address.cmp(&b.pci_address));
         Ok(inv)
+    }
+}
+
+impl SysfsProbe {
+    /// The PCI ids database of the host, when it has one.
+    fn pci_ids(&self) -> Option<String> {
+        ["usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(self.root.root.join(p)).ok())
+    }
+
+    /// `nvidia-smi`'s (PCI address, name, UUID) per GPU, when the host has it.
+    fn nvidia_smi(&self) -> Vec<(String, String, String)> {
+        let bin = self.root.root.join("usr/bin/nvidia-smi");
+        if !bin.is_file() {
+            return Vec::new();
+        }
+        let Ok(mut child) = std::process::Command::new(&bin)
+            .args(["--query-gpu=pci.bus_id,name,uuid", "--format=csv,noheader"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        else {
+            return Vec::new();
+        };
+        // A hung driver must not hang discovery: five seconds, then it is killed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Vec::new();
+                }
+            }
+        }
+        let mut text = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut text);
+        }
+        parse_nvidia_smi(&text)
+    }
+}
+
+/// Lines `00000000:01:00.0, NVIDIA GeForce RTX 4090, GPU-...` as (`0000:01:00.0`, name, uuid).
+pub fn parse_nvidia_smi(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split(',').map(str::trim);
+            let bus = parts.next()?;
+            let (name, uuid) = (parts.next()?, parts.next()?);
+            // nvidia-smi prints an 8-digit domain; sysfs a 4-digit one.
+            let pci = bus.get(bus.len().checked_sub(12)?..)?.to_ascii_lowercase();
+            Some((pci, name.to_string(), uuid.to_string()))
+        })
+        .collect()
+}
+
+/// The name of `vendor:device` in a PCI ids database text.
+pub fn pci_name(db: &str, vendor: u16, device: u16) -> Option<String> {
+    let (v, d) = (format!("{vendor:04x}"), format!("{device:04x}"));
+    let mut in_vendor = false;
+    for line in db.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if !line.starts_with('\t') {
+            if in_vendor {
+                return None;
+            }
+            in_vendor = line.get(..4) == Some(v.as_str());
+        } else if in_vendor && !line.starts_with("\t\t") {
+            let rest = line.trim_start_matches('\t');
+            if rest.get(..4) == Some(d.as_str()) {
+                return Some(rest[4..].trim().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The host's CPU cores and memory (what resource caps are measured against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HostResources {
+    /// Logical CPUs.
+    pub cores: usize,
+    /// Total memory, MiB.
+    pub memory_mb: u64,
+}
+
+/// Reads the host's cores and memory (through sysinfo).
+pub fn host_resources() -> HostResources {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    sys.refresh_cpu_list(sysinfo::CpuRefreshKind::nothing());
+    HostResources {
+        cores: sys.cpus().len().max(1),
+        memory_mb: sys.total_memory() / (1024 * 1024),
     }
 }

@@ -171,3 +171,188 @@ fn reads_nvidia_device_numbers_from_real_nodes_as_root() {
     );
     assert_eq!(inv.nvidia_driver_version.as_deref(), Some("550.127.05"));
 }
+
+mod scenarios {
+    use appstore_core::manifest::GpuVendor;
+    use appstore_gpu::fixture::{FixtureHost, Scenario};
+    use appstore_gpu::{GpuInventory, GpuProbe, HostRoot, NodeKind, SysfsProbe};
+
+    fn probe(host: &FixtureHost) -> GpuInventory {
+        SysfsProbe::new(HostRoot::at(host.root())).probe().unwrap()
+    }
+
+    /// Real nodes need root; CI has it, and there the node assertions must run.
+    fn nodes_expected(host: &FixtureHost) -> bool {
+        if !host.real_nodes {
+            assert!(
+                std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+                "mknod needs root, which CI has"
+            );
+        }
+        host.real_nodes
+    }
+
+    fn summary(inv: &GpuInventory) -> Vec<(String, Option<GpuVendor>, bool, usize)> {
+        inv.gpus
+            .iter()
+            .map(|g| (g.pci_address.clone(), g.vendor, g.boot_vga, g.nodes.len()))
+            .collect()
+    }
+
+    #[test]
+    fn no_gpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::NoGpu).unwrap();
+        let inv = probe(&host);
+        assert!(inv.gpus.is_empty() && inv.shared_nodes.is_empty());
+    }
+
+    #[test]
+    fn intel_igpu_named_from_the_pci_ids_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::IntelIgpu).unwrap();
+        let inv = probe(&host);
+        assert_eq!(
+            summary(&inv),
+            [("0000:00:02.0".into(), Some(GpuVendor::Intel), true, 2)]
+        );
+        assert_eq!(
+            inv.gpus[0].name.as_deref(),
+            Some("Alder Lake-P GT2 [Iris Xe Graphics]")
+        );
+        assert!(inv.gpus[0].problems.is_empty());
+    }
+
+    #[test]
+    fn amd_dgpu_and_igpu_with_rocm() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::AmdDgpuAndIgpu).unwrap();
+        let inv = probe(&host);
+        assert_eq!(
+            summary(&inv),
+            [
+                ("0000:03:00.0".into(), Some(GpuVendor::Amd), false, 2),
+                ("0000:0c:00.0".into(), Some(GpuVendor::Amd), true, 2)
+            ]
+        );
+        let render: Vec<&str> = inv.gpus[0]
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Render)
+            .map(|n| n.path.as_str())
+            .collect();
+        assert_eq!(render, ["/dev/dri/renderD128"]);
+        if nodes_expected(&host) {
+            let kfd = inv
+                .shared_nodes
+                .iter()
+                .find(|n| n.kind == NodeKind::Kfd)
+                .unwrap();
+            assert_eq!((kfd.major, kfd.minor), (236, 0));
+        }
+    }
+
+    #[test]
+    fn two_nvidia_gpus_with_the_driver_version_and_shared_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::TwoNvidia).unwrap();
+        let inv = probe(&host);
+        assert_eq!(inv.nvidia_driver_version.as_deref(), Some("550.127.05"));
+        let names: Vec<&str> = inv
+            .gpus
+            .iter()
+            .map(|g| g.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3070"]
+        );
+        assert!(inv.gpus[0].uuid.as_deref().unwrap().starts_with("GPU-"));
+        if nodes_expected(&host) {
+            assert_eq!(
+                summary(&inv)[1],
+                ("0000:02:00.0".into(), Some(GpuVendor::Nvidia), false, 1)
+            );
+            assert_eq!(
+                (inv.gpus[1].nodes[0].major, inv.gpus[1].nodes[0].minor),
+                (195, 1)
+            );
+            let kinds: Vec<NodeKind> = inv.shared_nodes.iter().map(|n| n.kind).collect();
+            assert_eq!(
+                kinds,
+                [
+                    NodeKind::NvidiaCtl,
+                    NodeKind::NvidiaUvm,
+                    NodeKind::NvidiaUvmTools,
+                    NodeKind::NvidiaModeset,
+                    NodeKind::NvidiaCap
+                ]
+            );
+            assert!(inv.gpus.iter().all(|g| g.problems.is_empty()));
+        } else {
+            // Without nodes the GPUs are still listed, each with the missing node and the fix.
+            assert!(
+                inv.gpus[0].problems[0].contains("/dev/nvidia0 is missing"),
+                "{:?}",
+                inv.gpus[0].problems
+            );
+        }
+    }
+
+    #[test]
+    fn mixed_host_and_an_unplug() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::Mixed).unwrap();
+        let inv = probe(&host);
+        let vendors: Vec<Option<GpuVendor>> = inv.gpus.iter().map(|g| g.vendor).collect();
+        assert_eq!(
+            vendors,
+            [
+                Some(GpuVendor::Intel),
+                Some(GpuVendor::Nvidia),
+                Some(GpuVendor::Amd)
+            ]
+        );
+        host.unplug("0000:01:00.0").unwrap();
+        host.unplug("0000:03:00.0").unwrap();
+        let after = probe(&host);
+        assert_eq!(
+            summary(&after),
+            [("0000:00:02.0".into(), Some(GpuVendor::Intel), true, 2)]
+        );
+        if host.real_nodes {
+            assert!(
+                !host.root().join("dev/nvidia0").exists()
+                    && !host.root().join("dev/dri/renderD129").exists()
+            );
+        }
+    }
+
+    #[test]
+    fn nvidia_smi_names_and_uuids_win_when_present() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let host = FixtureHost::scenario(dir.path(), Scenario::Demo).unwrap();
+        let smi = dir.path().join("usr/bin/nvidia-smi");
+        std::fs::create_dir_all(smi.parent().unwrap()).unwrap();
+        std::fs::write(&smi, "#!/bin/sh\necho '00000000:01:00.0, NVIDIA GeForce RTX 3060 12GB, GPU-5c1e2f3a-1111-2222-3333-444455556666'\n").unwrap();
+        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let inv = probe(&host);
+        let nv = inv
+            .gpus
+            .iter()
+            .find(|g| g.vendor == Some(GpuVendor::Nvidia))
+            .unwrap();
+        assert_eq!(nv.name.as_deref(), Some("NVIDIA GeForce RTX 3060 12GB"));
+        assert_eq!(
+            nv.uuid.as_deref(),
+            Some("GPU-5c1e2f3a-1111-2222-3333-444455556666")
+        );
+    }
+
+    #[test]
+    fn host_resources_are_read() {
+        let r = appstore_gpu::host_resources();
+        assert!(r.cores >= 1 && r.memory_mb > 64, "{r:?}");
+    }
+}

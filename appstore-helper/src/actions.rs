@@ -192,10 +192,11 @@ impl Helper {
             }
             Request::InspectDevices { paths, .. } => {
                 for p in paths {
-                    let normal = appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
-                        code: "bad_request",
-                        message: e,
-                    })?;
+                    let normal =
+                        appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
+                            code: "bad_request",
+                            message: e,
+                        })?;
                     if normal != *p
                         || !self
                             .config
@@ -205,7 +206,9 @@ impl Helper {
                     {
                         return Err(Refusal {
                             code: "not_allowed",
-                            message: format!("`{p}` is not a normalised path below an allowed device prefix"),
+                            message: format!(
+                                "`{p}` is not a normalised path below an allowed device prefix"
+                            ),
                         });
                     }
                 }
@@ -426,7 +429,10 @@ impl Helper {
         } else {
             Err(failed(
                 "failed",
-                format!("`{}` in container {id} exited with {code}", args[5..].join(" ")),
+                format!(
+                    "`{}` in container {id} exited with {code}",
+                    args[5..].join(" ")
+                ),
             ))
         }
     }
@@ -441,7 +447,8 @@ impl Helper {
         // The numbers come from the nodes on this host, read again here (never from the request).
         let mut list = Vec::new();
         for d in devices {
-            let (major, minor) = checks::device(&self.config, &d.path).map_err(|r| failed(r.code, r.message))?;
+            let (major, minor) =
+                checks::device(&self.config, &d.path).map_err(|r| failed(r.code, r.message))?;
             list.push(Passthrough {
                 path: d.path.clone(),
                 major,
@@ -460,7 +467,12 @@ impl Helper {
         }
         for edit in gpu::edits(conf.current(), &list, DeviceSyntax::DevEntries) {
             if let Edit::Dev { index, value } = edit {
-                self.pct_ok(vec!["set".into(), id.to_string(), format!("--dev{index}"), value])?;
+                self.pct_ok(vec![
+                    "set".into(),
+                    id.to_string(),
+                    format!("--dev{index}"),
+                    value,
+                ])?;
             }
         }
         Ok(done())
@@ -482,7 +494,8 @@ impl Helper {
             .current()
             .keys()
             .filter(|(k, v)| {
-                k.strip_prefix("dev").is_some_and(|i| i.parse::<u32>().is_ok())
+                k.strip_prefix("dev")
+                    .is_some_and(|i| i.parse::<u32>().is_ok())
                     && refs.contains(&appstore_core::gpu::dev_entry_path(v))
             })
             .map(|(k, _)| k.to_string())
@@ -620,4 +633,3 @@ impl Helper {
         }
     }
 }
-

@@ -354,10 +354,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
     });
     let conf = w.conf(100);
     assert!(
-        conf.contains(&format!(
-            "dev0: {},gid=104,mode=0660\n",
-            node.display()
-        )),
+        conf.contains(&format!("dev0: {},gid=104,mode=0660\n", node.display())),
         "{conf}"
     );
     assert!(

@@ -3,9 +3,7 @@
 //! helper, recorded in `gpu_attachments`), check inside the running container, and smoke-test.
 
 use super::Engine;
-use appstore_core::gpu::{
-    self, Candidate, GpuRequest, GroupIds, HostNode, NodeKind, Passthrough,
-};
+use appstore_core::gpu::{self, Candidate, GpuRequest, GroupIds, HostNode, NodeKind, Passthrough};
 use appstore_core::manifest::{GpuProfile, GpuSpec, GpuVendor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -214,8 +212,14 @@ mod tests {
             gid,
             mode: "0660".into(),
         };
-        let attached = [p("/dev/dri/renderD128", 128, Some(993)), p("/dev/dri/renderD129", 129, Some(993))];
-        let ok = ["/dev/dri/renderD128 993 e2 80 660".to_string(), "/dev/dri/renderD129 993 e2 81 660".to_string()];
+        let attached = [
+            p("/dev/dri/renderD128", 128, Some(993)),
+            p("/dev/dri/renderD129", 129, Some(993)),
+        ];
+        let ok = [
+            "/dev/dri/renderD128 993 e2 80 660".to_string(),
+            "/dev/dri/renderD129 993 e2 81 660".to_string(),
+        ];
         assert_eq!(verify_inside(&attached, &ok), Ok(()));
         let bad = ["/dev/dri/renderD128 0 e2 80 660".to_string()];
         let err = verify_inside(&attached, &bad).unwrap_err();

@@ -827,7 +827,9 @@ impl InstallWork {
                     .await;
                 if let Some(v) = &plan.driver_version {
                     self.log
-                        .info(&format!("host NVIDIA driver {v}: the app installs the matching userland"))
+                        .info(&format!(
+                            "host NVIDIA driver {v}: the app installs the matching userland"
+                        ))
                         .await;
                 }
                 self.gpu = Some(plan);
@@ -869,8 +871,14 @@ impl InstallWork {
         self.log
             .info(&format!(
                 "the container's groups: render {}, video {}",
-                groups.render.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
-                groups.video.map(|g| g.to_string()).unwrap_or_else(|| "none".into())
+                groups
+                    .render
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                groups
+                    .video
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "none".into())
             ))
             .await;
         if let Err(o) = self
@@ -882,7 +890,8 @@ impl InstallWork {
         {
             return o;
         }
-        let list = match appstore_core::gpu::plan(plan.profile, &plan.nodes, &plan.shared, &groups) {
+        let list = match appstore_core::gpu::plan(plan.profile, &plan.nodes, &plan.shared, &groups)
+        {
             Ok(l) => l,
             Err(e) => return failed(e.to_string()),
         };
@@ -938,7 +947,10 @@ impl InstallWork {
             return StepOutcome::Done;
         };
         let paths = plan.attached.iter().map(|p| p.path.clone()).collect();
-        let lines = match self.helper_lines(Request::InspectDevices { ctid, paths }).await {
+        let lines = match self
+            .helper_lines(Request::InspectDevices { ctid, paths })
+            .await
+        {
             Ok(l) => l,
             Err(o) => return o,
         };
@@ -947,7 +959,11 @@ impl InstallWork {
                 self.log
                     .info(&format!(
                         "GPU check inside the container: {} present with the right group",
-                        plan.attached.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", ")
+                        plan.attached
+                            .iter()
+                            .map(|p| p.path.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                     .await;
                 StepOutcome::Done

@@ -67,6 +67,10 @@ pub fn world() -> World {
 
 /// A world on a simulated node started with `opts`.
 pub fn world_with(opts: HarnessOptions) -> World {
+    let device_root = opts
+        .device_root
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("/"));
     let sim = start(opts).unwrap();
     let state = tempfile::tempdir().unwrap();
     let url = catalog_repo(&state.path().join("catalog-src"));
@@ -80,7 +84,8 @@ pub fn world_with(opts: HarnessOptions) -> World {
     let jobs = state.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     let helper_config = HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\nallowed_bind_paths: [{s}/host-data]\n",
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\nallowed_bind_paths: [{s}/host-data]\ndevice_root: {d}\n",
+        d = device_root.display(),
         r = sim.root.display(),
         j = jobs.display(),
         s = state.path().display()

@@ -153,6 +153,53 @@ impl Inert {
     }
 }
 
+/// `/etc/group` of an inert container.
+const INERT_GROUPS: &str =
+    "root:x:0:\nvideo:x:44:\nusers:x:100:\nrender:x:993:\nnogroup:x:65534:\n";
+
+impl Inert {
+    fn stat_devices(&self, vmid: u32, paths: &[&str]) -> i32 {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let conf = self.root.read_conf(vmid).map(|(c, _)| c);
+        let mut code = 0;
+        for path in paths {
+            let entry = conf.as_ref().and_then(|c| {
+                c.current().keys().find_map(|(k, v)| {
+                    let is_dev = k
+                        .strip_prefix("dev")
+                        .is_some_and(|i| i.parse::<u32>().is_ok());
+                    (is_dev && appstore_core::gpu::dev_entry_path(v) == *path)
+                        .then(|| v.to_string())
+                })
+            });
+            let host = self.root.host_device(path);
+            let node = std::fs::metadata(&host)
+                .ok()
+                .filter(|m| m.file_type().is_char_device());
+            match (entry, node) {
+                (Some(value), Some(meta)) => {
+                    let opt = |name: &str| {
+                        value
+                            .split(',')
+                            .find_map(|p| p.strip_prefix(&format!("{name}=")).map(str::to_string))
+                    };
+                    let (major, minor) = appstore_core::device::split_dev(meta.rdev());
+                    let gid = opt("gid").unwrap_or_else(|| "0".into());
+                    let mode = opt("mode")
+                        .map(|m| m.trim_start_matches('0').to_string())
+                        .unwrap_or_else(|| format!("{:o}", meta.mode() & 0o7777));
+                    println!("{path} {gid} {major:x} {minor:x} {mode}");
+                }
+                _ => {
+                    eprintln!("stat: cannot statx '{path}': No such file or directory");
+                    code = 1;
+                }
+            }
+        }
+        code
+    }
+}
+
 impl Backend for Inert {
     fn name(&self) -> &'static str {
         "inert"
@@ -160,7 +207,10 @@ impl Backend for Inert {
 
     fn create(&self, vmid: u32, _conf: &PveConfig, template: &Path) -> Result<(), String> {
         eprintln!("pve-sim (inert back end): CT {vmid} gets no root file system; template {} is only checked", template.display());
-        std::fs::create_dir_all(self.fs(vmid)).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(self.fs(vmid).join("etc")).map_err(|e| e.to_string())?;
+        // The groups a Debian 12 container has for devices (render is a system group made by
+        // systemd; its id differs between templates, which is why the store reads it).
+        std::fs::write(self.fs(vmid).join("etc/group"), INERT_GROUPS).map_err(|e| e.to_string())?;
         self.set_state(vmid, "stopped")
     }
 
@@ -225,6 +275,21 @@ impl Backend for Inert {
                     Ok(1)
                 }
             },
+            ["getent", "group", names @ ..] => {
+                let text =
+                    std::fs::read_to_string(self.inside(vmid, "/etc/group")?).unwrap_or_default();
+                let mut missing = false;
+                for name in names.iter() {
+                    match text.lines().find(|l| l.split(':').next() == Some(*name)) {
+                        Some(line) => println!("{line}"),
+                        None => missing = true,
+                    }
+                }
+                Ok(if missing { 2 } else { 0 })
+            }
+            // `stat -c '%n %g %t %T %a'` of passed-through devices: what a container sees of its
+            // `devN` entries (numbers from the node on the host, group and mode from the entry).
+            ["stat", "-c", "%n %g %t %T %a", paths @ ..] => Ok(self.stat_devices(vmid, paths)),
             ["mkdir", "-p", path] => std::fs::create_dir_all(self.inside(vmid, path)?)
                 .map(|()| 0)
                 .map_err(|e| e.to_string()),

@@ -28,6 +28,8 @@ pub struct HarnessOptions {
     /// A binary that runs pct as `<binary> __pct ...` (the `pve-appstore` binary does); by default the
     /// `pve-sim-pct` binary next to the running one.
     pub pct_host: Option<std::path::PathBuf>,
+    /// Where `devN` paths are found (a fixture tree with `dev/`); `None`: the host's `/`.
+    pub device_root: Option<std::path::PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -39,6 +41,7 @@ impl Default for HarnessOptions {
             auth_failure_delay: Duration::from_millis(20),
             backend: "inert".into(),
             pct_host: None,
+            device_root: None,
         }
     }
 }
@@ -85,6 +88,9 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         },
     )?;
     let sim_root = SimRoot::open(&root)?;
+    if let Some(d) = &opts.device_root {
+        std::fs::write(root.join("sim/device-root"), d.display().to_string())?;
+    }
     let backend: Arc<dyn Backend> =
         Arc::from(crate::backend::backend_for(&sim_root).map_err(std::io::Error::other)?);
     let tls = if opts.tls {

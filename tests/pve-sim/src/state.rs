@@ -162,6 +162,21 @@ impl SimRoot {
     }
 
     /// The config of `vmid` and its raw text, if it exists.
+    /// Where the node's device paths (`devN`) are found on this machine: `/`, or a fixture tree
+    /// (`sim/device-root` holds it; the demo's GPUs live in one).
+    pub fn device_root(&self) -> PathBuf {
+        std::fs::read_to_string(self.path().join("sim/device-root"))
+            .ok()
+            .map(|s| PathBuf::from(s.trim()))
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The host node behind a container device path, below [`SimRoot::device_root`].
+    pub fn host_device(&self, path: &str) -> PathBuf {
+        self.device_root().join(path.trim_start_matches('/'))
+    }
+
     pub fn read_conf(&self, vmid: u32) -> Option<(PveConfig, String)> {
         let raw = std::fs::read_to_string(self.conf_path(vmid)).ok()?;
         PveConfig::parse(&raw).ok().map(|c| (c, raw))
