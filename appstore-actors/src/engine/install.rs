@@ -78,6 +78,9 @@ pub struct InstallRequest {
     /// GPU: none (default), the best one, or named devices.
     #[serde(default)]
     pub gpu: appstore_core::gpu::GpuRequest,
+    /// Optional volumes (by name) not to mount.
+    #[serde(default)]
+    pub skip_volumes: Vec<String>,
 }
 
 impl InstallRequest {
@@ -753,6 +756,12 @@ impl InstallWork {
                     }
                 }
                 VolumeSource::HostPath { path } => {
+                    if !v.required && self.request.skip_volumes.contains(&v.name) {
+                        self.log
+                            .info(&format!("volume `{}` ({path}) skipped, as asked", v.name))
+                            .await;
+                        continue;
+                    }
                     let req = Request::BindMount {
                         ctid,
                         index: i as u8,
@@ -761,7 +770,22 @@ impl InstallWork {
                         read_only: false,
                     };
                     if let Err(o) = self.helper(req).await {
-                        return o;
+                        if v.required {
+                            return o;
+                        }
+                        // An optional host directory that cannot be mounted (most often: it does
+                        // not exist on this host) does not stop the install.
+                        let why = match o {
+                            StepOutcome::Failed { reason } => reason,
+                            _ => "not mounted".into(),
+                        };
+                        self.log
+                            .line(
+                                "engine",
+                                &format!("optional volume `{}` skipped: {why}", v.name),
+                            )
+                            .await;
+                        continue;
                     }
                     self.log
                         .info(&format!(

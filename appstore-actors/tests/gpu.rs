@@ -1,0 +1,191 @@
+//! GPU installs against the simulated node on a fixture host (the demo's: an Intel iGPU and an
+//! NVIDIA card, with real device nodes made by mknod, so root): the best GPU is chosen, passed
+//! through with the container's own group, checked inside, recorded, and forgotten on uninstall.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
+
+mod common;
+
+use appstore_actors::engine::{CancelFlag, InstallRequest};
+use appstore_core::gpu::GpuRequest;
+use appstore_core::job::JobState;
+use appstore_gpu::fixture::{FixtureHost, Scenario};
+use appstore_gpu::{GpuProbe, HostRoot, SysfsProbe};
+use pve_sim::harness::HarnessOptions;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A world whose node and helper find their devices in a fixture host; `None` without root.
+fn gpu_world() -> Option<(common::World, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let host = FixtureHost::scenario(dir.path(), Scenario::Demo).unwrap();
+    if !host.real_nodes {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "mknod needs root, which CI has"
+        );
+        eprintln!("skipped: device nodes need root");
+        return None;
+    }
+    let w = common::world_with(HarnessOptions {
+        task_latency: Duration::from_millis(5),
+        device_root: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    });
+    w.engine
+        .gpus
+        .publish(SysfsProbe::new(HostRoot::at(dir.path())).probe().unwrap());
+    Some((w, dir))
+}
+
+async fn install(w: &common::World, app: &str, gpu: GpuRequest) -> (i64, JobState, String) {
+    let req = InstallRequest {
+        app_id: app.into(),
+        gpu,
+        ..Default::default()
+    };
+    let job = w
+        .engine
+        .create_install_job(&w.snapshot, &req)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(job, Arc::clone(&w.snapshot), req, CancelFlag::default())
+        .await
+        .unwrap();
+    let log: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    (job, end, log.join("\n"))
+}
+
+fn conf(w: &common::World, ctid: i64) -> String {
+    std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap()
+}
+
+#[tokio::test]
+async fn auto_select_spreads_installs_over_the_gpus_and_passes_them_through_checked() {
+    let Some((w, _dir)) = gpu_world() else { return };
+    // First: both GPUs are free; the NVIDIA card is not the boot display, so it wins.
+    let (job, end, log) = install(&w, "jellyfin", GpuRequest::Auto).await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    assert!(
+        log.contains("GPU: 0000:01:00.0 (nvidia) with profile nvidia-basic (/dev/nvidia0)"),
+        "{log}"
+    );
+    assert!(log.contains("host NVIDIA driver 550.127.05"), "{log}");
+    assert!(
+        log.contains("GPU check inside the container: /dev/nvidia0"),
+        "{log}"
+    );
+    let first = w.engine.store.job(job).unwrap().unwrap().ctid.unwrap();
+    let text = conf(&w, first);
+    assert!(
+        text.contains("dev0: /dev/nvidia0,mode=0666\ndev1: /dev/nvidiactl,mode=0666\n"),
+        "{text}"
+    );
+    let attached = w.engine.store.gpu_attachments().unwrap();
+    assert_eq!(attached.len(), 5, "{attached:?}");
+    assert_eq!(
+        attached
+            .iter()
+            .filter(|a| a.pci_address.as_deref() == Some("0000:01:00.0"))
+            .count(),
+        1
+    );
+
+    // Second: the NVIDIA card has a user now, the Intel iGPU none: the iGPU's render node, owned by
+    // the container's own render group (read inside it: 993 in the simulator's template).
+    let (job2, end, log) = install(&w, "jellyfin", GpuRequest::Auto).await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    assert!(
+        log.contains("the container's groups: render 993, video 44"),
+        "{log}"
+    );
+    let second = w.engine.store.job(job2).unwrap().unwrap().ctid.unwrap();
+    assert!(conf(&w, second).contains("dev0: /dev/dri/renderD128,gid=993,mode=0660\n"));
+
+    // Uninstall the first: its attachments go with its container.
+    let install = w
+        .engine
+        .store
+        .installs()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.ctid == Some(first))
+        .unwrap();
+    let u = w
+        .engine
+        .create_uninstall_job(&install, false)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_uninstall(
+            u,
+            install,
+            Some(Arc::clone(&w.snapshot)),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Completed);
+    let left = w.engine.store.gpu_attachments().unwrap();
+    assert!(
+        left.iter().all(|a| a.ctid == second) && left.len() == 1,
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_named_gpu_that_does_not_fit_or_does_not_exist_fails_by_name() {
+    let Some((w, _dir)) = gpu_world() else { return };
+    // radicale has no GPU support.
+    let ask = |pci: &str| GpuRequest::Devices {
+        pci_addresses: vec![pci.into()],
+    };
+    let (_, end, log) = install(&w, "radicale", ask("0000:00:02.0")).await;
+    assert_eq!(end, JobState::Failed);
+    assert!(log.contains("this app does not use a GPU"), "{log}");
+    let (_, end, log) = install(&w, "jellyfin", ask("0000:09:00.0")).await;
+    assert_eq!(end, JobState::Failed);
+    assert!(
+        log.contains("GPU 0000:09:00.0 cannot be used: no such GPU on this host"),
+        "{log}"
+    );
+    // Nothing was attached by failed jobs.
+    assert!(w.engine.store.gpu_attachments().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_app_that_requires_a_gpu_is_blocked_without_one_that_fits() {
+    let Some((w, _dir)) = gpu_world() else { return };
+    let yml = std::fs::read_to_string(w.state.path().join("catalog-src/apps/jellyfin/app.yml"))
+        .unwrap()
+        .replace("  supported: [intel, amd, nvidia]", "  supported: [amd]")
+        .replace(
+            "  required: false\n  profiles: [dri-render, nvidia-basic]",
+            "  required: true",
+        );
+    assert!(yml.contains("required: true"));
+    let snapshot = common::commit_files(&w, &[("apps/jellyfin/app.yml", yml)]);
+    assert!(snapshot.broken().is_empty(), "{:?}", snapshot.broken());
+    let req = InstallRequest {
+        app_id: "jellyfin".into(),
+        ..Default::default()
+    };
+    let job = w.engine.create_install_job(&snapshot, &req).await.unwrap();
+    let end = w
+        .engine
+        .run_install(job, snapshot, req, CancelFlag::default())
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Failed);
+    let why = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
+    assert!(why.contains("requires a GPU (amd)"), "{why}");
+}
