@@ -38,6 +38,10 @@ pub struct ApiState {
     pub apps_cache: Arc<AppsCache>,
     /// The running configuration with credentials removed (for the debug bundle).
     pub config_summary: Arc<Value>,
+    /// Which GPUs may be attached (the config's `gpu` section).
+    pub gpu_policy: appstore_core::gpu::GpuPolicy,
+    /// The demo's simulated GPU host (plug and unplug), only in the demo.
+    pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
 }
 
 /// Rendered `GET /api/apps` answers, valid for one catalog snapshot and one set of install counts;
@@ -211,6 +215,30 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
             }
             return Err(err);
         }
+        // The GPU asked for, checked the way the job will check it.
+        let m = &app.manifest;
+        if request.gpu != appstore_core::gpu::GpuRequest::None || m.gpu().required {
+            let (gpus, store) = (state.gpus.clone(), jobs.store.clone());
+            let (list, shared, _) =
+                read(move || Ok(appstore_actors::engine::gpu::candidates(&gpus, &store)))
+                    .await?
+                    .map_err(|e| {
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e)
+                    })?;
+            if let Err(e) = appstore_core::gpu::decide(
+                m.gpu(),
+                &state.gpu_policy,
+                &request.gpu,
+                &list,
+                &shared,
+                !m.lxc().unprivileged,
+            ) {
+                return Err(
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_gpu", e.to_string())
+                        .field("gpu", e.to_string()),
+                );
+            }
+        }
     }
     match jobs.registry.send(SubmitInstall(request)).await {
         Ok(Ok(id)) => Ok(job_accepted(id)),
@@ -355,6 +383,99 @@ async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
 }
 
 /// `GET /api/gpus`: the host's GPU inventory.
+/// What the install form's GPU step offers for one app: each GPU with its vendor, name, PCI address,
+/// users, and whether (with which profile) or why not the app can use it; the auto-select pick.
+async fn gpu_options(state: ApiState, id: String) -> ApiResult {
+    let snap = snapshot(&state)?;
+    let app = find_app(&snap, &id)?;
+    let spec = app.manifest.gpu().clone();
+    let inventory = state.gpus.status().inventory;
+    let (opts, best) = match &state.jobs {
+        Some(jobs) => {
+            let (gpus, store, policy, spec) = (
+                state.gpus.clone(),
+                jobs.store.clone(),
+                state.gpu_policy.clone(),
+                spec.clone(),
+            );
+            read(move || {
+                Ok(appstore_actors::engine::gpu::options(
+                    &gpus, &store, &policy, &spec,
+                ))
+            })
+            .await?
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e))?
+        }
+        None => (Vec::new(), None),
+    };
+    let gpus: Vec<Value> = opts
+        .iter()
+        .map(|o| {
+            let g = inventory
+                .gpus
+                .iter()
+                .find(|g| g.pci_address == o.pci_address);
+            json!({
+                "pci_address": o.pci_address, "vendor": o.vendor, "users": o.users,
+                "profile": o.profile, "usable": o.reason.is_none(), "reason": o.reason,
+                "name": g.and_then(|g| g.name.clone()), "driver": g.and_then(|g| g.driver.clone()),
+                "nodes": g.map(|g| g.nodes.clone()).unwrap_or_default(),
+                "problems": g.map(|g| g.problems.clone()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    ok_json(&json!({
+        "supported": spec.supported, "required": spec.required, "notes": spec.notes,
+        "policy": state.gpu_policy.mode,
+        "privileged": !app.manifest.lxc().unprivileged,
+        "best": best,
+        "nvidia_driver_version": inventory.nvidia_driver_version,
+        "gpus": gpus,
+    }))
+}
+
+/// The demo's simulated GPUs: each with whether it is plugged in.
+async fn demo_gpus_list(state: ApiState) -> ApiResult {
+    let demo = state
+        .demo_gpus
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("GPU simulation exists only in the demo"))?;
+    ok_json(&json!({"gpus": demo.list()}))
+}
+
+/// Plugs a simulated GPU in or out (`{"pci_address": "...", "present": false}`).
+async fn demo_gpus_set(state: ApiState, body: Bytes) -> ApiResult {
+    let demo = state
+        .demo_gpus
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("GPU simulation exists only in the demo"))?;
+    #[derive(serde::Deserialize)]
+    struct Plug {
+        pci_address: String,
+        present: bool,
+    }
+    let plug: Plug = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            .field("pci_address", "required, with `present`: true or false")
+    })?;
+    let demo = Arc::clone(demo);
+    let pci = plug.pci_address.clone();
+    let done = tokio::task::spawn_blocking(move || demo.set(&pci, plug.present))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match done {
+        Ok(()) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"status": "changed"})),
+            StatusCode::ACCEPTED,
+        )
+        .into_response()),
+        Err(e) => Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone())
+                .field("pci_address", e),
+        ),
+    }
+}
+
 /// The GPU inventory, with the containers each device node is attached to (`attachments`).
 async fn gpu_inventory(state: ApiState) -> ApiResult {
     let mut v = serde_json::to_value(state.gpus.status()).unwrap_or_default();
@@ -1273,7 +1394,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 28] = [
+pub const ROUTER_KEYS: [(&str, &str); 31] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -1302,6 +1423,9 @@ pub const ROUTER_KEYS: [(&str, &str); 28] = [
     ("GET", "/api/openapi.json"),
     ("GET", "/api/debug/bundle"),
     ("GET", "/api/installs/{install_id}"),
+    ("GET", "/api/apps/{app_id}/gpu-options"),
+    ("GET", "/api/demo/gpus"),
+    ("POST", "/api/demo/gpus"),
 ];
 
 /// Every `/api` route.
@@ -1504,6 +1628,30 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::get())
         .and(with_state.clone())
         .and_then(|id, s| respond(get_install(s, id)));
+    let gpu_opts = api
+        .and(warp::path("apps"))
+        .and(warp::path::param::<String>())
+        .and(warp::path("gpu-options"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(gpu_options(s, id)));
+    let demo_list = api
+        .and(warp::path("demo"))
+        .and(warp::path("gpus"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and_then(|s| respond(demo_gpus_list(s)));
+    let demo_set = api
+        .and(warp::path("demo"))
+        .and(warp::path("gpus"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|s, b| respond(demo_gpus_set(s, b)));
     let bundle = api
         .and(warp::path("debug"))
         .and(warp::path("bundle"))
@@ -1544,6 +1692,9 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         openapi.boxed(),
         bundle.boxed(),
         install_detail.boxed(),
+        gpu_opts.boxed(),
+        demo_list.boxed(),
+        demo_set.boxed(),
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

@@ -58,3 +58,90 @@ fn file_url(dir: &Path) -> String {
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     format!("file://{}", abs.display())
 }
+
+/// The demo's GPU host: a fixture tree with an Intel iGPU and an NVIDIA card whose cards can be
+/// unplugged and plugged back, so the live GPU view can be tried without hardware.
+#[derive(Debug)]
+pub struct DemoGpus {
+    host: appstore_gpu::fixture::FixtureHost,
+    present: std::sync::Mutex<std::collections::BTreeMap<String, bool>>,
+    rescan: std::sync::OnceLock<actix::Recipient<appstore_actors::Rescan>>,
+}
+
+/// The demo's cards: (PCI address, name).
+const DEMO_CARDS: [(&str, &str); 2] = [
+    ("0000:00:02.0", "Intel Alder Lake-P GT2 [Iris Xe Graphics]"),
+    ("0000:01:00.0", "NVIDIA GeForce RTX 3060"),
+];
+
+impl DemoGpus {
+    /// Builds the demo's GPU host below `dir`.
+    pub fn create(dir: &Path) -> anyhow::Result<DemoGpus> {
+        let _ = std::fs::remove_dir_all(dir);
+        let host = appstore_gpu::fixture::FixtureHost::scenario(
+            dir,
+            appstore_gpu::fixture::Scenario::Demo,
+        )
+        .with_context(|| format!("cannot build the demo's GPU host in {}", dir.display()))?;
+        if !host.real_nodes {
+            tracing::warn!("the demo's GPUs have no device nodes (making them needs root): they are listed, but cannot be passed through");
+        }
+        Ok(DemoGpus {
+            host,
+            present: std::sync::Mutex::new(
+                DEMO_CARDS
+                    .iter()
+                    .map(|(a, _)| (a.to_string(), true))
+                    .collect(),
+            ),
+            rescan: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The fixture tree's root (the probe's, the simulator's and the helper's device root).
+    pub fn root(&self) -> &Path {
+        self.host.root()
+    }
+
+    /// Where rescans go (the GPU manager), once it runs.
+    pub fn set_rescan(&self, to: actix::Recipient<appstore_actors::Rescan>) {
+        let _ = self.rescan.set(to);
+    }
+
+    /// Each card with whether it is plugged in.
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        let present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        DEMO_CARDS
+            .iter()
+            .map(|(addr, name)| {
+                serde_json::json!({"pci_address": addr, "name": name, "present": present.get(*addr).copied().unwrap_or(false)})
+            })
+            .collect()
+    }
+
+    /// Plugs the card at `pci` in or out, then has the GPU manager look again.
+    pub fn set(&self, pci: &str, plugged: bool) -> Result<(), String> {
+        if !DEMO_CARDS.iter().any(|(a, _)| *a == pci) {
+            return Err(format!(
+                "no simulated GPU `{pci}`; the demo has {}",
+                DEMO_CARDS
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        let result = match (pci, plugged) {
+            (_, false) => self.host.unplug(pci),
+            ("0000:00:02.0", true) => self.host.intel(pci, 0x46a6, 0, true),
+            (_, true) => self.host.nvidia(pci, 0x2504, 0, "NVIDIA GeForce RTX 3060"),
+        };
+        result.map_err(|e| format!("changing the simulated GPU {pci}: {e}"))?;
+        present.insert(pci.to_string(), plugged);
+        if let Some(r) = self.rescan.get() {
+            r.do_send(appstore_actors::Rescan);
+        }
+        Ok(())
+    }
+}

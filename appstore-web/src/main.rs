@@ -224,12 +224,17 @@ fn demo(
         None => demo::write_reference_catalog(&state.join("reference-catalog"))?,
     };
     tracing::info!(state = %state.display(), "demo state");
+    // GPUs: a fixture host with an Intel iGPU and an NVIDIA card that can be unplugged.
+    let demo_gpus = Arc::new(appstore_web::demo::DemoGpus::create(
+        &state.join("gpu-host"),
+    )?);
     // The simulated PVE node, in this process, over HTTPS with its own CA.
     let sim = pve_sim::harness::start(pve_sim::harness::HarnessOptions {
         tls: true,
         backend: containers.to_string(),
         task_latency: Duration::from_millis(300),
         pct_host: Some(std::env::current_exe().context("locating this binary")?),
+        device_root: Some(demo_gpus.root().to_path_buf()),
         ..Default::default()
     })
     .context("starting the PVE simulator")?;
@@ -247,9 +252,10 @@ fn demo(
     })?;
     std::fs::create_dir_all(state.join("jobs"))?;
     let helper_config = appstore_helper::HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\n",
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\ndevice_root: {d}\n",
         r = sim.root.display(),
-        s = state.display()
+        s = state.display(),
+        d = demo_gpus.root().display()
     ))
     .map_err(anyhow::Error::msg)?;
     let policy = appstore_core::policy::InstallPolicy {
@@ -310,7 +316,9 @@ fn demo(
         cache_dir: state.join("catalog-cache"),
         refresh_every: Some(Duration::from_secs(60)),
         engine: Some(engine),
-        gpu_root: appstore_gpu::HostRoot::system(),
+        gpu_root: appstore_gpu::HostRoot::at(demo_gpus.root()),
+        gpu_policy: appstore_core::gpu::GpuPolicy::default(),
+        demo_gpus: Some(Arc::clone(&demo_gpus)),
         tls,
     });
     drop(sim);
@@ -379,6 +387,8 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         refresh_every: config.catalog_refresh,
         engine: Some(engine),
         gpu_root: appstore_gpu::HostRoot::system(),
+        gpu_policy: config.gpu_rules(),
+        demo_gpus: None,
         tls: config.web_tls.as_ref().map(|t| server::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),

@@ -157,6 +157,14 @@ pub const ROUTES: &[ApiRoute] = &[
         "installs",
         "One install: live container state from PVE, config, volumes, outputs, job history",
     ),
+    r(
+        "GET",
+        "/api/apps/{app_id}/gpu-options",
+        "catalog",
+        "The install form's GPU step: each GPU, whether and how the app can use it, the auto pick",
+    ),
+    r("GET", "/api/demo/gpus", "system", "Demo only: the simulated GPUs and whether each is plugged in"),
+    r("POST", "/api/demo/gpus", "system", "Demo only: plug a simulated GPU in or out"),
     ApiRoute {
         query: &[(
             "job_id",

@@ -54,6 +54,10 @@ pub struct ServerSettings {
     pub tls: Option<WebTls>,
     /// The configuration as the debug bundle shows it (credentials removed by the server).
     pub config_summary: serde_json::Value,
+    /// Which GPUs may be attached.
+    pub gpu_policy: appstore_core::gpu::GpuPolicy,
+    /// The demo's simulated GPU host.
+    pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
 }
 
 /// The certificate and key files of `web.tls`.
@@ -87,9 +91,12 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         appstore_gpu::SysfsProbe::new(settings.gpu_root.clone()),
         gpus.clone(),
     );
-    let _gpu_manager = Supervisor::start(move |_| {
+    let gpu_manager = Supervisor::start(move |_| {
         GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes)
     });
+    if let Some(demo) = &settings.demo_gpus {
+        demo.set_rescan(gpu_manager.clone().recipient());
+    }
     let mut auth = None;
     let jobs = match &settings.engine {
         None => None,
@@ -138,6 +145,8 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         auth,
         apps_cache: Default::default(),
         config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),
+        gpu_policy: settings.gpu_policy.clone(),
+        demo_gpus: settings.demo_gpus.clone(),
     };
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.

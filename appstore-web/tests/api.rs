@@ -36,6 +36,8 @@ fn app(refreshes: &Arc<AtomicUsize>) -> warp::filters::BoxedFilter<(warp::reply:
         auth: None,
         apps_cache: Default::default(),
         config_summary: Arc::new(serde_json::json!({"mode": "test"})),
+        gpu_policy: Default::default(),
+        demo_gpus: None,
     };
     appstore_web::server::filter(state)
 }

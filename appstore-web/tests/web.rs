@@ -980,3 +980,123 @@ fn a_bad_certificate_file_stops_the_start_with_the_flag_named() {
         "{err}"
     );
 }
+
+#[test]
+fn demo_gpus_are_offered_attached_and_hot_plugged() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let inv: serde_json::Value = demo.get("/api/gpus").json().unwrap();
+    let addrs: Vec<&str> = inv["inventory"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["pci_address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs, ["0000:00:02.0", "0000:01:00.0"], "{inv}");
+    if !inv["inventory"]["gpus"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["path"] == "/dev/dri/renderD128")
+    {
+        panic!("the demo's iGPU has no render node: {inv}");
+    }
+    let opts: serde_json::Value = demo.get("/api/apps/jellyfin/gpu-options").json().unwrap();
+    let real_nodes = opts["gpus"][1]["usable"] == true;
+    if !real_nodes {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "the demo's device nodes need root, which CI has: {opts}"
+        );
+        eprintln!("skipped: the demo's device nodes need root");
+        return;
+    }
+    assert_eq!(opts["best"], "0000:01:00.0", "{opts}");
+    assert_eq!(opts["gpus"][0]["profile"], "dri-render");
+    assert_eq!(opts["gpus"][1]["profile"], "nvidia-basic");
+    let plain: serde_json::Value = demo.get("/api/apps/radicale/gpu-options").json().unwrap();
+    assert_eq!(
+        plain["gpus"][0]["reason"],
+        "the app does not support this vendor"
+    );
+
+    // A GPU for an app without GPU support is refused on the field before a job exists.
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "gpu": {"mode": "auto"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(
+        body["error"]["fields"]["gpu"]
+            .as_str()
+            .unwrap()
+            .contains("does not use a GPU"),
+        "{body}"
+    );
+
+    // The iGPU, picked by address, is passed through and shows as used.
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "jellyfin", "gpu": {"mode": "devices", "pci_addresses": ["0000:00:02.0"]}, "skip_volumes": ["media"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..300 {
+        job = demo.get(&format!("/api/jobs/{id}")).json().unwrap();
+        if ["completed", "failed"].contains(&job["job"]["state"].as_str().unwrap()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(job["job"]["state"], "completed", "{job}");
+    let inv: serde_json::Value = demo.get("/api/gpus").json().unwrap();
+    let att = inv["attachments"].as_array().unwrap();
+    assert_eq!(att.len(), 1, "{inv}");
+    assert_eq!(att[0]["device_path"], "/dev/dri/renderD128");
+    assert_eq!(att[0]["pci_address"], "0000:00:02.0");
+
+    // Unplug the NVIDIA card: the inventory follows, and the event stream says so.
+    let events = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("{}/api/events", demo.base))
+        .send()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/demo/gpus", demo.base))
+        .json(&serde_json::json!({"pci_address": "0000:01:00.0", "present": false}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut saw = false;
+    for line in BufReader::new(events).lines() {
+        let line = line.unwrap();
+        if line == "event:gpus" {
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw, "a gpus event on /api/events");
+    let inv: serde_json::Value = demo.get("/api/gpus").json().unwrap();
+    assert_eq!(
+        inv["inventory"]["gpus"].as_array().unwrap().len(),
+        1,
+        "{inv}"
+    );
+    let list: serde_json::Value = demo.get("/api/demo/gpus").json().unwrap();
+    assert_eq!(list["gpus"][1]["present"], false);
+    let bad = client
+        .post(format!("{}/api/demo/gpus", demo.base))
+        .json(&serde_json::json!({"pci_address": "0000:09:00.0", "present": true}))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

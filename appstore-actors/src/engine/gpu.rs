@@ -40,11 +40,14 @@ impl GpuPlan {
     }
 }
 
-/// The inventory as candidates, with how many containers use each GPU now.
-fn candidates(engine: &Engine) -> Result<(Vec<Candidate>, Vec<HostNode>, Option<String>), String> {
-    let status = engine.gpus.status();
-    let attachments = engine
-        .store
+/// The inventory as candidates, with how many containers use each GPU now; the host's shared
+/// nodes; the NVIDIA driver version.
+pub fn candidates(
+    gpus: &crate::GpuHandle,
+    store: &crate::store::Store,
+) -> Result<(Vec<Candidate>, Vec<HostNode>, Option<String>), String> {
+    let status = gpus.status();
+    let attachments = store
         .gpu_attachments()
         .map_err(|e| format!("reading GPU attachments: {e}"))?;
     let mut users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
@@ -78,7 +81,7 @@ pub fn choose(
     if *request == GpuRequest::None && !spec.required {
         return Ok(None);
     }
-    let (list, shared, driver_version) = candidates(engine)?;
+    let (list, shared, driver_version) = candidates(&engine.gpus, &engine.store)?;
     let choices = gpu::decide(
         spec,
         &engine.config.gpu_policy,
@@ -136,6 +139,56 @@ pub fn choose(
         },
         attached: Vec::new(),
     }))
+}
+
+/// One GPU as the install form offers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuOption {
+    /// PCI address.
+    pub pci_address: String,
+    /// Vendor.
+    pub vendor: Option<GpuVendor>,
+    /// Containers using it now.
+    pub users: usize,
+    /// The profile the app would use on it, when it can.
+    pub profile: Option<&'static str>,
+    /// Why it cannot be chosen, when it cannot.
+    pub reason: Option<String>,
+}
+
+/// What the install form offers for an app: every GPU with whether and how the app can use it,
+/// and the one "auto-select" would pick.
+pub fn options(
+    gpus: &crate::GpuHandle,
+    store: &crate::store::Store,
+    policy: &gpu::GpuPolicy,
+    spec: &GpuSpec,
+) -> Result<(Vec<GpuOption>, Option<String>), String> {
+    let (list, shared, _) = candidates(gpus, store)?;
+    let ranked = gpu::rank(spec, policy, &list, &shared);
+    let opts = list
+        .iter()
+        .map(|g| {
+            let choice = ranked.iter().find(|c| c.pci_address == g.pci_address);
+            let reason = if choice.is_some() {
+                None
+            } else if !policy.allows(&g.pci_address) {
+                Some("not allowed by the store's GPU policy".to_string())
+            } else if g.vendor.is_none_or(|v| !spec.supported.contains(&v)) {
+                Some("the app does not support this vendor".to_string())
+            } else {
+                Some("its device nodes are missing on the host".to_string())
+            };
+            GpuOption {
+                pci_address: g.pci_address.clone(),
+                vendor: g.vendor,
+                users: g.users,
+                profile: choice.map(|c| gpu::profile_name(c.profile)),
+                reason,
+            }
+        })
+        .collect();
+    Ok((opts, ranked.first().map(|c| c.pci_address.clone())))
 }
 
 /// Checks `stat` lines (`path gid major_hex minor_hex mode`) from inside the container against what
