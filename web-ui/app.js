@@ -728,8 +728,8 @@ const WIZARD_STEPS = ['Placement', 'Resources', 'GPU', 'Options', 'Review'];
 function installView(main, id, ctx) {
   document.title = `Install ${id} · PVE App Store`;
   main.replaceChildren(loading());
-  Promise.all([api.getApp(id), api.discovery().catch(() => null)]).then(
-    ([data, disc]) => ctx.alive && wizard(main, data, disc),
+  Promise.all([api.getApp(id), api.discovery().catch(() => null), api.gpuOptions(id).catch(() => null)]).then(
+    ([data, disc, gpus]) => ctx.alive && wizard(main, data, disc, gpus),
     (err) => ctx.alive && main.replaceChildren(errorBox(err, () => installView(main, id, ctx))));
 }
 
@@ -792,7 +792,7 @@ function formKit(st, rerender) {
   return { fieldRow, text, select, inputField };
 }
 
-function wizard(main, data, disc) {
+function wizard(main, data, disc, gpuOpts) {
   const m = data.manifest || {};
   const lxc = m.lxc || {};
   const inputs = arr(m.inputs);
@@ -804,7 +804,10 @@ function wizard(main, data, disc) {
     step: 0, hostname: m.id, storage: pve.default_storage || storages[0] || '', bridge: pve.default_bridge || bridges[0] || '',
     net: 'dhcp', ip: '', gw: '', ip6: '', vlan: '', cores: lxc.cores, memory_mb: lxc.memory_mb, disk_gb: lxc.disk_gb,
     values: {}, errors: {}, reveal: {},
+    gpuMode: m.gpu?.required ? 'auto' : 'none', gpuPick: [],
   };
+  const gpuList = arr(gpuOpts?.gpus);
+  const gpuLabel = (g) => `${g.name || vendor(g.vendor || 'unknown')} (${g.pci_address})`;
   for (const i of inputs) st.values[i.key] = i.default ?? (i.type === 'boolean' ? false : '');
   const stepsNav = h('ol', { class: 'wizard-steps', tid: 'wizard-steps' });
   const body = h('div', { class: 'wizard-body panel', tid: 'wizard-body' });
@@ -842,9 +845,31 @@ function wizard(main, data, disc) {
     }
     if (i === 2) {
       const g = m.gpu || {};
-      return [h('p', { tid: 'gpu-step' }, arr(g.supported).length
-        ? `${m.name} can use a GPU (${g.supported.join(', ')}). GPU passthrough comes with a later version of the store; this install runs without one.`
-        : `${m.name} does not use a GPU.`)];
+      if (!arr(g.supported).length) return [h('p', { tid: 'gpu-step' }, `${m.name} does not use a GPU.`)];
+      const usable = gpuList.filter((x) => x.usable);
+      const best = gpuList.find((x) => x.pci_address === gpuOpts?.best);
+      const radio = (value, label, disabled, help) => h('label', { class: 'radio-row' + (disabled ? ' disabled' : '') },
+        h('input', { type: 'radio', name: 'gpu-mode', value, tid: 'gpu-mode-' + value, checked: st.gpuMode === value, disabled,
+          onchange: () => { st.gpuMode = value; render(); } }),
+        h('span', null, label, help && h('span', 'muted help', ' ' + help)));
+      return [
+        h('div', { tid: 'gpu-step' },
+          h('p', null, `${m.name} ${g.required ? 'needs' : 'can use'} a GPU: ${arr(g.supported).map(vendor).join(', ')}.`),
+          g.notes && h('p', 'muted help', g.notes),
+          !g.required && radio('none', 'No GPU', false, 'the app runs on the CPU'),
+          radio('auto', 'Pick the best GPU for me', !best, best ? `(${gpuLabel(best)})` : '(none fits)'),
+          radio('devices', 'Choose the GPU', !usable.length),
+          st.gpuMode === 'devices' && h('ul', { class: 'plain gpu-pick', tid: 'gpu-pick' }, gpuList.map((x) => h('li', null,
+            h('label', { class: 'check-row' + (x.usable ? '' : ' disabled') },
+              h('input', { type: 'checkbox', tid: 'gpu-' + x.pci_address, 'data-pci': x.pci_address, disabled: !x.usable, checked: st.gpuPick.includes(x.pci_address),
+                onchange: (e) => { st.gpuPick = e.target.checked ? [...st.gpuPick, x.pci_address] : st.gpuPick.filter((p) => p !== x.pci_address); } }),
+              h('span', null, h('strong', null, x.vendor ? vendor(x.vendor) : 'Unknown vendor'), ' ', x.name || '', ' ', code(x.pci_address),
+                x.profile && muted(` profile ${x.profile}`), x.users ? muted(` · used by ${plural(x.users, 'container')}`) : null,
+                x.reason && h('span', 'muted help', ` — ${x.reason}`)))))),
+          h('p', { class: 'field-error', tid: 'field-error', 'data-field': 'gpu' }, st.errors.gpu || ''),
+          gpuList.length === 0 && h('p', 'muted', 'No GPU was found on this host.'),
+          gpuOpts?.nvidia_driver_version && h('p', 'muted help', `Host NVIDIA driver ${gpuOpts.nvidia_driver_version}: an NVIDIA app installs the matching userland.`)),
+      ];
     }
     if (i === 3) {
       if (!inputs.length) return [h('p', 'muted', 'This app has no install options.')];
@@ -855,6 +880,9 @@ function wizard(main, data, disc) {
       ['IPv4', st.net === 'dhcp' ? 'DHCP' : `${st.ip} via ${st.gw || '-'}`], st.ip6 && ['IPv6', st.ip6], st.vlan && ['VLAN', st.vlan],
       ['Resources', `${st.cores} cores, ${st.memory_mb} MiB, ${st.disk_gb} GiB disk`],
       ['Volumes', arr(m.volumes).map((v) => v.name).join(', ') || 'none'],
+      arr(m.gpu?.supported).length > 0 && ['GPU', st.gpuMode === 'none' ? 'none' : st.gpuMode === 'auto'
+        ? `the best one${gpuOpts?.best ? ` (${gpuLabel(gpuList.find((x) => x.pci_address === gpuOpts.best) || { pci_address: gpuOpts.best })})` : ''}`
+        : st.gpuPick.map((p) => gpuLabel(gpuList.find((x) => x.pci_address === p) || { pci_address: p })).join(', ')],
       ...inputs.filter((inp) => shown(inp, st.values, byKey)).map((inp) => [inp.label || inp.key,
         inp.type === 'secret' ? (st.values[inp.key] ? '(set)' : inp.generate ? '(generated)' : '') : String(st.values[inp.key] ?? '')]),
     ];
@@ -868,6 +896,8 @@ function wizard(main, data, disc) {
       if (st.net === 'static' && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(st.ip)) e.ip = 'An IPv4 address with prefix, e.g. 192.168.1.50/24.';
     } else if (st.step === 1) {
       for (const k of ['cores', 'memory_mb', 'disk_gb']) if (!(Number(st[k]) >= 1)) e[k] = 'A whole number, at least 1.';
+    } else if (st.step === 2) {
+      if (st.gpuMode === 'devices' && !st.gpuPick.length) e.gpu = 'Choose at least one GPU, or another option.';
     } else if (st.step === 3) {
       for (const inp of inputs) {
         if (!shown(inp, st.values, byKey)) continue;
@@ -897,6 +927,8 @@ function wizard(main, data, disc) {
     if (st.net === 'static') { req.network.ip = st.ip; if (st.gw) req.network.gw = st.gw; }
     if (st.ip6) req.network.ip6 = st.ip6;
     if (st.vlan) req.network.vlan = Number(st.vlan);
+    if (st.gpuMode === 'auto') req.gpu = { mode: 'auto' };
+    else if (st.gpuMode === 'devices') req.gpu = { mode: 'devices', pci_addresses: st.gpuPick };
     next.disabled = true;
     try {
       const r = await api.install(req);
@@ -908,6 +940,7 @@ function wizard(main, data, disc) {
       for (const [k, v] of Object.entries(fields)) e[k.replace(/^inputs\./, '')] = v;
       st.errors = e;
       if (Object.keys(fields).some((k) => k.startsWith('inputs.'))) st.step = 3;
+      else if (fields.gpu) st.step = 2;
       alert.replaceChildren(errorBox(err));
       render();
     } finally { next.disabled = false; }
@@ -1210,11 +1243,20 @@ function gpusView(main, _, ctx) {
   document.title = 'GPUs · PVE App Store';
   const live = h('span', { class: 'pill t-info', tid: 'gpu-live' }, 'Connecting…');
   let events;
+  let demo = null;
   async function load() {
     let g;
-    try { g = await api.gpus(); } catch (err) { if (ctx.alive) main.replaceChildren(errorBox(err, load)); return; }
+    try { [g, demo] = await Promise.all([api.gpus(), api.demoGpus().catch(() => null)]); } catch (err) { if (ctx.alive) main.replaceChildren(errorBox(err, load)); return; }
     if (ctx.alive) render(g);
   }
+  const demoPanel = () => demo && panel('Demo: simulate hot-plug', 'demo-gpus',
+    h('p', 'muted', 'The demo runs on a simulated host. Unplug a card and watch this page follow the change live.'),
+    h('ul', 'plain', arr(demo.gpus).map((d) => h('li', { class: 'check-row' },
+      h('span', null, d.name, ' ', code(d.pci_address), ' ', h('span', { class: 'pill t-' + (d.present ? 'ok' : 'warn') }, d.present ? 'plugged in' : 'unplugged')),
+      h('button', { type: 'button', class: 'btn btn-sm', tid: 'demo-plug-' + d.pci_address, onclick: async (e) => {
+        e.target.disabled = true;
+        try { await api.demoPlug(d.pci_address, !d.present); } catch (err) { main.prepend(errorBox(err)); }
+      } }, d.present ? 'Unplug' : 'Plug in')))));
   function render(g) {
     const inv = g.inventory || {};
     const gpus = arr(inv.gpus);
@@ -1233,7 +1275,8 @@ function gpusView(main, _, ctx) {
           h('tr', { tid: 'gpu-row', 'data-pci': gpu.pci_address },
             h('td', null, code(gpu.pci_address), gpu.boot_vga && h('span', 'chip chip-sm', 'boot display')),
             h('td', null, gpu.vendor ? vendor(gpu.vendor) : muted(`unsupported (${hex(gpu.vendor_id)})`)),
-            h('td', null, code(`${hex(gpu.vendor_id)}:${hex(gpu.device_id)}`), gpu.name && h('p', 'cell-desc', gpu.name)),
+            h('td', null, gpu.name ? h('span', 'cell-title', gpu.name) : null, code(`${hex(gpu.vendor_id)}:${hex(gpu.device_id)}`),
+              arr(gpu.problems).map((p) => h('p', 'field-error', p))),
             h('td', null, gpu.driver ? code(gpu.driver) : muted('no driver')),
             h('td', null, h('ul', 'plain', arr(gpu.nodes).map((n) => h('li', null, code(n.path), muted(` ${n.major}:${n.minor}`))))),
             h('td', null, users(gpu))))))
@@ -1242,6 +1285,7 @@ function gpusView(main, _, ctx) {
       (arr(inv.shared_nodes).length > 0 || inv.nvidia_driver_version) && panel('Shared device nodes', 'shared-nodes',
         inv.nvidia_driver_version && h('p', null, 'NVIDIA driver ', code(inv.nvidia_driver_version)),
         h('ul', 'plain', arr(inv.shared_nodes).map((n) => h('li', null, code(n.path), muted(` ${n.major}:${n.minor}`))))),
+      demoPanel(),
       h('p', 'muted small', `Scans so far: ${g.scans ?? 0}.`)));
   }
   events = new EventSource('/api/events');

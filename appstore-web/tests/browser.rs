@@ -97,8 +97,14 @@ fn the_ui_in_chromium() {
     );
     println!("{text}");
     assert!(out.status.success(), "browser tests failed:\n{text}");
+    // As root (CI) nothing is skipped; the GPU step needs the demo's device nodes, made as root.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
     assert!(
-        text.contains("fail 0") && text.contains("pass 10"),
+        text.contains("pass 11") || (!root && text.contains("pass 10")),
         "{text}"
     );
+    assert!(text.contains("fail 0"), "{text}");
 }

@@ -140,6 +140,42 @@ test('installed app page: live state from PVE, outputs, volumes and history; rec
   assert.doesNotMatch(await page.textContent(tid('job-log')), /New-Secret-77/);
 });
 
+const root = process.getuid?.() === 0;
+
+test('install wizard GPU step: vendor, name and PCI address per GPU, auto or a chosen one, passed through', { skip: !root && 'the demo GPU host needs root for its device nodes' }, async () => {
+  await page.goto(base + '/#/install/jellyfin');
+  await page.waitForSelector(tid('wizard'));
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('f-cores'));
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('gpu-step'));
+  // The three choices; auto names the card it would take.
+  assert.ok(await page.isChecked(tid('gpu-mode-none')));
+  assert.match(await page.textContent(tid('gpu-step')), /Pick the best GPU for me \(NVIDIA GeForce RTX 3060 \(0000:01:00\.0\)\)/);
+  await page.check(tid('gpu-mode-devices'));
+  await page.waitForSelector(tid('gpu-pick'));
+  const pick = await page.textContent(tid('gpu-pick'));
+  assert.match(pick, /Intel .*0000:00:02\.0/);
+  assert.match(pick, /NVIDIA .*0000:01:00\.0/);
+  // Nothing chosen yet: the step says so on its field.
+  await page.click(tid('wizard-next'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent.length > 0, `${tid('field-error')}[data-field="gpu"]`);
+  await page.check(tid('gpu-0000:00:02.0'));
+  await shot('install-gpu');
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('f-server_name'));
+  await page.click(tid('wizard-next'));
+  await page.waitForSelector(tid('review'));
+  assert.match(await page.textContent(tid('review')), /GPU.*0000:00:02\.0/);
+  await page.click(tid('wizard-install'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => ['completed', 'failed'].includes(document.querySelector(s)?.textContent), tid('job-state'), { timeout: 60000 });
+  const log = await page.textContent(tid('job-log'));
+  assert.equal(await page.textContent(tid('job-state')), 'completed', log);
+  assert.match(log, /passed \/dev\/dri\/renderD128 \(226:128\) through to group 993/);
+  assert.match(log, /GPU check inside the container: \/dev\/dri\/renderD128 present/);
+});
+
 test('GPU page: the inventory, live over the event stream', async () => {
   await page.click(tid('nav-gpus'));
   await page.waitForSelector(tid('gpus'));
@@ -147,7 +183,17 @@ test('GPU page: the inventory, live over the event stream', async () => {
   const rows = await page.locator(tid('gpu-row')).count();
   const none = await page.locator(tid('no-gpus')).count();
   assert.ok(rows > 0 || none === 1, 'either GPUs or the empty state');
-  await shot('gpus');
+  if (root) {
+    // The demo host: two cards, the iGPU used by the Jellyfin install above.
+    assert.equal(rows, 2);
+    assert.match(await page.textContent(`${tid('gpu-row')}[data-pci="0000:00:02.0"]`), /CT \d+/);
+    await shot('gpus');
+    // Unplug the NVIDIA card: the page follows live; plug it back.
+    await page.click(tid('demo-plug-0000:01:00.0'));
+    await page.waitForFunction((s) => document.querySelectorAll(s).length === 1, tid('gpu-row'));
+    await page.click(tid('demo-plug-0000:01:00.0'));
+    await page.waitForFunction((s) => document.querySelectorAll(s).length === 2, tid('gpu-row'));
+  } else await shot('gpus');
 });
 
 test('system page: catalog status, the node as discovered, and a debug bundle without secrets', async () => {
@@ -212,7 +258,8 @@ test('installed apps: the new install is listed and uninstalls after a confirmat
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
   assert.match(await page.textContent(tid('job-log')), /destroyed/);
   await page.click(tid('nav-installed'));
-  await page.waitForSelector(tid('no-installs'));
+  await page.waitForFunction(() => document.querySelector('main h1'));
+  assert.equal(await page.locator(`${tid('installed-app')}[data-app-id="radicale"]`).count(), 0);
 });
 
 test('logout ends the session: the API refuses and the login page returns', async () => {
