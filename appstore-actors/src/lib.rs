@@ -11,7 +11,7 @@ pub mod secrets;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
-pub use gpu::{GpuHandle, GpuManagerActor, GpuStatus, Rescan};
+pub use gpu::{GpuChange, GpuDelta, GpuHandle, GpuManagerActor, GpuStatus, Rescan};
 pub use jobs::{
     CancelJob, JobRegistry, SubmitDestroyFailed, SubmitInstall, SubmitMaintain, SubmitUninstall,
 };

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 pub mod fixture;
+pub mod hotplug;
 
 /// Errors of GPU discovery.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ pub struct ApiState {
     /// The GPU inventory.
     pub gpus: appstore_actors::GpuHandle,
     /// New GPU inventories as they are found (for `/api/events`).
-    pub gpu_changes: tokio::sync::broadcast::Sender<appstore_gpu::GpuInventory>,
+    pub gpu_changes: tokio::sync::broadcast::Sender<appstore_actors::GpuChange>,
     /// Password login, when `web.auth.mode` is `password` (`None`: no login).
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Rendered `GET /api/apps` pages.
@@ -903,7 +903,8 @@ async fn job_stream(
 
 /// `GET /api/events`: every job's state changes as server-sent events, for live views.
 /// Live events for the UI's views: `job` (a job changed state), `gpus` (the GPU inventory changed;
-/// the data is the new inventory) and `lagged` (events were missed: reload).
+/// the data holds the GPUs added, removed or changed and the new inventory) and `lagged` (events
+/// were missed: reload).
 async fn all_events(state: ApiState) -> ApiResult {
     use tokio::sync::broadcast::error::RecvError;
     let lagged = |n: u64| {
@@ -935,9 +936,9 @@ async fn all_events(state: ApiState) -> ApiResult {
     let gpu_events =
         futures_util::stream::unfold(state.gpu_changes.subscribe(), move |mut rx| async move {
             let e = match rx.recv().await {
-                Ok(inventory) => warp::sse::Event::default()
+                Ok(change) => warp::sse::Event::default()
                     .event("gpus")
-                    .data(serde_json::to_string(&inventory).unwrap_or_default()),
+                    .data(serde_json::to_string(&change).unwrap_or_default()),
                 Err(RecvError::Lagged(n)) => lagged(n),
                 Err(RecvError::Closed) => return None,
             };

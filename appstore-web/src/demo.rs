@@ -65,7 +65,9 @@ fn file_url(dir: &Path) -> String {
 pub struct DemoGpus {
     host: appstore_gpu::fixture::FixtureHost,
     present: std::sync::Mutex<std::collections::BTreeMap<String, bool>>,
-    rescan: std::sync::OnceLock<actix::Recipient<appstore_actors::Rescan>>,
+    /// The simulated kernel's device events (what a real plug makes the kernel send).
+    events: std::sync::Mutex<std::sync::mpsc::Sender<appstore_gpu::hotplug::Uevent>>,
+    receiver: std::sync::Mutex<Option<std::sync::mpsc::Receiver<appstore_gpu::hotplug::Uevent>>>,
 }
 
 /// The demo's cards: (PCI address, name).
@@ -86,6 +88,7 @@ impl DemoGpus {
         if !host.real_nodes {
             tracing::warn!("the demo's GPUs have no device nodes (making them needs root): they are listed, but cannot be passed through");
         }
+        let (tx, rx) = std::sync::mpsc::channel();
         Ok(DemoGpus {
             host,
             present: std::sync::Mutex::new(
@@ -94,7 +97,8 @@ impl DemoGpus {
                     .map(|(a, _)| (a.to_string(), true))
                     .collect(),
             ),
-            rescan: std::sync::OnceLock::new(),
+            events: std::sync::Mutex::new(tx),
+            receiver: std::sync::Mutex::new(Some(rx)),
         })
     }
 
@@ -103,9 +107,13 @@ impl DemoGpus {
         self.host.root()
     }
 
-    /// Where rescans go (the GPU manager), once it runs.
-    pub fn set_rescan(&self, to: actix::Recipient<appstore_actors::Rescan>) {
-        let _ = self.rescan.set(to);
+    /// The device events of the simulated host, for the GPU manager (once).
+    pub fn take_events(&self) -> Option<appstore_gpu::hotplug::ChannelSource> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(appstore_gpu::hotplug::ChannelSource)
     }
 
     /// Each card with whether it is plugged in.
@@ -139,9 +147,17 @@ impl DemoGpus {
         };
         result.map_err(|e| format!("changing the simulated GPU {pci}: {e}"))?;
         present.insert(pci.to_string(), plugged);
-        if let Some(r) = self.rescan.get() {
-            r.do_send(appstore_actors::Rescan);
-        }
+        // What the kernel would send: the PCI device's event (the manager debounces and rescans).
+        let event = appstore_gpu::hotplug::Uevent {
+            action: if plugged { "add" } else { "remove" }.into(),
+            subsystem: "pci".into(),
+            sysname: pci.into(),
+        };
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(event);
         Ok(())
     }
 }

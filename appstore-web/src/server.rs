@@ -91,12 +91,26 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         appstore_gpu::SysfsProbe::new(settings.gpu_root.clone()),
         gpus.clone(),
     );
-    let gpu_manager = Supervisor::start(move |_| {
-        GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes)
+    // Device events: the demo's simulated ones, or udev's on the real host (none for a fixture tree).
+    let demo_events = settings.demo_gpus.as_ref().and_then(|d| d.take_events());
+    let real_host = settings.gpu_root == appstore_gpu::HostRoot::system();
+    let _gpu_manager = Supervisor::start(move |_| {
+        let manager =
+            GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes);
+        if let Some(source) = demo_events {
+            // A supervised restart keeps the schedule; the demo's event stream was handed over once.
+            manager.with_events(Box::new(move || {
+                Ok(Box::new(source) as Box<dyn appstore_gpu::hotplug::UeventSource>)
+            }))
+        } else if real_host {
+            manager.with_events(Box::new(|| {
+                appstore_gpu::hotplug::UdevMonitor::open(&appstore_gpu::hotplug::GPU_SUBSYSTEMS)
+                    .map(|m| Box::new(m) as Box<dyn appstore_gpu::hotplug::UeventSource>)
+            }))
+        } else {
+            manager
+        }
     });
-    if let Some(demo) = &settings.demo_gpus {
-        demo.set_rescan(gpu_manager.clone().recipient());
-    }
     let mut auth = None;
     let jobs = match &settings.engine {
         None => None,
