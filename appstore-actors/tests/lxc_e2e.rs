@@ -289,3 +289,94 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
         assert!(!w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf")).exists());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_node_made_with_mknod_is_passed_through_with_the_containers_own_group() {
+    if !lxc_available() {
+        return;
+    }
+    use appstore_gpu::fixture::{FixtureHost, Scenario};
+    use appstore_gpu::GpuProbe;
+    // The host: an Intel iGPU whose nodes are real character devices (226:0, 226:128) in a tree of
+    // their own, which the node and the helper use as their device root.
+    let dir = tempfile::tempdir().unwrap();
+    let host = FixtureHost::scenario(dir.path(), Scenario::IntelIgpu).unwrap();
+    assert!(host.real_nodes, "mknod works as root");
+    let w = world_with(HarnessOptions {
+        backend: "lxc".into(),
+        task_latency: Duration::ZERO,
+        device_root: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    });
+    w.engine.gpus.publish(
+        appstore_gpu::SysfsProbe::new(appstore_gpu::HostRoot::at(dir.path()))
+            .probe()
+            .unwrap(),
+    );
+    let snapshot = common::commit_files(
+        &w,
+        &[
+            (
+                "apps/gpu-check/app.yml",
+                "id: gpu-check\nname: GPU check\ndescription: Reports the render node it was given\nversion: 1.0.0\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\ngpu: { supported: [intel] }\n".to_string(),
+            ),
+            (
+                "apps/gpu-check/install.sh",
+                "set -e\nstat -c 'seen %n gid=%g dev=%t:%T' /dev/dri/renderD128\ntest -c /dev/dri/renderD128\n".to_string(),
+            ),
+        ],
+    );
+    let done = install(
+        &w,
+        &snapshot,
+        InstallRequest {
+            app_id: "gpu-check".into(),
+            gpu: appstore_core::gpu::GpuRequest::Devices {
+                pci_addresses: vec!["0000:00:02.0".into()],
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(done.end, JobState::Completed, "{:#?}", done.logs);
+    let text = done.logs.join("\n");
+    // The group the node belongs to inside is the container's own render group (else video), as
+    // read inside it before the attach.
+    let groups = done
+        .logs
+        .iter()
+        .find_map(|l| l.split("the container's groups: ").nth(1))
+        .expect("the groups line")
+        .to_string();
+    let gid = groups
+        .strip_prefix("render ")
+        .and_then(|r| r.split(',').next())
+        .filter(|g| *g != "none")
+        .map(str::to_string)
+        .unwrap_or_else(|| groups.rsplit("video ").next().unwrap().trim().to_string());
+    assert!(
+        text.contains(&format!("seen /dev/dri/renderD128 gid={gid} dev=e2:80")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "GPU check inside the container: /dev/dri/renderD128 present with the right group"
+        ),
+        "{text}"
+    );
+    let install = install_of(&w, done.job);
+    let ctid = install.ctid.unwrap();
+    let u = w
+        .engine
+        .create_uninstall_job(&install, false)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_uninstall(u, install, Some(snapshot), CancelFlag::default())
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Completed);
+    assert!(w.engine.store.gpu_attachments().unwrap().is_empty());
+    assert!(!w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf")).exists());
+}

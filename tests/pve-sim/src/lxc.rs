@@ -264,7 +264,8 @@ impl LxcBackend {
         for (key, value) in cur.keys() {
             if numbered(key, "dev").is_some() {
                 let spec = DevSpec::parse(value).map_err(|e| format!("{key}: {e}"))?;
-                devices.push(resolve_device(&spec).map_err(|e| format!("{key}: {e}"))?);
+                let host = self.root.host_device(&spec.path);
+                devices.push(resolve_device(&spec, &host).map_err(|e| format!("{key}: {e}"))?);
             }
         }
         let hook = self.lxc_dir(vmid).join("autodev-hook");
@@ -1437,9 +1438,11 @@ fn split_rdev(rdev: u64) -> (u64, u64) {
     (major, minor)
 }
 
-fn resolve_device(spec: &DevSpec) -> Result<Device, String> {
-    let meta = std::fs::metadata(&spec.path)
-        .map_err(|e| format!("cannot use device '{}': {e}", spec.path))?;
+/// The node behind a `devN` entry: `host` is where its path is on this machine (below the node's
+/// device root; the path itself on a real host).
+fn resolve_device(spec: &DevSpec, host: &Path) -> Result<Device, String> {
+    let meta =
+        std::fs::metadata(host).map_err(|e| format!("cannot use device '{}': {e}", spec.path))?;
     let kind = if meta.file_type().is_char_device() {
         'c'
     } else if meta.file_type().is_block_device() {
