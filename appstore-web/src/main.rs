@@ -449,12 +449,19 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
                     .unwrap_or_else(|| "other".into());
                 let driver = g.driver.as_deref().unwrap_or("no driver");
                 let boot = if g.boot_vga { ", boot display" } else { "" };
+                let name = g.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
                 println!(
-                    "{} {vendor} [{:04x}:{:04x}] ({driver}{boot})",
+                    "{} {vendor}{name} [{:04x}:{:04x}] ({driver}{boot})",
                     g.pci_address, g.vendor_id, g.device_id
                 );
+                if let Some(u) = &g.uuid {
+                    println!("    uuid {u}");
+                }
                 for n in &g.nodes {
                     println!("    {} {}:{}", n.path, n.major, n.minor);
+                }
+                for p in &g.problems {
+                    println!("    problem: {p}");
                 }
             }
             for n in &inv.shared_nodes {
