@@ -601,6 +601,7 @@ function systemView(main, _, ctx) {
         ['Bridges', arr(p.bridges).length ? h('span', { tid: 'bridges' }, arr(p.bridges).map((b) => h('span', 'chip chip-sm', b.iface, b.iface === p.default_bridge ? ' (default)' : ''))) : muted('none')],
         ['Templates', arr(p.templates).length ? h('ul', 'plain', arr(p.templates).map((t) => h('li', null, code(t.volid, 'break')))) : muted('none downloaded yet (installs download what they need)')],
         ['GPUs', h('a', { href: '#/gpus' }, plural(arr(disc.gpus?.inventory?.gpus).length, 'GPU'))],
+        disc.host && ['Host', `${plural(disc.host.cores, 'CPU core')}, ${fmtBytes(disc.host.memory_mb * 1048576)} memory`],
         ['Read', timeEl(p.fetched_at)],
       ]));
   }
@@ -1047,12 +1048,14 @@ function installedCard(i) {
   const { button, confirmBox } = uninstallControls(i, (err) => status.replaceChildren(errorBox(err)));
   return h('article', { class: 'card installed-card', tid: 'installed-app', 'data-app-id': i.app_id, 'data-install-id': i.id },
     h('div', 'card-head', h('div', null, h('h2', 'card-name', h('a', { href: '#/installed/' + i.id, tid: 'installed-link' }, i.app_id)),
-      h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? '')))),
+      h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? ''))),
+      i.container_status && h('span', { class: 'pill t-' + stateClass(i.container_status), tid: 'ct-status' }, i.container_status)),
     up.status === 'available' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
     up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
     h('div', 'job-actions',
       url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
       h('a', { class: 'btn btn-sm', href: '#/installed/' + i.id, tid: 'details' }, 'Details'),
+      i.reconfigurable && h('a', { class: 'btn btn-sm', href: `#/installed/${i.id}/reconfigure`, tid: 'reconfigure' }, 'Reconfigure'),
       up.status === 'available' && h('button', { type: 'button', class: 'btn btn-sm', tid: 'upgrade', onclick: async () => {
         try { const r = await api.upgrade(i.id); location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
       } }, 'Upgrade'),

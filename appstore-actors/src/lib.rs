@@ -15,4 +15,6 @@ pub use gpu::{GpuChange, GpuDelta, GpuHandle, GpuManagerActor, GpuStatus, Rescan
 pub use jobs::{
     CancelJob, JobRegistry, SubmitDestroyFailed, SubmitInstall, SubmitMaintain, SubmitUninstall,
 };
-pub use proxmox::{ContainerState, Discover, Discovery, ProxmoxActor, ReadContainer};
+pub use proxmox::{
+    ContainerState, Discover, Discovery, ListContainers, ProxmoxActor, ReadContainer,
+};

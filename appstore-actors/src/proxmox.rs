@@ -52,6 +52,12 @@ pub struct ReadContainer {
     pub ctid: u32,
 }
 
+/// Ask for the run state of every container the store's token can see (one API call, never
+/// cached): `vmid -> running|stopped`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<std::collections::BTreeMap<u64, String>, String>")]
+pub struct ListContainers;
+
 /// A container as PVE reports it now.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerState {
@@ -199,6 +205,21 @@ impl Handler<ReadContainer> for ProxmoxActor {
                 status,
                 config: config.options,
             })
+        })
+    }
+}
+
+impl Handler<ListContainers> for ProxmoxActor {
+    type Result = ResponseFuture<Result<std::collections::BTreeMap<u64, String>, String>>;
+
+    fn handle(&mut self, _: ListContainers, _: &mut Self::Context) -> Self::Result {
+        let (pve, node) = (Arc::clone(&self.pve), self.node.clone());
+        Box::pin(async move {
+            let list = pve
+                .lxc_list(&node)
+                .await
+                .map_err(|e| format!("listing the node's containers: {e}"))?;
+            Ok(list.into_iter().map(|c| (c.vmid, c.status)).collect())
         })
     }
 }

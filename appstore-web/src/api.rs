@@ -219,18 +219,17 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
         let m = &app.manifest;
         if request.gpu != appstore_core::gpu::GpuRequest::None || m.gpu().required {
             let (gpus, store) = (state.gpus.clone(), jobs.store.clone());
-            let (list, shared, _) =
-                read(move || Ok(appstore_actors::engine::gpu::candidates(&gpus, &store)))
-                    .await?
-                    .map_err(|e| {
-                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e)
-                    })?;
+            let host = read(move || Ok(appstore_actors::engine::gpu::candidates(&gpus, &store)))
+                .await?
+                .map_err(|e| {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e)
+                })?;
             if let Err(e) = appstore_core::gpu::decide(
                 m.gpu(),
                 &state.gpu_policy,
                 &request.gpu,
-                &list,
-                &shared,
+                &host.candidates,
+                &host.shared,
                 !m.lxc().unprivileged,
             ) {
                 return Err(
@@ -379,7 +378,10 @@ async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
             )
         })?;
     let gpus = state.gpus.status();
-    ok_json(&json!({"pve": *d, "gpus": gpus}))
+    let host = tokio::task::spawn_blocking(appstore_gpu::host_resources)
+        .await
+        .ok();
+    ok_json(&json!({"pve": *d, "gpus": gpus, "host": host}))
 }
 
 /// `GET /api/gpus`: the host's GPU inventory.
@@ -1008,9 +1010,12 @@ fn install_view(
         serde_json::to_value(appstore_core::upgrade::check(&i.version, &a.manifest))
             .unwrap_or(Value::Null)
     });
+    let reconfigurable = snapshot
+        .and_then(|s| s.app(&i.app_id))
+        .is_some_and(|a| a.manifest.inputs().iter().any(|x| x.reconfigurable));
     json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
            "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs,
-           "upgrade": upgrade})
+           "upgrade": upgrade, "reconfigurable": reconfigurable})
 }
 
 async fn list_installs(state: ApiState) -> ApiResult {
@@ -1018,9 +1023,24 @@ async fn list_installs(state: ApiState) -> ApiResult {
     let store = jobs.store.clone();
     let installs = read(move || store.installs()).await?;
     let snapshot = state.catalog.snapshot();
+    // The run state of each container, from PVE in one call; unknown when PVE does not answer.
+    let live = match jobs.proxmox.send(appstore_actors::ListContainers).await {
+        Ok(Ok(map)) => Some(map),
+        _ => None,
+    };
     let shown: Vec<Value> = installs
         .iter()
-        .map(|i| install_view(i, snapshot.as_ref()))
+        .map(|i| {
+            let mut v = install_view(i, snapshot.as_ref());
+            v["container_status"] = match (&live, i.ctid) {
+                (Some(map), Some(ctid)) if i.status != "removed" => json!(map
+                    .get(&(ctid as u64))
+                    .cloned()
+                    .unwrap_or_else(|| "missing".into())),
+                _ => Value::Null,
+            };
+            v
+        })
         .collect();
     ok_json(&json!({"installs": shown}))
 }

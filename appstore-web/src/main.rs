@@ -177,7 +177,6 @@ fn engine_config(
     state: &std::path::Path,
     policy: appstore_core::policy::InstallPolicy,
     download: bool,
-    gpu_policy: appstore_core::gpu::GpuPolicy,
 ) -> EngineConfig {
     EngineConfig {
         node: node.into(),
@@ -191,7 +190,7 @@ fn engine_config(
         policy,
         network_wait: appstore_core::job::RetryPolicy::default(),
         task_deadline: Duration::from_secs(1800),
-        gpu_policy,
+        gpu_policy: appstore_core::gpu::GpuPolicy::default(),
         fault_hold_after: fault_hold_after(),
     }
 }
@@ -276,7 +275,6 @@ fn demo(
             &state,
             policy,
             true,
-            appstore_core::gpu::GpuPolicy::default(),
         ),
         pve: Arc::new(pve),
         helper: Arc::new(InProcessHelper::new(appstore_helper::Helper::new(
@@ -350,17 +348,18 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         tls,
     })?;
     let state = PathBuf::from(&config.state_dir);
+    let mut engine_settings = engine_config(
+        &config.node,
+        config.pool.as_str(),
+        &config.storage,
+        &config.bridge,
+        &state,
+        config.install_policy(),
+        config.download_templates,
+    );
+    engine_settings.gpu_policy = config.gpu_rules();
     let engine = server::EngineSetup {
-        config: engine_config(
-            &config.node,
-            config.pool.as_str(),
-            &config.storage,
-            &config.bridge,
-            &state,
-            config.install_policy(),
-            config.download_templates,
-            config.gpu_rules(),
-        ),
+        config: engine_settings,
         pve: Arc::new(pve),
         helper: Arc::new(SocketHelper {
             socket: PathBuf::from(&config.helper_socket),
@@ -449,7 +448,11 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
                     .unwrap_or_else(|| "other".into());
                 let driver = g.driver.as_deref().unwrap_or("no driver");
                 let boot = if g.boot_vga { ", boot display" } else { "" };
-                let name = g.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+                let name = g
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default();
                 println!(
                     "{} {vendor}{name} [{:04x}:{:04x}] ({driver}{boot})",
                     g.pci_address, g.vendor_id, g.device_id

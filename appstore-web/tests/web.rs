@@ -393,6 +393,8 @@ fn demo_installs_an_app_through_the_api() {
         "the cursor moves on"
     );
     let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    assert_eq!(installs["installs"][0]["container_status"], "running");
+    assert_eq!(installs["installs"][0]["reconfigurable"], true);
     let outputs = &installs["installs"][0]["outputs"];
     assert_eq!(outputs[1]["value"], "alice");
     assert!(
@@ -651,6 +653,7 @@ fn demo_discovers_what_the_node_offers() {
     assert!(bridges.contains(&"vmbr0"), "{d}");
     assert_eq!(pve["default_bridge"], "vmbr0");
     assert!(pve["errors"].as_array().unwrap().is_empty(), "{d}");
+    assert!(d["host"]["cores"].as_u64().unwrap() >= 1, "{d}");
     // The GPU inventory is there (this host may have none).
     assert!(d["gpus"]["inventory"]["gpus"].is_array(), "{d}");
     let g: serde_json::Value = demo.get("/api/gpus").json().unwrap();

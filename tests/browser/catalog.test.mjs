@@ -251,6 +251,9 @@ test('installed apps: the new install is listed and uninstalls after a confirmat
   await page.waitForSelector(tid('installed-app'));
   await shot('installed');
   const card = page.locator(`${tid('installed-app')}[data-app-id="radicale"]`);
+  // The run state comes from PVE; radicale's password can be changed later, so Reconfigure is offered.
+  assert.equal(await card.locator(tid('ct-status')).textContent(), 'running');
+  assert.equal(await card.locator(tid('reconfigure')).count(), 1);
   await card.locator(tid('uninstall')).click();
   await card.locator(tid('uninstall-confirm')).waitFor();
   await card.locator(tid('uninstall-confirm-button')).click();

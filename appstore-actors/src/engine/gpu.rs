@@ -40,12 +40,23 @@ impl GpuPlan {
     }
 }
 
+/// The host's GPUs as the choice sees them.
+#[derive(Debug, Clone, Default)]
+pub struct HostGpus {
+    /// Each GPU, with how many containers use it now.
+    pub candidates: Vec<Candidate>,
+    /// The host's shared nodes.
+    pub shared: Vec<HostNode>,
+    /// The NVIDIA driver version.
+    pub driver_version: Option<String>,
+}
+
 /// The inventory as candidates, with how many containers use each GPU now; the host's shared
 /// nodes; the NVIDIA driver version.
 pub fn candidates(
     gpus: &crate::GpuHandle,
     store: &crate::store::Store,
-) -> Result<(Vec<Candidate>, Vec<HostNode>, Option<String>), String> {
+) -> Result<HostGpus, String> {
     let status = gpus.status();
     let attachments = store
         .gpu_attachments()
@@ -68,7 +79,11 @@ pub fn candidates(
             users: users.get(&g.pci_address).map(BTreeSet::len).unwrap_or(0),
         })
         .collect();
-    Ok((list, inv.shared_nodes, inv.nvidia_driver_version))
+    Ok(HostGpus {
+        candidates: list,
+        shared: inv.shared_nodes,
+        driver_version: inv.nvidia_driver_version,
+    })
 }
 
 /// Chooses the install's GPU(s), or none. Errors name the rule and the fix.
@@ -81,7 +96,11 @@ pub fn choose(
     if *request == GpuRequest::None && !spec.required {
         return Ok(None);
     }
-    let (list, shared, driver_version) = candidates(&engine.gpus, &engine.store)?;
+    let HostGpus {
+        candidates: list,
+        shared,
+        driver_version,
+    } = candidates(&engine.gpus, &engine.store)?;
     let choices = gpu::decide(
         spec,
         &engine.config.gpu_policy,
@@ -164,7 +183,11 @@ pub fn options(
     policy: &gpu::GpuPolicy,
     spec: &GpuSpec,
 ) -> Result<(Vec<GpuOption>, Option<String>), String> {
-    let (list, shared, _) = candidates(gpus, store)?;
+    let HostGpus {
+        candidates: list,
+        shared,
+        ..
+    } = candidates(gpus, store)?;
     let ranked = gpu::rank(spec, policy, &list, &shared);
     let opts = list
         .iter()
