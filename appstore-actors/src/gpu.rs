@@ -7,12 +7,13 @@ use actix::prelude::*;
 use appstore_gpu::hotplug::{Uevent, UeventSource};
 use appstore_gpu::{Gpu, GpuInventory, GpuProbe};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How long the manager waits after a device event for more before it rescans.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+/// The longest a burst of events can put a rescan off (the `pci` subsystem is busy on some hosts).
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(2);
 
 /// One GPU that came, went or changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,13 +123,17 @@ pub struct Rescan;
 
 /// Owns the probe.
 pub struct GpuManagerActor {
-    probe: Box<dyn GpuProbe + Send>,
+    probe: Arc<dyn GpuProbe + Send + Sync>,
+    /// A probe is running (on a blocking thread); `again`: another was asked for meanwhile.
+    scanning: bool,
+    again: bool,
+    /// When the first event of the current burst came (the rescan waits at most [`DEBOUNCE_MAX`]).
+    burst_since: Option<std::time::Instant>,
     handle: GpuHandle,
     every: Duration,
     changed: tokio::sync::broadcast::Sender<GpuChange>,
     events: Option<EventSourceFactory>,
     pending: Option<SpawnHandle>,
-    stop_reader: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for GpuManagerActor {
@@ -142,19 +147,21 @@ impl std::fmt::Debug for GpuManagerActor {
 impl GpuManagerActor {
     /// Probes with `probe` now and every `every`; changes go to `changed`.
     pub fn new(
-        probe: Box<dyn GpuProbe + Send>,
+        probe: Box<dyn GpuProbe + Send + Sync>,
         handle: GpuHandle,
         every: Duration,
         changed: tokio::sync::broadcast::Sender<GpuChange>,
     ) -> Self {
         GpuManagerActor {
-            probe,
+            probe: Arc::from(probe),
+            scanning: false,
+            again: false,
+            burst_since: None,
             handle,
             every,
             changed,
             events: None,
             pending: None,
-            stop_reader: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -171,24 +178,22 @@ impl Actor for GpuManagerActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.notify(Rescan);
         ctx.run_interval(self.every, |_, ctx| ctx.notify(Rescan));
+        // Opened once: after a supervised restart the same reader keeps feeding the same mailbox.
         if let Some(open) = self.events.take() {
-            let (addr, stop) = (ctx.address(), Arc::clone(&self.stop_reader));
+            let addr = ctx.address();
             let spawned = std::thread::Builder::new()
                 .name("gpu-uevents".into())
-                .spawn(move || read_events(open, addr, stop));
+                .spawn(move || read_events(open, addr));
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "cannot start the device-event reader; GPUs are rescanned on the schedule only");
             }
         }
     }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.stop_reader.store(true, Ordering::Relaxed);
-    }
 }
 
-/// The reader thread: opens the source, forwards each event to the manager until it stops.
-fn read_events(open: EventSourceFactory, addr: Addr<GpuManagerActor>, stop: Arc<AtomicBool>) {
+/// The reader thread: opens the source, forwards each event to the manager until the manager's
+/// mailbox closes (the system stopped).
+fn read_events(open: EventSourceFactory, addr: Addr<GpuManagerActor>) {
     let mut source = match open() {
         Ok(s) => s,
         Err(e) => {
@@ -197,7 +202,7 @@ fn read_events(open: EventSourceFactory, addr: Addr<GpuManagerActor>, stop: Arc<
         }
     };
     tracing::info!(source = source.name(), "watching GPU device events");
-    while !stop.load(Ordering::Relaxed) && addr.connected() {
+    while addr.connected() {
         match source.next_event(Duration::from_millis(500)) {
             Ok(Some(e)) => addr.do_send(DeviceEvent(e)),
             Ok(None) => {}
@@ -214,12 +219,18 @@ impl Handler<DeviceEvent> for GpuManagerActor {
 
     fn handle(&mut self, e: DeviceEvent, ctx: &mut Self::Context) {
         tracing::debug!(action = %e.0.action, subsystem = %e.0.subsystem, device = %e.0.sysname, "device event");
-        // A burst (a card brings several nodes) becomes one rescan after the last event.
+        // A burst (a card brings several nodes) becomes one rescan after the last event, but
+        // a stream of unrelated events never puts it off by more than DEBOUNCE_MAX.
+        let since = *self.burst_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= DEBOUNCE_MAX && self.pending.is_some() {
+            return;
+        }
         if let Some(h) = self.pending.take() {
             ctx.cancel_future(h);
         }
         self.pending = Some(ctx.run_later(DEBOUNCE, |act, ctx| {
             act.pending = None;
+            act.burst_since = None;
             ctx.notify(Rescan);
         }));
     }
@@ -228,11 +239,37 @@ impl Handler<DeviceEvent> for GpuManagerActor {
 impl actix::Supervised for GpuManagerActor {}
 
 impl Handler<Rescan> for GpuManagerActor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Rescan, _: &mut Self::Context) {
-        // sysfs reads are quick and local; no thread hop needed.
-        let result = self.probe.probe();
+    fn handle(&mut self, _: Rescan, _: &mut Self::Context) -> Self::Result {
+        // One probe at a time, off the actors' thread (nvidia-smi can take seconds); a rescan asked
+        // for meanwhile runs right after.
+        if self.scanning {
+            self.again = true;
+            return Box::pin(actix::fut::ready(()));
+        }
+        self.scanning = true;
+        let probe = Arc::clone(&self.probe);
+        let work = tokio::task::spawn_blocking(move || probe.probe());
+        Box::pin(work.into_actor(self).map(|joined, act, ctx| {
+            act.scanning = false;
+            if std::mem::take(&mut act.again) {
+                ctx.notify(Rescan);
+            }
+            let result = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the GPU probe stopped");
+                    return;
+                }
+            };
+            act.apply(result);
+        }))
+    }
+}
+
+impl GpuManagerActor {
+    fn apply(&mut self, result: Result<GpuInventory, appstore_gpu::Error>) {
         let mut status = self.handle.status();
         status.scans += 1;
         match result {
@@ -277,6 +314,7 @@ impl Handler<Rescan> for GpuManagerActor {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::sync::atomic::Ordering;
     use std::sync::Mutex;
 
     struct Scripted(Arc<Mutex<Vec<GpuInventory>>>);
@@ -310,6 +348,13 @@ mod tests {
         )
         .start();
         addr.send(Rescan).await.unwrap();
+        // The start's scan and this one (queued behind it when it was still running).
+        for _ in 0..200 {
+            if handle.status().scans >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let status = handle.status();
         assert!(status.scans >= 2);
         assert_eq!(status.inventory, second);

@@ -539,6 +539,11 @@ pub enum GateError {
         /// Vendors the app supports.
         supported: Vec<GpuVendor>,
     },
+    /// The user asked for the best GPU, and none on this host fits the app (or is allowed).
+    NoneFits {
+        /// Vendors the app supports.
+        supported: Vec<GpuVendor>,
+    },
     /// The user asked for a GPU for an app without GPU support.
     NotSupported,
     /// The chosen GPU is unknown, not allowed, or does not fit the app.
@@ -559,6 +564,11 @@ impl fmt::Display for GateError {
             GateError::RequiredMissing { supported } => write!(
                 f,
                 "this app requires a GPU ({}) and this host has none that fits and is allowed (fix: add a supported GPU with its driver loaded, or allow it in gpu.allowlist)",
+                supported.iter().map(|v| format!("{v:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+            ),
+            GateError::NoneFits { supported } => write!(
+                f,
+                "no GPU on this host fits this app ({}) and is allowed (fix: install it without a GPU, or add one the app supports)",
                 supported.iter().map(|v| format!("{v:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
             ),
             GateError::NotSupported => write!(f, "this app does not use a GPU (fix: install it without one)"),
@@ -614,7 +624,10 @@ pub fn decide(
     match request {
         GpuRequest::Auto => match ranked.into_iter().next() {
             Some(best) => Ok(vec![best]),
-            None => Err(GateError::RequiredMissing {
+            None if spec.required => Err(GateError::RequiredMissing {
+                supported: spec.supported.iter().copied().collect(),
+            }),
+            None => Err(GateError::NoneFits {
                 supported: spec.supported.iter().copied().collect(),
             }),
         },
@@ -629,6 +642,17 @@ pub fn decide(
                     Some(_) if !policy.allows(pci) => {
                         Some("the store's GPU policy does not allow it (gpu.allowlist)".into())
                     }
+                    Some(g) if g.vendor.is_none_or(|v| !spec.supported.contains(&v)) => Some(format!(
+                        "the app supports {}, and this GPU is {}",
+                        spec.supported
+                            .iter()
+                            .map(|v| format!("{v:?}").to_lowercase())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        g.vendor
+                            .map(|v| format!("{v:?}").to_lowercase())
+                            .unwrap_or_else(|| "of an unsupported vendor".into())
+                    )),
                     Some(g) => match ranked.iter().find(|c| c.pci_address == g.pci_address) {
                         Some(c) => {
                             if !out.contains(c) {
@@ -636,14 +660,9 @@ pub fn decide(
                             }
                             None
                         }
-                        None => Some(format!(
-                            "the app supports {} and none of its profiles fits this GPU's nodes",
-                            spec.supported
-                                .iter()
-                                .map(|v| format!("{v:?}").to_lowercase())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
+                        None => Some(
+                            "none of the app's profiles fits this GPU's device nodes (is its driver loaded?)".into(),
+                        ),
                     },
                 };
                 if let Some(reason) = reason {

@@ -312,7 +312,26 @@ fn gating_blocks_required_apps_without_a_fitting_allowed_gpu_and_names_the_fix()
         false,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("none of its profiles fits"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("the app supports intel, and this GPU is nvidia"),
+        "{e}"
+    );
+    // Optional app, best asked for, nothing fits: not "requires".
+    let e = decide(
+        &optional,
+        &policy,
+        &GpuRequest::Auto,
+        &[nvidia("0000:01:00.0", 0, 0)],
+        &nvidia_shared(),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("no GPU on this host fits this app (intel)"),
+        "{e}"
+    );
     let e = decide(
         &optional,
         &policy,

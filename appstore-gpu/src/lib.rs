@@ -223,11 +223,18 @@ impl GpuProbe for SysfsProbe {
                 continue;
             };
             let node_path = self.root.dev().join("dri").join(&name);
-            let Some((major, minor)) = device_numbers(&node_path, Some(&class_dir.join("dev")))
-            else {
+            // A fixture tree made without root has no real nodes: its sysfs `dev` file stands in.
+            // On the real host a missing node is a problem to report, not to paper over.
+            let sysfs_dev = (self.root != HostRoot::system()).then(|| class_dir.join("dev"));
+            let numbers = device_numbers(&node_path, sysfs_dev.as_deref());
+            let gpu = Self::gpu_for(&mut inv.gpus, found);
+            let Some((major, minor)) = numbers else {
+                gpu.problems.push(format!(
+                    "{} is missing although the kernel has {name} (fix: udev makes it; check `ls -l /dev/dri` and the udev rules)",
+                    self.root.container_path(&node_path)
+                ));
                 continue;
             };
-            let gpu = Self::gpu_for(&mut inv.gpus, found);
             gpu.nodes.push(DeviceNode {
                 path: self.root.container_path(&node_path),
                 kind,
@@ -392,8 +399,9 @@ impl SysfsProbe {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
                 _ => {
+                    // A process stuck in the driver may not die at once: reap it elsewhere.
                     let _ = child.kill();
-                    let _ = child.wait();
+                    std::thread::spawn(move || child.wait());
                     return Vec::new();
                 }
             }

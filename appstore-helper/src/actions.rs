@@ -82,6 +82,63 @@ impl Helper {
         })
     }
 
+    /// `run_pct` with a time limit: past it the process is killed and the run fails.
+    fn run_pct_limited(&self, args: &[String], limit: Duration) -> Result<PctRun, String> {
+        use std::io::Read;
+        let mut child = self
+            .pct()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.config.pct.display()))?;
+        let read = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        let out = read(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = read(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    std::thread::spawn(move || child.wait());
+                    return Err(format!(
+                        "`pct {}` took longer than {} s and was stopped",
+                        args.join(" "),
+                        limit.as_secs()
+                    ));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        Ok(PctRun {
+            code: status.code(),
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    }
+
     fn pct_ok(&self, args: Vec<String>) -> Result<String, Reply> {
         let run = self.run_pct(&args).map_err(|e| failed("failed", e))?;
         if run.code == Some(0) {
@@ -192,33 +249,12 @@ impl Helper {
             }
             Request::InspectDevices { paths, .. } => {
                 for p in paths {
-                    let normal =
-                        appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
-                            code: "bad_request",
-                            message: e,
-                        })?;
-                    if normal != *p
-                        || !self
-                            .config
-                            .allowed_device_prefixes
-                            .iter()
-                            .any(|a| p.starts_with(a.as_str()))
-                    {
-                        return Err(Refusal {
-                            code: "not_allowed",
-                            message: format!(
-                                "`{p}` is not a normalised path below an allowed device prefix"
-                            ),
-                        });
-                    }
+                    checks::device_path(&self.config, p)?;
                 }
             }
             Request::DetachDevices { paths, .. } => {
                 for p in paths {
-                    appstore_core::manifest::normalize_abs(p).map_err(|e| Refusal {
-                        code: "bad_request",
-                        message: e,
-                    })?;
+                    checks::device_path(&self.config, p)?;
                 }
             }
             Request::SetFeatures { features, .. } => {
@@ -410,7 +446,10 @@ impl Helper {
             "--".into(),
         ];
         args.append(argv);
-        let run = self.run_pct(&args).map_err(|e| failed("failed", e))?;
+        // GPU checks are quick; a hung driver must not hold the job (or this helper) forever.
+        let run = self
+            .run_pct_limited(&args, Duration::from_secs(60))
+            .map_err(|e| failed("timeout", e))?;
         for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             for line in text.lines() {
                 emit(&Reply::Output {
@@ -458,6 +497,14 @@ impl Helper {
             });
         }
         if self.config.legacy_devices {
+            // Before PVE 8.1 a bind-mounted node keeps the host's owner, which an unprivileged
+            // container sees as nobody: a node that needs a group cannot be given one.
+            if let Some(d) = devices.iter().find(|d| d.gid.is_some()) {
+                return Err(failed(
+                    "not_allowed",
+                    format!("{} needs a group inside the container, which only `devN` entries give (PVE 8.1 and later); this host is configured for an older PVE (legacy_devices) (fix: upgrade PVE to 8.1 or later, then set legacy_devices: false)", d.path),
+                ));
+            }
             // Raw lines cannot go through `pct set`: the config file is edited under PVE's lock.
             return self.edit_config(id, |c| {
                 gpu::merge(c.current_mut(), &list, DeviceSyntax::RawLxc)

@@ -157,12 +157,17 @@ pub fn mode(text: &str) -> Result<u32, Refusal> {
     }
 }
 
-/// A device node that may be passed through: canonical, a character device, below an allowed prefix.
-pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+/// A device path the helper may name: canonical, without blanks (it goes into config lines),
+/// below an allowed prefix.
+pub fn device_path(config: &HelperConfig, path: &str) -> Result<(), Refusal> {
     let normal = normalize_abs(path).map_err(|e| bad(format!("device: {e}")))?;
     if normal != path {
         return Err(bad(format!("device `{path}` is not a normalised path")));
+    }
+    if path.chars().any(|c| c.is_whitespace() || c == ',') {
+        return Err(bad(format!(
+            "device `{path}` has a blank or a comma, which a container config cannot hold"
+        )));
     }
     if !config
         .allowed_device_prefixes
@@ -174,6 +179,14 @@ pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> 
             config.allowed_device_prefixes.join(", ")
         )));
     }
+    Ok(())
+}
+
+/// A device node that may be passed through: see [`device_path`], and a character device (looked up
+/// below the config's `device_root`).
+pub fn device(config: &HelperConfig, path: &str) -> Result<(u32, u32), Refusal> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    device_path(config, path)?;
     let on_host = config.device_root.join(path.trim_start_matches('/'));
     let meta =
         std::fs::symlink_metadata(&on_host).map_err(|e| bad(format!("device `{path}`: {e}")))?;

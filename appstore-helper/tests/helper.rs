@@ -466,8 +466,18 @@ fn legacy_devices_use_raw_lxc_lines_under_the_config_lock() {
     });
     w.ok(&Request::AttachDevices {
         ctid: 100,
-        devices: vec![dev],
+        devices: vec![dev.clone()],
     });
+    // A group needs devN (PVE 8.1+): refused with the fix on an older node.
+    let (code, msg) = w.refused(&Request::AttachDevices {
+        ctid: 100,
+        devices: vec![DeviceRequest {
+            gid: Some(993),
+            ..dev
+        }],
+    });
+    assert_eq!(code, "not_allowed");
+    assert!(msg.contains("PVE 8.1 and later"), "{msg}");
     let conf = w.conf(100);
     assert_eq!(
         conf.matches("lxc.cgroup2.devices.allow: c 226:129 rwm\n")

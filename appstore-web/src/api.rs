@@ -54,8 +54,10 @@ pub struct AppsCache {
 
 #[derive(Debug, Default)]
 struct AppsCacheInner {
-    /// Identity of the snapshot the pages were rendered from.
-    snapshot: usize,
+    /// The snapshot the pages were rendered from (held, so its identity cannot be reused).
+    snapshot: Option<Arc<CatalogSnapshot>>,
+    /// Goes up whenever the pages are emptied: a page rendered before is not stored after.
+    generation: u64,
     counts: Arc<HashMap<String, u64>>,
     counts_read: Option<std::time::Instant>,
     pages: HashMap<String, Bytes>,
@@ -72,20 +74,24 @@ impl AppsCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The page for `key` rendered from `snap`, if cached.
-    fn page(&self, snap: &Arc<CatalogSnapshot>, key: &str) -> Option<Bytes> {
+    /// The page for `key` rendered from `snap`, or the generation to store a new one under.
+    fn page(&self, snap: &Arc<CatalogSnapshot>, key: &str) -> Result<Bytes, u64> {
         let mut inner = self.lock();
-        let id = Arc::as_ptr(snap) as usize;
-        if inner.snapshot != id {
-            inner.snapshot = id;
+        if !inner
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snap))
+        {
+            inner.snapshot = Some(Arc::clone(snap));
             inner.pages.clear();
+            inner.generation += 1;
         }
-        inner.pages.get(key).cloned()
+        inner.pages.get(key).cloned().ok_or(inner.generation)
     }
 
-    fn store_page(&self, snap: &Arc<CatalogSnapshot>, key: String, page: Bytes) {
+    fn store_page(&self, generation: u64, key: String, page: Bytes) {
         let mut inner = self.lock();
-        if inner.snapshot != Arc::as_ptr(snap) as usize {
+        if inner.generation != generation {
             return;
         }
         if inner.pages.len() >= CACHED_PAGES {
@@ -113,6 +119,7 @@ impl AppsCache {
         if *inner.counts != counts {
             inner.counts = Arc::new(counts);
             inner.pages.clear();
+            inner.generation += 1;
         }
         inner.counts_read = Some(std::time::Instant::now());
         inner.counts.clone()
@@ -1307,8 +1314,8 @@ async fn list_apps(state: ApiState, params: HashMap<String, String>) -> ApiResul
     let counts = install_counts(&state).await;
     let key = query.key();
     let body = match state.apps_cache.page(&snap, &key) {
-        Some(body) => body,
-        None => {
+        Ok(body) => body,
+        Err(generation) => {
             let hits = snap.search_ranked(&query.query, &|id| counts.get(id).copied().unwrap_or(0));
             let apps: Vec<Value> = hits
                 .iter()
@@ -1332,7 +1339,7 @@ async fn list_apps(state: ApiState, params: HashMap<String, String>) -> ApiResul
                 }))
                 .unwrap_or_default(),
             );
-            state.apps_cache.store_page(&snap, key, body.clone());
+            state.apps_cache.store_page(generation, key, body.clone());
             body
         }
     };

@@ -48,9 +48,13 @@ pub fn load(files: &crate::server::WebTls) -> anyhow::Result<Arc<rustls::ServerC
     Ok(Arc::new(config))
 }
 
-/// How long a client has to finish the TLS handshake, and open connections to end after a stop.
+/// How long a client has to finish the TLS handshake, then to send a request's headers, and open
+/// connections to end after a stop.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+const HEADERS: Duration = Duration::from_secs(30);
 const DRAIN: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 512;
 
 /// Serves `filter` over TLS on `listener` until `shutdown` resolves; open connections then get a
 /// few seconds to finish (live streams end with them).
@@ -62,8 +66,16 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -79,6 +91,7 @@ pub async fn serve(
         let service = warp::service(filter.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -95,6 +108,8 @@ pub async fn serve(
                 },
             );
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADERS)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

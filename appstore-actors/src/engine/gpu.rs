@@ -20,6 +20,9 @@ pub struct GpuPlan {
     pub profile: GpuProfile,
     /// The chosen GPUs' own nodes.
     pub nodes: Vec<HostNode>,
+    /// Which chosen GPU each of those nodes belongs to (path -> PCI address).
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
     /// The host's shared nodes (`nvidiactl`, `nvidia-uvm`, `/dev/kfd`, ...).
     pub shared: Vec<HostNode>,
     /// The host's NVIDIA driver version, for the userland the app installs.
@@ -131,6 +134,14 @@ pub fn choose(
         .and_then(|g| g.vendor)
         .ok_or("the chosen GPU has no supported vendor")?;
     let nodes: Vec<HostNode> = chosen.iter().flat_map(|g| g.nodes.clone()).collect();
+    let owners = chosen
+        .iter()
+        .flat_map(|g| {
+            g.nodes
+                .iter()
+                .map(|n| (n.path.clone(), g.pci_address.clone()))
+        })
+        .collect();
     // Preflight on the host: the profile fits the nodes there, and NVIDIA's driver is loaded.
     gpu::plan(
         first.profile,
@@ -150,6 +161,7 @@ pub fn choose(
         vendor,
         profile: first.profile,
         nodes,
+        owners,
         shared,
         driver_version: if vendor == GpuVendor::Nvidia {
             driver_version

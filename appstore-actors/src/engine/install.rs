@@ -932,12 +932,8 @@ impl InstallWork {
             return o;
         }
         for p in &list {
-            let pci = plan
-                .nodes
-                .iter()
-                .any(|n| n.path == p.path)
-                .then(|| plan.pci_addresses.first().cloned())
-                .flatten();
+            // A shared node (nvidiactl, kfd) belongs to no one GPU.
+            let pci = plan.owners.get(&p.path).cloned();
             let record = crate::store::GpuAttachment {
                 ctid: i64::from(ctid),
                 device_path: p.path.clone(),
