@@ -189,3 +189,24 @@ async fn an_app_that_requires_a_gpu_is_blocked_without_one_that_fits() {
     let why = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
     assert!(why.contains("requires a GPU (amd)"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installs_choosing_at_the_same_moment_get_different_cards() {
+    let Some((w, _dir)) = gpu_world() else { return };
+    let (a, b) = tokio::join!(
+        install(&w, "jellyfin", GpuRequest::Auto),
+        install(&w, "jellyfin", GpuRequest::Auto)
+    );
+    assert_eq!(a.1, JobState::Completed, "{}", a.2);
+    assert_eq!(b.1, JobState::Completed, "{}", b.2);
+    let mut cards: Vec<String> = w
+        .engine
+        .store
+        .gpu_attachments()
+        .unwrap()
+        .into_iter()
+        .filter_map(|x| x.pci_address)
+        .collect();
+    cards.sort();
+    assert_eq!(cards, ["0000:00:02.0", "0000:01:00.0"]);
+}

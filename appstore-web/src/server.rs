@@ -133,6 +133,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 secrets,
                 reserved_ctids: Default::default(),
                 gpus: gpus.clone(),
+                gpu_claims: Default::default(),
             };
             let events = engine.events.clone();
             let (pve, config) = (Arc::clone(&setup.pve), setup.config.clone());

@@ -43,6 +43,23 @@ impl GpuPlan {
     }
 }
 
+/// GPUs chosen by installs that have not attached them yet: counted as users, so that installs
+/// choosing at the same moment spread over the cards. Dropped once attached (then the store counts
+/// them) or when the job ends.
+#[derive(Debug, Clone, Default)]
+pub struct GpuClaims(std::sync::Arc<std::sync::Mutex<BTreeMap<i64, Vec<String>>>>);
+
+impl GpuClaims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Vec<String>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets job `job`'s claim.
+    pub fn release(&self, job: i64) {
+        self.lock().remove(&job);
+    }
+}
+
 /// The host's GPUs as the choice sees them.
 #[derive(Debug, Clone, Default)]
 pub struct HostGpus {
@@ -89,9 +106,11 @@ pub fn candidates(
     })
 }
 
-/// Chooses the install's GPU(s), or none. Errors name the rule and the fix.
+/// Chooses the install's GPU(s), or none, and claims them for job `job` until they are attached.
+/// Errors name the rule and the fix.
 pub fn choose(
     engine: &Engine,
+    job: i64,
     spec: &GpuSpec,
     request: &GpuRequest,
     privileged: bool,
@@ -99,11 +118,20 @@ pub fn choose(
     if *request == GpuRequest::None && !spec.required {
         return Ok(None);
     }
+    // Choosing and claiming happen under one lock: two installs never see the same free card.
+    let mut claims = engine.gpu_claims.lock();
+    claims.remove(&job);
     let HostGpus {
-        candidates: list,
+        candidates: mut list,
         shared,
         driver_version,
     } = candidates(&engine.gpus, &engine.store)?;
+    for c in &mut list {
+        c.users += claims
+            .values()
+            .filter(|p| p.contains(&c.pci_address))
+            .count();
+    }
     let choices = gpu::decide(
         spec,
         &engine.config.gpu_policy,
@@ -156,8 +184,10 @@ pub fn choose(
     if first.profile == GpuProfile::NvidiaBasic && driver_version.is_none() {
         return Err("the NVIDIA kernel driver is not loaded on the host (no /proc/driver/nvidia/version) (fix: install and load the host driver, then try again)".into());
     }
+    let pci_addresses: Vec<String> = choices.iter().map(|c| c.pci_address.clone()).collect();
+    claims.insert(job, pci_addresses.clone());
     Ok(Some(GpuPlan {
-        pci_addresses: choices.iter().map(|c| c.pci_address.clone()).collect(),
+        pci_addresses,
         vendor,
         profile: first.profile,
         nodes,

@@ -838,7 +838,13 @@ impl InstallWork {
         }
         let m = self.manifest();
         let privileged = !m.lxc().unprivileged;
-        match super::gpu::choose(&self.engine, m.gpu(), &self.request.gpu, privileged) {
+        match super::gpu::choose(
+            &self.engine,
+            self.job_id,
+            m.gpu(),
+            &self.request.gpu,
+            privileged,
+        ) {
             Ok(None) => {
                 if !m.gpu().supported.is_empty() {
                     self.log.info("no GPU: the app runs without one").await;
@@ -958,6 +964,8 @@ impl InstallWork {
         }
         plan.attached = list;
         self.gpu = Some(plan);
+        // Recorded now: the store counts these users from here on.
+        self.engine.gpu_claims.release(self.job_id);
         StepOutcome::Done
     }
 

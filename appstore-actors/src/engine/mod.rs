@@ -131,6 +131,8 @@ pub struct Engine {
     pub reserved_ctids: CtidReservations,
     /// The host's GPUs, as the GPU manager last found them.
     pub gpus: crate::GpuHandle,
+    /// GPUs chosen by running installs and not attached yet.
+    pub gpu_claims: gpu::GpuClaims,
 }
 
 /// Container ids between allocation and the end of their create task; allocation is serialized so
@@ -423,8 +425,11 @@ impl Engine {
             log.clone(),
             GitCache::new(&self.config.catalog_cache),
         );
-        self.drive(JobKind::Install, job_id, &mut work, &log, &cancel, None)
-            .await
+        let end = self
+            .drive(JobKind::Install, job_id, &mut work, &log, &cancel, None)
+            .await;
+        self.gpu_claims.release(job_id);
+        end
     }
 
     /// The app as an install has it: from `snapshot` when the catalog still has that manifest,

@@ -137,6 +137,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
             .unwrap(),
         reserved_ctids: Default::default(),
         gpus: Default::default(),
+        gpu_claims: Default::default(),
     };
     World {
         pve_waiting,
