@@ -16,6 +16,10 @@ use std::time::Duration;
 
 /// A world whose node and helper find their devices in a fixture host; `None` without root.
 fn gpu_world() -> Option<(common::World, tempfile::TempDir)> {
+    gpu_world_on(pve_sim::PveVersion::V8_4)
+}
+
+fn gpu_world_on(version: pve_sim::PveVersion) -> Option<(common::World, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let host = FixtureHost::scenario(dir.path(), Scenario::Demo).unwrap();
     if !host.real_nodes {
@@ -27,6 +31,7 @@ fn gpu_world() -> Option<(common::World, tempfile::TempDir)> {
         return None;
     }
     let w = common::world_with(HarnessOptions {
+        version,
         task_latency: Duration::from_millis(5),
         device_root: Some(dir.path().to_path_buf()),
         ..Default::default()
@@ -209,4 +214,22 @@ async fn installs_choosing_at_the_same_moment_get_different_cards() {
         .collect();
     cards.sort();
     assert_eq!(cards, ["0000:00:02.0", "0000:01:00.0"]);
+}
+
+#[tokio::test]
+async fn a_node_before_pve_8_1_refuses_a_render_node_with_the_fix() {
+    let Some((w, _dir)) = gpu_world_on(pve_sim::PveVersion::V8_0) else {
+        return;
+    };
+    let ask = GpuRequest::Devices {
+        pci_addresses: vec!["0000:00:02.0".into()],
+    };
+    let (_, end, log) = install(&w, "jellyfin", ask).await;
+    assert_eq!(end, JobState::Failed, "{log}");
+    assert!(
+        log.contains("this node runs PVE 8.0.9, which cannot give a passed-through intel node the container's group")
+            && log.contains("upgrade the node to PVE 8.1 or later"),
+        "{log}"
+    );
+    assert!(w.engine.store.gpu_attachments().unwrap().is_empty());
 }

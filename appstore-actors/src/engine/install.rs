@@ -6,7 +6,7 @@ use crate::store::InstallRecord;
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::inputs::{resolve, ResolvedInputs};
 use appstore_core::job::{JobKind, JobState, StepOutcome};
-use appstore_core::manifest::{Manifest, VolumeSource};
+use appstore_core::manifest::{GpuProfile, Manifest, VolumeSource};
 use appstore_core::policy::{
     app_tag, join_tags, parse_tags, Decision, ResourceRequest, FAILED_TAG, MANAGED_TAG,
 };
@@ -852,6 +852,27 @@ impl InstallWork {
                 StepOutcome::Done
             }
             Ok(Some(plan)) => {
+                // Before PVE 8.1 there are no `devN` entries: a node bind-mounted by raw lines keeps
+                // the host's owner, which an unprivileged container sees as nobody.
+                match self.engine.pve.version().await {
+                    Ok(v)
+                        if !v.has_dev_passthrough() && plan.profile != GpuProfile::NvidiaBasic =>
+                    {
+                        self.engine.gpu_claims.release(self.job_id);
+                        return failed(format!(
+                            "this node runs PVE {}, which cannot give a passed-through {} node the container's group (`devN` entries arrived in PVE 8.1) (fix: upgrade the node to PVE 8.1 or later)",
+                            v.version,
+                            plan.vendor_name()
+                        ));
+                    }
+                    Ok(v) if !v.has_dev_passthrough() => {
+                        self.log
+                            .info(&format!("this node runs PVE {}: the devices are passed with raw lxc lines (the helper needs `legacy_devices: true`)", v.version))
+                            .await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return pve_failed("reading the PVE version", e),
+                }
                 self.log
                     .info(&format!("GPU: {}", super::gpu::describe(&plan)))
                     .await;
