@@ -203,6 +203,20 @@ impl Demo {
         reqwest::blocking::get(format!("{}{path}", self.base)).unwrap()
     }
 
+    /// Waits (bounded, 30 s) until job `id` ends; its `GET /api/jobs/{id}` answer.
+    fn wait_for_job(&self, id: i64) -> serde_json::Value {
+        let mut job = serde_json::Value::Null;
+        for _ in 0..300 {
+            job = self.get(&format!("/api/jobs/{id}")).json().unwrap();
+            if ["completed", "failed", "canceled"].contains(&job["job"]["state"].as_str().unwrap())
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        job
+    }
+
     /// Waits (bounded) until the first catalog load has finished.
     fn wait_for_catalog(&self) {
         for _ in 0..200 {
@@ -365,14 +379,7 @@ fn demo_installs_an_app_through_the_api() {
     let id = r.json::<serde_json::Value>().unwrap()["job_id"]
         .as_i64()
         .unwrap();
-    let mut job = serde_json::Value::Null;
-    for _ in 0..300 {
-        job = demo.get(&format!("/api/jobs/{id}")).json().unwrap();
-        if ["completed", "failed", "canceled"].contains(&job["job"]["state"].as_str().unwrap()) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let mut job = demo.wait_for_job(id);
     assert_eq!(job["job"]["state"], "completed", "{job}");
     assert_eq!(job["transitions"].as_array().unwrap().len(), 16);
     let logs: serde_json::Value = demo
@@ -489,13 +496,7 @@ fn demo_installs_an_app_through_the_api() {
     let uid = r.json::<serde_json::Value>().unwrap()["job_id"]
         .as_i64()
         .unwrap();
-    for _ in 0..300 {
-        job = demo.get(&format!("/api/jobs/{uid}")).json().unwrap();
-        if ["completed", "failed", "canceled"].contains(&job["job"]["state"].as_str().unwrap()) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    job = demo.wait_for_job(uid);
     assert_eq!(job["job"]["state"], "completed", "{job}");
     let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
     assert_eq!(installs["installs"][0]["status"], "removed");
@@ -1050,14 +1051,7 @@ fn demo_gpus_are_offered_attached_and_hot_plugged() {
     let id = r.json::<serde_json::Value>().unwrap()["job_id"]
         .as_i64()
         .unwrap();
-    let mut job = serde_json::Value::Null;
-    for _ in 0..300 {
-        job = demo.get(&format!("/api/jobs/{id}")).json().unwrap();
-        if ["completed", "failed"].contains(&job["job"]["state"].as_str().unwrap()) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let job = demo.wait_for_job(id);
     assert_eq!(job["job"]["state"], "completed", "{job}");
     let inv: serde_json::Value = demo.get("/api/gpus").json().unwrap();
     let att = inv["attachments"].as_array().unwrap();
