@@ -48,16 +48,7 @@ async fn install(w: &common::World, app: &str, gpu: GpuRequest) -> (i64, JobStat
         gpu,
         ..Default::default()
     };
-    let job = w
-        .engine
-        .create_install_job(&w.snapshot, &req)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_install(job, Arc::clone(&w.snapshot), req, CancelFlag::default())
-        .await
-        .unwrap();
+    let (job, end) = common::run_install(w, &w.snapshot, req).await;
     let log: Vec<String> = w
         .engine
         .store
@@ -184,12 +175,7 @@ async fn an_app_that_requires_a_gpu_is_blocked_without_one_that_fits() {
         app_id: "jellyfin".into(),
         ..Default::default()
     };
-    let job = w.engine.create_install_job(&snapshot, &req).await.unwrap();
-    let end = w
-        .engine
-        .run_install(job, snapshot, req, CancelFlag::default())
-        .await
-        .unwrap();
+    let (job, end) = common::run_install(&w, &snapshot, req).await;
     assert_eq!(end, JobState::Failed);
     let why = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
     assert!(why.contains("requires a GPU (amd)"), "{why}");

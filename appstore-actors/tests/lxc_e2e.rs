@@ -35,16 +35,7 @@ async fn logs_of(w: &World, job: i64) -> Vec<String> {
 }
 
 async fn install(w: &World, snapshot: &Arc<CatalogSnapshot>, request: InstallRequest) -> Done {
-    let job = w
-        .engine
-        .create_install_job(snapshot, &request)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_install(job, Arc::clone(snapshot), request, CancelFlag::default())
-        .await
-        .unwrap();
+    let (job, end) = common::run_install(w, snapshot, request).await;
     Done {
         job,
         end,

@@ -557,6 +557,15 @@ pub enum GateError {
     Privileged,
 }
 
+/// Vendors as a message lists them: `intel, nvidia`.
+fn vendor_list<'a>(vendors: impl IntoIterator<Item = &'a GpuVendor>) -> String {
+    vendors
+        .into_iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl fmt::Display for GateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -564,12 +573,12 @@ impl fmt::Display for GateError {
             GateError::RequiredMissing { supported } => write!(
                 f,
                 "this app requires a GPU ({}) and this host has none that fits and is allowed (fix: add a supported GPU with its driver loaded, or allow it in gpu.allowlist)",
-                supported.iter().map(|v| format!("{v:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+                vendor_list(supported)
             ),
             GateError::NoneFits { supported } => write!(
                 f,
                 "no GPU on this host fits this app ({}) and is allowed (fix: install it without a GPU, or add one the app supports)",
-                supported.iter().map(|v| format!("{v:?}").to_lowercase()).collect::<Vec<_>>().join(", ")
+                vendor_list(supported)
             ),
             GateError::NotSupported => write!(f, "this app does not use a GPU (fix: install it without one)"),
             GateError::NotUsable { pci_address, reason } => write!(f, "GPU {pci_address} cannot be used: {reason}"),
@@ -644,14 +653,8 @@ pub fn decide(
                     }
                     Some(g) if g.vendor.is_none_or(|v| !spec.supported.contains(&v)) => Some(format!(
                         "the app supports {}, and this GPU is {}",
-                        spec.supported
-                            .iter()
-                            .map(|v| format!("{v:?}").to_lowercase())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        g.vendor
-                            .map(|v| format!("{v:?}").to_lowercase())
-                            .unwrap_or_else(|| "of an unsupported vendor".into())
+                        vendor_list(&spec.supported),
+                        g.vendor.map_or("of an unsupported vendor", GpuVendor::as_str)
                     )),
                     Some(g) => match ranked.iter().find(|c| c.pci_address == g.pci_address) {
                         Some(c) => {

@@ -44,6 +44,12 @@ impl Scenario {
     ];
 }
 
+/// The demo host's cards: (PCI address, name).
+pub const DEMO_CARDS: [(&str, &str); 2] = [
+    ("0000:00:02.0", "Intel Alder Lake-P GT2 [Iris Xe Graphics]"),
+    ("0000:01:00.0", "NVIDIA GeForce RTX 3060"),
+];
+
 const PCI_IDS: &str = "\
 # A few lines of the PCI ids database (https://pci-ids.ucw.cz), in its format.
 1002  Advanced Micro Devices, Inc. [AMD/ATI]
@@ -95,8 +101,9 @@ impl FixtureHost {
                 host.nvidia_driver("550.127.05")?;
             }
             Scenario::Demo => {
-                host.intel("0000:00:02.0", 0x46a6, 0, true)?;
-                host.nvidia("0000:01:00.0", 0x2504, 0, "NVIDIA GeForce RTX 3060")?;
+                for (addr, _) in DEMO_CARDS {
+                    host.plug_demo_card(addr)?;
+                }
                 host.nvidia_driver("550.127.05")?;
             }
         }
@@ -229,6 +236,18 @@ impl FixtureHost {
         self.node("dev/nvidia-uvm-tools", 510, 1);
         self.node("dev/nvidia-caps/nvidia-cap1", 511, 1);
         Ok(())
+    }
+
+    /// Plugs in the demo host's card at `addr` (one of [`DEMO_CARDS`]).
+    pub fn plug_demo_card(&self, addr: &str) -> std::io::Result<()> {
+        match addr {
+            "0000:00:02.0" => self.intel(addr, 0x46a6, 0, true),
+            "0000:01:00.0" => self.nvidia(addr, 0x2504, 0, "NVIDIA GeForce RTX 3060"),
+            other => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the demo host has no card at {other}"),
+            )),
+        }
     }
 
     /// Removes the GPU at `addr` as an unplug does: its PCI device, DRM nodes, NVIDIA entry and

@@ -225,12 +225,9 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
         // The GPU asked for, checked the way the job will check it.
         let m = &app.manifest;
         if request.gpu != appstore_core::gpu::GpuRequest::None || m.gpu().required {
-            let (gpus, store) = (state.gpus.clone(), jobs.store.clone());
-            let host = read(move || Ok(appstore_actors::engine::gpu::candidates(&gpus, &store)))
-                .await?
-                .map_err(|e| {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e)
-                })?;
+            let store = jobs.store.clone();
+            let attachments = read(move || store.gpu_attachments()).await?;
+            let host = appstore_actors::engine::gpu::candidates(&state.gpus, &attachments);
             if let Err(e) = appstore_core::gpu::decide(
                 m.gpu(),
                 &state.gpu_policy,
@@ -399,24 +396,15 @@ async fn gpu_options(state: ApiState, id: String) -> ApiResult {
     let app = find_app(&snap, &id)?;
     let spec = app.manifest.gpu().clone();
     let inventory = state.gpus.status().inventory;
-    let (opts, best) = match &state.jobs {
+    let attachments = match &state.jobs {
         Some(jobs) => {
-            let (gpus, store, policy, spec) = (
-                state.gpus.clone(),
-                jobs.store.clone(),
-                state.gpu_policy.clone(),
-                spec.clone(),
-            );
-            read(move || {
-                Ok(appstore_actors::engine::gpu::options(
-                    &gpus, &store, &policy, &spec,
-                ))
-            })
-            .await?
-            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gpu_unavailable", e))?
+            let store = jobs.store.clone();
+            read(move || store.gpu_attachments()).await?
         }
-        None => (Vec::new(), None),
+        None => Vec::new(),
     };
+    let (opts, best) =
+        appstore_actors::engine::gpu::options(&state.gpus, &attachments, &state.gpu_policy, &spec);
     let gpus: Vec<Value> = opts
         .iter()
         .map(|o| {

@@ -2,6 +2,7 @@
 //! written to a real Git repository at start, so the demo runs the same catalog code as production.
 
 use anyhow::Context as _;
+use appstore_gpu::fixture::DEMO_CARDS;
 use git2::{Repository, Signature};
 use rust_embed::RustEmbed;
 use std::path::Path;
@@ -70,12 +71,6 @@ pub struct DemoGpus {
     receiver: std::sync::Mutex<Option<std::sync::mpsc::Receiver<appstore_gpu::hotplug::Uevent>>>,
 }
 
-/// The demo's cards: (PCI address, name).
-const DEMO_CARDS: [(&str, &str); 2] = [
-    ("0000:00:02.0", "Intel Alder Lake-P GT2 [Iris Xe Graphics]"),
-    ("0000:01:00.0", "NVIDIA GeForce RTX 3060"),
-];
-
 impl DemoGpus {
     /// Builds the demo's GPU host below `dir`.
     pub fn create(dir: &Path) -> anyhow::Result<DemoGpus> {
@@ -140,10 +135,10 @@ impl DemoGpus {
             ));
         }
         let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
-        let result = match (pci, plugged) {
-            (_, false) => self.host.unplug(pci),
-            ("0000:00:02.0", true) => self.host.intel(pci, 0x46a6, 0, true),
-            (_, true) => self.host.nvidia(pci, 0x2504, 0, "NVIDIA GeForce RTX 3060"),
+        let result = if plugged {
+            self.host.plug_demo_card(pci)
+        } else {
+            self.host.unplug(pci)
         };
         result.map_err(|e| format!("changing the simulated GPU {pci}: {e}"))?;
         present.insert(pci.to_string(), plugged);

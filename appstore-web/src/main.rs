@@ -442,10 +442,7 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
                 println!("no GPUs found");
             }
             for g in &inv.gpus {
-                let vendor = g
-                    .vendor
-                    .map(|v| format!("{v:?}").to_lowercase())
-                    .unwrap_or_else(|| "other".into());
+                let vendor = g.vendor.map_or("other", |v| v.as_str());
                 let driver = g.driver.as_deref().unwrap_or("no driver");
                 let boot = if g.boot_vga { ", boot display" } else { "" };
                 let name = g

@@ -35,11 +35,7 @@ pub struct GpuPlan {
 impl GpuPlan {
     /// The vendor as templates and environments spell it.
     pub fn vendor_name(&self) -> &'static str {
-        match self.vendor {
-            GpuVendor::Intel => "intel",
-            GpuVendor::Amd => "amd",
-            GpuVendor::Nvidia => "nvidia",
-        }
+        self.vendor.as_str()
     }
 }
 
@@ -71,18 +67,15 @@ pub struct HostGpus {
     pub driver_version: Option<String>,
 }
 
-/// The inventory as candidates, with how many containers use each GPU now; the host's shared
-/// nodes; the NVIDIA driver version.
+/// The inventory as candidates, with how many containers use each GPU now (from `attachments`,
+/// as the store holds them); the host's shared nodes; the NVIDIA driver version.
 pub fn candidates(
     gpus: &crate::GpuHandle,
-    store: &crate::store::Store,
-) -> Result<HostGpus, String> {
+    attachments: &[crate::store::GpuAttachment],
+) -> HostGpus {
     let status = gpus.status();
-    let attachments = store
-        .gpu_attachments()
-        .map_err(|e| format!("reading GPU attachments: {e}"))?;
     let mut users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    for a in &attachments {
+    for a in attachments {
         if let Some(pci) = &a.pci_address {
             users.entry(pci.clone()).or_default().insert(a.ctid);
         }
@@ -99,18 +92,20 @@ pub fn candidates(
             users: users.get(&g.pci_address).map(BTreeSet::len).unwrap_or(0),
         })
         .collect();
-    Ok(HostGpus {
+    HostGpus {
         candidates: list,
         shared: inv.shared_nodes,
         driver_version: inv.nvidia_driver_version,
-    })
+    }
 }
 
 /// Chooses the install's GPU(s), or none, and claims them for job `job` until they are attached.
-/// Errors name the rule and the fix.
+/// `attachments` are the store's (read by the caller, off the async path). Errors name the rule and
+/// the fix.
 pub fn choose(
     engine: &Engine,
     job: i64,
+    attachments: &[crate::store::GpuAttachment],
     spec: &GpuSpec,
     request: &GpuRequest,
     privileged: bool,
@@ -125,7 +120,7 @@ pub fn choose(
         candidates: mut list,
         shared,
         driver_version,
-    } = candidates(&engine.gpus, &engine.store)?;
+    } = candidates(&engine.gpus, attachments);
     for c in &mut list {
         c.users += claims
             .values()
@@ -221,15 +216,15 @@ pub struct GpuOption {
 /// and the one "auto-select" would pick.
 pub fn options(
     gpus: &crate::GpuHandle,
-    store: &crate::store::Store,
+    attachments: &[crate::store::GpuAttachment],
     policy: &gpu::GpuPolicy,
     spec: &GpuSpec,
-) -> Result<(Vec<GpuOption>, Option<String>), String> {
+) -> (Vec<GpuOption>, Option<String>) {
     let HostGpus {
         candidates: list,
         shared,
         ..
-    } = candidates(gpus, store)?;
+    } = candidates(gpus, attachments);
     let ranked = gpu::rank(spec, policy, &list, &shared);
     let opts = list
         .iter()
@@ -253,7 +248,7 @@ pub fn options(
             }
         })
         .collect();
-    Ok((opts, ranked.first().map(|c| c.pci_address.clone())))
+    (opts, ranked.first().map(|c| c.pci_address.clone()))
 }
 
 /// Checks `stat` lines (`path gid major_hex minor_hex mode`) from inside the container against what
@@ -299,7 +294,7 @@ pub fn verify_inside(attached: &[Passthrough], stat_lines: &[String]) -> Result<
     }
 }
 
-/// The nodes of `kind` in a plan, for log lines.
+/// The plan in words, for the job log: cards, vendor, profile and the GPUs' own main nodes.
 pub fn describe(plan: &GpuPlan) -> String {
     let nodes: Vec<&str> = plan
         .nodes

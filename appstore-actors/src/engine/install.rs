@@ -836,11 +836,23 @@ impl InstallWork {
         if self.kind != JobKind::Install {
             return StepOutcome::Done;
         }
+        let attachments = if self.request.gpu != appstore_core::gpu::GpuRequest::None
+            || self.manifest().gpu().required
+        {
+            let store = self.engine.store.clone();
+            match blocking(move || store.gpu_attachments()).await {
+                Ok(a) => a,
+                Err(e) => return failed(format!("reading GPU attachments: {e}")),
+            }
+        } else {
+            Vec::new()
+        };
         let m = self.manifest();
         let privileged = !m.lxc().unprivileged;
         match super::gpu::choose(
             &self.engine,
             self.job_id,
+            &attachments,
             m.gpu(),
             &self.request.gpu,
             privileged,
@@ -899,20 +911,11 @@ impl InstallWork {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
         };
-        let running = match self.engine.pve.lxc_status(self.node(), ctid).await {
-            Ok(s) => s.status == "running",
-            Err(e) => return pve_failed("reading the container status", e),
-        };
-        if !running {
-            if let Err(o) = self
-                .wait(
-                    "starting the container to read its groups",
-                    self.engine.pve.lxc_start(self.node(), ctid).await,
-                )
-                .await
-            {
-                return o;
-            }
+        if let Err(o) = self
+            .ensure_running(ctid, "starting the container to read its groups")
+            .await
+        {
+            return o;
         }
         let lines = match self.helper_lines(Request::ContainerGroups { ctid }).await {
             Ok(l) => l,
@@ -1057,54 +1060,30 @@ impl InstallWork {
         }
     }
 
-    /// Runs a helper request and returns its output lines (they also go to the job log).
+    /// Runs a helper request and returns its stdout lines (every line also goes to the job log).
     async fn helper_lines(&self, req: Request) -> Result<Vec<String>, StepOutcome> {
-        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (log, sink) = (self.log.clone(), Arc::clone(&lines));
-        let reply = self
-            .engine
-            .helper
-            .call(
-                req,
-                Box::new(move |stream, line| {
-                    log.line_blocking(stream, line);
-                    if stream == "stdout" {
-                        if let Ok(mut l) = sink.lock() {
-                            l.push(line.to_string());
-                        }
-                    }
-                }),
-            )
-            .await
-            .map_err(|e| failed(format!("the privileged helper: {e}")))?;
-        if let Reply::Failed { error, .. } = reply {
-            return Err(failed(format!(
-                "the privileged helper refused or failed ({}): {}",
-                error.code, error.message
-            )));
-        }
-        let out = lines.lock().map(|l| l.clone()).unwrap_or_default();
-        Ok(out)
+        self.helper_with_output(req).await.map(|(_, lines)| lines)
     }
 
     async fn start(&mut self) -> StepOutcome {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
         };
-        match self.engine.pve.lxc_status(self.node(), ctid).await {
-            Ok(s) if s.status == "running" => return self.check_gpu_inside(ctid).await,
-            Ok(_) => {}
-            Err(e) => return pve_failed("reading the container status", e),
-        }
-        match self
-            .wait(
-                "starting the container",
-                self.engine.pve.lxc_start(self.node(), ctid).await,
-            )
-            .await
-        {
+        match self.ensure_running(ctid, "starting the container").await {
             Ok(()) => self.check_gpu_inside(ctid).await,
             Err(o) => o,
+        }
+    }
+
+    /// Starts the container unless it already runs (a resumed step may find it running).
+    async fn ensure_running(&self, ctid: u32, what: &str) -> Result<(), StepOutcome> {
+        match self.engine.pve.lxc_status(self.node(), ctid).await {
+            Ok(s) if s.status == "running" => Ok(()),
+            Ok(_) => {
+                self.wait(what, self.engine.pve.lxc_start(self.node(), ctid).await)
+                    .await
+            }
+            Err(e) => Err(pve_failed("reading the container status", e)),
         }
     }
 
@@ -1136,23 +1115,38 @@ impl InstallWork {
     }
 
     async fn helper(&self, req: Request) -> Result<Reply, StepOutcome> {
-        let log = self.log.clone();
+        self.helper_with_output(req).await.map(|(reply, _)| reply)
+    }
+
+    /// Runs a helper request: its output lines go to the job log, and its stdout lines come back
+    /// with the final reply; a refusal or failure ends the step with the helper's message.
+    async fn helper_with_output(&self, req: Request) -> Result<(Reply, Vec<String>), StepOutcome> {
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, sink) = (self.log.clone(), Arc::clone(&lines));
         let reply = self
             .engine
             .helper
             .call(
                 req,
-                Box::new(move |stream, line| log.line_blocking(stream, line)),
+                Box::new(move |stream, line| {
+                    log.line_blocking(stream, line);
+                    if stream == "stdout" {
+                        if let Ok(mut l) = sink.lock() {
+                            l.push(line.to_string());
+                        }
+                    }
+                }),
             )
             .await
             .map_err(|e| failed(format!("the privileged helper: {e}")))?;
-        match reply {
-            Reply::Failed { error, .. } => Err(failed(format!(
+        if let Reply::Failed { error, .. } = reply {
+            return Err(failed(format!(
                 "the privileged helper refused or failed ({}): {}",
                 error.code, error.message
-            ))),
-            other => Ok(other),
+            )));
         }
+        let out = lines.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok((reply, out))
     }
 
     fn job_dir(&self) -> std::path::PathBuf {

@@ -345,18 +345,28 @@ impl Engine {
         };
         self.record_app(app, snapshot.source().commit.clone())
             .await?;
-        let store = self.store.clone();
-        let job = blocking(move || store.create_job(&new)).await?;
         // The whole request (secrets too) is kept sealed, so the job can resume after a restart.
         let ctx =
             serde_json::to_value(install::InstallContext::new(request.clone())).unwrap_or_default();
-        self.save_context(job.id, ctx, &mut String::new()).await?;
+        Ok(self.queue_job(new, ctx).await?.id)
+    }
+
+    /// Creates job `new` with its sealed `context` (`Null`: none) and announces it as queued.
+    async fn queue_job(
+        &self,
+        new: NewJob,
+        context: serde_json::Value,
+    ) -> Result<crate::store::JobRecord, EngineError> {
+        let store = self.store.clone();
+        let job = blocking(move || store.create_job(&new)).await?;
+        self.save_context(job.id, context, &mut String::new())
+            .await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job.id,
             state: "queued".into(),
             reason: None,
         });
-        Ok(job.id)
+        Ok(job)
     }
 
     /// Keeps the `apps` table up to date with the app a job is made for.
@@ -552,8 +562,6 @@ impl Engine {
             request: request.redacted_json(&app.manifest).to_string(),
         };
         self.record_app(&app, new.commit_id.clone()).await?;
-        let store = self.store.clone();
-        let job = blocking(move || store.create_job(&new)).await?;
         let mut ctx = install::InstallContext::new(InstallRequest {
             app_id: install.app_id.clone(),
             ..Default::default()
@@ -561,18 +569,8 @@ impl Engine {
         ctx.maintain = Some(request.clone());
         ctx.ctid = install.ctid.and_then(|c| u32::try_from(c).ok());
         ctx.created = true;
-        self.save_context(
-            job.id,
-            serde_json::to_value(ctx).unwrap_or_default(),
-            &mut String::new(),
-        )
-        .await?;
-        let _ = self.events.send(JobEvent::State {
-            job_id: job.id,
-            state: "queued".into(),
-            reason: None,
-        });
-        Ok(job.id)
+        let ctx = serde_json::to_value(ctx).unwrap_or_default();
+        Ok(self.queue_job(new, ctx).await?.id)
     }
 
     /// Runs an upgrade or reconfigure job to its end.
@@ -816,13 +814,7 @@ impl Engine {
             request: serde_json::json!({"install_id": install.id, "keep_volumes": keep_volumes})
                 .to_string(),
         };
-        let store = self.store.clone();
-        let job = blocking(move || store.create_job(&new)).await?;
-        let _ = self.events.send(JobEvent::State {
-            job_id: job.id,
-            state: "queued".into(),
-            reason: None,
-        });
+        let job = self.queue_job(new, serde_json::Value::Null).await?;
         Ok(job.id)
     }
 
@@ -936,13 +928,7 @@ impl Engine {
             request: serde_json::json!({"failed_job": failed_job.id, "keep_volumes": false})
                 .to_string(),
         };
-        let store = self.store.clone();
-        let job = blocking(move || store.create_job(&new)).await?;
-        let _ = self.events.send(JobEvent::State {
-            job_id: job.id,
-            state: "queued".into(),
-            reason: None,
-        });
+        let job = self.queue_job(new, serde_json::Value::Null).await?;
         Ok((job.id, install))
     }
 

@@ -149,6 +149,30 @@ pub fn world_with(opts: HarnessOptions) -> World {
     }
 }
 
+/// Creates an install job for `request` on `snapshot` and runs it to its end: (job, final state).
+pub async fn run_install(
+    w: &World,
+    snapshot: &Arc<CatalogSnapshot>,
+    request: InstallRequest,
+) -> (i64, appstore_core::job::JobState) {
+    let job = w
+        .engine
+        .create_install_job(snapshot, &request)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(
+            job,
+            Arc::clone(snapshot),
+            request,
+            appstore_actors::engine::CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    (job, end)
+}
+
 pub const SECRET: &str = "Radicale-Secret-4711";
 
 pub fn radicale() -> InstallRequest {

@@ -1344,10 +1344,7 @@ impl Validator {
                 GpuProfile::Rocm => &[GpuVendor::Amd],
             };
             if !needs.iter().any(|v| supported.contains(v)) {
-                let names: Vec<String> = needs
-                    .iter()
-                    .map(|v| format!("{v:?}").to_lowercase())
-                    .collect();
+                let names: Vec<&str> = needs.iter().map(|v| v.as_str()).collect();
                 self.err(
                     index("gpu.profiles", i),
                     format!(

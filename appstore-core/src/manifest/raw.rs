@@ -321,6 +321,17 @@ pub enum RawGpuVendor {
     Nvidia,
 }
 
+impl RawGpuVendor {
+    /// The name as manifests write it (`intel`, `amd`, `nvidia`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RawGpuVendor::Intel => "intel",
+            RawGpuVendor::Amd => "amd",
+            RawGpuVendor::Nvidia => "nvidia",
+        }
+    }
+}
+
 /// GPU attach profiles.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
