@@ -122,7 +122,7 @@ async fn installs_an_app_through_every_state_without_leaking_its_secret() {
     for file in [
         w.state.path().join("state.db"),
         w.state.path().join("state.db-wal"),
-        w.state.path().join("audit.log"),
+        w.state.path().join("helper/audit.log"),
         w.sim.record.clone(),
     ] {
         if let Ok(bytes) = std::fs::read(&file) {

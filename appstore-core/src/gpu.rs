@@ -291,6 +291,30 @@ fn mount_line(path: &str) -> String {
     )
 }
 
+/// True when the raw `lxc.*` line `key: value` is one that [`merge`] writes for a device path that
+/// starts with one of `allowed_prefixes`: a `c M:m rwm` cgroup rule or the node's bind entry. The
+/// helper refuses containers carrying any other raw line, which it did not write.
+pub fn is_passthrough_line(key: &str, value: &str, allowed_prefixes: &[String]) -> bool {
+    match key {
+        "lxc.cgroup2.devices.allow" => value
+            .strip_prefix("c ")
+            .and_then(|v| v.strip_suffix(" rwm"))
+            .and_then(|v| v.split_once(':'))
+            .is_some_and(|(major, minor)| {
+                [major, minor]
+                    .iter()
+                    .all(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+            }),
+        "lxc.mount.entry" => value.split_once(' ').is_some_and(|(path, _)| {
+            path.starts_with('/')
+                && !path.split('/').any(|c| c == ".." || c == ".")
+                && allowed_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+                && value == mount_line(path)
+        }),
+        _ => false,
+    }
+}
+
 /// A config entry to write: (`devN`, value) or a raw line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Edit {

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod pve_config;
 pub mod pve_user_cfg;
 pub mod redact;
+pub mod script_env;
 mod schema_check;
 pub mod template;
 pub mod upgrade;

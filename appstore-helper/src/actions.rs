@@ -1,25 +1,35 @@
-//! Carrying out a checked request with `pct`, always as an argv (never a shell), with a cleared
-//! environment; a script's secrets travel in `pct`'s environment, which `--keep-env 1` hands to the
-//! container, never on a command line.
+//! Carrying out a checked request with `pct`, always as an argv (never a shell), with a fixed
+//! environment, `--keep-env 0` and a time limit. A script's variables and inputs travel on the
+//! standard input of `pct exec` to the helper's wrapper inside the container, never through a host
+//! process's environment or command line. Config edits happen under PVE's config lock, with the
+//! boundary checked again under that lock.
 
 use crate::checks::{self, Refusal};
 use crate::config::HelperConfig;
-use crate::protocol::{Reply, ReplyError, Request};
+use crate::process;
+use crate::protocol::{Reply, ReplyError, Request, WRAPPER_PATH};
 use appstore_core::pve_config::PveConfig;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The limit for a `pct` call other than a script.
+pub const PCT_LIMIT: Duration = Duration::from_secs(120);
+/// How long the helper waits for PVE's config lock.
+pub const LOCK_LIMIT: Duration = Duration::from_secs(10);
+/// What the helper adds to a script's own limit before it kills `pct` on the host (the wrapper
+/// stops the script inside at the limit and kills it 10 s later).
+pub const SCRIPT_GRACE: Duration = Duration::from_secs(30);
+/// The largest inputs document.
+pub const MAX_INPUTS_BYTES: usize = 256 << 10;
 
-/// The helper for one config.
+/// The helper for one config and one caller.
 #[derive(Debug, Clone)]
 pub struct Helper {
     config: HelperConfig,
     peer: String,
+    caller_uid: u32,
 }
 
 fn failed(code: &str, message: impl Into<String>) -> Reply {
@@ -44,112 +54,101 @@ fn done() -> Reply {
     }
 }
 
-/// What running `pct` gave.
-struct PctRun {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+/// `exec <id> --keep-env 0 -- argv...`
+fn exec_args(id: &str, argv: &[&str]) -> Vec<String> {
+    let mut args = vec![s("exec"), s(id), s("--keep-env"), s("0"), s("--")];
+    args.extend(argv.iter().map(|a| s(a)));
+    args
+}
+
+/// The wrapper's standard input: `NAME=value\0` entries, an empty entry, the inputs.
+fn script_stdin(
+    env: &BTreeMap<String, String>,
+    inputs: Option<&serde_json::Value>,
+) -> Result<Vec<u8>, Refusal> {
+    let mut bytes = Vec::new();
+    for (k, v) in env {
+        if v.contains('\0') {
+            return Err(Refusal {
+                code: "bad_request",
+                message: format!("env.{k}: the value holds a NUL byte"),
+            });
+        }
+        bytes.extend_from_slice(k.as_bytes());
+        bytes.push(b'=');
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.push(0);
+    }
+    bytes.push(0);
+    if let Some(i) = inputs {
+        let text = i.to_string();
+        if text.len() > MAX_INPUTS_BYTES {
+            return Err(Refusal {
+                code: "bad_request",
+                message: format!("inputs: over {MAX_INPUTS_BYTES} bytes"),
+            });
+        }
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    Ok(bytes)
 }
 
 impl Helper {
-    /// A helper acting for `peer` (recorded in the audit log).
-    pub fn new(config: HelperConfig, peer: impl Into<String>) -> Self {
+    /// A helper acting for `peer` (recorded in the audit log) whose files belong to `caller_uid`.
+    pub fn new(config: HelperConfig, peer: impl Into<String>, caller_uid: u32) -> Self {
         Helper {
             config,
             peer: peer.into(),
+            caller_uid,
         }
     }
 
-    fn pct(&self) -> Command {
-        let mut c = Command::new(&self.config.pct);
-        c.env_clear()
-            .env("PATH", PATH)
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::null());
-        c
+    /// A helper run inside the caller's own process (the simulator's demo and tests): the caller is
+    /// this process's user.
+    pub fn in_process(config: HelperConfig, peer: impl Into<String>) -> Self {
+        Helper::new(config, peer, rustix::process::geteuid().as_raw())
     }
 
-    fn run_pct(&self, args: &[String]) -> Result<PctRun, String> {
-        let out = self
-            .pct()
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.config.pct.display()))?;
-        Ok(PctRun {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+    fn pct_run(
+        &self,
+        args: &[String],
+        stdin: Option<Stdio>,
+        limit: Duration,
+        on_line: &mut dyn FnMut(&'static str, &str),
+    ) -> Result<process::Run, Reply> {
+        let mut cmd = process::command(&self.config.pct);
+        cmd.args(args);
+        let run = process::run(cmd, stdin, limit, on_line)
+            .map_err(|e| failed("failed", format!("cannot run {}: {e}", self.config.pct.display())))?;
+        if run.code.is_none() {
+            return Err(failed(
+                "timeout",
+                format!(
+                    "`pct {}` took longer than {} s and was stopped",
+                    args.first().map(String::as_str).unwrap_or(""),
+                    limit.as_secs()
+                ),
+            ));
+        }
+        Ok(run)
     }
 
-    /// `run_pct` with a time limit: past it the process is killed and the run fails.
-    fn run_pct_limited(&self, args: &[String], limit: Duration) -> Result<PctRun, String> {
-        use std::io::Read;
-        let mut child = self
-            .pct()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.config.pct.display()))?;
-        let read = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_string(&mut text);
-                }
-                text
-            })
-        };
-        let out = read(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let err = read(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let deadline = std::time::Instant::now() + limit;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    std::thread::spawn(move || child.wait());
-                    return Err(format!(
-                        "`pct {}` took longer than {} s and was stopped",
-                        args.join(" "),
-                        limit.as_secs()
-                    ));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        };
-        Ok(PctRun {
-            code: status.code(),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        })
-    }
-
+    /// Runs `pct args` and expects exit code 0; returns its stdout.
     fn pct_ok(&self, args: Vec<String>) -> Result<String, Reply> {
-        let run = self.run_pct(&args).map_err(|e| failed("failed", e))?;
+        let run = self.pct_run(&args, None, PCT_LIMIT, &mut |_, _| {})?;
         if run.code == Some(0) {
-            Ok(run.stdout)
+            Ok(run.text("stdout"))
         } else {
             Err(failed(
                 "failed",
                 format!(
                     "pct {} failed: {}",
                     args.first().map(String::as_str).unwrap_or(""),
-                    run.stderr.trim()
+                    run.text("stderr").trim()
                 ),
             ))
         }
@@ -188,7 +187,7 @@ impl Helper {
             Request::RunScript { script, env, .. } => {
                 json!({"script": script, "env_names": env.keys().collect::<Vec<_>>(), "result": detail})
             }
-            Request::Push { dest, .. } => json!({"dest": dest, "result": detail}),
+            Request::Deliver { archive, .. } => json!({"archive": archive, "result": detail}),
             _ => detail,
         };
         crate::audit::record(
@@ -202,16 +201,18 @@ impl Helper {
         emit(&reply);
     }
 
-    /// The boundary and every argument, before anything happens.
+    /// The boundary, the kind of container and every argument, before anything happens.
     fn prepare(&self, req: &Request) -> Result<PveConfig, Refusal> {
         let ctid = req.ctid();
         checks::ctid(ctid)?;
         let conf = checks::read_config(&self.config, ctid)?;
         checks::boundary(&self.config, ctid, &conf)?;
+        checks::container_kind(&self.config, ctid, &conf)?;
         match req {
             Request::RunScript {
                 script,
                 env,
+                inputs,
                 timeout_sec,
                 ..
             } => {
@@ -219,24 +220,19 @@ impl Helper {
                 for name in env.keys() {
                     checks::env_name(name)?;
                 }
-                if *timeout_sec == 0 || *timeout_sec > 86_400 {
+                script_stdin(env, inputs.as_ref())?;
+                let max = appstore_core::script_env::MAX_SCRIPT_TIMEOUT_SEC;
+                if *timeout_sec == 0 || *timeout_sec > max {
                     return Err(Refusal {
                         code: "bad_request",
-                        message: "timeout_sec must be 1..=86400".into(),
+                        message: format!("timeout_sec must be 1..={max}"),
                     });
                 }
             }
-            Request::Push {
-                source,
-                dest,
-                perms,
-                ..
-            } => {
-                checks::host_path_below(source, &self.config.job_root, "source")?;
-                checks::container_path(dest)?;
-                checks::mode(perms)?;
+            Request::Deliver { archive, .. } => {
+                checks::archive_path(&self.config, archive)?;
             }
-            Request::MakeDir { path, .. } | Request::RemovePath { path, .. } => {
+            Request::RemovePath { path, .. } => {
                 checks::container_path(path)?;
             }
             Request::AttachDevices { devices, .. } => {
@@ -247,12 +243,7 @@ impl Helper {
                     }
                 }
             }
-            Request::InspectDevices { paths, .. } => {
-                for p in paths {
-                    checks::device_path(&self.config, p)?;
-                }
-            }
-            Request::DetachDevices { paths, .. } => {
+            Request::InspectDevices { paths, .. } | Request::DetachDevices { paths, .. } => {
                 for p in paths {
                     checks::device_path(&self.config, p)?;
                 }
@@ -270,6 +261,7 @@ impl Helper {
                 checks::bind_source(&self.config, host_path)?;
                 checks::mount_point(mount_path)?;
             }
+            Request::CheckMounts { .. } => checks::mounts(&self.config, ctid, &conf)?,
             Request::Status { .. }
             | Request::ContainerGroups { .. }
             | Request::SmokeTest { .. } => {}
@@ -278,81 +270,41 @@ impl Helper {
     }
 
     fn act(&self, req: &Request, conf: &PveConfig, emit: &mut dyn FnMut(&Reply)) -> Reply {
-        let id = req.ctid().to_string();
-        let s = |v: &str| v.to_string();
+        let ctid = req.ctid();
+        let id = ctid.to_string();
         let result = match req {
             Request::RunScript {
                 script,
                 env,
+                inputs,
                 timeout_sec,
                 ..
-            } => match checks::script_path(script) {
-                Ok(path) => {
-                    return self.run_script(
-                        &id,
-                        &path,
-                        env,
-                        Duration::from_secs(u64::from(*timeout_sec)),
-                        emit,
-                    )
-                }
-                Err(r) => return refused(r),
-            },
-            Request::Push {
-                source,
-                dest,
-                perms,
-                ..
-            } => self.push(&id, source, dest, perms),
-            Request::MakeDir { path, .. } => self
-                .pct_ok(vec![
-                    s("exec"),
-                    id.clone(),
-                    s("--keep-env"),
-                    s("0"),
-                    s("--"),
-                    s("mkdir"),
-                    s("-p"),
-                    path.clone(),
-                ])
-                .map(|_| done()),
+            } => self.run_script(&id, script, env, inputs.as_ref(), *timeout_sec, emit),
+            Request::Deliver { archive, .. } => self.deliver(&id, archive),
             Request::RemovePath { path, .. } => self
-                .pct_ok(vec![
-                    s("exec"),
-                    id.clone(),
-                    s("--keep-env"),
-                    s("0"),
-                    s("--"),
-                    s("rm"),
-                    s("-rf"),
-                    path.clone(),
-                ])
+                .pct_ok(exec_args(&id, &["rm", "-rf", "--", path]))
                 .map(|_| done()),
-            Request::AttachDevices { devices, .. } => self.attach(&id, conf, devices),
+            Request::AttachDevices { devices, .. } => self.attach(ctid, devices),
             Request::ContainerGroups { .. } => {
-                let mut argv = vec![s("getent"), s("group"), s("render"), s("video")];
-                self.exec_lines(&id, &mut argv, &[0, 2], emit)
+                self.exec_lines(&id, &["getent", "group", "render", "video"], &[0, 2], emit)
             }
             Request::InspectDevices { paths, .. } => {
-                let mut argv = vec![s("stat"), s("-c"), s("%n %g %t %T %a")];
-                argv.extend(paths.iter().cloned());
-                self.exec_lines(&id, &mut argv, &[0, 1], emit)
+                let mut argv = vec!["stat", "-c", "%n %g %t %T %a"];
+                argv.extend(paths.iter().map(String::as_str));
+                self.exec_lines(&id, &argv, &[0, 1], emit)
             }
             Request::SmokeTest { tool, .. } => {
-                let mut argv: Vec<String> = tool.argv().iter().map(|a| s(a)).collect();
-                self.exec_lines(&id, &mut argv, &[], emit)
+                let argv: Vec<&str> = tool.argv().to_vec();
+                self.exec_lines(&id, &argv, &[], emit)
             }
-            Request::DetachDevices { paths, .. } => self.detach(&id, conf, paths),
-            Request::SetFeatures { features, .. } => {
-                let mut current: BTreeMap<String, String> = conf
-                    .current()
+            Request::DetachDevices { paths, .. } => self.detach(ctid, paths),
+            Request::SetFeatures { features, .. } => self.edit_config(ctid, |c| {
+                let cur = c.current_mut();
+                let mut current: BTreeMap<String, String> = cur
                     .get("features")
                     .unwrap_or("")
                     .split(',')
-                    .filter_map(|kv| {
-                        kv.split_once('=')
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                    })
+                    .filter_map(|kv| kv.split_once('=').map(|(k, v)| (s(k), s(v))))
                     .collect();
                 for (k, on) in features {
                     current.insert(k.clone(), if *on { s("1") } else { s("0") });
@@ -362,22 +314,47 @@ impl Helper {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(",");
-                self.pct_ok(vec![s("set"), id.clone(), s("--features"), value])
-                    .map(|_| done())
-            }
+                cur.try_set("features", &value).map_err(|e| e.to_string())
+            }),
             Request::BindMount {
                 index,
                 host_path,
                 mount_path,
                 read_only,
                 ..
-            } => {
+            } => self.edit_config(ctid, |c| {
+                // Checked again under the lock, with the container's config as it is now.
+                checks::bind_source(&self.config, host_path).map_err(|r| r.message)?;
+                let key = format!("mp{index}");
                 let mut value = format!("{host_path},mp={mount_path}");
                 if *read_only {
                     value.push_str(",ro=1");
                 }
-                self.pct_ok(vec![s("set"), id.clone(), format!("--mp{index}"), value])
-                    .map(|_| done())
+                match c.current().get(&key) {
+                    Some(v) if v == value => return Ok(()),
+                    Some(v) => {
+                        return Err(format!(
+                            "{key} is already used (`{v}`); choose a free mount point index"
+                        ))
+                    }
+                    None => {}
+                }
+                c.current_mut()
+                    .try_set(&key, &value)
+                    .map_err(|e| e.to_string())
+            }),
+            Request::CheckMounts { .. } => {
+                // Checked in `prepare`; say what was checked.
+                let count = conf
+                    .current()
+                    .keys()
+                    .filter(|(k, v)| k.starts_with("mp") && v.starts_with('/'))
+                    .count();
+                emit(&Reply::Output {
+                    stream: s("stdout"),
+                    line: format!("{count} host director(ies) checked"),
+                });
+                Ok(done())
             }
             Request::Status { .. } => self.pct_ok(vec![s("status"), id.clone()]).map(|out| {
                 let state = out
@@ -396,37 +373,33 @@ impl Helper {
         result.unwrap_or_else(|r| r)
     }
 
-    fn push(&self, id: &str, source: &str, dest: &str, perms: &str) -> Result<Reply, Reply> {
-        let s = |v: &str| v.to_string();
-        self.pct_ok(vec![
-            s("push"),
-            id.to_string(),
-            source.to_string(),
-            dest.to_string(),
-            s("--perms"),
-            perms.to_string(),
-        ])?;
-        // pct push exits 0 even when the copy failed: look for the file.
-        let check = self
-            .run_pct(&[
-                s("exec"),
-                id.to_string(),
-                s("--keep-env"),
-                s("0"),
-                s("--"),
-                s("test"),
-                s("-f"),
-                dest.to_string(),
-            ])
-            .map_err(|e| failed("failed", e))?;
-        if check.code == Some(0) {
-            Ok(done())
-        } else {
-            Err(failed(
+    /// Checks and stages the archive, then unpacks it inside the container with one `tar` that reads
+    /// it on standard input (nothing lands in the container but the files; `pct push` would also
+    /// exit 0 on a failed copy).
+    fn deliver(&self, id: &str, archive: &str) -> Result<Reply, Reply> {
+        let rel = checks::archive_path(&self.config, archive).map_err(refused)?;
+        let (staged, files) =
+            crate::deliver::stage(&self.config, self.caller_uid, &rel).map_err(refused)?;
+        let args = exec_args(
+            id,
+            &["tar", "-x", "--no-same-owner", "-f", "-", "-C", "/"],
+        );
+        let run = self.pct_run(&args, Some(Stdio::from(staged)), PCT_LIMIT, &mut |_, _| {})?;
+        if run.code != Some(0) {
+            return Err(failed(
                 "failed",
-                format!("pushing {dest} into container {id} failed: the file is not there"),
-            ))
+                format!(
+                    "unpacking the job's files in container {id} failed (exit {}): {}",
+                    run.code.unwrap_or(-1),
+                    run.text("stderr").trim()
+                ),
+            ));
         }
+        Ok(Reply::Done {
+            ok: true,
+            exit_code: Some(i32::try_from(files).unwrap_or(i32::MAX)),
+            status: None,
+        })
     }
 
     /// Runs `argv` inside the container and emits its output lines. `ok_codes` are the exit codes
@@ -434,30 +407,18 @@ impl Helper {
     fn exec_lines(
         &self,
         id: &str,
-        argv: &mut Vec<String>,
+        argv: &[&str],
         ok_codes: &[i32],
         emit: &mut dyn FnMut(&Reply),
     ) -> Result<Reply, Reply> {
-        let mut args = vec![
-            "exec".to_string(),
-            id.to_string(),
-            "--keep-env".into(),
-            "0".into(),
-            "--".into(),
-        ];
-        args.append(argv);
+        let args = exec_args(id, argv);
         // GPU checks are quick; a hung driver must not hold the job (or this helper) forever.
-        let run = self
-            .run_pct_limited(&args, Duration::from_secs(60))
-            .map_err(|e| failed("timeout", e))?;
-        for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
-            for line in text.lines() {
-                emit(&Reply::Output {
-                    stream: stream.into(),
-                    line: line.to_string(),
-                });
-            }
-        }
+        let run = self.pct_run(&args, None, Duration::from_secs(60), &mut |stream, line| {
+            emit(&Reply::Output {
+                stream: s(stream),
+                line: s(line),
+            })
+        })?;
         let code = run.code.unwrap_or(-1);
         if ok_codes.is_empty() || ok_codes.contains(&code) {
             Ok(Reply::Done {
@@ -468,26 +429,21 @@ impl Helper {
         } else {
             Err(failed(
                 "failed",
-                format!(
-                    "`{}` in container {id} exited with {code}",
-                    args[5..].join(" ")
-                ),
+                format!("`{}` in container {id} exited with {code}", argv.join(" ")),
             ))
         }
     }
 
     fn attach(
         &self,
-        id: &str,
-        conf: &PveConfig,
+        ctid: u32,
         devices: &[crate::protocol::DeviceRequest],
     ) -> Result<Reply, Reply> {
-        use appstore_core::gpu::{self, DeviceSyntax, Edit, Passthrough};
+        use appstore_core::gpu::{self, DeviceSyntax, Passthrough};
         // The numbers come from the nodes on this host, read again here (never from the request).
         let mut list = Vec::new();
         for d in devices {
-            let (major, minor) =
-                checks::device(&self.config, &d.path).map_err(|r| failed(r.code, r.message))?;
+            let (major, minor) = checks::device(&self.config, &d.path).map_err(refused)?;
             list.push(Passthrough {
                 path: d.path.clone(),
                 major,
@@ -496,7 +452,7 @@ impl Helper {
                 mode: d.mode.clone().unwrap_or_else(|| "0660".into()),
             });
         }
-        if self.config.legacy_devices {
+        let syntax = if self.config.legacy_devices {
             // Before PVE 8.1 a bind-mounted node keeps the host's owner, which an unprivileged
             // container sees as nobody: a node that needs a group cannot be given one.
             if let Some(d) = devices.iter().find(|d| d.gid.is_some()) {
@@ -505,178 +461,142 @@ impl Helper {
                     format!("{} needs a group inside the container, which only `devN` entries give (PVE 8.1 and later); this host is configured for an older PVE (legacy_devices) (fix: upgrade PVE to 8.1 or later, then set legacy_devices: false)", d.path),
                 ));
             }
-            // Raw lines cannot go through `pct set`: the config file is edited under PVE's lock.
-            return self.edit_config(id, |c| {
-                gpu::merge(c.current_mut(), &list, DeviceSyntax::RawLxc)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            });
-        }
-        for edit in gpu::edits(conf.current(), &list, DeviceSyntax::DevEntries) {
-            if let Edit::Dev { index, value } = edit {
-                self.pct_ok(vec![
-                    "set".into(),
-                    id.to_string(),
-                    format!("--dev{index}"),
-                    value,
-                ])?;
-            }
-        }
-        Ok(done())
+            DeviceSyntax::RawLxc
+        } else {
+            DeviceSyntax::DevEntries
+        };
+        // Slots are chosen under the lock, from the config as it is then.
+        self.edit_config(ctid, |c| {
+            gpu::merge(c.current_mut(), &list, syntax)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     }
 
-    fn detach(&self, id: &str, conf: &PveConfig, paths: &[String]) -> Result<Reply, Reply> {
+    fn detach(&self, ctid: u32, paths: &[String]) -> Result<Reply, Reply> {
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        if self.config.legacy_devices {
-            let numbers: Vec<(u32, u32)> = paths
-                .iter()
-                .filter_map(|p| checks::device(&self.config, p).ok())
-                .collect();
-            return self.edit_config(id, |c| {
-                appstore_core::gpu::detach(c.current_mut(), &refs, &numbers);
-                Ok(())
-            });
-        }
-        let keys: Vec<String> = conf
-            .current()
-            .keys()
-            .filter(|(k, v)| {
-                k.strip_prefix("dev")
-                    .is_some_and(|i| i.parse::<u32>().is_ok())
-                    && refs.contains(&appstore_core::gpu::dev_entry_path(v))
-            })
-            .map(|(k, _)| k.to_string())
+        let numbers: Vec<(u32, u32)> = paths
+            .iter()
+            .filter_map(|p| checks::device(&self.config, p).ok())
             .collect();
-        if keys.is_empty() {
-            return Ok(done());
-        }
-        self.pct_ok(vec![
-            "set".into(),
-            id.to_string(),
-            "--delete".into(),
-            keys.join(","),
-        ])
-        .map(|_| done())
+        self.edit_config(ctid, |c| {
+            appstore_core::gpu::detach(c.current_mut(), &refs, &numbers);
+            Ok(())
+        })
     }
 
-    /// Edits `/etc/pve/lxc/<id>.conf` under PVE's lock (legacy raw lines cannot go through pct set).
+    /// Edits `/etc/pve/lxc/<id>.conf` as PVE does: under the container's config lock (opened without
+    /// following links), on the config read again under that lock, with the boundary and the kind
+    /// of container checked again there, and only while the container is stopped and not locked by
+    /// another task. The new text is written to a fresh file and renamed over the old one.
     fn edit_config(
         &self,
-        id: &str,
+        ctid: u32,
         f: impl FnOnce(&mut PveConfig) -> Result<(), String>,
     ) -> Result<Reply, Reply> {
-        let lock_path = self.config.lock_dir.join(format!("pve-config-{id}.lock"));
-        std::fs::create_dir_all(&self.config.lock_dir)
-            .map_err(|e| failed("failed", e.to_string()))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| failed("failed", e.to_string()))?;
-        lock.lock().map_err(|e| failed("failed", e.to_string()))?;
-        let path = self.config.pve_etc.join("lxc").join(format!("{id}.conf"));
-        let text = std::fs::read_to_string(&path).map_err(|e| failed("failed", e.to_string()))?;
-        let mut conf = PveConfig::parse(&text).map_err(|e| failed("failed", e.to_string()))?;
+        use crate::safe_fs;
+        let io = |e: safe_fs::UnsafePath| failed("failed", e.to_string());
+        let lock_dir = safe_fs::open_dir(&self.config.lock_dir, "PVE's lock directory").map_err(io)?;
+        let _lock = safe_fs::lock_file(
+            &lock_dir,
+            &format!("pve-config-{ctid}.lock"),
+            LOCK_LIMIT,
+            "the container's config lock",
+        )
+        .map_err(io)?;
+        let mut conf = checks::read_config(&self.config, ctid).map_err(refused)?;
+        checks::boundary(&self.config, ctid, &conf).map_err(refused)?;
+        checks::container_kind(&self.config, ctid, &conf).map_err(refused)?;
+        if let Some(lock) = conf.current().get("lock") {
+            return Err(failed(
+                "failed",
+                format!("CT {ctid} is locked ({lock}); wait for that task to end"),
+            ));
+        }
+        let status = self.pct_ok(vec![s("status"), ctid.to_string()])?;
+        if !status.contains("status: stopped") {
+            return Err(failed(
+                "failed",
+                format!("container {ctid} must be stopped while the helper changes its config"),
+            ));
+        }
         f(&mut conf).map_err(|e| failed("failed", e))?;
-        let tmp = path.with_extension("conf.tmp");
-        std::fs::write(&tmp, conf.to_text())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| failed("failed", e.to_string()))?;
+        let dir = safe_fs::open_root_dir(&self.config.pve_etc.join("lxc"), "the containers' configs")
+            .map_err(io)?;
+        let tmp = format!("{ctid}.conf.tmp.{}", std::process::id());
+        let write = || -> rustix::io::Result<()> {
+            use rustix::fs::{Mode, OFlags};
+            let fd = rustix::fs::openat(
+                &dir,
+                tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o640),
+            )?;
+            let mut file = std::fs::File::from(fd);
+            use std::io::Write;
+            file.write_all(conf.to_text().as_bytes())
+                .map_err(|_| rustix::io::Errno::IO)?;
+            rustix::fs::renameat(&dir, tmp.as_str(), &dir, format!("{ctid}.conf").as_str())
+        };
+        write().map_err(|e| {
+            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+            failed("failed", format!("writing the config of {ctid}: {e}"))
+        })?;
         Ok(done())
     }
 
     fn run_script(
         &self,
         id: &str,
-        path: &str,
+        script: &str,
         env: &BTreeMap<String, String>,
-        timeout: Duration,
+        inputs: Option<&serde_json::Value>,
+        timeout_sec: u32,
         emit: &mut dyn FnMut(&Reply),
-    ) -> Reply {
-        let mut cmd = self.pct();
-        // `--keep-env 1` hands pct's own (cleared, then exactly this) environment to the script.
-        cmd.args(["exec", id, "--keep-env", "1", "--", "/bin/bash", path])
-            .env("HOME", "/root");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return failed(
-                    "failed",
-                    format!("cannot run {}: {e}", self.config.pct.display()),
-                )
-            }
-        };
-        let (tx, rx) = mpsc::channel::<(String, String)>();
-        let mut readers = Vec::new();
-        for (name, pipe) in [
-            (
-                "stdout",
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            ),
-            (
-                "stderr",
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            ),
-        ] {
-            if let Some(pipe) = pipe {
-                let tx = tx.clone();
-                readers.push(std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                        if tx.send((name.to_string(), line)).is_err() {
-                            break;
-                        }
-                    }
-                }));
-            }
-        }
-        drop(tx);
-        let deadline = Instant::now() + timeout;
-        let mut timed_out = false;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((stream, line)) => emit(&Reply::Output { stream, line }),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-            }
-            if !timed_out && Instant::now() >= deadline {
-                timed_out = true;
-                let _ = child.kill();
-            }
-        }
-        for r in readers {
-            let _ = r.join();
-        }
-        let status = child.wait();
-        if timed_out {
-            return failed(
+    ) -> Result<Reply, Reply> {
+        let path = checks::script_path(script).map_err(refused)?;
+        let stdin = script_stdin(env, inputs).map_err(refused)?;
+        let limit = timeout_sec.to_string();
+        let args = exec_args(id, &["/bin/bash", WRAPPER_PATH, &path, &limit]);
+        // The bytes go through a pipe written on its own thread: a wrapper that does not read
+        // cannot block the helper.
+        let (reader, mut writer) = std::io::pipe()
+            .map_err(|e| failed("failed", format!("cannot make a pipe: {e}")))?;
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = writer.write_all(&stdin);
+        });
+        let started = std::time::Instant::now();
+        let run = self.pct_run(
+            &args,
+            Some(Stdio::from(reader)),
+            Duration::from_secs(u64::from(timeout_sec)) + SCRIPT_GRACE,
+            &mut |stream, line| {
+                emit(&Reply::Output {
+                    stream: s(stream),
+                    line: s(line),
+                })
+            },
+        );
+        let stopped = |_| {
+            failed(
                 "timeout",
-                format!(
-                    "the script ran longer than {} s and was stopped",
-                    timeout.as_secs()
-                ),
-            );
+                format!("the script ran longer than {timeout_sec} s and was stopped"),
+            )
+        };
+        let run = run.map_err(|r| match &r {
+            Reply::Failed { error, .. } if error.code == "timeout" => stopped(()),
+            _ => r,
+        })?;
+        let code = run.code.unwrap_or(-1);
+        // `timeout` inside the container ends with 124 (137 when it had to kill).
+        if matches!(code, 124 | 137) && started.elapsed() >= Duration::from_secs(u64::from(timeout_sec)) {
+            return Err(stopped(()));
         }
-        match status {
-            Ok(s) => {
-                use std::os::unix::process::ExitStatusExt;
-                let code = s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
-                Reply::Done {
-                    ok: true,
-                    exit_code: Some(code),
-                    status: None,
-                }
-            }
-            Err(e) => failed("failed", e.to_string()),
-        }
+        Ok(Reply::Done {
+            ok: true,
+            exit_code: Some(code),
+            status: None,
+        })
     }
 }

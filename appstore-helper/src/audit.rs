@@ -1,33 +1,63 @@
 //! The audit log: one JSON line per action (who, what, which container, the outcome), appended to a
-//! root-only file. Environment values never go in, only their names.
+//! file in a directory only the helper's user may write (`/var/log/pve-appstore-helper/`, root 0700).
+//! The file is opened without following links and checked on its descriptor before anything is
+//! written; every caller string is JSON-escaped and cut to a bounded length, so a caller can neither
+//! redirect root's writes nor forge lines. Environment values never go in, only their names. Past
+//! 16 MiB the file is rotated once (`audit.log.1`).
 
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
 
-/// Appends one line; a failure to audit is reported on stderr and does not hide the action's result.
+/// Size at which the log is rotated.
+pub const ROTATE_BYTES: u64 = 16 << 20;
+
+/// Longest caller string kept in a line.
+const MAX_STRING: usize = 512;
+
+/// Cuts every string in `value` to [`MAX_STRING`] characters.
+fn bounded(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.chars().count() > MAX_STRING => {
+            Value::String(format!("{}…", s.chars().take(MAX_STRING).collect::<String>()))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(bounded).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, bounded(v))).collect()),
+        other => other,
+    }
+}
+
+/// Appends one line; a failure to audit is reported on stderr (the journal) and does not hide the
+/// action's result.
 pub fn record(log: &Path, peer: &str, action: &str, ctid: u32, outcome: &str, detail: Value) {
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let line = json!({"time": time, "peer": peer, "action": action, "ctid": ctid, "outcome": outcome, "detail": detail});
-    let result = (|| -> std::io::Result<()> {
-        if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(log)?;
-        writeln!(f, "{line}")
-    })();
-    if let Err(e) = result {
+    let line = bounded(
+        json!({"time": time, "peer": peer, "action": action, "ctid": ctid, "outcome": outcome, "detail": detail}),
+    );
+    if let Err(e) = append(log, &line.to_string()) {
         eprintln!(
             "pve-appstore-helper: cannot write the audit log {}: {e}",
             log.display()
         );
     }
+}
+
+fn append(log: &Path, line: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let me = rustix::process::geteuid().as_raw();
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
+        return Err("the audit log needs a directory and a file name".into());
+    };
+    let dir_fd = crate::safe_fs::private_dir(dir, me, "the audit log's directory")?;
+    let (mut file, size) = crate::safe_fs::append_file(&dir_fd, name, me, "the audit log")?;
+    if size >= ROTATE_BYTES {
+        drop(file);
+        rustix::fs::renameat(&dir_fd, name, &dir_fd, format!("{name}.1").as_str())?;
+        file = crate::safe_fs::append_file(&dir_fd, name, me, "the audit log")?.0;
+    }
+    // One write of the whole line: appends from concurrent helpers do not interleave.
+    file.write_all(format!("{line}\n").as_bytes())?;
+    Ok(())
 }

@@ -85,26 +85,76 @@ pub fn boundary(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<()
     }
 }
 
-/// An environment variable name.
+/// An environment variable name a script may get (the rule manifest validation applies too).
 pub fn env_name(name: &str) -> Result<(), Refusal> {
-    let ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "`{name}` is not an environment variable name (^[A-Z_][A-Z0-9_]*$)"
-        )))
+    appstore_core::script_env::check_env_name(name).map_err(|e| bad(format!("env: {e}")))
+}
+
+/// What kind of container the helper acts on: unprivileged (unless the helper's config allows
+/// privileged ones), and without raw `lxc.*` lines other than the device lines the helper itself
+/// writes (a raw line can mount any host path or lift any confinement).
+pub fn container_kind(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
+    let cur = conf.current();
+    if cur.get("unprivileged") != Some("1") && !config.allow_privileged {
+        return Err(Refusal {
+            code: "boundary",
+            message: format!("[unprivileged] container {ctid} is privileged (its config lacks `unprivileged: 1`), so its root is the host's root; the helper acts only on unprivileged containers (fix: recreate it unprivileged, or set allow_privileged: true in the helper's config)"),
+        });
     }
+    if let Some((key, value)) = cur.raw_lxc().find(|(k, v)| {
+        !appstore_core::gpu::is_passthrough_line(k, v, &config.allowed_device_prefixes)
+    }) {
+        return Err(Refusal {
+            code: "boundary",
+            message: format!("[raw-lxc] container {ctid} carries `{key}: {value}`, a raw LXC line the helper did not write; the helper does not act on it (fix: remove the line from /etc/pve/lxc/{ctid}.conf)"),
+        });
+    }
+    Ok(())
+}
+
+/// The archive of a `deliver`: an absolute, normalised path below the job root; returns it
+/// relative to that root.
+pub fn archive_path(config: &HelperConfig, path: &str) -> Result<String, Refusal> {
+    let normal = normalize_abs(path).map_err(|e| bad(format!("archive: {e}")))?;
+    if normal != path {
+        return Err(bad(format!("archive `{path}` is not a normalised path")));
+    }
+    let root = config.job_root.to_string_lossy();
+    let rel = path
+        .strip_prefix(root.as_ref())
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            not_allowed(format!(
+                "archive `{path}` is outside {root}, the job root"
+            ))
+        })?;
+    Ok(rel.to_string())
+}
+
+/// Every host directory bind-mounted into the container (an `mpN` whose volume is an absolute
+/// path) passes [`bind_source`] again.
+pub fn mounts(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
+    for (key, value) in conf.current().keys() {
+        let is_mp = key
+            .strip_prefix("mp")
+            .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+        let volume = value.split(',').next().unwrap_or("");
+        if is_mp && volume.starts_with('/') {
+            bind_source(config, volume).map_err(|r| Refusal {
+                code: r.code,
+                message: format!("container {ctid} {key}: {}", r.message),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A script below `/opt/appstore/provision/`, as an absolute container path.
 pub fn script_path(rel: &str) -> Result<String, Refusal> {
+    if rel.chars().any(char::is_control) {
+        return Err(bad("script: the path has a control character"));
+    }
     let rel = appstore_core::RelPath::parse(rel).map_err(|e| bad(format!("script: {e}")))?;
     Ok(format!("{CONTAINER_BASE}/provision/{rel}"))
 }
@@ -211,12 +261,20 @@ pub fn feature(config: &HelperConfig, name: &str, on: bool) -> Result<(), Refusa
     Ok(())
 }
 
-/// A bind-mount source below an allowed host directory.
+/// A bind-mount source below an allowed host directory: a real directory (no symlink at any
+/// component), and every directory above it owned by root and writable by no one else, so neither
+/// the service nor a container can swap what it names.
 pub fn bind_source(config: &HelperConfig, path: &str) -> Result<PathBuf, Refusal> {
     for root in &config.allowed_bind_paths {
         match host_path_below(path, root, "bind mount source") {
-            Ok(p) if p.is_dir() => return Ok(p),
-            Ok(_) => return Err(bad(format!("`{path}` is not a directory"))),
+            Ok(p) => {
+                let me = rustix::process::geteuid().as_raw();
+                crate::safe_fs::root_controlled(&p, false, me, "bind mount source")
+                    .map_err(|e| not_allowed(e.to_string()))?;
+                crate::safe_fs::open_dir(&p, "bind mount source")
+                    .map_err(|_| bad(format!("`{path}` is not a directory")))?;
+                return Ok(p);
+            }
             // Outside this root: try the next one.
             Err(e) if e.message.contains(" is outside ") => {}
             Err(e) => return Err(e),

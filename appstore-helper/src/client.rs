@@ -45,13 +45,28 @@ fn converse(
     }
 }
 
+/// The longest the helper may stay silent while it works on `req`: a script's own limit plus the
+/// helper's grace, else the limit of one `pct` call and the config lock, with a margin.
+pub fn answer_limit(req: &Request) -> std::time::Duration {
+    let base = match req {
+        Request::RunScript { timeout_sec, .. } => {
+            std::time::Duration::from_secs(u64::from(*timeout_sec)) + crate::actions::SCRIPT_GRACE
+        }
+        _ => crate::actions::PCT_LIMIT * 2 + crate::actions::LOCK_LIMIT,
+    };
+    base + std::time::Duration::from_secs(30)
+}
+
 /// Sends `req` over the helper's socket; output lines of a script go to `on_output(stream, line)`.
+/// Writing may take 30 s and each wait for a line [`answer_limit`] at most.
 pub fn call_socket(
     socket: &Path,
     req: &Request,
     on_output: &mut dyn FnMut(&str, &str),
 ) -> Result<Reply, ClientError> {
     let stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(answer_limit(req)))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     converse(&mut writer, &mut reader, req, on_output)

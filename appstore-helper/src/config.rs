@@ -26,9 +26,18 @@ pub struct HelperConfig {
     /// Files pushed into containers must come from below here.
     #[serde(default = "default_job_root")]
     pub job_root: PathBuf,
-    /// Where one JSON line per action is appended.
+    /// Where one JSON line per action is appended; its directory must belong to the helper's user
+    /// and be writable by no one else (it is created 0700 when missing).
     #[serde(default = "default_audit_log")]
     pub audit_log: PathBuf,
+    /// The helper's private staging directory (created 0700 when missing): checked copies of what
+    /// it delivers into containers, as unnamed files.
+    #[serde(default = "default_staging_dir")]
+    pub staging_dir: PathBuf,
+    /// Act on privileged containers too. Off: a container whose config lacks `unprivileged: 1` is
+    /// refused, since its root is the host's root.
+    #[serde(default)]
+    pub allow_privileged: bool,
     /// Host directories below which bind mounts are allowed.
     #[serde(default)]
     pub allowed_bind_paths: Vec<PathBuf>,
@@ -69,7 +78,10 @@ fn default_job_root() -> PathBuf {
     PathBuf::from("/var/lib/pve-appstore/jobs")
 }
 fn default_audit_log() -> PathBuf {
-    PathBuf::from("/var/log/pve-appstore/helper-audit.log")
+    PathBuf::from("/var/log/pve-appstore-helper/audit.log")
+}
+fn default_staging_dir() -> PathBuf {
+    PathBuf::from("/run/pve-appstore-helper")
 }
 fn default_features() -> Vec<String> {
     vec!["nesting".into()]
@@ -90,6 +102,7 @@ impl HelperConfig {
             &config.lock_dir,
             &config.job_root,
             &config.audit_log,
+            &config.staging_dir,
         ]
         .into_iter()
         .chain(&config.allowed_bind_paths)
@@ -99,18 +112,40 @@ impl HelperConfig {
         Ok(config)
     }
 
-    /// Reads the config, refusing a file that someone other than root could have written.
+    /// Reads the config, refusing a file that someone other than root could have written or replaced:
+    /// the file is opened without following links, must be a root-owned regular file without group
+    /// or other write, and every directory above it must be root's (see
+    /// [`crate::safe_fs::root_controlled`]).
     pub fn load(path: &Path) -> Result<HelperConfig, String> {
-        use std::os::unix::fs::MetadataExt;
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        use std::io::Read;
+        let me = rustix::process::geteuid().as_raw();
+        crate::safe_fs::root_controlled(path, false, me, "the helper's config")
+            .map_err(|e| e.to_string())?;
+        let fd = rustix::fs::openat2(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| format!("{}: {e}", path.display()))?;
+        if crate::safe_fs::file_type(&st) != rustix::fs::FileType::RegularFile
+            || st.st_uid != 0
+            || st.st_mode & 0o022 != 0
+        {
             return Err(format!(
-                "{} must be owned by root and writable only by root",
+                "{} must be a regular file owned by root and writable only by root",
                 path.display()
             ));
         }
-        let text = std::fs::read_to_string(path)
+        let mut text = String::new();
+        std::fs::File::from(fd)
+            .take(1 << 20)
+            .read_to_string(&mut text)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -10,7 +10,10 @@ pub mod audit;
 pub mod checks;
 pub mod client;
 pub mod config;
+pub mod deliver;
+pub mod process;
 pub mod protocol;
+pub mod safe_fs;
 
 pub use actions::Helper;
 pub use config::HelperConfig;

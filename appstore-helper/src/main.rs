@@ -31,8 +31,9 @@ fn fail(out: &mut std::io::StdoutLock<'_>, code: &str, message: String) -> ExitC
     ExitCode::from(1)
 }
 
-/// Who is asking: a socket peer (checked against the config), a sudo caller, or root.
-fn peer(config: &HelperConfig) -> Result<String, String> {
+/// Who is asking: a socket peer (checked against the config), a sudo caller, or root; with the uid
+/// whose files the caller may hand over.
+fn peer(config: &HelperConfig) -> Result<(String, u32), String> {
     use std::os::fd::AsFd;
     let stdin = std::io::stdin();
     match rustix::net::sockopt::socket_peercred(stdin.as_fd()) {
@@ -40,9 +41,12 @@ fn peer(config: &HelperConfig) -> Result<String, String> {
             let uid = cred.uid.as_raw();
             let gid = cred.gid.as_raw();
             if uid == 0 || config.allowed_uids.contains(&uid) || config.allowed_gid == Some(gid) {
-                Ok(format!(
-                    "socket uid={uid} gid={gid} pid={}",
-                    cred.pid.as_raw_nonzero()
+                Ok((
+                    format!(
+                        "socket uid={uid} gid={gid} pid={}",
+                        cred.pid.as_raw_nonzero()
+                    ),
+                    uid,
                 ))
             } else {
                 Err(format!(
@@ -51,10 +55,15 @@ fn peer(config: &HelperConfig) -> Result<String, String> {
             }
         }
         // Not a socket: started through sudo or by root directly.
-        Err(_) => Ok(match std::env::var("SUDO_UID") {
-            Ok(uid) => format!("sudo uid={uid}"),
-            Err(_) => "root".to_string(),
-        }),
+        Err(_) => Ok(
+            match std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|u| u.parse::<u32>().ok())
+            {
+                Some(uid) => (format!("sudo uid={uid}"), uid),
+                None => ("root".to_string(), 0),
+            },
+        ),
     }
 }
 
@@ -87,10 +96,20 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&mut out, "failed", e),
     };
-    let who = match peer(&config) {
+    let (who, caller_uid) = match peer(&config) {
         Ok(w) => w,
         Err(e) => return fail(&mut out, "not_allowed", e),
     };
+    {
+        // A peer that connects and sends nothing must not hold a root process.
+        use std::os::fd::AsFd;
+        let stdin = std::io::stdin();
+        let _ = rustix::net::sockopt::set_socket_timeout(
+            stdin.as_fd(),
+            rustix::net::sockopt::Timeout::Recv,
+            Some(std::time::Duration::from_secs(30)),
+        );
+    }
     let mut text = String::new();
     if let Err(e) = std::io::stdin()
         .take(MAX_REQUEST_BYTES)
@@ -106,7 +125,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&mut out, "bad_request", format!("not a valid request: {e}")),
     };
-    Helper::new(config, who).handle(&req, &mut |reply| emit(&mut out, reply));
+    Helper::new(config, who, caller_uid).handle(&req, &mut |reply| emit(&mut out, reply));
     ExitCode::SUCCESS
 }
 

@@ -8,41 +8,43 @@ use std::collections::BTreeMap;
 /// there is below it.
 pub const CONTAINER_BASE: &str = "/opt/appstore";
 
+/// The helper's script wrapper inside the container, delivered with every archive.
+pub const WRAPPER_PATH: &str = "/opt/appstore/bin/run-script";
+
 /// One request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// Runs `/bin/bash /opt/appstore/provision/<script>` with exactly `env` (passed through the
-    /// environment of `pct`, never on a command line) and a time limit.
+    /// Runs `/bin/bash /opt/appstore/provision/<script>` inside the container through the fixed
+    /// wrapper the helper delivers ([`WRAPPER_PATH`]). `env` and `inputs` go to the wrapper on
+    /// standard input, never into the environment or the command line of a host process; the
+    /// wrapper exports the variables, keeps the inputs in a private file under `/run` for the
+    /// script's lifetime, and stops the script inside the container at `timeout_sec`.
     RunScript {
         /// Container id.
         ctid: u32,
         /// Script path relative to `/opt/appstore/provision/`.
         script: String,
-        /// Environment variables (names `^[A-Z_][A-Z0-9_]*$`); may hold secrets.
+        /// Environment variables (names checked by `appstore_core::script_env`); may hold secrets.
         #[serde(default)]
         env: BTreeMap<String, String>,
-        /// Seconds before the script is killed.
+        /// The inputs as JSON, given to the script as `$APPSTORE_INPUTS` (a 0600 file that lives
+        /// as long as the script). May hold secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<serde_json::Value>,
+        /// Seconds before the script is stopped (at most
+        /// `appstore_core::script_env::MAX_SCRIPT_TIMEOUT_SEC`).
         timeout_sec: u32,
     },
-    /// Copies a file from the store's job directory into the container (below `/opt/appstore/`),
-    /// then checks that it arrived (`pct push` exits 0 even when it failed).
-    Push {
-        /// Container id.
+    /// Delivers a job's files into the container in one go: a tar archive in the job root (regular
+    /// files and directories below `provision/` only) is opened once without following links,
+    /// checked, copied into the helper's private staging together with the helper's own script
+    /// wrapper, and unpacked below `/opt/appstore/` by one `tar` inside the container.
+    Deliver {
+        /// Container id (running).
         ctid: u32,
-        /// Host file, inside the configured job root.
-        source: String,
-        /// Absolute destination inside the container, below `/opt/appstore/`.
-        dest: String,
-        /// Octal mode, `0644`.
-        perms: String,
-    },
-    /// Creates a directory below `/opt/appstore/` inside the container.
-    MakeDir {
-        /// Container id.
-        ctid: u32,
-        /// Absolute path below `/opt/appstore/`.
-        path: String,
+        /// The archive: an absolute path below the helper's `job_root`, owned by the caller.
+        archive: String,
     },
     /// Removes a file or directory below `/opt/appstore/` inside the container.
     RemovePath {
@@ -86,6 +88,13 @@ pub enum Request {
         #[serde(default)]
         read_only: bool,
     },
+    /// Checks every host directory bind-mounted into the container (`mpN` with a host path) again:
+    /// below an allowed bind path and every directory on the way owned by root and writable by no
+    /// one else. Run before each start.
+    CheckMounts {
+        /// Container id.
+        ctid: u32,
+    },
     /// Reads the container's run state (`pct status`).
     Status {
         /// Container id.
@@ -123,8 +132,8 @@ impl Request {
     pub fn ctid(&self) -> u32 {
         match self {
             Request::RunScript { ctid, .. }
-            | Request::Push { ctid, .. }
-            | Request::MakeDir { ctid, .. }
+            | Request::Deliver { ctid, .. }
+            | Request::CheckMounts { ctid }
             | Request::RemovePath { ctid, .. }
             | Request::AttachDevices { ctid, .. }
             | Request::DetachDevices { ctid, .. }
@@ -141,8 +150,8 @@ impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Request::RunScript { .. } => "run_script",
-            Request::Push { .. } => "push",
-            Request::MakeDir { .. } => "make_dir",
+            Request::Deliver { .. } => "deliver",
+            Request::CheckMounts { .. } => "check_mounts",
             Request::RemovePath { .. } => "remove_path",
             Request::AttachDevices { .. } => "attach_devices",
             Request::DetachDevices { .. } => "detach_devices",

@@ -251,7 +251,7 @@ fn demo(
     })?;
     std::fs::create_dir_all(state.join("jobs"))?;
     let helper_config = appstore_helper::HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\ndevice_root: {d}\n",
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper/audit.log\nstaging_dir: {s}/helper/staging\ndevice_root: {d}\n",
         r = sim.root.display(),
         s = state.display(),
         d = demo_gpus.root().display()
@@ -277,7 +277,7 @@ fn demo(
             true,
         ),
         pve: Arc::new(pve),
-        helper: Arc::new(InProcessHelper::new(appstore_helper::Helper::new(
+        helper: Arc::new(InProcessHelper::new(appstore_helper::Helper::in_process(
             helper_config,
             "demo",
         ))),

@@ -70,7 +70,7 @@ fn release_steady_1_1(dir: &Path) {
 /// socket unit does with the helper binary).
 fn serve_helper(socket: PathBuf, config: HelperConfig) {
     let listener = UnixListener::bind(&socket).unwrap();
-    let helper = std::sync::Arc::new(Helper::new(config, "restart-test"));
+    let helper = std::sync::Arc::new(Helper::in_process(config, "restart-test"));
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { return };
@@ -117,7 +117,7 @@ impl Setup {
         let state = d.join("state");
         std::fs::create_dir_all(state.join("jobs")).unwrap();
         let helper = HelperConfig::parse(&format!(
-            "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper-audit.log\n",
+            "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {s}/jobs\naudit_log: {s}/helper/audit.log\nstaging_dir: {s}/helper/staging\n",
             r = sim.root.display(),
             s = state.display()
         ))

@@ -345,7 +345,7 @@ impl InstallWork {
                     self.manifest().provision().script
                 ));
             }
-            // inputs.json may already be gone: push everything again before the second run.
+            // The files may be gone or half-changed: deliver them again before the second run.
             self.log
                 .info("the install script is retry_safe: running it again")
                 .await;
@@ -1075,11 +1075,13 @@ impl InstallWork {
         }
     }
 
-    /// Starts the container unless it already runs (a resumed step may find it running).
+    /// Starts the container unless it already runs (a resumed step may find it running). Before a
+    /// start the helper checks every bind-mounted host directory again.
     async fn ensure_running(&self, ctid: u32, what: &str) -> Result<(), StepOutcome> {
         match self.engine.pve.lxc_status(self.node(), ctid).await {
             Ok(s) if s.status == "running" => Ok(()),
             Ok(_) => {
+                self.helper(Request::CheckMounts { ctid }).await?;
                 self.wait(what, self.engine.pve.lxc_start(self.node(), ctid).await)
                     .await
             }
@@ -1157,9 +1159,9 @@ impl InstallWork {
         let Some(ctid) = self.ctid else {
             return failed("no container id");
         };
-        let Some(inputs) = &self.inputs else {
+        if self.inputs.is_none() {
             return failed("inputs were not resolved");
-        };
+        }
         let dir = self.job_dir();
         let app_dir = dir.join("app");
         let (cache, snapshot, app, target) = (
@@ -1175,62 +1177,28 @@ impl InstallWork {
             Ok(Err(e)) => return failed(format!("exporting the app from the catalog: {e}")),
             Err(e) => return failed(e.to_string()),
         }
-        let inputs_file = dir.join("inputs.json");
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&inputs_file)?;
-            f.write_all(inputs.to_json().to_string().as_bytes())
-        };
-        if let Err(e) = write() {
-            return failed(format!("writing inputs.json: {e}"));
+        // One archive of the app's files, delivered by the helper with one process in the
+        // container. The inputs are not in it: they go to each script run on its standard input.
+        let archive = dir.join("files.tar");
+        let (files, target, app_dir) = (self.app.files.clone(), archive.clone(), app_dir.clone());
+        let packed = tokio::task::spawn_blocking(move || pack_files(&app_dir, &files, &target)).await;
+        match packed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return failed(format!("packing the app's files: {e}")),
+            Err(e) => return failed(e.to_string()),
         }
-        let mut dirs: Vec<String> = vec!["/opt/appstore/provision".into()];
-        for f in &self.app.files {
-            if let Some((parent, _)) = f.path.rsplit_once('/') {
-                dirs.push(format!("/opt/appstore/provision/{parent}"));
-            }
-        }
-        dirs.sort();
-        dirs.dedup();
-        for d in dirs {
-            if let Err(o) = self.helper(Request::MakeDir { ctid, path: d }).await {
-                return o;
-            }
-        }
-        for f in &self.app.files {
-            let perms = if f.path.ends_with(".sh") {
-                "0755"
-            } else {
-                "0644"
-            };
-            let req = Request::Push {
-                ctid,
-                source: app_dir.join(&f.path).to_string_lossy().into_owned(),
-                dest: format!("/opt/appstore/provision/{}", f.path),
-                perms: perms.into(),
-            };
-            if let Err(o) = self.helper(req).await {
-                return o;
-            }
-        }
-        let req = Request::Push {
+        let req = Request::Deliver {
             ctid,
-            source: inputs_file.to_string_lossy().into_owned(),
-            dest: "/opt/appstore/inputs.json".into(),
-            perms: "0600".into(),
+            archive: archive.to_string_lossy().into_owned(),
         };
-        if let Err(o) = self.helper(req).await {
+        let delivered = self.helper(req).await;
+        let _ = std::fs::remove_file(&archive);
+        if let Err(o) = delivered {
             return o;
         }
         self.log
             .info(&format!(
-                "pushed {} file(s) and inputs.json",
+                "delivered {} file(s) into the container",
                 self.app.files.len()
             ))
             .await;
@@ -1273,7 +1241,6 @@ impl InstallWork {
             "APPSTORE_APP_VERSION".into(),
             self.manifest().version().to_string(),
         );
-        env.insert("APPSTORE_INPUTS".into(), "/opt/appstore/inputs.json".into());
         if let Some(g) = &self.gpu {
             env.insert("APPSTORE_GPU_VENDOR".into(), g.vendor_name().into());
             if let Some(v) = &g.driver_version {
@@ -1290,16 +1257,29 @@ impl InstallWork {
         Ok(env)
     }
 
-    async fn run_script(&self, script: &str, timeout_sec: u32) -> Result<i32, StepOutcome> {
+    /// Runs one of the app's scripts; `with_inputs` hands it the inputs (`$APPSTORE_INPUTS`, a
+    /// private file inside the container that lives only as long as the script).
+    async fn run_script(
+        &self,
+        script: &str,
+        timeout_sec: u32,
+        with_inputs: bool,
+    ) -> Result<i32, StepOutcome> {
         let Some(ctid) = self.ctid else {
             return Err(failed("no container id"));
         };
         let env = self.env().map_err(failed)?;
+        let inputs = if with_inputs {
+            self.inputs.as_ref().map(|i| i.to_json())
+        } else {
+            None
+        };
         match self
             .helper(Request::RunScript {
                 ctid,
                 script: script.into(),
                 env,
+                inputs,
                 timeout_sec,
             })
             .await?
@@ -1314,25 +1294,10 @@ impl InstallWork {
         }
     }
 
-    /// inputs.json holds secrets: it goes after every script run, whatever happened.
-    async fn remove_inputs_json(&self) {
-        if let Some(ctid) = self.ctid {
-            let _ = self
-                .helper(Request::RemovePath {
-                    ctid,
-                    path: "/opt/appstore/inputs.json".into(),
-                })
-                .await;
-        }
-        let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
-    }
-
-    /// Runs one of the app's scripts once, with inputs.json removed afterwards.
+    /// Runs one of the app's scripts once, with the inputs.
     async fn run_once(&self, script: &str, timeout_sec: u32) -> StepOutcome {
         self.log.info(&format!("running {script}")).await;
-        let result = self.run_script(script, timeout_sec).await;
-        self.remove_inputs_json().await;
-        match result {
+        match self.run_script(script, timeout_sec, true).await {
             Ok(0) => StepOutcome::Done,
             Ok(code) => failed(format!(
                 "{script} exited with code {code}; see the log above for the script's own error"
@@ -1358,11 +1323,6 @@ impl InstallWork {
                     p.script
                 ))
                 .await;
-            // inputs.json went with the first run.
-            let pushed = self.push_assets().await;
-            if pushed != StepOutcome::Done {
-                return pushed;
-            }
         }
     }
 
@@ -1372,7 +1332,7 @@ impl InstallWork {
             return StepOutcome::Done;
         };
         for attempt in 1..=hc.retries {
-            match self.run_script(hc.script.as_str(), hc.timeout_sec).await {
+            match self.run_script(hc.script.as_str(), hc.timeout_sec, false).await {
                 Ok(0) => {
                     self.log
                         .info(&format!("healthy after {attempt} check(s)"))
@@ -1493,10 +1453,9 @@ impl InstallWork {
 
     /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
     async fn after_failure_impl(&mut self) {
-        let _ = std::fs::remove_file(self.job_dir().join("inputs.json"));
+        let _ = std::fs::remove_file(self.job_dir().join("files.tar"));
         if self.kind != JobKind::Install {
             // An installed app stays as the rollback (or the failed step) left it, running.
-            self.remove_inputs_json().await;
             return;
         }
         if let (Some(ctid), false) = (self.ctid, self.created) {
@@ -1506,14 +1465,6 @@ impl InstallWork {
             return;
         };
         let pve = Arc::clone(&self.engine.pve);
-        if let Some(ctid_) = Some(ctid) {
-            let _ = self
-                .helper(Request::RemovePath {
-                    ctid: ctid_,
-                    path: "/opt/appstore/inputs.json".into(),
-                })
-                .await;
-        }
         if let Ok(s) = pve.lxc_status(self.node(), ctid).await {
             if s.status == "running" {
                 if let Ok(upid) = pve.lxc_stop(self.node(), ctid).await {
@@ -1902,4 +1853,31 @@ impl super::Steps for InstallWork {
     async fn after_failure(&mut self) {
         self.after_failure_impl().await
     }
+}
+
+/// Writes the app's files (exported to `app_dir`) into the tar archive `target`, each below
+/// `provision/`, scripts executable.
+fn pack_files(
+    app_dir: &std::path::Path,
+    files: &[appstore_catalog::AppFile],
+    target: &std::path::Path,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(target)?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(out));
+    for f in files {
+        let mut header = tar::Header::new_gnu();
+        let data = std::fs::read(app_dir.join(&f.path))?;
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(data.len() as u64);
+        header.set_mode(if f.path.ends_with(".sh") { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        builder.append_data(&mut header, format!("provision/{}", f.path), data.as_slice())?;
+    }
+    builder.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()
 }

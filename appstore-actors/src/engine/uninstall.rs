@@ -116,6 +116,7 @@ impl UninstallWork {
                 ctid,
                 script: script.to_string(),
                 env: Default::default(),
+                inputs: None,
                 timeout_sec: 300,
             };
             match self

@@ -84,7 +84,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
     let jobs = state.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
     let helper_config = HelperConfig::parse(&format!(
-        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/audit.log\nallowed_bind_paths: [{s}/host-data]\ndevice_root: {d}\n",
+        "pool: appstore\npve_etc: {r}/etc/pve\npct: {r}/usr/sbin/pct\nlock_dir: {r}/run/lock/lxc\njob_root: {j}\naudit_log: {s}/helper/audit.log\nstaging_dir: {s}/helper/staging\nallowed_bind_paths: [{s}/host-data]\ndevice_root: {d}\n",
         d = device_root.display(),
         r = sim.root.display(),
         j = jobs.display(),
@@ -130,7 +130,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
             fault_hold_after: None,
         },
         pve,
-        helper: Arc::new(InProcessHelper::new(Helper::new(helper_config, "test"))),
+        helper: Arc::new(InProcessHelper::new(Helper::in_process(helper_config, "test"))),
         store: Store::open(&state.path().join("state.db")).unwrap(),
         events: tokio::sync::broadcast::channel(1024).0,
         secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))

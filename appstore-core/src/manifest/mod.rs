@@ -1188,8 +1188,8 @@ impl Validator {
         let script = self.rel_path("provision.script", &r.script);
         for (k, tpl) in &r.env {
             let p = field("provision.env", k);
-            if !is_env_name(k) {
-                self.err(&p, format!("`{k}` is not an environment variable name"));
+            if let Err(e) = crate::script_env::check_manifest_env_name(k) {
+                self.err(&p, e.to_string());
             }
             self.template(&p, tpl, known);
         }
@@ -1200,10 +1200,11 @@ impl Validator {
             .filter_map(|(i, a)| self.rel_path(&index("provision.assets", i), a))
             .collect();
         let timeout_sec = r.timeout_sec.unwrap_or(DEFAULT_TIMEOUT_SEC);
-        if !(1..=86_400).contains(&timeout_sec) {
+        let max = crate::script_env::MAX_SCRIPT_TIMEOUT_SEC;
+        if !(1..=max).contains(&timeout_sec) {
             self.err(
                 "provision.timeout_sec",
-                format!("{timeout_sec} is outside 1..=86400"),
+                format!("{timeout_sec} is outside 1..={max} (one hour: split longer work into steps the script can resume)"),
             );
         }
         let user = r.user.clone().unwrap_or_else(|| "root".to_string());
@@ -1250,6 +1251,13 @@ impl Validator {
                 self.err(
                     "provision.healthcheck",
                     "retries and timeout_sec must be at least 1",
+                );
+            }
+            let max = crate::script_env::MAX_SCRIPT_TIMEOUT_SEC;
+            if hc.timeout_sec > max {
+                self.err(
+                    "provision.healthcheck.timeout_sec",
+                    format!("{} is over {max}", hc.timeout_sec),
                 );
             }
             Some(hc)

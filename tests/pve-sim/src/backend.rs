@@ -293,7 +293,45 @@ impl Backend for Inert {
             ["mkdir", "-p", path] => std::fs::create_dir_all(self.inside(vmid, path)?)
                 .map(|()| 0)
                 .map_err(|e| e.to_string()),
-            ["rm", "-rf" | "-f" | "-r", path] => {
+            // The helper's delivery: an archive on standard input, unpacked at the root.
+            ["tar", "-x", "--no-same-owner", "-f", "-", "-C", "/"] => {
+                let mut archive = tar::Archive::new(std::io::stdin().lock());
+                match archive.unpack(self.fs(vmid)) {
+                    Ok(()) => Ok(0),
+                    Err(e) => {
+                        eprintln!("tar: {e}");
+                        Ok(2)
+                    }
+                }
+            }
+            // The helper's script wrapper: what a script would get, by name only (values may be
+            // secrets), since an inert container runs nothing.
+            ["/bin/bash", "/opt/appstore/bin/run-script", script, _limit] => {
+                if !self.inside(vmid, "/opt/appstore/bin/run-script")?.is_file() {
+                    eprintln!("/bin/bash: /opt/appstore/bin/run-script: No such file or directory");
+                    return Ok(127);
+                }
+                let mut input = Vec::new();
+                use std::io::Read;
+                let _ = std::io::stdin().lock().read_to_end(&mut input);
+                let mut parts = input.split(|b| *b == 0);
+                let names: Vec<String> = parts
+                    .by_ref()
+                    .take_while(|e| !e.is_empty())
+                    .map(|e| {
+                        let text = String::from_utf8_lossy(e);
+                        text.split('=').next().unwrap_or("").to_string()
+                    })
+                    .collect();
+                let inputs: usize = parts.map(<[u8]>::len).sum();
+                println!("[inert] /bin/bash {script}");
+                println!(
+                    "[inert] env: {}; inputs: {inputs} bytes",
+                    names.join(" ")
+                );
+                Ok(0)
+            }
+            ["rm", "-rf" | "-f" | "-r", "--", path] | ["rm", "-rf" | "-f" | "-r", path] => {
                 let p = self.inside(vmid, path)?;
                 let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
                 Ok(0)

@@ -1,6 +1,10 @@
 //! The privileged helper against a simulated node (its real files and its `pct`): refusals at the
 //! boundary and for every bad argument, the actions it performs, the audit log, and the sudoers file.
+//! `hostile.rs` holds the adversarial suite: a corpus of hostile requests, races, and a library that
+//! must never be loaded.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
+
+mod hostile;
 
 use appstore_helper::client::call_command;
 use appstore_helper::{DeviceRequest, Reply, Request};
@@ -16,6 +20,19 @@ struct World {
     sim: RunningSim,
     dir: tempfile::TempDir,
     config: PathBuf,
+}
+
+/// A tar archive of `(path, content, mode)` entries, as the store packs a job's files.
+fn archive(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data, mode) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    b.into_inner().unwrap()
 }
 
 fn pct(sim: &RunningSim, args: &[&str]) {
@@ -53,9 +70,22 @@ fn world(legacy_devices: bool) -> World {
         (101, Some("other"), Some("appstore-managed"), ""),
         (102, Some("appstore"), None, "tags: appstore-managed"),
         (103, None, Some("appstore-managed"), ""),
+        // Privileged: in the pool and tagged, yet its root is the host's root.
+        (104, Some("appstore"), Some("appstore-managed"), ""),
+        // Carries a raw lxc line the helper did not write.
+        (105, Some("appstore"), Some("appstore-managed"), ""),
     ] {
         let id_s = id.to_string();
-        let mut args = vec!["create", id_s.as_str(), DEBIAN, "--hostname", "ct"];
+        let unprivileged = if id == 104 { "0" } else { "1" };
+        let mut args = vec![
+            "create",
+            id_s.as_str(),
+            DEBIAN,
+            "--hostname",
+            "ct",
+            "--unprivileged",
+            unprivileged,
+        ];
         if let Some(t) = tags {
             args.extend(["--tags", t]);
         }
@@ -68,12 +98,16 @@ fn world(legacy_devices: bool) -> World {
         }
         pct(&sim, &["start", &id_s]);
     }
+    let conf105 = sim.root.join("etc/pve/lxc/105.conf");
+    let mut text = std::fs::read_to_string(&conf105).unwrap();
+    text.push_str("lxc.apparmor.profile: unconfined\n");
+    std::fs::write(&conf105, text).unwrap();
     std::fs::create_dir_all(dir.path().join("jobs/7/provision")).unwrap();
     std::fs::create_dir_all(dir.path().join("media/movies")).unwrap();
     std::fs::create_dir_all(dir.path().join("dev/dri")).unwrap();
     let config = dir.path().join("helper.yml");
     let text = format!(
-        "pool: appstore\npve_etc: {root}/etc/pve\npct: {root}/usr/sbin/pct\nlock_dir: {root}/run/lock/lxc\njob_root: {d}/jobs\naudit_log: {d}/audit.log\nallowed_bind_paths: [{d}/media]\nallowed_features: [nesting]\nallowed_device_prefixes: [{d}/dev/dri/]\nlegacy_devices: {legacy_devices}\n",
+        "pool: appstore\npve_etc: {root}/etc/pve\npct: {root}/usr/sbin/pct\nlock_dir: {root}/run/lock/lxc\njob_root: {d}/jobs\naudit_log: {d}/helper/audit.log\nstaging_dir: {d}/helper/staging\nallowed_bind_paths: [{d}/media]\nallowed_features: [nesting]\nallowed_device_prefixes: [{d}/dev/dri/]\nlegacy_devices: {legacy_devices}\n",
         root = sim.root.display(),
         d = dir.path().display()
     );
@@ -180,98 +214,96 @@ fn refuses_malformed_requests() {
 }
 
 #[test]
-fn refuses_env_injection_and_paths_that_escape() {
+fn refuses_archives_that_escape_or_carry_links() {
     let w = world(false);
-    let run = |name: &str| Request::RunScript {
+    let jobs = w.dir.path().join("jobs/7");
+    let deliver = |archive: String| Request::Deliver {
         ctid: 100,
-        script: "install.sh".into(),
-        env: BTreeMap::from([(name.to_string(), "x".to_string())]),
-        timeout_sec: 5,
+        archive,
     };
-    for bad in ["PATH;rm", "lower", "A B", "X=Y", ""] {
-        let (code, msg) = w.refused(&run(bad));
-        assert_eq!(code, "bad_request", "{bad}: {msg}");
-    }
+    let put = |name: &str, bytes: &[u8]| {
+        let p = jobs.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    // Entries outside provision/, or with `..`, or links and devices inside the archive.
+    let (code, msg) = w.refused(&deliver(put(
+        "a.tar",
+        &archive(&[("etc/cron.d/evil", b"* * * * * root id\n", 0o644)]),
+    )));
+    assert_eq!(code, "not_allowed", "{msg}");
+    assert!(msg.contains("is outside provision/"), "{msg}");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "provision/shadow", "/etc/shadow")
+        .unwrap();
+    let (_, msg) = w.refused(&deliver(put("b.tar", &b.into_inner().unwrap())));
+    assert!(msg.contains("only regular files and directories"), "{msg}");
+    let mut raw = archive(&[("provision/xx", b"x", 0o644)]);
+    raw[..11].copy_from_slice(b"../../etc/x");
+    raw[148..156].copy_from_slice(b"        ");
+    let sum: u32 = raw[..512].iter().map(|b| u32::from(*b)).sum();
+    raw[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    let (_, msg) = w.refused(&deliver(put("c.tar", &raw)));
+    assert!(msg.contains("`..`"), "{msg}");
+    // The archive's own path: outside the job root, through a symlink, not normalised.
+    let (_, msg) = w.refused(&deliver("/etc/passwd".into()));
+    assert!(msg.contains("is outside"), "{msg}");
+    std::os::unix::fs::symlink("/etc/passwd", jobs.join("link.tar")).unwrap();
+    let (code, msg) = w.refused(&deliver(jobs.join("link.tar").to_string_lossy().into()));
+    assert_eq!(code, "not_allowed");
+    assert!(msg.contains("without following a symlink"), "{msg}");
+    let (_, msg) = w.refused(&deliver(format!("{}/../../../etc/passwd", jobs.display())));
+    assert!(msg.contains("must not contain `..`"), "{msg}");
+    // Script paths that leave the app's directory.
     let (_, msg) = w.refused(&Request::RunScript {
         ctid: 100,
         script: "../../etc/shadow".into(),
         env: BTreeMap::new(),
+        inputs: None,
         timeout_sec: 5,
     });
     assert!(msg.contains("leaves the app directory"), "{msg}");
-
-    let jobs = w.dir.path().join("jobs/7");
-    std::fs::write(jobs.join("provision/install.sh"), "echo hi\n").unwrap();
-    std::os::unix::fs::symlink("/etc/shadow", jobs.join("provision/evil.sh")).unwrap();
-    let push = |source: String, dest: &str| Request::Push {
-        ctid: 100,
-        source,
-        dest: dest.into(),
-        perms: "0644".into(),
-    };
-    let src = |rel: &str| format!("{}/{rel}", jobs.display());
-    let (code, msg) = w.refused(&push(
-        src("provision/evil.sh"),
-        "/opt/appstore/provision/evil.sh",
-    ));
-    assert_eq!(code, "not_allowed", "{msg}");
-    assert!(msg.contains("symlink"), "{msg}");
-    let (_, msg) = w.refused(&push(
-        src("provision/../../../../etc/passwd"),
-        "/opt/appstore/x",
-    ));
-    assert!(msg.contains("must not contain `..`"), "{msg}");
-    let (_, msg) = w.refused(&push("/etc/passwd".into(), "/opt/appstore/x"));
-    assert!(msg.contains("is outside"), "{msg}");
-    let (_, msg) = w.refused(&push(src("provision/install.sh"), "/etc/cron.d/evil"));
-    assert!(msg.contains("outside /opt/appstore/"), "{msg}");
-    let (_, msg) = w.refused(&push(
-        src("provision/install.sh"),
-        "/opt/appstore/../../etc/x",
-    ));
-    assert!(msg.contains("must not contain `..`"), "{msg}");
-    let (code, _) = w.refused(&Request::Push {
-        ctid: 100,
-        source: src("provision/install.sh"),
-        dest: "/opt/appstore/x".into(),
-        perms: "4755".into(),
-    });
-    assert_eq!(code, "bad_request", "setuid modes are refused");
 }
 
 #[test]
 fn provisions_a_container_and_audits_without_secrets() {
     let w = world(false);
     let jobs = w.dir.path().join("jobs/7");
-    std::fs::write(jobs.join("provision/install.sh"), "echo hi\n").unwrap();
-    w.ok(&Request::MakeDir {
+    let tar = jobs.join("files.tar");
+    std::fs::write(
+        &tar,
+        archive(&[
+            ("provision/install.sh", b"echo hi\n", 0o755),
+            ("provision/conf/app.ini", b"[app]\n", 0o644),
+        ]),
+    )
+    .unwrap();
+    match w.ok(&Request::Deliver {
         ctid: 100,
-        path: "/opt/appstore/provision".into(),
-    });
-    w.ok(&Request::Push {
-        ctid: 100,
-        source: format!("{}/provision/install.sh", jobs.display()),
-        dest: "/opt/appstore/provision/install.sh".into(),
-        perms: "0644".into(),
-    });
-    // A push whose copy fails is caught although pct exits 0.
-    match w
-        .call(&Request::Push {
-            ctid: 100,
-            source: format!("{}/provision/install.sh", jobs.display()),
-            dest: "/opt/appstore/missing/dir/install.sh".into(),
-            perms: "0644".into(),
-        })
-        .0
-    {
-        Reply::Failed { error, .. } => assert!(
-            error.message.contains("the file is not there"),
-            "{}",
-            error.message
-        ),
+        archive: tar.to_string_lossy().into_owned(),
+    }) {
+        Reply::Done { exit_code, .. } => assert_eq!(exit_code, Some(2), "two files"),
         r => panic!("{r:?}"),
     }
+    let fs = w.sim.root.join("sim/ct/100/fs/opt/appstore");
+    assert_eq!(
+        std::fs::read_to_string(fs.join("provision/install.sh")).unwrap(),
+        "echo hi\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fs.join("provision/install.sh")), 0o755);
+    assert_eq!(mode(&fs.join("provision/conf/app.ini")), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(fs.join("bin/run-script")).unwrap(),
+        appstore_helper::deliver::WRAPPER,
+        "the helper's own wrapper comes with every delivery"
+    );
     let secret = "s3cr3t-Pa55word";
+    let inputs = serde_json::json!({"admin_password": secret});
     let (reply, lines) = w.call(&Request::RunScript {
         ctid: 100,
         script: "install.sh".into(),
@@ -279,6 +311,7 @@ fn provisions_a_container_and_audits_without_secrets() {
             ("ADMIN_PASSWORD".to_string(), secret.to_string()),
             ("PORT".to_string(), "5232".to_string()),
         ]),
+        inputs: Some(inputs.clone()),
         timeout_sec: 30,
     });
     assert_eq!(
@@ -295,26 +328,26 @@ fn provisions_a_container_and_audits_without_secrets() {
             .any(|l| l == "stdout: [inert] /bin/bash /opt/appstore/provision/install.sh"),
         "{lines:?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| *l == format!("stdout: [inert] env: ADMIN_PASSWORD PORT; inputs: {} bytes", inputs.to_string().len())),
+        "the wrapper got the variables and the inputs on its standard input: {lines:?}"
+    );
     w.ok(&Request::RemovePath {
         ctid: 100,
         path: "/opt/appstore/provision".into(),
     });
-    let audit = std::fs::read_to_string(w.dir.path().join("audit.log")).unwrap();
+    assert!(!fs.join("provision").exists());
+    let audit = std::fs::read_to_string(w.dir.path().join("helper/audit.log")).unwrap();
     assert!(!audit.contains(secret), "no secret in the audit log");
     assert!(
         audit.contains(r#""env_names":["ADMIN_PASSWORD","PORT"]"#),
         "{audit}"
     );
-    assert_eq!(audit.lines().count(), 5);
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(w.dir.path().join("audit.log"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(audit.lines().count(), 3);
+    assert_eq!(mode(&w.dir.path().join("helper/audit.log")), 0o600);
+    assert_eq!(mode(&w.dir.path().join("helper")), 0o700);
 }
 
 fn mknod(path: &Path, major: u32, minor: u32) -> bool {
@@ -329,6 +362,8 @@ fn mknod(path: &Path, major: u32, minor: u32) -> bool {
 #[test]
 fn attaches_devices_features_and_bind_mounts_as_root() {
     let w = world(false);
+    // Config edits happen while the container is stopped, as `pct set` would for these keys.
+    pct(&w.sim, &["stop", "100"]);
     let node = w.dir.path().join("dev/dri/renderD128");
     if !mknod(&node, 226, 128) {
         assert!(
@@ -446,6 +481,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
 #[test]
 fn legacy_devices_use_raw_lxc_lines_under_the_config_lock() {
     let w = world(true);
+    pct(&w.sim, &["stop", "100"]);
     let node = w.dir.path().join("dev/dri/renderD129");
     if !mknod(&node, 226, 129) {
         assert!(
