@@ -94,9 +94,18 @@ fn main() {
             .build()
             .unwrap()
     });
+    let pct_calls =
+        pve_sim::pct::calls_file(&pve_sim::state::SimRoot::open(&world.sim.root).unwrap());
+    let count_pct = move || {
+        std::fs::read_to_string(&pct_calls)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
     system.block_on(async move {
         let mut single = Vec::new();
+        let mut pct_per_install = Vec::new();
         for _ in 0..7 {
+            let pct0 = count_pct();
             let (pve0, helper0) = (pve_nanos.load(Ordering::Relaxed), helper_nanos.load(Ordering::Relaxed));
             let start = Instant::now();
             let job = engine.create_install_job(&snapshot, &request()).await.unwrap();
@@ -105,6 +114,7 @@ fn main() {
             let pve = pve_nanos.load(Ordering::Relaxed) - pve0;
             let helper = helper_nanos.load(Ordering::Relaxed) - helper0;
             single.push((wall, pve, helper));
+            pct_per_install.push(count_pct() - pct0);
             if end != appstore_core::job::JobState::Completed {
                 let logs: Vec<String> = engine.store.logs(job, 0, 100).unwrap().into_iter().map(|l| l.line).collect();
                 panic!("install failed: {:?}\n{}", engine.store.job(job).unwrap().unwrap().error, logs.join("\n"));
@@ -117,6 +127,8 @@ fn main() {
         let own: Vec<f64> = single.iter().map(|(w, p, h)| ms(w - p - h)).collect();
         println!("one install, every state:          median wall {:.1} ms = node API {:.1} ms + helper/pct {:.1} ms + controller {:.1} ms", ms(wall), ms(pve), ms(helper), ms(wall - pve - helper));
         println!("controller overhead per install:    median {:.1} ms (min {:.1}, max {:.1}; target < 50 ms)", own[3], own[0], own[6]);
+        pct_per_install.sort_unstable();
+        println!("pct processes per install:          {} (min {}, max {}; target at most 6)", pct_per_install[3], pct_per_install[0], pct_per_install[6]);
 
         let handle = CatalogHandle::default();
         let _catalog = CatalogActor::new(GitCatalog::new(GitCache::new(&cache), source), handle.clone(), None).start();

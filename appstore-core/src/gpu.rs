@@ -301,14 +301,16 @@ pub fn is_passthrough_line(key: &str, value: &str, allowed_prefixes: &[String]) 
             .and_then(|v| v.strip_suffix(" rwm"))
             .and_then(|v| v.split_once(':'))
             .is_some_and(|(major, minor)| {
-                [major, minor]
-                    .iter()
-                    .all(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+                [major, minor].iter().all(|n| {
+                    !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit())
+                })
             }),
         "lxc.mount.entry" => value.split_once(' ').is_some_and(|(path, _)| {
             path.starts_with('/')
                 && !path.split('/').any(|c| c == ".." || c == ".")
-                && allowed_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+                && allowed_prefixes
+                    .iter()
+                    .any(|p| path.starts_with(p.as_str()))
                 && value == mount_line(path)
         }),
         _ => false,

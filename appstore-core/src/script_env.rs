@@ -142,15 +142,27 @@ mod tests {
         check("A-B", "`A-B` is not a variable name");
         check("", "`` is not a variable name");
         check(&"A".repeat(65), "`AAAA");
-        check("LD_PRELOAD", "`LD_PRELOAD` would change how the dynamic loader");
+        check(
+            "LD_PRELOAD",
+            "`LD_PRELOAD` would change how the dynamic loader",
+        );
         check("BASH_ENV", "`BASH_ENV` would change how the shell");
         check("PATH", "`PATH` would change");
         check("IFS", "`IFS` would change");
         check("PERL5OPT", "`PERL5OPT` would change how an interpreter");
-        check("PYTHONSTARTUP", "`PYTHONSTARTUP` would change how an interpreter");
+        check(
+            "PYTHONSTARTUP",
+            "`PYTHONSTARTUP` would change how an interpreter",
+        );
         check("GLIBC_TUNABLES", "`GLIBC_TUNABLES` would change");
-        check("LXC_CONFIG", "`LXC_CONFIG` would change how the container tools");
-        check("APPSTORE_CTID", "`APPSTORE_CTID` is set by the store itself");
+        check(
+            "LXC_CONFIG",
+            "`LXC_CONFIG` would change how the container tools",
+        );
+        check(
+            "APPSTORE_CTID",
+            "`APPSTORE_CTID` is set by the store itself",
+        );
         assert!(check_env_name("APPSTORE_CTID").is_ok());
     }
 }

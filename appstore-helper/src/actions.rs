@@ -122,8 +122,12 @@ impl Helper {
     ) -> Result<process::Run, Reply> {
         let mut cmd = process::command(&self.config.pct);
         cmd.args(args);
-        let run = process::run(cmd, stdin, limit, on_line)
-            .map_err(|e| failed("failed", format!("cannot run {}: {e}", self.config.pct.display())))?;
+        let run = process::run(cmd, stdin, limit, on_line).map_err(|e| {
+            failed(
+                "failed",
+                format!("cannot run {}: {e}", self.config.pct.display()),
+            )
+        })?;
         if run.code.is_none() {
             return Err(failed(
                 "timeout",
@@ -380,10 +384,7 @@ impl Helper {
         let rel = checks::archive_path(&self.config, archive).map_err(refused)?;
         let (staged, files) =
             crate::deliver::stage(&self.config, self.caller_uid, &rel).map_err(refused)?;
-        let args = exec_args(
-            id,
-            &["tar", "-x", "--no-same-owner", "-f", "-", "-C", "/"],
-        );
+        let args = exec_args(id, &["tar", "-x", "--no-same-owner", "-f", "-", "-C", "/"]);
         let run = self.pct_run(&args, Some(Stdio::from(staged)), PCT_LIMIT, &mut |_, _| {})?;
         if run.code != Some(0) {
             return Err(failed(
@@ -496,7 +497,8 @@ impl Helper {
     ) -> Result<Reply, Reply> {
         use crate::safe_fs;
         let io = |e: safe_fs::UnsafePath| failed("failed", e.to_string());
-        let lock_dir = safe_fs::open_dir(&self.config.lock_dir, "PVE's lock directory").map_err(io)?;
+        let lock_dir =
+            safe_fs::open_dir(&self.config.lock_dir, "PVE's lock directory").map_err(io)?;
         let _lock = safe_fs::lock_file(
             &lock_dir,
             &format!("pve-config-{ctid}.lock"),
@@ -521,8 +523,9 @@ impl Helper {
             ));
         }
         f(&mut conf).map_err(|e| failed("failed", e))?;
-        let dir = safe_fs::open_root_dir(&self.config.pve_etc.join("lxc"), "the containers' configs")
-            .map_err(io)?;
+        let dir =
+            safe_fs::open_root_dir(&self.config.pve_etc.join("lxc"), "the containers' configs")
+                .map_err(io)?;
         let tmp = format!("{ctid}.conf.tmp.{}", std::process::id());
         let write = || -> rustix::io::Result<()> {
             use rustix::fs::{Mode, OFlags};
@@ -560,8 +563,8 @@ impl Helper {
         let args = exec_args(id, &["/bin/bash", WRAPPER_PATH, &path, &limit]);
         // The bytes go through a pipe written on its own thread: a wrapper that does not read
         // cannot block the helper.
-        let (reader, mut writer) = std::io::pipe()
-            .map_err(|e| failed("failed", format!("cannot make a pipe: {e}")))?;
+        let (reader, mut writer) =
+            std::io::pipe().map_err(|e| failed("failed", format!("cannot make a pipe: {e}")))?;
         std::thread::spawn(move || {
             use std::io::Write;
             let _ = writer.write_all(&stdin);
@@ -590,7 +593,9 @@ impl Helper {
         })?;
         let code = run.code.unwrap_or(-1);
         // `timeout` inside the container ends with 124 (137 when it had to kill).
-        if matches!(code, 124 | 137) && started.elapsed() >= Duration::from_secs(u64::from(timeout_sec)) {
+        if matches!(code, 124 | 137)
+            && started.elapsed() >= Duration::from_secs(u64::from(timeout_sec))
+        {
             return Err(stopped(()));
         }
         Ok(Reply::Done {

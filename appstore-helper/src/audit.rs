@@ -18,9 +18,10 @@ const MAX_STRING: usize = 512;
 /// Cuts every string in `value` to [`MAX_STRING`] characters.
 fn bounded(value: Value) -> Value {
     match value {
-        Value::String(s) if s.chars().count() > MAX_STRING => {
-            Value::String(format!("{}…", s.chars().take(MAX_STRING).collect::<String>()))
-        }
+        Value::String(s) if s.chars().count() > MAX_STRING => Value::String(format!(
+            "{}…",
+            s.chars().take(MAX_STRING).collect::<String>()
+        )),
         Value::Array(a) => Value::Array(a.into_iter().map(bounded).collect()),
         Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, bounded(v))).collect()),
         other => other,

@@ -124,11 +124,7 @@ pub fn archive_path(config: &HelperConfig, path: &str) -> Result<String, Refusal
         .strip_prefix(root.as_ref())
         .and_then(|r| r.strip_prefix('/'))
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            not_allowed(format!(
-                "archive `{path}` is outside {root}, the job root"
-            ))
-        })?;
+        .ok_or_else(|| not_allowed(format!("archive `{path}` is outside {root}, the job root")))?;
     Ok(rel.to_string())
 }
 

@@ -53,12 +53,11 @@ pub fn stage(
             code: "failed",
             message: e.to_string(),
         })?;
-    let out = crate::safe_fs::unnamed_file(&staging, "the helper's staging").map_err(|e| {
-        Refusal {
+    let out =
+        crate::safe_fs::unnamed_file(&staging, "the helper's staging").map_err(|e| Refusal {
             code: "failed",
             message: e.to_string(),
-        }
-    })?;
+        })?;
     let source = std::fs::File::from(fd).take(MAX_ARCHIVE_BYTES);
     let mut builder = tar::Builder::new(out);
     let files = copy_entries(source, &mut builder)?;

@@ -87,9 +87,7 @@ pub fn private_dir(path: &Path, owner: u32, what: &'static str) -> Result<OwnedF
     let text = path.to_string_lossy().into_owned();
     if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
         let parent_fd = match open_dir(parent, what) {
-            Err(UnsafePath::Open { errno, .. })
-                if errno.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(UnsafePath::Open { errno, .. }) if errno.kind() == std::io::ErrorKind::NotFound => {
                 // A missing parent is made the same way (0700, the helper's own).
                 private_dir(parent, owner, what)?;
                 open_dir(parent, what)?
@@ -276,7 +274,11 @@ pub fn root_controlled(
         let st = rustix::fs::fstat(&fd).map_err(|e| open_err(what, &current, e))?;
         let kind = file_type(&st);
         if kind == FileType::Symlink {
-            return Err(refused(what, &text, format!("goes through the symlink {current}")));
+            return Err(refused(
+                what,
+                &text,
+                format!("goes through the symlink {current}"),
+            ));
         }
         if kind != FileType::Directory {
             if i == checked && i == parts.len() {
@@ -284,7 +286,11 @@ pub fn root_controlled(
                 // the caller.
                 continue;
             }
-            return Err(refused(what, &text, format!("has {current}, which is not a directory")));
+            return Err(refused(
+                what,
+                &text,
+                format!("has {current}, which is not a directory"),
+            ));
         }
         let sticky = st.st_mode & 0o1000 != 0;
         let writable_by_others = st.st_mode & 0o022 != 0;

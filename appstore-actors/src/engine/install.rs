@@ -1181,7 +1181,8 @@ impl InstallWork {
         // container. The inputs are not in it: they go to each script run on its standard input.
         let archive = dir.join("files.tar");
         let (files, target, app_dir) = (self.app.files.clone(), archive.clone(), app_dir.clone());
-        let packed = tokio::task::spawn_blocking(move || pack_files(&app_dir, &files, &target)).await;
+        let packed =
+            tokio::task::spawn_blocking(move || pack_files(&app_dir, &files, &target)).await;
         match packed {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return failed(format!("packing the app's files: {e}")),
@@ -1332,7 +1333,10 @@ impl InstallWork {
             return StepOutcome::Done;
         };
         for attempt in 1..=hc.retries {
-            match self.run_script(hc.script.as_str(), hc.timeout_sec, false).await {
+            match self
+                .run_script(hc.script.as_str(), hc.timeout_sec, false)
+                .await
+            {
                 Ok(0) => {
                     self.log
                         .info(&format!("healthy after {attempt} check(s)"))
@@ -1875,9 +1879,21 @@ fn pack_files(
         let data = std::fs::read(app_dir.join(&f.path))?;
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(data.len() as u64);
-        header.set_mode(if f.path.ends_with(".sh") { 0o755 } else { 0o644 });
+        header.set_mode(if f.path.ends_with(".sh") {
+            0o755
+        } else {
+            0o644
+        });
         header.set_mtime(0);
-        builder.append_data(&mut header, format!("provision/{}", f.path), data.as_slice())?;
+        builder.append_data(
+            &mut header,
+            format!("provision/{}", f.path),
+            data.as_slice(),
+        )?;
     }
-    builder.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()
+    builder
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
 }

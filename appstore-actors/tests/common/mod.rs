@@ -130,7 +130,10 @@ pub fn world_with(opts: HarnessOptions) -> World {
             fault_hold_after: None,
         },
         pve,
-        helper: Arc::new(InProcessHelper::new(Helper::in_process(helper_config, "test"))),
+        helper: Arc::new(InProcessHelper::new(Helper::in_process(
+            helper_config,
+            "test",
+        ))),
         store: Store::open(&state.path().join("state.db")).unwrap(),
         events: tokio::sync::broadcast::channel(1024).0,
         secrets: appstore_actors::secrets::SecretBox::open(&state.path().join("secret.key"))

@@ -15,62 +15,258 @@ use std::time::Duration;
 /// the job root, `{dir}` the test's directory.
 const CORPUS: &[(&str, &str, &str)] = &[
     // The loader, the shell and interpreters, through a script's variables.
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LD_PRELOAD":"/tmp/x.so"},"timeout_sec":5}"#, "bad_request", "`LD_PRELOAD` would change how the dynamic loader"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LD_LIBRARY_PATH":"/tmp"},"timeout_sec":5}"#, "bad_request", "LD_LIBRARY_PATH"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"BASH_ENV":"/tmp/x"},"timeout_sec":5}"#, "bad_request", "`BASH_ENV` would change"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"ENV":"/tmp/x"},"timeout_sec":5}"#, "bad_request", "`ENV` would change"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PATH":"/tmp"},"timeout_sec":5}"#, "bad_request", "`PATH` would change"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"IFS":"/"},"timeout_sec":5}"#, "bad_request", "`IFS` would change"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PERL5OPT":"-Mx"},"timeout_sec":5}"#, "bad_request", "PERL5OPT"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PYTHONSTARTUP":"/tmp/x"},"timeout_sec":5}"#, "bad_request", "PYTHONSTARTUP"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"GCONV_PATH":"/tmp"},"timeout_sec":5}"#, "bad_request", "GCONV_PATH"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"GLIBC_TUNABLES":"x"},"timeout_sec":5}"#, "bad_request", "GLIBC_TUNABLES"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LXC_CONFIG_FILE":"/tmp/x"},"timeout_sec":5}"#, "bad_request", "LXC_CONFIG_FILE"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"BASH_FUNC_ls%%":"() { id; }"},"timeout_sec":5}"#, "bad_request", "not a variable name"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"lower":"x"},"timeout_sec":5}"#, "bad_request", "not a variable name"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"A=B":"x"},"timeout_sec":5}"#, "bad_request", "not a variable name"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"OK":"a\u0000b"},"timeout_sec":5}"#, "bad_request", "NUL byte"),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LD_PRELOAD":"/tmp/x.so"},"timeout_sec":5}"#,
+        "bad_request",
+        "`LD_PRELOAD` would change how the dynamic loader",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LD_LIBRARY_PATH":"/tmp"},"timeout_sec":5}"#,
+        "bad_request",
+        "LD_LIBRARY_PATH",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"BASH_ENV":"/tmp/x"},"timeout_sec":5}"#,
+        "bad_request",
+        "`BASH_ENV` would change",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"ENV":"/tmp/x"},"timeout_sec":5}"#,
+        "bad_request",
+        "`ENV` would change",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PATH":"/tmp"},"timeout_sec":5}"#,
+        "bad_request",
+        "`PATH` would change",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"IFS":"/"},"timeout_sec":5}"#,
+        "bad_request",
+        "`IFS` would change",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PERL5OPT":"-Mx"},"timeout_sec":5}"#,
+        "bad_request",
+        "PERL5OPT",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"PYTHONSTARTUP":"/tmp/x"},"timeout_sec":5}"#,
+        "bad_request",
+        "PYTHONSTARTUP",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"GCONV_PATH":"/tmp"},"timeout_sec":5}"#,
+        "bad_request",
+        "GCONV_PATH",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"GLIBC_TUNABLES":"x"},"timeout_sec":5}"#,
+        "bad_request",
+        "GLIBC_TUNABLES",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"LXC_CONFIG_FILE":"/tmp/x"},"timeout_sec":5}"#,
+        "bad_request",
+        "LXC_CONFIG_FILE",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"BASH_FUNC_ls%%":"() { id; }"},"timeout_sec":5}"#,
+        "bad_request",
+        "not a variable name",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"lower":"x"},"timeout_sec":5}"#,
+        "bad_request",
+        "not a variable name",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"A=B":"x"},"timeout_sec":5}"#,
+        "bad_request",
+        "not a variable name",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","env":{"OK":"a\u0000b"},"timeout_sec":5}"#,
+        "bad_request",
+        "NUL byte",
+    ),
     // Time limits.
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":0}"#, "bad_request", "timeout_sec must be 1..=3600"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":3601}"#, "bad_request", "timeout_sec must be 1..=3600"),
-    (r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":99999999999}"#, "bad_request", "invalid value"),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":0}"#,
+        "bad_request",
+        "timeout_sec must be 1..=3600",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":3601}"#,
+        "bad_request",
+        "timeout_sec must be 1..=3600",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"install.sh","timeout_sec":99999999999}"#,
+        "bad_request",
+        "invalid value",
+    ),
     // Scripts outside the app's directory.
-    (r#"{"action":"run_script","ctid":100,"script":"../../../etc/shadow","timeout_sec":5}"#, "bad_request", "leaves the app directory"),
-    (r#"{"action":"run_script","ctid":100,"script":"/etc/shadow","timeout_sec":5}"#, "bad_request", "script:"),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"../../../etc/shadow","timeout_sec":5}"#,
+        "bad_request",
+        "leaves the app directory",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"/etc/shadow","timeout_sec":5}"#,
+        "bad_request",
+        "script:",
+    ),
     // Archives from anywhere but the job root.
-    (r#"{"action":"deliver","ctid":100,"archive":"/etc/shadow"}"#, "not_allowed", "is outside"),
-    (r#"{"action":"deliver","ctid":100,"archive":"{jobs}/../secret.tar"}"#, "bad_request", "`..`"),
-    (r#"{"action":"deliver","ctid":100,"archive":"{jobs}"}"#, "not_allowed", "is outside"),
-    (r#"{"action":"deliver","ctid":100,"archive":"files.tar"}"#, "bad_request", "archive:"),
-    (r#"{"action":"deliver","ctid":100,"archive":"{jobs}/7/missing.tar"}"#, "not_allowed", "cannot be opened"),
+    (
+        r#"{"action":"deliver","ctid":100,"archive":"/etc/shadow"}"#,
+        "not_allowed",
+        "is outside",
+    ),
+    (
+        r#"{"action":"deliver","ctid":100,"archive":"{jobs}/../secret.tar"}"#,
+        "bad_request",
+        "`..`",
+    ),
+    (
+        r#"{"action":"deliver","ctid":100,"archive":"{jobs}"}"#,
+        "not_allowed",
+        "is outside",
+    ),
+    (
+        r#"{"action":"deliver","ctid":100,"archive":"files.tar"}"#,
+        "bad_request",
+        "archive:",
+    ),
+    (
+        r#"{"action":"deliver","ctid":100,"archive":"{jobs}/7/missing.tar"}"#,
+        "not_allowed",
+        "cannot be opened",
+    ),
     // Paths inside the container outside /opt/appstore.
-    (r#"{"action":"remove_path","ctid":100,"path":"/"}"#, "not_allowed", "outside /opt/appstore/"),
-    (r#"{"action":"remove_path","ctid":100,"path":"/opt/appstore/../../etc"}"#, "bad_request", "`..`"),
-    (r#"{"action":"remove_path","ctid":100,"path":"/opt/appstoreX"}"#, "not_allowed", "outside /opt/appstore/"),
+    (
+        r#"{"action":"remove_path","ctid":100,"path":"/"}"#,
+        "not_allowed",
+        "outside /opt/appstore/",
+    ),
+    (
+        r#"{"action":"remove_path","ctid":100,"path":"/opt/appstore/../../etc"}"#,
+        "bad_request",
+        "`..`",
+    ),
+    (
+        r#"{"action":"remove_path","ctid":100,"path":"/opt/appstoreX"}"#,
+        "not_allowed",
+        "outside /opt/appstore/",
+    ),
     // Host paths for bind mounts and devices.
-    (r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"/etc","mount_path":"/mnt/etc"}"#, "not_allowed", "not below an allowed bind path"),
-    (r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"/","mount_path":"/mnt/root"}"#, "not_allowed", "not below an allowed bind path"),
-    (r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"{dir}/media/movies","mount_path":"/proc/x"}"#, "not_allowed", "system directory"),
-    (r#"{"action":"bind_mount","ctid":100,"index":300,"host_path":"{dir}/media/movies","mount_path":"/m"}"#, "bad_request", "invalid value"),
-    (r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"/dev/sda"}]}"#, "not_allowed", "not below an allowed prefix"),
-    (r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"{dir}/dev/dri/../../sda"}]}"#, "bad_request", "`..`"),
-    (r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"{dir}/dev/dri/x,mp=/"}]}"#, "bad_request", "must not contain"),
-    (r#"{"action":"inspect_devices","ctid":100,"paths":["/etc/shadow"]}"#, "not_allowed", "not below an allowed prefix"),
-    (r#"{"action":"set_features","ctid":100,"features":{"keyctl":true}}"#, "not_allowed", "feature `keyctl` is not allowed"),
-    (r#"{"action":"set_features","ctid":100,"features":{"apparmor":true}}"#, "bad_request", "not a container feature"),
+    (
+        r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"/etc","mount_path":"/mnt/etc"}"#,
+        "not_allowed",
+        "not below an allowed bind path",
+    ),
+    (
+        r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"/","mount_path":"/mnt/root"}"#,
+        "not_allowed",
+        "not below an allowed bind path",
+    ),
+    (
+        r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"{dir}/media/movies","mount_path":"/proc/x"}"#,
+        "not_allowed",
+        "system directory",
+    ),
+    (
+        r#"{"action":"bind_mount","ctid":100,"index":300,"host_path":"{dir}/media/movies","mount_path":"/m"}"#,
+        "bad_request",
+        "invalid value",
+    ),
+    (
+        r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"/dev/sda"}]}"#,
+        "not_allowed",
+        "not below an allowed prefix",
+    ),
+    (
+        r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"{dir}/dev/dri/../../sda"}]}"#,
+        "bad_request",
+        "`..`",
+    ),
+    (
+        r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"{dir}/dev/dri/x,mp=/"}]}"#,
+        "bad_request",
+        "must not contain",
+    ),
+    (
+        r#"{"action":"inspect_devices","ctid":100,"paths":["/etc/shadow"]}"#,
+        "not_allowed",
+        "not below an allowed prefix",
+    ),
+    (
+        r#"{"action":"set_features","ctid":100,"features":{"keyctl":true}}"#,
+        "not_allowed",
+        "feature `keyctl` is not allowed",
+    ),
+    (
+        r#"{"action":"set_features","ctid":100,"features":{"apparmor":true}}"#,
+        "bad_request",
+        "not a container feature",
+    ),
     // Containers outside the boundary, and ones the helper does not act on.
-    (r#"{"action":"status","ctid":101}"#, "boundary", "[pool-boundary]"),
-    (r#"{"action":"status","ctid":102}"#, "boundary", "[managed-tag]"),
-    (r#"{"action":"status","ctid":103}"#, "boundary", "is in no pool"),
-    (r#"{"action":"status","ctid":104}"#, "boundary", "[unprivileged] container 104 is privileged"),
-    (r#"{"action":"status","ctid":105}"#, "boundary", "[raw-lxc] container 105 carries `lxc.apparmor.profile: unconfined`"),
-    (r#"{"action":"status","ctid":1}"#, "bad_request", "outside 100..=999999999"),
-    (r#"{"action":"status","ctid":-1}"#, "bad_request", "invalid value"),
-    (r#"{"action":"status","ctid":"100"}"#, "bad_request", "invalid type"),
+    (
+        r#"{"action":"status","ctid":101}"#,
+        "boundary",
+        "[pool-boundary]",
+    ),
+    (
+        r#"{"action":"status","ctid":102}"#,
+        "boundary",
+        "[managed-tag]",
+    ),
+    (
+        r#"{"action":"status","ctid":103}"#,
+        "boundary",
+        "is in no pool",
+    ),
+    (
+        r#"{"action":"status","ctid":104}"#,
+        "boundary",
+        "[unprivileged] container 104 is privileged",
+    ),
+    (
+        r#"{"action":"status","ctid":105}"#,
+        "boundary",
+        "[raw-lxc] container 105 carries `lxc.apparmor.profile: unconfined`",
+    ),
+    (
+        r#"{"action":"status","ctid":1}"#,
+        "bad_request",
+        "outside 100..=999999999",
+    ),
+    (
+        r#"{"action":"status","ctid":-1}"#,
+        "bad_request",
+        "invalid value",
+    ),
+    (
+        r#"{"action":"status","ctid":"100"}"#,
+        "bad_request",
+        "invalid type",
+    ),
     // No free-form command, no extra fields.
-    (r#"{"action":"exec","ctid":100,"argv":["bash","-c","id"]}"#, "bad_request", "unknown variant `exec`"),
-    (r#"{"action":"run_script","ctid":100,"script":"x.sh","timeout_sec":5,"shell":"id"}"#, "bad_request", "unknown field `shell`"),
-    (r#"{"action":"push","ctid":100,"source":"/etc/shadow","dest":"/opt/appstore/x","perms":"0644"}"#, "bad_request", "unknown variant `push`"),
+    (
+        r#"{"action":"exec","ctid":100,"argv":["bash","-c","id"]}"#,
+        "bad_request",
+        "unknown variant `exec`",
+    ),
+    (
+        r#"{"action":"run_script","ctid":100,"script":"x.sh","timeout_sec":5,"shell":"id"}"#,
+        "bad_request",
+        "unknown field `shell`",
+    ),
+    (
+        r#"{"action":"push","ctid":100,"source":"/etc/shadow","dest":"/opt/appstore/x","perms":"0644"}"#,
+        "bad_request",
+        "unknown variant `push`",
+    ),
 ];
 
 fn reply_of(out: &str) -> (String, String) {
@@ -248,7 +444,7 @@ fn swapped_archive_never_delivers_what_a_symlink_names() {
             while !stop.load(Ordering::SeqCst) {
                 let tmp = jobs.join("next");
                 let _ = std::fs::remove_file(&tmp);
-                if flips % 2 == 0 {
+                if flips.is_multiple_of(2) {
                     std::os::unix::fs::symlink(&secret, &tmp).unwrap();
                 } else {
                     std::fs::write(&tmp, &good).unwrap();
@@ -259,7 +455,10 @@ fn swapped_archive_never_delivers_what_a_symlink_names() {
             flips
         }
     });
-    let stolen = w.sim.root.join("sim/ct/100/fs/opt/appstore/provision/stolen");
+    let stolen = w
+        .sim
+        .root
+        .join("sim/ct/100/fs/opt/appstore/provision/stolen");
     let (mut delivered, mut refused) = (0, 0);
     for _ in 0..100 {
         match w
@@ -317,7 +516,11 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
     let reply = within(20, move || call_with(&config, &req));
     match reply {
         Reply::Failed { error, .. } => {
-            assert!(error.message.contains("not a regular file"), "{}", error.message)
+            assert!(
+                error.message.contains("not a regular file"),
+                "{}",
+                error.message
+            )
         }
         r => panic!("{r:?}"),
     }
@@ -329,7 +532,10 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
             archive: foreign.to_string_lossy().into_owned(),
         });
         assert_eq!(code, "not_allowed");
-        assert!(msg.contains("belongs to uid 65534, not to the caller"), "{msg}");
+        assert!(
+            msg.contains("belongs to uid 65534, not to the caller"),
+            "{msg}"
+        );
     }
     let linked = jobs.join("linked.tar");
     std::fs::hard_link(jobs.join("foreign.tar"), &linked).unwrap();
@@ -408,7 +614,10 @@ fn bind_mounts_need_root_controlled_directories() {
     pve_stop(&w, 100);
     let (code, msg) = w.refused(&bind(&owned, 3));
     assert_eq!(code, "not_allowed");
-    assert!(msg.contains("which someone other than root can change"), "{msg}");
+    assert!(
+        msg.contains("which someone other than root can change"),
+        "{msg}"
+    );
     let open = media.join("open/data");
     std::fs::create_dir_all(&open).unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -436,7 +645,9 @@ fn bind_mounts_need_root_controlled_directories() {
         mount_path: "/ro".into(),
         read_only: true,
     });
-    assert!(w.conf(100).contains(&format!("mp5: {},mp=/ro,ro=1\n", ro.display())));
+    assert!(w
+        .conf(100)
+        .contains(&format!("mp5: {},mp=/ro,ro=1\n", ro.display())));
 }
 
 fn pve_stop(w: &World, id: u32) {
@@ -444,7 +655,11 @@ fn pve_stop(w: &World, id: u32) {
         .args(["stop", &id.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Config edits wait for PVE's config lock and refuse a lock file that is a symlink.

@@ -217,10 +217,7 @@ fn refuses_malformed_requests() {
 fn refuses_archives_that_escape_or_carry_links() {
     let w = world(false);
     let jobs = w.dir.path().join("jobs/7");
-    let deliver = |archive: String| Request::Deliver {
-        ctid: 100,
-        archive,
-    };
+    let deliver = |archive: String| Request::Deliver { ctid: 100, archive };
     let put = |name: &str, bytes: &[u8]| {
         let p = jobs.join(name);
         std::fs::write(&p, bytes).unwrap();
@@ -329,9 +326,11 @@ fn provisions_a_container_and_audits_without_secrets() {
         "{lines:?}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| *l == format!("stdout: [inert] env: ADMIN_PASSWORD PORT; inputs: {} bytes", inputs.to_string().len())),
+        lines.iter().any(|l| *l
+            == format!(
+                "stdout: [inert] env: ADMIN_PASSWORD PORT; inputs: {} bytes",
+                inputs.to_string().len()
+            )),
         "the wrapper got the variables and the inputs on its standard input: {lines:?}"
     );
     w.ok(&Request::RemovePath {
@@ -657,5 +656,148 @@ fn socket_peers_are_checked_with_peercred() {
         text.contains("socket peer uid 65534 (gid 65534) is not allowed to use the helper"),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In a real container: the script gets its variables exactly (quotes, `$(...)` and blanks are
+/// data), reads the inputs from a private file that is gone afterwards, and a script past its limit
+/// is stopped inside the container, not only the host's `pct`.
+#[test]
+fn real_container_scripts_get_stdin_variables_and_stop_at_their_limit_lxc() {
+    if !pve_sim::harness::lxc_available() {
+        return;
+    }
+    let sim = start(HarnessOptions {
+        backend: "lxc".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    pct(
+        &sim,
+        &[
+            "create",
+            "100",
+            DEBIAN,
+            "--hostname",
+            "ct",
+            "--unprivileged",
+            "1",
+            "--tags",
+            "appstore-managed",
+        ],
+    );
+    put_in_pool(&sim, 100, "appstore");
+    pct(&sim, &["start", "100"]);
+    std::fs::create_dir_all(dir.path().join("jobs/1")).unwrap();
+    let config = dir.path().join("helper.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "pool: appstore\npve_etc: {root}/etc/pve\npct: {root}/usr/sbin/pct\nlock_dir: {root}/run/lock/lxc\njob_root: {d}/jobs\naudit_log: {d}/helper/audit.log\nstaging_dir: {d}/helper/staging\n",
+            root = sim.root.display(),
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let call = |req: &Request| {
+        let mut lines = Vec::new();
+        let reply = call_command(
+            Path::new(HELPER),
+            &["--config", config.to_str().unwrap()],
+            req,
+            &mut |s, l| lines.push(format!("{s}: {l}")),
+        )
+        .unwrap();
+        (reply, lines)
+    };
+    let tar = dir.path().join("jobs/1/files.tar");
+    std::fs::write(
+        &tar,
+        archive(&[
+            (
+                "provision/show.sh",
+                b"printf 'value=[%s]\\n' \"$APP_VALUE\"\nprintf 'inputs=%s\\n' \"$(cat \"$APPSTORE_INPUTS\")\"\nstat -c 'mode=%a' \"$APPSTORE_INPUTS\"\nprintf '%s' \"$APPSTORE_INPUTS\" > /opt/appstore/inputs-path\necho \"cwd=$PWD\"\n",
+                0o755,
+            ),
+            (
+                "provision/sleep.sh",
+                b"echo $$ > /opt/appstore/sleep.pid\nsleep 600\n",
+                0o755,
+            ),
+        ]),
+    )
+    .unwrap();
+    let (reply, _) = call(&Request::Deliver {
+        ctid: 100,
+        archive: tar.to_string_lossy().into_owned(),
+    });
+    assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    let value = "a b 'c' \"d\" $(id) `id` ; e";
+    let (reply, lines) = call(&Request::RunScript {
+        ctid: 100,
+        script: "show.sh".into(),
+        env: BTreeMap::from([("APP_VALUE".to_string(), value.to_string())]),
+        inputs: Some(serde_json::json!({"password": "pw with blanks"})),
+        timeout_sec: 60,
+    });
+    assert!(
+        matches!(
+            reply,
+            Reply::Done {
+                exit_code: Some(0),
+                ..
+            }
+        ),
+        "{reply:?} {lines:?}"
+    );
+    assert!(
+        lines.contains(&format!("stdout: value=[{value}]")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&r#"stdout: inputs={"password":"pw with blanks"}"#.to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"stdout: mode=600".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"stdout: cwd=/opt/appstore/provision".to_string()),
+        "{lines:?}"
+    );
+    let exec = |argv: &[&str]| {
+        Command::new(sim.root.join("usr/sbin/pct"))
+            .args(["exec", "100", "--keep-env", "0", "--"])
+            .args(argv)
+            .output()
+            .unwrap()
+    };
+    let path = String::from_utf8(exec(&["cat", "/opt/appstore/inputs-path"]).stdout).unwrap();
+    assert!(path.starts_with("/run/appstore/inputs."), "{path}");
+    assert_eq!(
+        exec(&["test", "-e", &path]).status.code(),
+        Some(1),
+        "the inputs outlived the script"
+    );
+
+    let (reply, _) = call(&Request::RunScript {
+        ctid: 100,
+        script: "sleep.sh".into(),
+        env: BTreeMap::new(),
+        inputs: None,
+        timeout_sec: 2,
+    });
+    match reply {
+        Reply::Failed { error, .. } => {
+            assert_eq!(error.code, "timeout", "{}", error.message)
+        }
+        r => panic!("{r:?}"),
+    }
+    let pid = String::from_utf8(exec(&["cat", "/opt/appstore/sleep.pid"]).stdout).unwrap();
+    let pid = pid.trim();
+    assert!(!pid.is_empty());
+    assert_eq!(
+        exec(&["test", "-d", &format!("/proc/{pid}")]).status.code(),
+        Some(1),
+        "the script still runs inside the container"
     );
 }

@@ -325,10 +325,7 @@ impl Backend for Inert {
                     .collect();
                 let inputs: usize = parts.map(<[u8]>::len).sum();
                 println!("[inert] /bin/bash {script}");
-                println!(
-                    "[inert] env: {}; inputs: {inputs} bytes",
-                    names.join(" ")
-                );
+                println!("[inert] env: {}; inputs: {inputs} bytes", names.join(" "));
                 Ok(0)
             }
             ["rm", "-rf" | "-f" | "-r", "--", path] | ["rm", "-rf" | "-f" | "-r", path] => {

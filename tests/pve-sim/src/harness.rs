@@ -190,7 +190,8 @@ fn is_root() -> bool {
 }
 
 /// For tests of the `lxc` back end: true when this machine can run real containers (root, LXC,
-/// debootstrap, iproute2, nft); otherwise prints why and returns false, or panics when
+/// debootstrap, iproute2, nft), after building the root file system cache if it is missing (so no
+/// test deadline pays for it); otherwise prints why and returns false, or panics when
 /// `APPSTORE_REQUIRE_LXC=1` (CI) makes a missing prerequisite a failure.
 pub fn lxc_available() -> bool {
     let missing = if !is_root() {
@@ -207,6 +208,11 @@ pub fn lxc_available() -> bool {
         .into_iter()
         .find(|p| !on_path(p))
         .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
+        .or_else(|| {
+            crate::lxc::prepare_rootfs()
+                .err()
+                .map(|e| format!("the Debian 12 root file system cannot be built: {e}"))
+        })
     };
     match missing {
         None => true,

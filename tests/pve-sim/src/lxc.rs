@@ -686,6 +686,16 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Builds the Debian 12 root file system cache ([`rootfs_cache_dir`]) unless it is there, so that
+/// a test's deadlines start after the one slow step a fresh machine has (30-60 s of debootstrap).
+pub fn prepare_rootfs() -> Result<(), String> {
+    let cache = rootfs_cache_dir();
+    let cache = std::env::current_dir()
+        .map(|d| d.join(&cache))
+        .unwrap_or(cache);
+    ensure_rootfs(&cache)
+}
+
 /// Builds the Debian 12 cache at `cache` unless it is there. Parallel callers (threads or processes)
 /// wait on a lock beside it; the tree is built in a temporary directory and renamed when complete.
 fn ensure_rootfs(cache: &Path) -> Result<(), String> {

@@ -119,8 +119,24 @@ fn check_params(
     }
 }
 
+/// Where every `pct` call on the node is counted: one line with its command (`exec`, `set`, ...),
+/// so tests and benchmarks can say how many `pct` processes an operation cost.
+pub fn calls_file(root: &SimRoot) -> std::path::PathBuf {
+    root.path().join("sim/pct-calls")
+}
+
 /// Runs `pct` with `args` (without the program name) on the node at `root`.
 pub fn run(root: &SimRoot, args: &[String]) -> Outcome {
+    {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(calls_file(root))
+        {
+            let _ = writeln!(f, "{}", args.first().map(String::as_str).unwrap_or(""));
+        }
+    }
     let backend = match backend_for(root) {
         Ok(b) => b,
         Err(e) => return fail(e),
