@@ -15,7 +15,8 @@ async function request(method, path, { query, signal, body } = {}) {
   const qs = new URLSearchParams(Object.entries(query || {}).filter(([, v]) => v != null && v !== '')).toString();
   const headers = { Accept: 'application/json' };
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // Every change is JSON, with or without a body: the controller refuses anything else (CSRF).
+  if (method !== 'GET') headers['Content-Type'] = 'application/json';
   let res;
   try {
     res = await fetch(path + (qs ? '?' + qs : ''), {

@@ -169,6 +169,9 @@ pub struct JobRegistry {
     max_concurrent: usize,
     running: HashMap<i64, (Addr<JobActor>, Option<i64>)>,
     queue: VecDeque<Queued>,
+    /// Containers a submission has claimed while its job record is being written: the check and
+    /// the claim happen in one actor step, so two submissions for one container never both pass.
+    claimed: std::collections::HashSet<i64>,
 }
 
 impl JobRegistry {
@@ -180,6 +183,7 @@ impl JobRegistry {
             max_concurrent: max_concurrent.max(1),
             running: HashMap::new(),
             queue: VecDeque::new(),
+            claimed: Default::default(),
         }
     }
 
@@ -302,7 +306,8 @@ impl Handler<SubmitInstall> for JobRegistry {
 impl JobRegistry {
     /// Is a job queued or running on `ctid`? (Never two jobs on one container.)
     fn busy(&self, ctid: i64) -> bool {
-        self.running.values().any(|(_, c)| *c == Some(ctid))
+        self.claimed.contains(&ctid)
+            || self.running.values().any(|(_, c)| *c == Some(ctid))
             || self.queue.iter().any(|q| q.ctid == Some(ctid))
     }
 
@@ -323,11 +328,16 @@ impl JobRegistry {
             find.into_actor(self)
                 .then(move |res: Result<(T, Option<i64>), String>, act, _| {
                     let engine = act.engine.clone();
-                    let busy = res
-                        .as_ref()
-                        .ok()
-                        .and_then(|(_, ctid)| *ctid)
-                        .filter(|c| act.busy(*c));
+                    let ctid = res.as_ref().ok().and_then(|(_, ctid)| *ctid);
+                    let busy = ctid.filter(|c| act.busy(*c));
+                    // Checked and claimed in this one step of the actor.
+                    let claim = match (ctid, busy) {
+                        (Some(c), None) => {
+                            act.claimed.insert(c);
+                            Some(c)
+                        }
+                        _ => None,
+                    };
                     async move {
                         let (found, _) = res?;
                         if let Some(ctid) = busy {
@@ -336,6 +346,12 @@ impl JobRegistry {
                         create(engine, found).await
                     }
                     .into_actor(act)
+                    .map(move |res, act: &mut Self, _| {
+                        if let Some(c) = claim {
+                            act.claimed.remove(&c);
+                        }
+                        res
+                    })
                 })
                 .map(|res: Result<Queued, String>, act, ctx| {
                     let queued = res?;

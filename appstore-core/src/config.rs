@@ -146,6 +146,11 @@ pub struct RawWeb {
     /// HTTPS: certificate and key files (PEM). Plain HTTP when omitted.
     #[serde(default)]
     pub tls: Option<RawWebTls>,
+    /// Host names the UI is reached by besides IP addresses, `localhost` and the node's own names
+    /// (from its host name and `/etc/hosts`), for example a reverse proxy's name. Requests naming
+    /// any other host are refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Authentication mode.
@@ -301,6 +306,8 @@ pub struct Config {
     pub port: u16,
     /// Auth mode.
     pub auth: AuthMode,
+    /// Extra host names the web UI answers to.
+    pub allowed_hosts: Vec<String>,
     /// HTTPS files.
     pub web_tls: Option<RawWebTls>,
     /// Catalog URL.
@@ -542,6 +549,27 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         .parse::<IpAddr>()
         .map_err(|_| d.push("web.bind", format!("`{bind_text}` is not an IP address")))
         .ok();
+    if raw.web.auth.mode == AuthMode::None && bind.is_some_and(|b| !b.is_loopback()) {
+        d.push(
+            "web.auth.mode",
+            format!("`none` lets anyone who reaches {bind_text} install and remove containers; it is allowed only when web.bind is a loopback address (127.0.0.1 or ::1, for a reverse proxy that logs users in) (fix: use `password`, or bind to 127.0.0.1)"),
+        );
+    }
+    for (i, h) in raw.web.allowed_hosts.iter().enumerate() {
+        let ok = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !ok {
+            d.push(
+                index("web.allowed_hosts", i),
+                format!("`{h}` is not a host name (letters, digits, `-` and dots; no port)"),
+            );
+        }
+    }
     let port = raw.web.port.unwrap_or(8088);
     if port == 0 {
         d.push("web.port", "must be 1..=65535");
@@ -660,6 +688,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         bind: bind?,
         port,
         auth: raw.web.auth.mode,
+        allowed_hosts: raw.web.allowed_hosts.clone(),
         web_tls: raw.web.tls,
         catalog_url,
         catalog_branch,

@@ -97,7 +97,7 @@ fn serve_bench() {
     });
     std::fs::write(dir.path().join("config.yml"), config.to_string()).unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::new();
+    let client = json_client();
     let start = Instant::now();
     let mut child: Child = Command::new(BIN)
         .args(["serve", "--config"])
@@ -215,7 +215,7 @@ fn start_demo(args: &[&str]) -> (Child, String) {
         .strip_prefix("PVE App Store listening on ")
         .unwrap()
         .to_string();
-    let client = reqwest::blocking::Client::new();
+    let client = json_client();
     while !client
         .get(format!("{base}/api/apps"))
         .send()
@@ -248,7 +248,7 @@ fn stream_delays(
     app: &str,
     stamp: impl Fn(&serde_json::Value, i64) -> Option<i64>,
 ) -> Vec<Duration> {
-    let client = reqwest::blocking::Client::builder()
+    let client = json_client_builder()
         .timeout(Duration::from_secs(300))
         .build()
         .unwrap();
@@ -378,4 +378,19 @@ fn main() {
     serve_bench();
     sse_bench();
     lxc_sse_bench();
+}
+
+/// A client that sends `Content-Type: application/json` with every request, as the UI does: the
+/// API refuses a change without it.
+fn json_client_builder() -> reqwest::blocking::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    reqwest::blocking::Client::builder().default_headers(headers)
+}
+
+fn json_client() -> reqwest::blocking::Client {
+    json_client_builder().build().unwrap()
 }

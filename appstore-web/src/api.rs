@@ -42,6 +42,8 @@ pub struct ApiState {
     pub gpu_policy: appstore_core::gpu::GpuPolicy,
     /// The demo's simulated GPU host (plug and unplug), only in the demo.
     pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
+    /// Host names the API answers to (against DNS rebinding).
+    pub allowed_hosts: Arc<crate::origin::AllowedHosts>,
 }
 
 /// Rendered `GET /api/apps` answers, valid for one catalog snapshot and one set of install counts;
@@ -497,25 +499,58 @@ fn denied(status: StatusCode, code: &'static str, message: &str) -> warp::Reject
     warp::reject::custom(Denied(ApiError::new(status, code, message)))
 }
 
-/// In password mode every `/api` request needs a live session, and every request that changes
-/// something also its CSRF token; `GET /api/health`, `GET /api/session` and `POST /api/login` are open.
+/// Every `/api` request must name a host the service answers to and, when it says where it comes
+/// from, come from the store's own page; every request that changes something must be JSON
+/// (`origin.rs`), with or without login. In password mode every `/api` request also needs a live
+/// session, and every request that changes something its CSRF token; `GET /api/health`,
+/// `GET /api/session` and `POST /api/login` are open.
 fn guard(state: ApiState) -> warp::filters::BoxedFilter<()> {
     warp::path::full()
         .and(warp::method())
         .and(warp::cookie::optional::<String>(crate::auth::COOKIE))
         .and(warp::header::optional::<String>(crate::auth::CSRF_HEADER))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("content-type"))
         .and_then(
             move |path: warp::path::FullPath,
                   method: warp::http::Method,
                   cookie: Option<String>,
-                  csrf: Option<String>| {
+                  csrf: Option<String>,
+                  host: Option<String>,
+                  origin: Option<String>,
+                  content_type: Option<String>| {
                 let auth = state.auth.clone();
+                let allowed = Arc::clone(&state.allowed_hosts);
                 async move {
-                    let Some(auth) = auth else { return Ok(()) };
                     let p = path.as_str();
-                    let open = !p.starts_with("/api/")
-                        || (method == warp::http::Method::GET
-                            && (p == "/api/health" || p == "/api/session"))
+                    if !p.starts_with("/api/") {
+                        return Ok(());
+                    }
+                    let safe = matches!(
+                        method,
+                        warp::http::Method::GET
+                            | warp::http::Method::HEAD
+                            | warp::http::Method::OPTIONS
+                    );
+                    if let Err(refusal) = crate::origin::check(
+                        &allowed,
+                        host.as_deref(),
+                        origin.as_deref(),
+                        content_type.as_deref(),
+                        !safe,
+                    ) {
+                        let (status, code) = match refusal {
+                            crate::origin::Refusal::ContentType => {
+                                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type")
+                            }
+                            _ => (StatusCode::FORBIDDEN, "origin"),
+                        };
+                        return Err(denied(status, code, &refusal.to_string()));
+                    }
+                    let Some(auth) = auth else { return Ok(()) };
+                    let open = (method == warp::http::Method::GET
+                        && (p == "/api/health" || p == "/api/session"))
                         || (method == warp::http::Method::POST && p == "/api/login");
                     if open {
                         return Ok(());
@@ -538,10 +573,6 @@ fn guard(state: ApiState) -> warp::filters::BoxedFilter<()> {
                             "the session has ended; log in again",
                         ));
                     };
-                    let safe = matches!(
-                        method,
-                        warp::http::Method::GET | warp::http::Method::HEAD
-                    );
                     if !safe && csrf.as_deref() != Some(expected.as_str()) {
                         return Err(denied(
                             StatusCode::FORBIDDEN,

@@ -20,9 +20,29 @@ pub const COOKIE: &str = "pve_appstore_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Where the hash lives in the state directory.
 pub const PASSWORD_FILE: &str = "admin-password";
-/// Failed logins allowed per address and window.
+/// Login attempts allowed per client (an IPv4 address, an IPv6 /64) and window; a success gives its
+/// attempt back.
 const MAX_FAILURES: u32 = 5;
+/// Attempts allowed from all clients together per window (a spread-out guessing run).
+const MAX_FAILURES_ALL: u32 = 60;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Password verifications (argon2, ~19 MiB and tens of ms each) running at once.
+const MAX_VERIFYING: usize = 2;
+
+/// The key a client's attempts are counted under: its IPv4 address, or its IPv6 /64 (one host
+/// usually holds a whole /64). IPv4-mapped IPv6 addresses count as IPv4.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
 
 /// An argon2id hash of `password` (PHC string).
 pub fn hash_password(password: &str) -> Result<String, String> {
@@ -56,8 +76,13 @@ pub fn check_new_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the hash of `password` to `path` (0600, replaced atomically).
-pub fn write_password_file(path: &Path, password: &str) -> Result<(), String> {
+/// Writes the hash of `password` to `path` (0600, replaced atomically), owned by `owner` (uid, gid)
+/// when given: root setting the password writes a file the service user can read.
+pub fn write_password_file(
+    path: &Path,
+    password: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     check_new_password(password)?;
@@ -73,6 +98,10 @@ pub fn write_password_file(path: &Path, password: &str) -> Result<(), String> {
         .open(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     writeln!(f, "{hash}").map_err(|e| e.to_string())?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+            .map_err(|e| format!("{}: cannot hand it to uid {uid}: {e}", tmp.display()))?;
+    }
     f.sync_all().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -89,7 +118,8 @@ fn random_token() -> String {
 /// Why a login was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginError {
-    /// Too many failures from this address; try again after this many seconds.
+    /// Too many attempts from this client or from everyone, or too many logins at once; try again
+    /// after this many seconds.
     RateLimited(u64),
     /// No password has been set on this node.
     NoPassword,
@@ -106,7 +136,24 @@ pub struct Auth {
     password_file: PathBuf,
     secure: bool,
     ttl: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    attempts: Mutex<Attempts>,
+    verifying: std::sync::atomic::AtomicUsize,
+}
+
+/// Login attempts in the current windows.
+#[derive(Debug, Default)]
+struct Attempts {
+    per_client: HashMap<IpAddr, (u32, Instant)>,
+    all: (u32, Option<Instant>),
+}
+
+/// A verification slot, given back when dropped.
+struct Verifying<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Verifying<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Auth {
@@ -117,37 +164,68 @@ impl Auth {
             password_file,
             secure,
             ttl: Duration::from_secs(12 * 3600),
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(Attempts::default()),
+            verifying: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    fn limited(&self, ip: IpAddr) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        map.get(&ip)
-            .filter(|(n, _)| *n >= MAX_FAILURES)
-            .map(|(_, since)| FAILURE_WINDOW.saturating_sub(since.elapsed()).as_secs() + 1)
+    /// Checks the limits and counts the attempt in one step, before any password is verified.
+    fn admit(&self, ip: IpAddr) -> Result<(), LoginError> {
+        let key = client_key(ip);
+        let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        a.per_client
+            .retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        if a.all.1.is_some_and(|t| t.elapsed() >= FAILURE_WINDOW) {
+            a.all = (0, None);
+        }
+        let wait = |since: Instant| FAILURE_WINDOW.saturating_sub(since.elapsed()).as_secs() + 1;
+        if let Some((n, since)) = a.per_client.get(&key) {
+            if *n >= MAX_FAILURES {
+                return Err(LoginError::RateLimited(wait(*since)));
+            }
+        }
+        if a.all.0 >= MAX_FAILURES_ALL {
+            return Err(LoginError::RateLimited(wait(
+                a.all.1.unwrap_or_else(Instant::now),
+            )));
+        }
+        a.per_client.entry(key).or_insert((0, Instant::now())).0 += 1;
+        a.all.0 += 1;
+        a.all.1.get_or_insert_with(Instant::now);
+        Ok(())
     }
 
-    fn failed(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
+    /// A right password gives its attempt back.
+    fn succeeded(&self, ip: IpAddr) {
+        let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = a.per_client.get_mut(&client_key(ip)) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        a.all.0 = a.all.0.saturating_sub(1);
     }
 
-    /// Checks the password; on success a new session: (token, CSRF token). Blocking (argon2).
+    /// Checks the password; on success a new session: (token, CSRF token). Blocking (argon2). The
+    /// attempt is counted before the password is verified, and at most [`MAX_VERIFYING`]
+    /// verifications run at once.
     pub fn login(&self, ip: IpAddr, password: &str) -> Result<(String, String), LoginError> {
-        if let Some(after) = self.limited(ip) {
-            return Err(LoginError::RateLimited(after));
+        use std::sync::atomic::Ordering;
+        if self.verifying.fetch_add(1, Ordering::SeqCst) >= MAX_VERIFYING {
+            self.verifying.fetch_sub(1, Ordering::SeqCst);
+            return Err(LoginError::RateLimited(1));
         }
+        let _slot = Verifying(&self.verifying);
+        self.admit(ip)?;
         let hash = match std::fs::read_to_string(&self.password_file) {
             Ok(h) if !h.trim().is_empty() => h,
-            _ => return Err(LoginError::NoPassword),
+            _ => {
+                self.succeeded(ip);
+                return Err(LoginError::NoPassword);
+            }
         };
         if !verify_password(&hash, password) {
-            self.failed(ip);
             return Err(LoginError::Wrong);
         }
+        self.succeeded(ip);
         let (token, csrf) = (random_token(), random_token());
         let expires = std::time::SystemTime::now()
             .checked_add(self.ttl)
@@ -211,7 +289,7 @@ mod tests {
         let auth = Auth::new(store, file.clone(), false);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(auth.login(ip, "whatever1"), Err(LoginError::NoPassword));
-        write_password_file(&file, "s3cret-pass").unwrap();
+        write_password_file(&file, "s3cret-pass", None).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -234,5 +312,66 @@ mod tests {
             .login("192.0.2.8".parse().unwrap(), "s3cret-pass")
             .is_ok());
         assert!(check_new_password("short").is_err());
+        // IPv6 clients count per /64: a new address in the same /64 is the same client.
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert_eq!(auth.login(ip, "wrong-pass"), Err(LoginError::Wrong));
+        }
+        assert!(matches!(
+            auth.login("2001:db8:1:2:ffff::9".parse().unwrap(), "s3cret-pass"),
+            Err(LoginError::RateLimited(_))
+        ));
+        assert!(auth
+            .login("2001:db8:1:3::1".parse().unwrap(), "s3cret-pass")
+            .is_ok());
+    }
+
+    #[test]
+    fn a_global_limit_stops_guessing_spread_over_many_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let file = dir.path().join(PASSWORD_FILE);
+        write_password_file(&file, "s3cret-pass", None).unwrap();
+        let auth = Auth::new(store, file, false);
+        for i in 0..MAX_FAILURES_ALL {
+            let ip: IpAddr = format!("198.51.100.{}", i % 250 + 1).parse().unwrap();
+            let ip = if i >= 250 {
+                "203.0.113.1".parse().unwrap()
+            } else {
+                ip
+            };
+            let _ = auth.login(ip, "wrong-pass");
+        }
+        assert!(matches!(
+            auth.login("192.0.2.200".parse().unwrap(), "s3cret-pass"),
+            Err(LoginError::RateLimited(_))
+        ));
+    }
+
+    #[test]
+    fn limits_are_checked_before_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let file = dir.path().join(PASSWORD_FILE);
+        write_password_file(&file, "s3cret-pass", None).unwrap();
+        let auth = std::sync::Arc::new(Auth::new(store, file, false));
+        // Many concurrent wrong attempts from one client: never more than the limit verified.
+        let wrong = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let (auth, wrong) = (auth.clone(), wrong.clone());
+                std::thread::spawn(move || {
+                    if auth.login("192.0.2.9".parse().unwrap(), "wrong-pass")
+                        == Err(LoginError::Wrong)
+                    {
+                        wrong.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(wrong.load(std::sync::atomic::Ordering::SeqCst) <= MAX_FAILURES);
     }
 }

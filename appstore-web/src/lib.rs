@@ -8,6 +8,7 @@ pub mod debug;
 pub mod demo;
 pub mod lint;
 pub mod openapi;
+pub mod origin;
 pub mod server;
 pub mod tls;
 pub mod ui;

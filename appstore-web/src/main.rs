@@ -204,6 +204,11 @@ fn demo(
     catalog: Option<String>,
     tls: Option<server::WebTls>,
 ) -> anyhow::Result<()> {
+    if password.is_none() && !bind.is_loopback() {
+        anyhow::bail!(
+            "--bind {bind} without --password would let anyone who reaches this address use the demo without a login; add --password, or bind to 127.0.0.1"
+        );
+    }
     let temp;
     let state = match state_dir {
         Some(dir) => dir,
@@ -288,7 +293,8 @@ fn demo(
     let password_file = match password {
         Some(pw) => {
             let file = state.join(appstore_web::auth::PASSWORD_FILE);
-            appstore_web::auth::write_password_file(&file, &pw).map_err(anyhow::Error::msg)?;
+            appstore_web::auth::write_password_file(&file, &pw, None)
+                .map_err(anyhow::Error::msg)?;
             Some(file)
         }
         None => None,
@@ -317,6 +323,7 @@ fn demo(
         gpu_root: appstore_gpu::HostRoot::at(demo_gpus.root()),
         gpu_policy: appstore_core::gpu::GpuPolicy::default(),
         demo_gpus: Some(Arc::clone(&demo_gpus)),
+        allowed_hosts: Vec::new(),
         tls,
     });
     drop(sim);
@@ -388,6 +395,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         gpu_root: appstore_gpu::HostRoot::system(),
         gpu_policy: config.gpu_rules(),
         demo_gpus: None,
+        allowed_hosts: config.allowed_hosts.clone(),
         tls: config.web_tls.as_ref().map(|t| server::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),
@@ -395,6 +403,14 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         }),
         config_summary: serde_yaml::from_str::<serde_json::Value>(&text).unwrap_or_default(),
     })
+}
+
+/// True when this process runs as root (`/proc/self` belongs to the process's effective user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn passwd(path: &PathBuf) -> anyhow::Result<ExitCode> {
@@ -415,11 +431,33 @@ fn passwd(path: &PathBuf) -> anyhow::Result<ExitCode> {
         std::io::stdin().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_string()
     };
-    appstore_web::auth::write_password_file(&file, &password).map_err(anyhow::Error::msg)?;
+    // Run as root (the usual way on a node), the files are handed to the owner of the state
+    // directory, the service's user: a root-owned 0600 hash would lock the service out.
+    let state_dir = PathBuf::from(&config.state_dir);
+    let owner = running_as_root()
+        .then(|| std::fs::metadata(&state_dir).ok())
+        .flatten()
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.uid(), m.gid())
+        })
+        .filter(|(uid, _)| *uid != 0);
+    appstore_web::auth::write_password_file(&file, &password, owner).map_err(anyhow::Error::msg)?;
     // Sessions made with the old password end.
-    let db = PathBuf::from(&config.state_dir).join("state.db");
+    let db = state_dir.join("state.db");
     if db.exists() {
         appstore_actors::store::Store::open(&db)?.delete_all_sessions()?;
+        if let Some((uid, gid)) = owner {
+            // Opening the database may have made its journal files as root.
+            for name in ["state.db", "state.db-wal", "state.db-shm"] {
+                let p = state_dir.join(name);
+                if p.exists() {
+                    std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).with_context(|| {
+                        format!("cannot hand {} back to uid {uid}", p.display())
+                    })?;
+                }
+            }
+        }
     }
     if config.auth != appstore_core::config::AuthMode::Password {
         eprintln!(

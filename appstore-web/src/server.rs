@@ -58,6 +58,8 @@ pub struct ServerSettings {
     pub gpu_policy: appstore_core::gpu::GpuPolicy,
     /// The demo's simulated GPU host.
     pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
+    /// Host names the API answers to besides IP addresses, `localhost` and the node's own.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The certificate and key files of `web.tls`.
@@ -162,6 +164,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),
         gpu_policy: settings.gpu_policy.clone(),
         demo_gpus: settings.demo_gpus.clone(),
+        allowed_hosts: Arc::new(crate::origin::AllowedHosts::new(&settings.allowed_hosts)),
     };
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.
@@ -193,16 +196,8 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("PVE App Store listening on {scheme}://{local}");
     tracing::info!(%local, scheme, catalog = %settings.catalog.url, branch = %settings.catalog.branch, "web server started");
-    match tls {
-        Some(config) => crate::tls::serve(routes, listener, config, shutdown_signal()).await,
-        None => {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(shutdown_signal())
-                .run()
-                .await
-        }
-    }
+    // HTTP and HTTPS alike: a connection cap, a header timeout, a graceful drain.
+    crate::tls::serve(routes, listener, tls, shutdown_signal()).await;
     tracing::info!("web server stopped");
     Ok(())
 }

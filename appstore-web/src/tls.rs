@@ -1,5 +1,6 @@
-//! HTTPS for the web server. warp 0.4 has no TLS of its own, so its filter is turned into a service
-//! and served through hyper over rustls connections, one task per connection.
+//! Serving the web app, HTTP or HTTPS. warp 0.4 has no TLS of its own, so its filter is turned into
+//! a service and served through hyper, over rustls connections or plain TCP, one task per connection
+//! and both with the same connection cap, header timeout and graceful drain.
 
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject;
@@ -61,10 +62,10 @@ const MAX_CONNECTIONS: usize = 512;
 pub async fn serve(
     filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     listener: tokio::net::TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = config.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
@@ -92,14 +93,6 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer));
@@ -107,11 +100,28 @@ pub async fn serve(
                     tower_service::Service::call(&mut service, req)
                 },
             );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADERS)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADERS);
+            let result = match acceptor {
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                    watcher.watch(conn).await
+                }
+                None => {
+                    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

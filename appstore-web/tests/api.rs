@@ -38,6 +38,7 @@ fn app(refreshes: &Arc<AtomicUsize>) -> warp::filters::BoxedFilter<(warp::reply:
         config_summary: Arc::new(serde_json::json!({"mode": "test"})),
         gpu_policy: Default::default(),
         demo_gpus: None,
+        allowed_hosts: Default::default(),
     };
     appstore_web::server::filter(state)
 }
@@ -120,7 +121,10 @@ async fn unknown_paths_wrong_methods_and_bodies_get_clear_4xx_never_500() {
     assert_error(&body, "not_found");
     let (status, body) = call(
         &app,
-        warp::test::request().method("DELETE").path("/api/apps"),
+        warp::test::request()
+            .method("DELETE")
+            .path("/api/apps")
+            .header("content-type", "application/json"),
     )
     .await;
     assert_eq!(status, 405);
@@ -132,6 +136,7 @@ async fn unknown_paths_wrong_methods_and_bodies_get_clear_4xx_never_500() {
         warp::test::request()
             .method("POST")
             .path("/api/install")
+            .header("content-type", "application/json")
             .header("content-length", big.len())
             .body(big),
     )
@@ -168,7 +173,8 @@ async fn refresh_is_accepted_and_reaches_the_catalog_actor() {
         &app,
         warp::test::request()
             .method("POST")
-            .path("/api/catalog/refresh"),
+            .path("/api/catalog/refresh")
+            .header("content-type", "application/json"),
     )
     .await;
     assert_eq!(status, 202);
@@ -200,4 +206,61 @@ async fn the_openapi_document_lists_every_routed_path_and_the_bundle_works_witho
     assert_eq!(bundle["config"]["mode"], "test");
     assert_eq!(bundle["catalog"]["apps"], 4);
     assert!(bundle.get("jobs").is_none(), "no engine, no jobs");
+}
+
+/// Against cross-site requests and DNS rebinding, with or without login: a change must be JSON, a
+/// foreign `Origin` and a host name the service does not answer to are refused.
+#[actix::test]
+async fn cross_site_and_rebound_requests_are_refused() {
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let app = app(&refreshes);
+    let refresh = || {
+        warp::test::request()
+            .method("POST")
+            .path("/api/catalog/refresh")
+    };
+    let (status, body) = call(&app, refresh()).await;
+    assert_eq!(status, 415, "{body}");
+    assert_error(&body, "content_type");
+    let (status, body) = call(
+        &app,
+        refresh().header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_eq!(status, 415, "a plain form cannot change anything: {body}");
+    let (status, body) = call(
+        &app,
+        refresh()
+            .header("content-type", "application/json")
+            .header("host", "127.0.0.1:8088")
+            .header("origin", "http://evil.example"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_error(&body, "origin");
+    let (status, body) = call(
+        &app,
+        warp::test::request()
+            .path("/api/apps")
+            .header("host", "rebound.evil.example:8088"),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a DNS-rebound name reads nothing either: {body}"
+    );
+    let (status, _) = call(
+        &app,
+        refresh()
+            .header("content-type", "application/json")
+            .header("host", "127.0.0.1:8088")
+            .header("origin", "http://127.0.0.1:8088"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        refreshes.load(Ordering::SeqCst),
+        0,
+        "refused requests never reached the actor"
+    );
 }

@@ -180,7 +180,7 @@ impl Setup {
     }
 
     fn client(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
+        json_client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap()
@@ -477,4 +477,19 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
         );
     }
     kill(service);
+}
+
+/// A client that sends `Content-Type: application/json` with every request, as the UI does: the
+/// API refuses a change without it.
+fn json_client_builder() -> reqwest::blocking::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    reqwest::blocking::Client::builder().default_headers(headers)
+}
+
+fn json_client() -> reqwest::blocking::Client {
+    json_client_builder().build().unwrap()
 }

@@ -347,7 +347,7 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
 fn demo_refresh_is_accepted_and_keeps_the_catalog() {
     let demo = Demo::start();
     demo.wait_for_catalog();
-    let client = reqwest::blocking::Client::new();
+    let client = json_client();
     let r = client
         .post(format!("{}/api/catalog/refresh", demo.base))
         .send()
@@ -369,7 +369,7 @@ fn demo_refresh_is_accepted_and_keeps_the_catalog() {
 fn demo_installs_an_app_through_the_api() {
     let demo = Demo::start();
     demo.wait_for_catalog();
-    let client = reqwest::blocking::Client::new();
+    let client = json_client();
     let r = client
         .post(format!("{}/api/install", demo.base))
         .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Demo-Secret-99"}}))
@@ -558,7 +558,7 @@ fn read_sse(resp: reqwest::blocking::Response) -> Vec<(String, Option<String>, s
 fn demo_streams_a_job_live_and_resumes_from_the_last_event() {
     let demo = Demo::start();
     demo.wait_for_catalog();
-    let client = reqwest::blocking::Client::builder()
+    let client = json_client_builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()
         .unwrap();
@@ -665,7 +665,7 @@ fn demo_discovers_what_the_node_offers() {
 fn password_mode_needs_a_login_a_csrf_token_and_limits_failures() {
     let demo = Demo::start_with(&["--password", "Admin-Pass-123"]);
     let url = |p: &str| format!("{}{p}", demo.base);
-    let plain = reqwest::blocking::Client::new();
+    let plain = json_client();
     // Open: health and the session probe. Closed: everything else.
     assert_eq!(plain.get(url("/api/health")).send().unwrap().status(), 200);
     let s: serde_json::Value = plain
@@ -824,6 +824,27 @@ fn passwd_sets_the_hash_from_standard_input() {
         std::fs::read_to_string(state.join("admin-password")).unwrap(),
         hash
     );
+    // Root sets it for the service: the file belongs to the state directory's owner, 0600.
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        let mut child = bin()
+            .args(["passwd", "--config"])
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Service-Pass-789\n")
+            .unwrap();
+        assert!(child.wait_with_output().unwrap().status.success());
+        let meta = std::fs::metadata(state.join("admin-password")).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o600));
+    }
 }
 
 #[test]
@@ -832,7 +853,7 @@ fn every_documented_route_answers_on_the_demo() {
     demo.wait_for_catalog();
     let doc: serde_json::Value = demo.get("/api/openapi.json").json().unwrap();
     assert_eq!(doc["openapi"], "3.0.3");
-    let client = reqwest::blocking::Client::builder()
+    let client = json_client_builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap();
@@ -878,7 +899,7 @@ fn every_documented_route_answers_on_the_demo() {
 fn bad_install_options_are_refused_on_their_fields_before_a_job_exists() {
     let demo = Demo::start();
     demo.wait_for_catalog();
-    let r = reqwest::blocking::Client::new()
+    let r = json_client()
         .post(format!("{}/api/install", demo.base))
         .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "Not A User", "port": 80, "colour": "red"}}))
         .send()
@@ -925,7 +946,7 @@ fn https_serves_the_api_and_marks_the_session_cookie_secure() {
         key_file.to_str().unwrap(),
     ]);
     assert!(demo.base.starts_with("https://127.0.0.1:"), "{}", demo.base);
-    let client = reqwest::blocking::Client::builder()
+    let client = json_client_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
         .build()
         .unwrap();
@@ -1025,7 +1046,7 @@ fn demo_gpus_are_offered_attached_and_hot_plugged() {
     );
 
     // A GPU for an app without GPU support is refused on the field before a job exists.
-    let client = reqwest::blocking::Client::new();
+    let client = json_client();
     let r = client
         .post(format!("{}/api/install", demo.base))
         .json(&serde_json::json!({"app_id": "radicale", "gpu": {"mode": "auto"}}))
@@ -1060,7 +1081,7 @@ fn demo_gpus_are_offered_attached_and_hot_plugged() {
     assert_eq!(att[0]["pci_address"], "0000:00:02.0");
 
     // Unplug the NVIDIA card: the inventory follows, and the event stream says so.
-    let events = reqwest::blocking::Client::builder()
+    let events = json_client_builder()
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .unwrap()
@@ -1096,4 +1117,81 @@ fn demo_gpus_are_offered_attached_and_hot_plugged() {
         .send()
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+/// A client that sends `Content-Type: application/json` with every request, as the UI does: the
+/// API refuses a change without it.
+fn json_client_builder() -> reqwest::blocking::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    reqwest::blocking::Client::builder().default_headers(headers)
+}
+
+fn json_client() -> reqwest::blocking::Client {
+    json_client_builder().build().unwrap()
+}
+
+/// Many requests for jobs on one install at the same moment: exactly one is accepted, the others
+/// are told the container is busy, and only one job exists.
+#[test]
+fn concurrent_jobs_on_one_container_are_refused_but_one() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = json_client();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Demo-Secret-99"}}))
+        .send()
+        .unwrap();
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(demo.wait_for_job(id)["job"]["state"], "completed");
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    let install_id = installs["installs"][0]["id"].as_i64().unwrap();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (base, start, client) = (demo.base.clone(), start.clone(), client.clone());
+            std::thread::spawn(move || {
+                let (path, body) = if i % 2 == 0 {
+                    (
+                        "/api/uninstall",
+                        serde_json::json!({"install_id": install_id}),
+                    )
+                } else {
+                    (
+                        "/api/reconfigure",
+                        serde_json::json!({"install_id": install_id, "inputs": {}}),
+                    )
+                };
+                start.wait();
+                let r = client
+                    .post(format!("{base}{path}"))
+                    .json(&body)
+                    .send()
+                    .unwrap();
+                let status = r.status().as_u16();
+                (status, r.text().unwrap())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, String)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let accepted = results.iter().filter(|(s, _)| *s == 202).count();
+    assert_eq!(accepted, 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(s, _)| *s != 202) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(body.contains("already running on container"), "{body}");
+    }
+    let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+    let on_install = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] != "install")
+        .count();
+    assert_eq!(on_install, 1, "{jobs}");
 }
