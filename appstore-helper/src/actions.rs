@@ -23,6 +23,35 @@ pub const LOCK_LIMIT: Duration = Duration::from_secs(10);
 pub const SCRIPT_GRACE: Duration = Duration::from_secs(30);
 /// The largest inputs document.
 pub const MAX_INPUTS_BYTES: usize = 256 << 10;
+/// Helpers acting at once, however they were started (socket or sudo).
+pub const MAX_ACTING: usize = 16;
+
+/// Takes one of [`MAX_ACTING`] slots (a `flock` on `slot-N` in the private staging directory),
+/// waiting at most 30 s for one to be free; held while the returned descriptor lives.
+pub fn take_slot(config: &HelperConfig) -> Result<std::os::fd::OwnedFd, String> {
+    let me = rustix::process::geteuid().as_raw();
+    let dir = crate::safe_fs::private_dir(&config.staging_dir, me, "the helper's staging")
+        .map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for i in 0..MAX_ACTING {
+            if let Ok(fd) = crate::safe_fs::lock_file(
+                &dir,
+                &format!("slot-{i}"),
+                Duration::ZERO,
+                "a helper slot",
+            ) {
+                return Ok(fd);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "{MAX_ACTING} helpers are already at work; try again later"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// The helper for one config and one caller.
 #[derive(Debug, Clone)]
@@ -164,7 +193,18 @@ impl Helper {
         let ctid = req.ctid();
         let reply = match self.prepare(req) {
             Err(r) => refused(r),
-            Ok(conf) => self.act(req, &conf, emit),
+            Ok(conf) => {
+                // Recorded before anything happens: an action that never ends is still on record.
+                crate::audit::record(
+                    &self.config.audit_log,
+                    &self.peer,
+                    req.name(),
+                    ctid,
+                    "started",
+                    self.audit_detail(req, serde_json::Value::Null),
+                );
+                self.act(req, &conf, emit)
+            }
         };
         let (outcome, detail) = match &reply {
             Reply::Done {
@@ -187,13 +227,7 @@ impl Helper {
             ),
             Reply::Output { .. } => ("ok", json!(null)),
         };
-        let detail = match req {
-            Request::RunScript { script, env, .. } => {
-                json!({"script": script, "env_names": env.keys().collect::<Vec<_>>(), "result": detail})
-            }
-            Request::Deliver { archive, .. } => json!({"archive": archive, "result": detail}),
-            _ => detail,
-        };
+        let detail = self.audit_detail(req, detail);
         crate::audit::record(
             &self.config.audit_log,
             &self.peer,
@@ -203,6 +237,17 @@ impl Helper {
             detail,
         );
         emit(&reply);
+    }
+
+    /// What the audit log says of `req`: its names and paths, never a variable's value.
+    fn audit_detail(&self, req: &Request, result: serde_json::Value) -> serde_json::Value {
+        match req {
+            Request::RunScript { script, env, .. } => {
+                json!({"script": script, "env_names": env.keys().collect::<Vec<_>>(), "result": result})
+            }
+            Request::Deliver { archive, .. } => json!({"archive": archive, "result": result}),
+            _ => result,
+        }
     }
 
     /// The boundary, the kind of container and every argument, before anything happens.
@@ -327,10 +372,12 @@ impl Helper {
                 read_only,
                 ..
             } => self.edit_config(ctid, |c| {
-                // Checked again under the lock, with the container's config as it is now.
-                checks::bind_source(&self.config, host_path).map_err(|r| r.message)?;
+                // Checked again under the lock, with the container's config as it is now; what is
+                // written is what was checked.
+                let host = checks::bind_source(&self.config, host_path).map_err(|r| r.message)?;
+                let mount = checks::mount_point(mount_path).map_err(|r| r.message)?;
                 let key = format!("mp{index}");
-                let mut value = format!("{host_path},mp={mount_path}");
+                let mut value = format!("{},mp={mount}", host.display());
                 if *read_only {
                     value.push_str(",ro=1");
                 }
@@ -497,8 +544,9 @@ impl Helper {
     ) -> Result<Reply, Reply> {
         use crate::safe_fs;
         let io = |e: safe_fs::UnsafePath| failed("failed", e.to_string());
+        let me = rustix::process::geteuid().as_raw();
         let lock_dir =
-            safe_fs::open_dir(&self.config.lock_dir, "PVE's lock directory").map_err(io)?;
+            safe_fs::private_dir(&self.config.lock_dir, me, "PVE's lock directory").map_err(io)?;
         let _lock = safe_fs::lock_file(
             &lock_dir,
             &format!("pve-config-{ctid}.lock"),

@@ -2,8 +2,8 @@
 //! file in a directory only the helper's user may write (`/var/log/pve-appstore-helper/`, root 0700).
 //! The file is opened without following links and checked on its descriptor before anything is
 //! written; every caller string is JSON-escaped and cut to a bounded length, so a caller can neither
-//! redirect root's writes nor forge lines. Environment values never go in, only their names. Past
-//! 16 MiB the file is rotated once (`audit.log.1`).
+//! redirect root's writes nor forge lines, and every line stays under 8 KiB. Environment values never
+//! go in, only their names. Past 16 MiB the file is rotated (five generations are kept).
 
 use serde_json::{json, Value};
 use std::io::Write;
@@ -11,9 +11,15 @@ use std::path::Path;
 
 /// Size at which the log is rotated.
 pub const ROTATE_BYTES: u64 = 16 << 20;
+/// Rotated generations kept (`audit.log.1` .. `audit.log.5`).
+pub const GENERATIONS: u32 = 5;
 
 /// Longest caller string kept in a line.
 const MAX_STRING: usize = 512;
+/// Most entries of a caller's list kept in a line.
+const MAX_ITEMS: usize = 32;
+/// Longest line.
+const MAX_LINE: usize = 8 << 10;
 
 /// Cuts every string in `value` to [`MAX_STRING`] characters.
 fn bounded(value: Value) -> Value {
@@ -22,8 +28,20 @@ fn bounded(value: Value) -> Value {
             "{}…",
             s.chars().take(MAX_STRING).collect::<String>()
         )),
-        Value::Array(a) => Value::Array(a.into_iter().map(bounded).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, bounded(v))).collect()),
+        Value::Array(a) => {
+            let more = a.len().saturating_sub(MAX_ITEMS);
+            let mut kept: Vec<Value> = a.into_iter().take(MAX_ITEMS).map(bounded).collect();
+            if more > 0 {
+                kept.push(Value::String(format!("… {more} more")));
+            }
+            Value::Array(kept)
+        }
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .take(MAX_ITEMS)
+                .map(|(k, v)| (k, bounded(v)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -38,7 +56,12 @@ pub fn record(log: &Path, peer: &str, action: &str, ctid: u32, outcome: &str, de
     let line = bounded(
         json!({"time": time, "peer": peer, "action": action, "ctid": ctid, "outcome": outcome, "detail": detail}),
     );
-    if let Err(e) = append(log, &line.to_string()) {
+    let mut text = line.to_string();
+    if text.len() > MAX_LINE {
+        // Still one JSON line: the detail gives way.
+        text = json!({"time": time, "peer": bounded(json!(peer)), "action": action, "ctid": ctid, "outcome": outcome, "detail": "(cut: the line was over 8 KiB)"}).to_string();
+    }
+    if let Err(e) = append(log, &text) {
         eprintln!(
             "pve-appstore-helper: cannot write the audit log {}: {e}",
             log.display()
@@ -55,6 +78,14 @@ fn append(log: &Path, line: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (mut file, size) = crate::safe_fs::append_file(&dir_fd, name, me, "the audit log")?;
     if size >= ROTATE_BYTES {
         drop(file);
+        for g in (1..GENERATIONS).rev() {
+            let _ = rustix::fs::renameat(
+                &dir_fd,
+                format!("{name}.{g}").as_str(),
+                &dir_fd,
+                format!("{name}.{}", g + 1).as_str(),
+            );
+        }
         rustix::fs::renameat(&dir_fd, name, &dir_fd, format!("{name}.1").as_str())?;
         file = crate::safe_fs::append_file(&dir_fd, name, me, "the audit log")?.0;
     }

@@ -101,8 +101,17 @@ pub fn container_kind(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Res
             message: format!("[unprivileged] container {ctid} is privileged (its config lacks `unprivileged: 1`), so its root is the host's root; the helper acts only on unprivileged containers (fix: recreate it unprivileged, or set allow_privileged: true in the helper's config)"),
         });
     }
+    // A cgroup rule must allow the numbers of a node that one of the mount lines passes through.
+    let mounted: Vec<String> = cur
+        .raw_lxc()
+        .filter(|(k, _)| *k == "lxc.mount.entry")
+        .filter_map(|(_, v)| v.split(' ').next())
+        .filter_map(|path| device(config, path).ok())
+        .map(|(major, minor)| format!("c {major}:{minor} rwm"))
+        .collect();
     if let Some((key, value)) = cur.raw_lxc().find(|(k, v)| {
         !appstore_core::gpu::is_passthrough_line(k, v, &config.allowed_device_prefixes)
+            || (*k == "lxc.cgroup2.devices.allow" && !mounted.iter().any(|m| m == v))
     }) {
         return Err(Refusal {
             code: "boundary",
@@ -128,20 +137,46 @@ pub fn archive_path(config: &HelperConfig, path: &str) -> Result<String, Refusal
     Ok(rel.to_string())
 }
 
+/// The volume of an `mpN` value: the field without `=`, or `volume=...`, wherever it stands.
+pub fn mp_volume(value: &str) -> &str {
+    value
+        .split(',')
+        .find_map(|f| match f.split_once('=') {
+            None => Some(f),
+            Some(("volume", v)) => Some(v),
+            Some(_) => None,
+        })
+        .unwrap_or("")
+}
+
 /// Every host directory bind-mounted into the container (an `mpN` whose volume is an absolute
-/// path) passes [`bind_source`] again.
+/// path, in the current config or pending for the next start) passes [`bind_source`] again.
 pub fn mounts(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
-    for (key, value) in conf.current().keys() {
-        let is_mp = key
-            .strip_prefix("mp")
-            .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
-        let volume = value.split(',').next().unwrap_or("");
-        if is_mp && volume.starts_with('/') {
-            bind_source(config, volume).map_err(|r| Refusal {
-                code: r.code,
-                message: format!("container {ctid} {key}: {}", r.message),
-            })?;
+    let sections = std::iter::once(conf.current()).chain(conf.pending());
+    for section in sections {
+        for (key, value) in section.keys() {
+            let is_mp = key
+                .strip_prefix("mp")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+            let volume = mp_volume(value);
+            if is_mp && volume.starts_with('/') {
+                bind_source(config, volume).map_err(|r| Refusal {
+                    code: r.code,
+                    message: format!("container {ctid} {key}: {}", r.message),
+                })?;
+            }
         }
+    }
+    Ok(())
+}
+
+/// A path that goes into a config line: no blank or control character.
+fn plain(path: &str, what: &str) -> Result<(), Refusal> {
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(format!(
+            "{what} `{}` has a blank or a control character",
+            path.escape_debug()
+        )));
     }
     Ok(())
 }
@@ -261,11 +296,12 @@ pub fn feature(config: &HelperConfig, name: &str, on: bool) -> Result<(), Refusa
 /// component), and every directory above it owned by root and writable by no one else, so neither
 /// the service nor a container can swap what it names.
 pub fn bind_source(config: &HelperConfig, path: &str) -> Result<PathBuf, Refusal> {
+    plain(path, "bind mount source")?;
     for root in &config.allowed_bind_paths {
         match host_path_below(path, root, "bind mount source") {
             Ok(p) => {
                 let me = rustix::process::geteuid().as_raw();
-                crate::safe_fs::root_controlled(&p, false, me, "bind mount source")
+                crate::safe_fs::root_controlled(&p, false, false, me, "bind mount source")
                     .map_err(|e| not_allowed(e.to_string()))?;
                 crate::safe_fs::open_dir(&p, "bind mount source")
                     .map_err(|_| bad(format!("`{path}` is not a directory")))?;
@@ -293,6 +329,7 @@ pub fn bind_source(config: &HelperConfig, path: &str) -> Result<PathBuf, Refusal
 
 /// A mount point inside the container.
 pub fn mount_point(path: &str) -> Result<String, Refusal> {
+    plain(path, "mount_path")?;
     let p = normalize_abs(path).map_err(|e| bad(format!("mount_path: {e}")))?;
     let reserved = [
         "/", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin", "/lib", "/usr", "/etc", "/boot",

@@ -119,7 +119,7 @@ impl HelperConfig {
     pub fn load(path: &Path) -> Result<HelperConfig, String> {
         use std::io::Read;
         let me = rustix::process::geteuid().as_raw();
-        crate::safe_fs::root_controlled(path, false, me, "the helper's config")
+        crate::safe_fs::root_controlled(path, false, true, me, "the helper's config")
             .map_err(|e| e.to_string())?;
         let fd = rustix::fs::openat2(
             rustix::fs::CWD,

@@ -112,6 +112,11 @@ fn copy_entries(
             return Err(bad(format!("archive: more than {MAX_ENTRIES} entries")));
         }
         let entry = entry.map_err(|e| bad(format!("archive: entry {i}: {e}")))?;
+        if entry.path_bytes().len() > 4096 {
+            return Err(bad(format!(
+                "archive: entry {i}: the path is over 4096 bytes"
+            )));
+        }
         let raw = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| bad(format!("archive: entry {i}: the path is not UTF-8")))?;
         let kind = entry.header().entry_type();

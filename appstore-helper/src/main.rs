@@ -35,6 +35,13 @@ fn fail(out: &mut std::io::StdoutLock<'_>, code: &str, message: String) -> ExitC
 /// whose files the caller may hand over.
 fn peer(config: &HelperConfig) -> Result<(String, u32), String> {
     use std::os::fd::AsFd;
+    // Through sudo the caller is who sudo says, whatever stdin is connected to.
+    if let Some(uid) = std::env::var("SUDO_UID")
+        .ok()
+        .and_then(|u| u.parse::<u32>().ok())
+    {
+        return Ok((format!("sudo uid={uid}"), uid));
+    }
     let stdin = std::io::stdin();
     match rustix::net::sockopt::socket_peercred(stdin.as_fd()) {
         Ok(cred) => {
@@ -96,36 +103,72 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&mut out, "failed", e),
     };
+    let audit_refusal = |who: &str, code: &str, message: &str| {
+        appstore_helper::audit::record(
+            &config.audit_log,
+            who,
+            "request",
+            0,
+            "refused",
+            serde_json::json!({"code": code, "message": message}),
+        )
+    };
     let (who, caller_uid) = match peer(&config) {
         Ok(w) => w,
-        Err(e) => return fail(&mut out, "not_allowed", e),
+        Err(e) => {
+            audit_refusal("socket", "not_allowed", &e);
+            return fail(&mut out, "not_allowed", e);
+        }
     };
     {
-        // A peer that connects and sends nothing must not hold a root process.
+        // A peer that connects and sends nothing, or stops reading the answer, must not hold a
+        // root process: socket reads and writes give up after 30 s.
         use std::os::fd::AsFd;
-        let stdin = std::io::stdin();
-        let _ = rustix::net::sockopt::set_socket_timeout(
-            stdin.as_fd(),
-            rustix::net::sockopt::Timeout::Recv,
-            Some(std::time::Duration::from_secs(30)),
-        );
+        for (fd, which) in [
+            (
+                std::io::stdin().as_fd().try_clone_to_owned(),
+                rustix::net::sockopt::Timeout::Recv,
+            ),
+            (
+                std::io::stdout().as_fd().try_clone_to_owned(),
+                rustix::net::sockopt::Timeout::Send,
+            ),
+        ] {
+            if let Ok(fd) = fd {
+                let _ = rustix::net::sockopt::set_socket_timeout(
+                    &fd,
+                    which,
+                    Some(std::time::Duration::from_secs(30)),
+                );
+            }
+        }
     }
     let mut text = String::new();
     if let Err(e) = std::io::stdin()
         .take(MAX_REQUEST_BYTES)
         .read_line_or_all(&mut text)
     {
-        return fail(
-            &mut out,
-            "bad_request",
-            format!("cannot read the request: {e}"),
-        );
+        let message = format!("cannot read the request: {e}");
+        audit_refusal(&who, "bad_request", &message);
+        return fail(&mut out, "bad_request", message);
     }
     let req: Request = match serde_json::from_str(text.trim()) {
         Ok(r) => r,
-        Err(e) => return fail(&mut out, "bad_request", format!("not a valid request: {e}")),
+        Err(e) => {
+            let message = format!("not a valid request: {e}");
+            audit_refusal(&who, "bad_request", &message);
+            return fail(&mut out, "bad_request", message);
+        }
     };
-    Helper::new(config, who, caller_uid).handle(&req, &mut |reply| emit(&mut out, reply));
+    // However it was started (socket or sudo), at most a few helpers act at once.
+    let _slot = match appstore_helper::actions::take_slot(&config) {
+        Ok(s) => s,
+        Err(message) => {
+            audit_refusal(&who, "busy", &message);
+            return fail(&mut out, "busy", message);
+        }
+    };
+    Helper::new(config.clone(), who, caller_uid).handle(&req, &mut |reply| emit(&mut out, reply));
     ExitCode::SUCCESS
 }
 
@@ -139,7 +182,15 @@ impl<R: Read> ReadRequest for R {
     fn read_line_or_all(&mut self, buf: &mut String) -> std::io::Result<usize> {
         let mut bytes = Vec::new();
         let mut byte = [0u8; 1];
+        // The whole request within 30 s, however slowly it trickles in.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request did not arrive within 30 s",
+                ));
+            }
             match self.read(&mut byte)? {
                 0 => break,
                 _ if byte[0] == b'\n' => break,

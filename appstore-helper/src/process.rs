@@ -170,7 +170,21 @@ pub fn run(
             lines: kept,
         });
     }
-    let status = child.wait()?;
+    // The pipes closed; the process itself still has until the deadline.
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            std::thread::spawn(move || child.wait());
+            return Ok(Run {
+                code: None,
+                lines: kept,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()

@@ -237,12 +237,15 @@ pub fn append_file(
 
 /// Checks that no one but root (or `me`, the helper's own user, which is root in production) can
 /// change what `path` names: every directory from `/` down to it (itself included when
-/// `include_last`) is owned by root or `me` and writable by no one else, except a sticky directory
-/// such as `/tmp`, where others cannot rename root's entries. Nothing is followed: a symlink
-/// anywhere is refused.
+/// `include_last`) is owned by root or `me` and writable by no one else. A sticky directory such as
+/// `/tmp` is accepted where the entry below it is known to be root's: others cannot rename or
+/// remove root's entries there. That is every directory on the way but the last one's parent,
+/// which qualifies only with `last_is_roots` (the caller checks the last entry's owner itself).
+/// Nothing is followed: a symlink anywhere is refused.
 pub fn root_controlled(
     path: &Path,
     include_last: bool,
+    last_is_roots: bool,
     me: u32,
     what: &'static str,
 ) -> Result<(), UnsafePath> {
@@ -292,7 +295,9 @@ pub fn root_controlled(
                 format!("has {current}, which is not a directory"),
             ));
         }
-        let sticky = st.st_mode & 0o1000 != 0;
+        // The entry below this directory: checked as root's in the next round, or the last one.
+        let child_is_roots = i < checked || (i + 1 == parts.len() && last_is_roots);
+        let sticky = st.st_mode & 0o1000 != 0 && child_is_roots;
         let writable_by_others = st.st_mode & 0o022 != 0;
         if (st.st_uid != 0 && st.st_uid != me) || (writable_by_others && !sticky) {
             return Err(refused(

@@ -489,7 +489,3 @@ fn json_client_builder() -> reqwest::blocking::ClientBuilder {
     );
     reqwest::blocking::Client::builder().default_headers(headers)
 }
-
-fn json_client() -> reqwest::blocking::Client {
-    json_client_builder().build().unwrap()
-}

@@ -181,6 +181,16 @@ const CORPUS: &[(&str, &str, &str)] = &[
         "invalid value",
     ),
     (
+        r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"{dir}/media/movies","mount_path":"/data\nlxc.apparmor.profile: unconfined"}"#,
+        "bad_request",
+        "a blank or a control character",
+    ),
+    (
+        r#"{"action":"bind_mount","ctid":100,"index":2,"host_path":"{dir}/media/movies,ro=0","mount_path":"/m"}"#,
+        "bad_request",
+        "must not contain",
+    ),
+    (
         r#"{"action":"attach_devices","ctid":100,"devices":[{"path":"/dev/sda"}]}"#,
         "not_allowed",
         "not below an allowed prefix",
@@ -296,12 +306,22 @@ fn refuses_every_request_of_the_hostile_corpus() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    // Every refusal is audited, as one line each however hostile the strings were.
+    // Every refusal is audited, unreadable requests included, as one line each however hostile
+    // the strings were.
     let audit = std::fs::read_to_string(w.dir.path().join("helper/audit.log")).unwrap();
-    for line in audit.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["outcome"], "refused", "{line}");
-    }
+    let outcomes: Vec<String> = audit
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["outcome"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let refused = outcomes.iter().filter(|o| *o == "refused").count();
+    assert_eq!(refused, CORPUS.len(), "{audit}");
+    assert!(
+        outcomes.iter().all(|o| o == "refused" || o == "started"),
+        "{audit}"
+    );
 }
 
 /// A shared object that creates `marker` when anything loads it.
@@ -537,16 +557,16 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
             "{msg}"
         );
     }
+    // A second name for a file: the caller's own file, so that only the link count refuses it.
+    let own = jobs.join("own.tar");
+    std::fs::write(&own, archive(&[("provision/a", b"a", 0o644)])).unwrap();
     let linked = jobs.join("linked.tar");
-    std::fs::hard_link(jobs.join("foreign.tar"), &linked).unwrap();
+    std::fs::hard_link(&own, &linked).unwrap();
     let (_, msg) = w.refused(&Request::Deliver {
         ctid: 100,
         archive: linked.to_string_lossy().into_owned(),
     });
-    assert!(
-        msg.contains("hard link") || msg.contains("belongs to uid"),
-        "{msg}"
-    );
+    assert!(msg.contains("hard link"), "{msg}");
 }
 
 fn call_with(config: &Path, req: &Request) -> Reply {
@@ -634,6 +654,28 @@ fn bind_mounts_need_root_controlled_directories() {
     let (code, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
     assert_eq!(code, "not_allowed");
     assert!(msg.contains("container 100 mp4"), "{msg}");
+    // A sticky, world-writable directory right above the source does not count as root's.
+    let shared = media.join("shared");
+    std::fs::create_dir_all(shared.join("data")).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (_, msg) = w.refused(&bind(&shared.join("data"), 3));
+    assert!(msg.contains("mode 1777"), "{msg}");
+    // The `volume=` form and the pending section are checked too.
+    std::fs::set_permissions(media.join("fine"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.ok(&Request::CheckMounts { ctid: 100 });
+    let conf_path = w.sim.root.join("etc/pve/lxc/100.conf");
+    let original = std::fs::read_to_string(&conf_path).unwrap();
+    std::fs::write(&conf_path, format!("{original}mp7: mp=/x,volume=/etc\n")).unwrap();
+    let (_, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
+    assert!(msg.contains("container 100 mp7"), "{msg}");
+    std::fs::write(
+        &conf_path,
+        format!("{original}\n[pve:pending]\nmp7: /etc,mp=/x\n"),
+    )
+    .unwrap();
+    let (_, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
+    assert!(msg.contains("container 100 mp7"), "{msg}");
+    std::fs::write(&conf_path, &original).unwrap();
     // read_only is honoured.
     std::fs::set_permissions(media.join("fine"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let ro = media.join("fine/ro");
@@ -688,11 +730,37 @@ fn config_edits_take_the_lock_without_following_links() {
     assert!(msg.contains("config lock"), "{msg}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     std::fs::remove_file(&lock).unwrap();
+    // Another task holds the lock while it changes the config: the helper waits for it and edits
+    // the config as that task left it (without the lock it would write over the change).
+    let conf_path = w.sim.root.join("etc/pve/lxc/100.conf");
+    let holder = std::thread::spawn({
+        let (lock, conf_path) = (lock.clone(), conf_path.clone());
+        move || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock)
+                .unwrap();
+            f.lock().unwrap();
+            let before = std::fs::read_to_string(&conf_path).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            std::fs::write(&conf_path, format!("{before}cores: 3\n")).unwrap();
+            drop(f);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
     w.ok(&Request::SetFeatures {
         ctid: 100,
         features: BTreeMap::from([("nesting".to_string(), true)]),
     });
-    assert!(w.conf(100).contains("features: nesting=1\n"));
+    holder.join().unwrap();
+    let conf = w.conf(100);
+    assert!(conf.contains("features: nesting=1\n"), "{conf}");
+    assert!(
+        conf.contains("cores: 3\n"),
+        "the other task's change was kept: {conf}"
+    );
     // A running container's config is not edited behind PVE's back.
     let out = Command::new(w.sim.root.join("usr/sbin/pct"))
         .args(["start", "100"])
@@ -710,4 +778,24 @@ fn config_edits_take_the_lock_without_following_links() {
         r => panic!("{r:?}"),
     };
     assert!(msg.contains("must be stopped"), "{msg}");
+}
+
+/// A raw cgroup rule that opens a device the helper did not pass through (`/dev/mem` is 1:1) makes
+/// the container one the helper does not act on.
+#[test]
+fn foreign_device_rules_are_refused() {
+    let w = world(false);
+    let conf_path = w.sim.root.join("etc/pve/lxc/100.conf");
+    let original = std::fs::read_to_string(&conf_path).unwrap();
+    std::fs::write(
+        &conf_path,
+        format!("{original}lxc.cgroup2.devices.allow: c 1:1 rwm\n"),
+    )
+    .unwrap();
+    let (code, msg) = w.refused(&Request::Status { ctid: 100 });
+    assert_eq!(code, "boundary");
+    assert!(
+        msg.contains("[raw-lxc] container 100 carries `lxc.cgroup2.devices.allow: c 1:1 rwm`"),
+        "{msg}"
+    );
 }

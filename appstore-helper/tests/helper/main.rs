@@ -344,7 +344,11 @@ fn provisions_a_container_and_audits_without_secrets() {
         audit.contains(r#""env_names":["ADMIN_PASSWORD","PORT"]"#),
         "{audit}"
     );
-    assert_eq!(audit.lines().count(), 3);
+    assert_eq!(
+        audit.lines().count(),
+        6,
+        "each action is on record before it starts and when it ends: {audit}"
+    );
     assert_eq!(mode(&w.dir.path().join("helper/audit.log")), 0o600);
     assert_eq!(mode(&w.dir.path().join("helper")), 0o700);
 }
