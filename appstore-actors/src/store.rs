@@ -655,6 +655,16 @@ impl Store {
         })
     }
 
+    /// How much a job's log holds: (lines, bytes of text).
+    pub fn log_size(&self, job: i64) -> Result<(u64, u64)> {
+        let (lines, bytes): (i64, i64) = self.pool.get()?.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) FROM job_logs WHERE job_id = ?1",
+            [job],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((lines.max(0) as u64, bytes.max(0) as u64))
+    }
+
     /// The last `n` log lines of a job, oldest first.
     pub fn tail_logs(&self, job: i64, n: i64) -> Result<Vec<LogRecord>> {
         let last: i64 = self.pool.get()?.query_row(

@@ -822,15 +822,31 @@ struct JobStream {
     store: Store,
     last_seq: i64,
     pending: std::collections::VecDeque<warp::sse::Event>,
+    /// Stored lines after `last_seq` are still to be read (page by page) before anything live.
+    behind: bool,
+    /// State changes to send once the stored lines are out: (event, final).
+    states: std::collections::VecDeque<(warp::sse::Event, bool)>,
     done: bool,
 }
 
+/// Lines read from the store at a time while a stream catches up.
+const STREAM_PAGE: i64 = 2000;
+
 impl JobStream {
-    /// The next event: lines in order (read again from the store when this stream fell behind the
-    /// live feed), then the final state, after which the stream ends.
+    /// The next event: lines in order (read from the store, a page at a time, however many there
+    /// are, whenever this stream is behind the live feed), then the state changes, and after the
+    /// final state the stream ends.
     async fn next(mut self) -> Option<(Result<warp::sse::Event, Infallible>, JobStream)> {
         loop {
             if let Some(e) = self.pending.pop_front() {
+                return Some((Ok(e), self));
+            }
+            if self.behind {
+                self.behind = self.read_page().await;
+                continue;
+            }
+            if let Some((e, last)) = self.states.pop_front() {
+                self.done = last;
                 return Some((Ok(e), self));
             }
             if self.done {
@@ -845,7 +861,7 @@ impl JobStream {
                     line,
                 }) if job_id == self.job && seq > self.last_seq => {
                     if seq != self.last_seq + 1 {
-                        self.catch_up().await;
+                        self.behind = true;
                         continue;
                     }
                     self.last_seq = seq;
@@ -863,33 +879,37 @@ impl JobStream {
                     reason,
                 }) if job_id == self.job => {
                     // Lines stored before the state change come first.
-                    self.catch_up().await;
-                    self.done = is_terminal(&state);
-                    self.pending.push_back(sse_state(&state, reason.as_deref()));
+                    self.behind = true;
+                    self.states
+                        .push_back((sse_state(&state, reason.as_deref()), is_terminal(&state)));
                 }
                 Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.behind = true,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
     }
 
-    async fn catch_up(&mut self) {
+    /// Reads the next page of stored lines; true when there may be more.
+    async fn read_page(&mut self) -> bool {
         let (store, job, after) = (self.store.clone(), self.job, self.last_seq);
-        if let Ok(Ok(lines)) =
-            tokio::task::spawn_blocking(move || store.logs(job, after, 5000)).await
-        {
-            for l in lines {
-                self.last_seq = l.seq;
-                self.pending.push_back(sse_log(&l));
+        match tokio::task::spawn_blocking(move || store.logs(job, after, STREAM_PAGE)).await {
+            Ok(Ok(lines)) => {
+                let full = lines.len() as i64 >= STREAM_PAGE;
+                for l in lines {
+                    self.last_seq = l.seq;
+                    self.pending.push_back(sse_log(&l));
+                }
+                full
             }
+            _ => false,
         }
     }
 }
 
 /// `GET /api/jobs/{id}/stream`: server-sent events, `log` (id = the line's cursor) and `state`; a
-/// reconnecting client sends `Last-Event-ID` (or `?after=`) and gets only what it missed. The stream
-/// ends after the job's final state.
+/// reconnecting client sends `Last-Event-ID` (or `?after=`) and gets only what it missed, every
+/// line of it. The stream ends after the job's final state.
 async fn job_stream(
     state: ApiState,
     id: i64,
@@ -904,27 +924,25 @@ async fn job_stream(
                 .field("after", "must be a whole number")
         })?,
     };
-    // Subscribed before the backlog is read, so nothing falls between the two.
+    // Subscribed before the job is read, so nothing falls between the two.
     let rx = jobs.events.subscribe();
     let store = jobs.store.clone();
-    let (job, backlog) = read(move || Ok((store.job(id)?, store.logs(id, after, 5000)?))).await?;
+    let job = read(move || store.job(id)).await?;
     let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    let mut stream = JobStream {
+    let stream = JobStream {
         job: id,
         rx,
         store: jobs.store.clone(),
         last_seq: after,
         pending: Default::default(),
+        behind: true,
+        states: [(
+            sse_state(&job.state, job.error.as_deref()),
+            is_terminal(&job.state),
+        )]
+        .into(),
         done: false,
     };
-    for l in &backlog {
-        stream.last_seq = l.seq;
-        stream.pending.push_back(sse_log(l));
-    }
-    stream
-        .pending
-        .push_back(sse_state(&job.state, job.error.as_deref()));
-    stream.done = is_terminal(&job.state);
     let events = futures_util::stream::unfold(stream, JobStream::next);
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }

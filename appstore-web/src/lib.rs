@@ -7,6 +7,7 @@ pub mod auth;
 pub mod debug;
 pub mod demo;
 pub mod lint;
+pub mod logfile;
 pub mod openapi;
 pub mod origin;
 pub mod server;

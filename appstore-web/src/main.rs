@@ -126,10 +126,10 @@ fn init_tracing(json_log_dir: Option<&std::path::Path>) {
             .init(),
         Some(dir) => {
             let file = std::fs::create_dir_all(dir).and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join("pve-appstore.log"))
+                appstore_web::logfile::RotatingFile::open(
+                    &dir.join("pve-appstore.log"),
+                    appstore_web::logfile::ROTATE_BYTES,
+                )
             });
             let registry = registry.with(json!().with_writer(std::io::stderr));
             match file {

@@ -1195,3 +1195,49 @@ fn concurrent_jobs_on_one_container_are_refused_but_one() {
         .count();
     assert_eq!(on_install, 1, "{jobs}");
 }
+
+/// A finished job with more lines than one read of the store holds: its replay sends every line in
+/// order, then the final state.
+#[test]
+fn replay_of_a_long_finished_job_sends_every_line() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = json_client_builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"password": "Replay-Secret-1"}}))
+        .send()
+        .unwrap();
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(demo.wait_for_job(id)["job"]["state"], "completed");
+    // More lines for the finished job, written to its database as the engine would.
+    let store = appstore_actors::store::Store::open(&demo._state.path().join("state.db")).unwrap();
+    let before = store.logs(id, 0, 1_000_000).unwrap().len();
+    for i in 0..12_000 {
+        store
+            .append_log(id, "stdout", &format!("line {i}"))
+            .unwrap();
+    }
+    let resp = client
+        .get(format!("{}/api/jobs/{id}/stream", demo.base))
+        .send()
+        .unwrap();
+    let events = read_sse(resp);
+    let logs: Vec<i64> = events
+        .iter()
+        .filter(|(e, _, _)| e == "log")
+        .map(|(_, id, _)| id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(logs.len(), before + 12_000);
+    assert!(
+        logs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap"
+    );
+    assert_eq!(events.last().unwrap().0, "state");
+    assert_eq!(events.last().unwrap().2["state"], "completed");
+}
