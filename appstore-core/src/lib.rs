@@ -27,6 +27,7 @@ pub mod gpu;
 pub mod inputs;
 pub mod job;
 pub mod manifest;
+pub mod network;
 pub mod policy;
 pub mod pve_config;
 pub mod pve_user_cfg;

@@ -197,6 +197,23 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
         )
     })?;
     let app_id = request.app_id.clone();
+    // The host name and network settings, strictly, each error on its field.
+    let problems = appstore_core::network::check(&request.network_fields());
+    if !problems.is_empty() {
+        let mut err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        for p in &problems {
+            err = err.field(p.field, &p.message);
+        }
+        return Err(err);
+    }
     // The form's values are checked before a job exists, each error on its field.
     if let Some(app) = state
         .catalog

@@ -155,20 +155,6 @@ fn run_system(settings: server::ServerSettings) -> anyhow::Result<()> {
     system.block_on(server::run(settings))
 }
 
-/// Fault injection for the restart tests (`APPSTORE_FAULT_HOLD_AFTER=<state>`): jobs stop after that
-/// state's step, so a test can kill the service at a known point.
-fn fault_hold_after() -> Option<appstore_core::job::JobState> {
-    let name = std::env::var("APPSTORE_FAULT_HOLD_AFTER").ok()?;
-    let state = appstore_core::job::JobState::parse(&name);
-    match state {
-        Some(s) => tracing::warn!(state = %s, "fault injection: jobs hold after this state"),
-        None => {
-            tracing::warn!(value = %name, "APPSTORE_FAULT_HOLD_AFTER names no job state; ignored")
-        }
-    }
-    state
-}
-
 fn engine_config(
     node: &str,
     pool: &str,
@@ -191,7 +177,7 @@ fn engine_config(
         network_wait: appstore_core::job::RetryPolicy::default(),
         task_deadline: Duration::from_secs(1800),
         gpu_policy: appstore_core::gpu::GpuPolicy::default(),
-        fault_hold_after: fault_hold_after(),
+        fault_hold_after: appstore_actors::engine::fault_hold_from_env(),
     }
 }
 

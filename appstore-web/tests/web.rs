@@ -1241,3 +1241,39 @@ fn replay_of_a_long_finished_job_sends_every_line() {
     assert_eq!(events.last().unwrap().0, "state");
     assert_eq!(events.last().unwrap().2["state"], "completed");
 }
+
+/// Network settings are parsed strictly before a job exists: a value that would add options of
+/// its own to `net0` is refused on its field.
+#[test]
+fn bad_network_settings_are_refused_on_their_fields() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let r = json_client()
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({
+            "app_id": "radicale",
+            "hostname": "ok-name",
+            "network": {"ip": "10.0.0.5/24,gw=10.0.0.9", "vlan": 5000}
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    let fields = &body["error"]["fields"];
+    assert!(
+        fields["network.ip"]
+            .as_str()
+            .unwrap()
+            .contains("is neither `dhcp`"),
+        "{body}"
+    );
+    assert!(
+        fields["network.vlan"].as_str().unwrap().contains("VLAN"),
+        "{body}"
+    );
+    let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+    assert!(
+        jobs["jobs"].as_array().unwrap().is_empty(),
+        "no job was made"
+    );
+}

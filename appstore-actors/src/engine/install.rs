@@ -84,6 +84,20 @@ pub struct InstallRequest {
 }
 
 impl InstallRequest {
+    /// The request's host name and network settings, for [`appstore_core::network::check`].
+    pub fn network_fields(&self) -> appstore_core::network::NetworkFields<'_> {
+        appstore_core::network::NetworkFields {
+            hostname: self.hostname.as_deref(),
+            ip: self.network.ip.as_deref(),
+            gw: self.network.gw.as_deref(),
+            ip6: self.network.ip6.as_deref(),
+            gw6: self.network.gw6.as_deref(),
+            vlan: self.network.vlan,
+        }
+    }
+}
+
+impl InstallRequest {
     /// The request as stored: secret inputs masked.
     pub fn redacted_json(&self, manifest: &Manifest) -> Value {
         let inputs: serde_json::Map<String, Value> = self
@@ -429,17 +443,15 @@ impl InstallWork {
                     .join("; "),
             );
         }
-        if let Some(h) = &self.request.hostname {
-            let ok = !h.is_empty()
-                && h.len() <= 63
-                && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !h.starts_with('-')
-                && !h.ends_with('-');
-            if !ok {
-                return failed(format!(
-                    "hostname `{h}` is not a valid host name (letters, digits and `-`, at most 63)"
-                ));
-            }
+        let problems = appstore_core::network::check(&self.request.network_fields());
+        if !problems.is_empty() {
+            return failed(
+                problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
         }
         self.log
             .info(&format!(

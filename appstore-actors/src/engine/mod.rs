@@ -69,7 +69,8 @@ pub struct EngineConfig {
     pub gpu_policy: appstore_core::gpu::GpuPolicy,
     /// Fault injection for the restart tests: after the step of this state succeeded (before its
     /// context and the next transition are stored), the job stops making progress, so the test can kill the service at
-    /// a known point. Set from `APPSTORE_FAULT_HOLD_AFTER`; never set in production.
+    /// a known point. Set from `APPSTORE_FAULT_HOLD_AFTER` ([`fault_hold_from_env`]), and only
+    /// acted on in builds with the `fault-injection` feature (test builds).
     pub fault_hold_after: Option<JobState>,
 }
 
@@ -268,6 +269,27 @@ pub struct JobLog {
     kept: Arc<std::sync::Mutex<Option<LogBudget>>>,
     /// (lines, bytes) a job keeps: [`MAX_LOG_LINES`], [`MAX_LOG_BYTES`].
     caps: (u64, u64),
+}
+
+/// Fault injection for the restart tests (`APPSTORE_FAULT_HOLD_AFTER=<state>`): jobs stop after that
+/// state's step, so a test can kill the service at a known point. Without the `fault-injection`
+/// feature (every release build) the variable is not even read.
+pub fn fault_hold_from_env() -> Option<JobState> {
+    #[cfg(feature = "fault-injection")]
+    {
+        let name = std::env::var("APPSTORE_FAULT_HOLD_AFTER").ok()?;
+        let state = JobState::parse(&name);
+        match state {
+            Some(s) => tracing::warn!(state = %s, "fault injection: jobs hold after this state"),
+            None => tracing::warn!(
+                value = %name,
+                "APPSTORE_FAULT_HOLD_AFTER names no job state; ignored"
+            ),
+        }
+        state
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    None
 }
 
 /// Caps of one job's log: script output past them is dropped after one visible marker line (the
@@ -1053,6 +1075,7 @@ impl Engine {
             };
             if outcome == StepOutcome::Done {
                 // The hardest point to resume from: the step's work is done, none of it recorded.
+                #[cfg(feature = "fault-injection")]
                 if self.config.fault_hold_after == Some(state) {
                     log.info(&format!("fault injection: holding after `{state}`"))
                         .await;
