@@ -23,9 +23,31 @@ pub struct GitCache {
     root: PathBuf,
 }
 
+/// How long libgit2 waits for a connection to a catalog's server.
+pub const CONNECT_TIMEOUT_MS: i32 = 10_000;
+/// How long libgit2 waits for data on an open connection.
+pub const READ_TIMEOUT_MS: i32 = 30_000;
+
+/// Sets libgit2's connect and read timeouts once per process, so an unreachable or silent remote
+/// cannot hang a refresh (libgit2 waits for ever by default).
+pub fn set_network_timeouts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: these set process-wide integers in libgit2's option table. git2-rs marks every
+        // `git_libgit2_opts` call unsafe because options that take pointers are racy; these take
+        // plain integers, and `Once` makes this the only write, before any fetch of this crate.
+        #[allow(unsafe_code)]
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(READ_TIMEOUT_MS);
+        }
+    });
+}
+
 impl GitCache {
     /// A cache rooted at `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        set_network_timeouts();
         GitCache { root: root.into() }
     }
 
@@ -79,8 +101,10 @@ impl GitCache {
     }
 
     /// Fetches `source.branch` (force: a rewritten branch replaces the old one) and returns the repository
-    /// and the branch's commit.
+    /// and the branch's commit. An unreachable remote fails after [`CONNECT_TIMEOUT_MS`], a silent
+    /// one after [`READ_TIMEOUT_MS`].
     pub fn fetch(&self, source: &GitSource) -> Result<(Repository, Oid), Error> {
+        set_network_timeouts();
         self.clone_local(source)?;
         let repo = self.open(&source.url)?;
         let fetch_err = |e| Error::Fetch {

@@ -478,3 +478,50 @@ fn reference_catalog_lints_clean() {
         .supported
         .is_empty());
 }
+
+/// A remote that accepts the connection and then says nothing fails the fetch at libgit2's read
+/// timeout instead of hanging the refresh.
+#[test]
+fn a_silent_remote_fails_the_fetch_instead_of_hanging() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        // Accept and hold the connections without a byte of answer.
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while std::time::Instant::now() < until {
+            if let Ok((s, _)) = listener.accept() {
+                open.push(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if open.len() >= 4 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cache_dir = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let cache = GitCache::new(&cache_dir);
+        let source = GitSource {
+            url: format!("http://127.0.0.1:{port}/apps.git"),
+            branch: "main".into(),
+        };
+        let _ = tx.send(cache.fetch(&source).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(90))
+        .expect("the fetch hung past libgit2's read timeout");
+    let err = result.expect_err("nothing was served");
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    assert!(text.to_lowercase().contains("timed out"), "{text}");
+    drop(held);
+}

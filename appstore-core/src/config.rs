@@ -196,6 +196,10 @@ pub struct RawCatalog {
     /// How often to fetch: a duration such as `30m`, `6h`, `1d`, or `never` (default `6h`).
     #[serde(default)]
     pub refresh: Option<String>,
+    /// Accept `http://` and `git://` catalog URLs, which anyone on the path can read and change
+    /// (default false: https, file and local paths only).
+    #[serde(default)]
+    pub allow_insecure_transport: bool,
 }
 
 /// GPU policy mode.
@@ -586,9 +590,19 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         .url
         .clone()
         .unwrap_or_else(|| DEFAULT_CATALOG_URL.into());
-    if !["https://", "http://", "file://", "/"]
+    let insecure = ["http://", "git://"]
         .iter()
-        .any(|p| catalog_url.starts_with(p))
+        .any(|p| catalog_url.starts_with(p));
+    if insecure && !raw.catalog.allow_insecure_transport {
+        d.push_hint(
+            "catalog.url",
+            format!("`{catalog_url}` is fetched without TLS: anyone on the way could change the apps this node installs"),
+            Some("use an https:// URL (or file:// for a local repository), or set catalog.allow_insecure_transport: true if the network is trusted".into()),
+        );
+    } else if !insecure
+        && !["https://", "file://", "/"]
+            .iter()
+            .any(|p| catalog_url.starts_with(p))
     {
         d.push_hint(
             "catalog.url",
