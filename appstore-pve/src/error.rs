@@ -93,6 +93,18 @@ pub enum PveError {
     Setup(String),
 }
 
+impl PveError {
+    /// A failure that passes by itself: the node could not be reached, or pveproxy answered that
+    /// it cannot serve now (502, 503, 504, and its own 595/596 for a backend it could not reach).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PveError::Transport { .. } => true,
+            PveError::Server { status, .. } => matches!(status, 502 | 503 | 504 | 595 | 596),
+            _ => false,
+        }
+    }
+}
+
 fn forbidden_text(path: &Option<String>, privilege: &Option<String>, message: &str) -> String {
     match (path, privilege) {
         (Some(p), Some(v)) => format!(

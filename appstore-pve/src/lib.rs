@@ -106,26 +106,62 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<Vec<LogLine>>;
 }
 
+/// The last `n` lines of a task's log, read page by page to its end (the log API reads from the
+/// start); what could be read when the API fails on the way.
+pub async fn task_log_tail(api: &dyn PveApi, upid: &Upid, n: usize) -> Vec<String> {
+    const PAGE: u64 = 1000;
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let mut start = 0;
+    // A task log of a million lines is read to its end at most; none of the store's come close.
+    for _ in 0..1000 {
+        let Ok(page) = api.task_log(upid, start, PAGE).await else {
+            break;
+        };
+        let got = page.len() as u64;
+        for l in page {
+            tail.push_back(l.t);
+            if tail.len() > n {
+                tail.pop_front();
+            }
+        }
+        if got < PAGE {
+            break;
+        }
+        start += got;
+    }
+    tail.into()
+}
+
 /// Waits for a task: polls with backoff (5 ms, doubling to 2 s) until `deadline`; a failed task comes
 /// back as [`PveError::TaskFailed`] with PVE's own exit status and the end of its log.
+/// While pveproxy cannot be reached or answers 502/503/504/595/596 (a restart), the wait goes on
+/// up to the deadline.
 pub async fn wait_task(api: &dyn PveApi, upid: &Upid, deadline: Duration) -> Result<TaskStatus> {
     let start = tokio::time::Instant::now();
     // Short first waits: most of the store's tasks (config-sized) end within milliseconds.
     let mut delay = Duration::from_millis(5);
     loop {
-        let status = api.task_status(upid).await?;
+        let status = match api.task_status(upid).await {
+            Ok(s) => s,
+            // pveproxy restarting (a node update, a certificate change): the task goes on, so
+            // does the wait, up to its deadline.
+            Err(e) if e.is_transient() && start.elapsed() < deadline => {
+                tokio::time::sleep(
+                    delay
+                        .max(Duration::from_millis(200))
+                        .min(deadline.saturating_sub(start.elapsed())),
+                )
+                .await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if status.status == "stopped" {
             if status.succeeded() {
                 return Ok(status);
             }
-            let log = api.task_log(upid, 0, 1000).await.unwrap_or_default();
-            let tail: Vec<String> = log
-                .iter()
-                .rev()
-                .take(20)
-                .rev()
-                .map(|l| l.t.clone())
-                .collect();
+            let tail = task_log_tail(api, upid, 20).await;
             return Err(PveError::TaskFailed {
                 upid: upid.to_string(),
                 exitstatus: status.exitstatus.unwrap_or_else(|| "unknown error".into()),

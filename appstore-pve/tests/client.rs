@@ -473,3 +473,61 @@ async fn older_releases_get_the_calls_they_have() {
         .any(|v| v.volid.contains("alpine-3.20")));
     assert_conformant(&sim);
 }
+
+/// While pveproxy restarts (connections dropped for a while), a task wait keeps polling and
+/// ends when the task does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_wait_survives_a_pveproxy_restart() {
+    let sim = start(HarnessOptions {
+        task_latency: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .unwrap();
+    let api = client(&sim, &sim.creds.store_token, TlsMode::Insecure);
+    let upid = api.lxc_create(NODE, &spec(100)).await.unwrap();
+    // A proxy in front of the node that drops every connection for its first second, as a
+    // restarting pveproxy does, then passes them through.
+    let backend = sim.url.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let opened = std::time::Instant::now();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let proxy = tokio::spawn({
+        let dropped = dropped.clone();
+        async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if opened.elapsed() < Duration::from_secs(1) {
+                    dropped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(inbound);
+                    continue;
+                }
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }
+    });
+    let (id, secret) = sim.creds.store_token.rsplit_once('=').unwrap();
+    let through_proxy = HttpPve::new(&PveEndpoint {
+        url: format!("http://127.0.0.1:{port}"),
+        token_id: id.into(),
+        token_secret: secret.into(),
+        tls: TlsMode::Insecure,
+    })
+    .unwrap();
+    let status = wait_task(&through_proxy, &upid, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(status.succeeded());
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the restart was seen"
+    );
+    proxy.abort();
+}
