@@ -360,3 +360,116 @@ async fn uninstall_destroys_the_container_and_refuses_one_outside_the_boundary()
         "the foreign container is untouched"
     );
 }
+
+/// A container whose install failed between the create and the tagging: in the pool, untagged,
+/// its description naming the job. The store recognises it by that description and destroys it;
+/// an untagged container naming another job stays out of reach.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroyed() {
+    use appstore_actors::store::NewJob;
+    use appstore_pve::types::{CreateLxc, NetConfig};
+    let w = world();
+    let store = w.engine.store.clone();
+    let failed_install = |ctid: i64| {
+        let job = store
+            .create_job(&NewJob {
+                kind: "install".into(),
+                app_id: "radicale".into(),
+                install_id: None,
+                ctid: None,
+                node: "pve1".into(),
+                pool: "appstore".into(),
+                user_action: "install radicale 1.0.0".into(),
+                manifest_version: "1.0.0".into(),
+                manifest_sha256: String::new(),
+                commit_id: None,
+                request: "{}".into(),
+            })
+            .unwrap();
+        store.set_job_ctid(job.id, ctid).unwrap();
+        store
+            .transition(job.id, "queued", "failed", Some("failed after the create"))
+            .unwrap();
+        store.job(job.id).unwrap().unwrap()
+    };
+    let create = |vmid: u32, job: i64| {
+        let pve = Arc::clone(&w.engine.pve);
+        async move {
+            let upid = pve
+                .lxc_create(
+                    "pve1",
+                    &CreateLxc {
+                        vmid,
+                        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+                        hostname: "radicale".into(),
+                        pool: "appstore".into(),
+                        storage: "local-lvm".into(),
+                        disk_gb: 4,
+                        cores: 1,
+                        memory_mb: 512,
+                        swap_mb: 512,
+                        unprivileged: true,
+                        onboot: false,
+                        nesting: false,
+                        net: NetConfig {
+                            bridge: "vmbr0".into(),
+                            ip: "dhcp".into(),
+                            gw: None,
+                            ip6: None,
+                            gw6: None,
+                            tag: None,
+                            firewall: true,
+                        },
+                        description: Some(format!(
+                            "Installed by PVE App Store: radicale 1.0.0 (job {job})"
+                        )),
+                        volumes: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+            appstore_pve::wait_task(pve.as_ref(), &upid, std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+    };
+    let job = failed_install(150);
+    create(150, job.id).await;
+    let (destroy, install) = w.engine.create_destroy_failed_job(&job).await.unwrap();
+    let end = w
+        .engine
+        .run_uninstall(destroy, install, None, CancelFlag::default())
+        .await
+        .unwrap();
+    let logs: Vec<String> = store
+        .logs(destroy, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("lacked the managed tag")),
+        "{logs:#?}"
+    );
+    assert!(w.engine.pve.is_id_free(150).await.unwrap(), "destroyed");
+
+    // Another job's marker: not adopted, refused at the boundary, left alone.
+    let job = failed_install(151);
+    create(151, job.id + 1000).await;
+    let (destroy, install) = w.engine.create_destroy_failed_job(&job).await.unwrap();
+    let end = w
+        .engine
+        .run_uninstall(destroy, install, None, CancelFlag::default())
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Failed);
+    let error = store
+        .job(destroy)
+        .unwrap()
+        .unwrap()
+        .error
+        .unwrap_or_default();
+    assert!(error.contains("[managed-tag]"), "{error}");
+    assert!(!w.engine.pve.is_id_free(151).await.unwrap(), "left alone");
+}

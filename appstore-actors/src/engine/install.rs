@@ -1475,7 +1475,21 @@ impl InstallWork {
             return;
         }
         if let (Some(ctid), false) = (self.ctid, self.created) {
-            self.engine.reserved_ctids.release(ctid).await;
+            // The create may have gone through although the job never saw it end (a task that
+            // outlived its deadline): the container says so in its description.
+            let mine = super::job_marker(self.job_id);
+            if let Ok(cfg) = self.engine.pve.lxc_config(self.node(), ctid).await {
+                if cfg
+                    .options
+                    .get("description")
+                    .is_some_and(|d| d.contains(&mine))
+                {
+                    self.created = true;
+                }
+            }
+            if !self.created {
+                self.engine.reserved_ctids.release(ctid).await;
+            }
         }
         let (Some(ctid), true) = (self.ctid, self.created) else {
             return;
@@ -1494,8 +1508,13 @@ impl InstallWork {
                 .get("tags")
                 .map(|t| parse_tags(t))
                 .unwrap_or_default();
-            if !tags.iter().any(|t| t == FAILED_TAG) {
-                tags.push(FAILED_TAG.into());
+            // Created by this job, so the store's: managed, failed and its app, whatever step
+            // the job failed at (the tagging may not have happened yet).
+            let app = app_tag(self.manifest().id());
+            for t in [MANAGED_TAG, FAILED_TAG, app.as_str()] {
+                if !tags.iter().any(|x| x == t) {
+                    tags.push(t.into());
+                }
             }
             let value = join_tags(tags.iter().map(String::as_str));
             let _ = pve

@@ -29,7 +29,8 @@ use crate::store::{InstallRecord, NewJob, Store, StoreError};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::job::{next, JobKind, JobState, RetryPolicy, StepOutcome, Transition};
 use appstore_core::policy::{
-    parse_tags, ContainerFacts, Decision, InstallPolicy, PoolBoundary, PoolId,
+    app_tag, join_tags, parse_tags, ContainerFacts, Decision, InstallPolicy, PoolBoundary, PoolId,
+    FAILED_TAG, MANAGED_TAG,
 };
 use appstore_core::redact::Redactor;
 use appstore_pve::PveApi;
@@ -227,6 +228,70 @@ pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
                 .join("; "),
         ),
     }
+}
+
+/// The marker every container the store creates carries in its description: `(job N)`.
+pub(crate) fn job_marker(job_id: i64) -> String {
+    format!("(job {job_id})")
+}
+
+/// Tags container `ctid` as the store's own (managed, failed, its app) when it lacks the managed
+/// tag but is recognisably the container install job `job_id` created: in the store's pool, its
+/// description carrying the job's marker, and no task holding it. This is what a job that failed
+/// between the create and the tagging leaves behind. True when it tagged the container.
+pub(crate) async fn adopt_created_container(
+    engine: &Engine,
+    ctid: u32,
+    job_id: i64,
+    app_id: &str,
+) -> Result<bool, String> {
+    let pve = &engine.pve;
+    let node = &engine.config.node;
+    let cfg = pve
+        .lxc_config(node, ctid)
+        .await
+        .map_err(|e| format!("reading container {ctid}: {e}"))?;
+    let tags: Vec<String> = cfg
+        .options
+        .get("tags")
+        .map(|t| parse_tags(t))
+        .unwrap_or_default();
+    let ours = cfg.options.get("description").is_some_and(|d| {
+        d.starts_with("Installed by PVE App Store:") && d.contains(&job_marker(job_id))
+    });
+    if tags.iter().any(|t| t == MANAGED_TAG) || !ours || cfg.options.contains_key("lock") {
+        return Ok(false);
+    }
+    let pool_id = &engine.config.pool;
+    let in_pool = pve
+        .pool(pool_id)
+        .await
+        .map_err(|e| format!("reading pool `{pool_id}`: {e}"))?
+        .members
+        .iter()
+        .any(|m| m.vmid == Some(u64::from(ctid)));
+    if !in_pool {
+        return Ok(false);
+    }
+    let app_tag = appstore_core::AppId::parse(app_id)
+        .map(|id| app_tag(&id))
+        .map_err(|e| format!("the failed job's app: {e}"))?;
+    let mut all = tags.clone();
+    for t in [MANAGED_TAG, FAILED_TAG, app_tag.as_str()] {
+        if !all.iter().any(|x| x == t) {
+            all.push(t.to_string());
+        }
+    }
+    pve.lxc_update_config(
+        node,
+        ctid,
+        &[("tags".into(), join_tags(all.iter().map(String::as_str)))],
+        &[],
+        Some(&cfg.digest),
+    )
+    .await
+    .map_err(|e| format!("tagging container {ctid}: {e}"))?;
+    Ok(true)
 }
 
 /// The newest template of `family` (`debian-12`) on the template storage.
@@ -932,9 +997,11 @@ impl Engine {
             .and_then(|s| s.app(&install.app_id).cloned())
             .filter(|a| a.manifest.version().to_string() == install.version);
         let keep = self.keeps_volumes(job_id).await;
+        let failed_job = self.destroys_failed_job(job_id).await;
         let mut work =
             uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone())
-                .keeping_volumes(keep);
+                .keeping_volumes(keep)
+                .for_failed_job(failed_job);
         self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel, None)
             .await
     }
@@ -1030,6 +1097,17 @@ impl Engine {
         };
         let job = self.queue_job(new, serde_json::Value::Null).await?;
         Ok((job.id, install))
+    }
+
+    /// The failed install whose container this uninstall destroys, if it is such a job.
+    async fn destroys_failed_job(&self, job_id: i64) -> Option<i64> {
+        let store = self.store.clone();
+        blocking(move || store.job(job_id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.request).ok())
+            .and_then(|r| r["failed_job"].as_i64())
     }
 
     /// Did the user ask this uninstall to keep the data volumes? (From the stored request.)

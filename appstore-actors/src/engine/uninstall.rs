@@ -23,6 +23,8 @@ pub(super) struct UninstallWork {
     log: JobLog,
     /// The user chose to keep the data volumes for a later install.
     keep_volumes: bool,
+    /// The failed install whose container this job destroys (a destroy-failed job).
+    failed_job: Option<i64>,
 }
 
 impl UninstallWork {
@@ -40,7 +42,15 @@ impl UninstallWork {
             app,
             log,
             keep_volumes: false,
+            failed_job: None,
         }
+    }
+
+    /// Destroys the container of failed install `job` (which may lack the managed tag when the
+    /// job failed between the create and the tagging).
+    pub(super) fn for_failed_job(mut self, job: Option<i64>) -> Self {
+        self.failed_job = job;
+        self
     }
 
     /// Keeps the data volumes (from the job's request).
@@ -81,6 +91,21 @@ impl UninstallWork {
             }
             Ok(false) => {}
             Err(o) => return o,
+        }
+        if let Some(job) = self.failed_job {
+            match super::adopt_created_container(&self.engine, ctid, job, &self.install.app_id)
+                .await
+            {
+                Ok(true) => {
+                    self.log
+                        .info(&format!(
+                            "container {ctid} lacked the managed tag (job {job} failed before tagging it); its description names job {job}, so it is tagged as the store's now"
+                        ))
+                        .await
+                }
+                Ok(false) => {}
+                Err(e) => return failed(e),
+            }
         }
         super::check_boundary(&self.engine, ctid).await
     }
