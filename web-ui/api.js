@@ -59,6 +59,7 @@ export const api = {
   installDetail: (id) => request('GET', '/api/installs/' + encodeURIComponent(id)),
   reconfigure: (installId, inputs, restart) => request('POST', '/api/reconfigure', { body: { install_id: installId, inputs, restart } }),
   gpus: () => request('GET', '/api/gpus'),
+  revealOutput: (installId, key, password) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/outputs/' + encodeURIComponent(key) + '/reveal', { body: password == null ? {} : { password } }),
   gpuOptions: (id) => request('GET', '/api/apps/' + encodeURIComponent(id) + '/gpu-options'),
   demoGpus: () => request('GET', '/api/demo/gpus'),
   demoPlug: (pci, present) => request('POST', '/api/demo/gpus', { body: { pci_address: pci, present } }),

@@ -997,7 +997,7 @@ function jobView(main, id, ctx) {
       outputs.replaceChildren(h('ul', 'outputs', arr(inst?.outputs).map((o) => {
         const url = typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null;
         return h('li', { tid: 'job-output', 'data-key': o.key }, h('span', null, o.label || o.key, ': '),
-          o.secret ? muted('(secret, shown once in the log as masked)') : code(o.value ?? ''),
+          o.secret ? muted('(secret: reveal it on the installed app\'s page)') : code(o.value ?? ''),
           !o.secret && h('button', { type: 'button', class: 'btn btn-sm', onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'),
           url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer', tid: 'open-app' }, 'Open app'));
       })));
@@ -1174,12 +1174,37 @@ function installDetailView(main, id, ctx) {
           config.length > 0 && panel('Container config', 'ct-config', dl(config.map(([k, v]) => [k, code(v, 'break')])))),
         h('aside', 'detail-side',
           panel('Outputs', 'outputs', arr(d.outputs).length ? h('ul', 'outputs', arr(d.outputs).map((o) => h('li', { tid: 'output', 'data-key': o.key },
-            h('span', null, o.label || o.key, ': '), o.secret ? muted('(secret: shown once, masked, in the install log)') : code(o.value ?? ''),
+            h('span', null, o.label || o.key, ': '), o.secret ? secretOutput(d.id, o) : code(o.value ?? ''),
             !o.secret && h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Copy ${o.label || o.key}`, onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'))))
             : h('p', 'muted', 'No outputs.'))))));
   }
   load();
   return { cleanup: () => clearTimeout(timer) };
+}
+
+// A secret output (a generated password): hidden until revealed, which asks for the admin password
+// again when login is on; the controller logs every reveal.
+function secretOutput(installId, o) {
+  const box = h('span', { class: 'secret-output', tid: 'secret-output' });
+  const hidden = () => box.replaceChildren(muted('(secret)'), ' ',
+    h('button', { type: 'button', class: 'btn btn-sm', tid: 'reveal-output', 'aria-label': `Reveal ${o.label || o.key}`, onclick: ask }, 'Reveal'));
+  const show = (value) => box.replaceChildren(code(value), ' ',
+    h('button', { type: 'button', class: 'btn btn-sm', tid: 'copy-output', 'aria-label': `Copy ${o.label || o.key}`, onclick: () => navigator.clipboard?.writeText(value) }, 'Copy'), ' ',
+    h('button', { type: 'button', class: 'btn btn-sm', onclick: hidden }, 'Hide'));
+  async function reveal(password, err) {
+    try { show((await api.revealOutput(installId, o.key, password)).value); } catch (e) { if (err) err.textContent = e.message; else box.append(h('p', 'field-error', e.message)); }
+  }
+  function ask() {
+    if (session.auth !== 'password') { reveal(null, null); return; }
+    const pw = h('input', { type: 'password', autocomplete: 'current-password', placeholder: 'Admin password', 'aria-label': 'Admin password', tid: 'reveal-output-password' });
+    const err = h('span', { class: 'field-error', role: 'alert' });
+    box.replaceChildren(h('form', { class: 'reveal-form', onsubmit: (e) => { e.preventDefault(); reveal(pw.value, err); } },
+      pw, ' ', h('button', { type: 'submit', class: 'btn btn-sm', tid: 'reveal-submit' }, 'Show'), ' ',
+      h('button', { type: 'button', class: 'btn btn-sm', onclick: hidden }, 'Cancel'), ' ', err));
+    pw.focus();
+  }
+  hidden();
+  return box;
 }
 
 // -- view: reconfigure an installed app (only inputs the manifest marks reconfigurable)

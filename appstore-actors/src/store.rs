@@ -380,6 +380,26 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(Box::new(e)))?;
         }
+        // The database holds sealed secrets and sessions: the service's alone (0600), whatever the
+        // umask; SQLite gives its -wal and -shm files the database's mode.
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(Box::new(e)))?;
+            let mode = f
+                .metadata()
+                .map_err(|e| err(Box::new(e)))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| err(Box::new(e)))?;
+            }
+        }
         // WAL is a property of the file: switch it once, alone, before the pool opens its
         // connections at the same time (racing to switch it fails with "database is locked" and
         // r2d2 retries after a pause of about 400 ms).
@@ -862,6 +882,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_is_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&path).unwrap();
+        store.create_job(&new_job()).unwrap();
+        for name in ["state.db", "state.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
 
     fn new_job() -> NewJob {
         NewJob {

@@ -13,12 +13,18 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// A redactor for these secret values and key names. Empty values are ignored.
+    /// A redactor for these secret values and key names. Empty values are ignored. Each secret is
+    /// also masked in the forms a script or a tool prints it in: JSON-escaped, URL-encoded (`%XX`
+    /// and form `+`), and shell-quoted (`'...'\''...'` and backslash-escaped).
     pub fn new(
         secrets: impl IntoIterator<Item = String>,
         keys: impl IntoIterator<Item = String>,
     ) -> Redactor {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| forms(&s))
+            .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         let mut keys: Vec<String> = keys.into_iter().filter(|k| !k.is_empty()).collect();
@@ -42,6 +48,68 @@ impl Redactor {
         }
         for k in &self.keys {
             out = mask_key(&out, k);
+        }
+        out
+    }
+}
+
+/// The forms of `secret` worth masking: itself and its escaped or encoded spellings.
+fn forms(secret: &str) -> Vec<String> {
+    let mut out = vec![secret.to_string()];
+    // JSON string body (what `serde_json` or `jq` print between the quotes).
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    out.push(json.trim_matches('"').to_string());
+    // Percent-encoding, as in a URL's user info or query (`%40` for `@`), and forms' `+`.
+    let mut pct = String::new();
+    let mut form = String::new();
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            pct.push(b as char);
+            form.push(b as char);
+        } else {
+            pct.push_str(&format!("%{b:02X}"));
+            if b == b' ' {
+                form.push('+');
+            } else {
+                form.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out.push(pct.to_lowercase_hex());
+    out.push(pct);
+    out.push(form);
+    // Shell: inside single quotes (`'\''` for a quote), and backslash-escaped (`printf %q`).
+    out.push(secret.replace('\'', "'\\''"));
+    let mut escaped = String::new();
+    for c in secret.chars() {
+        if !(c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c)) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    out.push(escaped);
+    out.retain(|f| !f.is_empty());
+    out
+}
+
+/// Lower-case hex digits in `%XX` escapes (some encoders write `%2f`).
+trait LowerHex {
+    fn to_lowercase_hex(&self) -> String;
+}
+
+impl LowerHex for String {
+    fn to_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut chars = self.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '%' {
+                for _ in 0..2 {
+                    if let Some(h) = chars.next() {
+                        out.push(h.to_ascii_lowercase());
+                    }
+                }
+            }
         }
         out
     }
@@ -115,6 +183,43 @@ mod tests {
         );
         check(&["abc", "abcdef"], &[], "x abcdef y abc", "x *** y ***");
         check(&[""], &[], "nothing", "nothing");
+    }
+
+    #[test]
+    fn masks_escaped_encoded_and_quoted_forms() {
+        let pw = r#"p@ss "w0rd"/x'y\z"#;
+        let json = serde_json::to_string(pw).unwrap();
+        check(&[pw], &[], &format!("config: {json}"), "config: \"***\"");
+        check(
+            &[pw],
+            &[],
+            "url: https://admin:p%40ss%20%22w0rd%22%2Fx%27y%5Cz@host/",
+            "url: https://admin:***@host/",
+        );
+        check(
+            &[pw],
+            &[],
+            "url: https://admin:p%40ss%20%22w0rd%22%2fx%27y%5cz@host/",
+            "url: https://admin:***@host/",
+        );
+        check(
+            &[pw],
+            &[],
+            "form: pw=p%40ss+%22w0rd%22%2Fx%27y%5Cz&x=1",
+            "form: pw=***&x=1",
+        );
+        check(
+            &[pw],
+            &[],
+            r#"+ echo 'p@ss "w0rd"/x'\''y\z'"#,
+            "+ echo '***'",
+        );
+        check(
+            &[pw],
+            &[],
+            r#"+ set -- p@ss\ \"w0rd\"/x\'y\\z"#,
+            "+ set -- ***",
+        );
     }
 
     #[test]

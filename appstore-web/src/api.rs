@@ -139,6 +139,8 @@ pub struct JobsApi {
     pub proxmox: Addr<appstore_actors::ProxmoxActor>,
     /// Job states and log lines as they happen (the SSE streams).
     pub events: tokio::sync::broadcast::Sender<appstore_actors::engine::JobEvent>,
+    /// Opens sealed secret outputs for an authorised reveal.
+    pub secrets: appstore_actors::secrets::SecretBox,
 }
 
 fn jobs_of(state: &ApiState) -> Result<JobsApi, ApiError> {
@@ -1048,6 +1050,110 @@ async fn cancel_job(state: ApiState, id: i64) -> ApiResult {
     }
 }
 
+/// `POST /api/installs/{id}/outputs/{key}/reveal` `{"password": "..."}`: a secret output (a
+/// generated password) in clear, for the person who is logged in and gives the password again;
+/// every reveal is in the service log, without the value.
+async fn reveal_output(
+    state: ApiState,
+    id: i64,
+    key: String,
+    remote: Option<std::net::SocketAddr>,
+    body: Bytes,
+) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Reveal {
+        #[serde(default)]
+        password: Option<String>,
+    }
+    let jobs = jobs_of(&state)?;
+    let req: Reveal = if body.is_empty() {
+        Reveal { password: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("expected {{\"password\": \"...\"}}: {e}"),
+            )
+        })?
+    };
+    let ip = remote
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    if let Some(auth) = state.auth.clone() {
+        let Some(password) = req.password else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "password_required",
+                "give the admin password again to reveal a secret",
+            )
+            .field("password", "required"));
+        };
+        let checked = tokio::task::spawn_blocking(move || auth.verify(ip, &password))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+        use crate::auth::LoginError;
+        match checked {
+            Ok(()) => {}
+            Err(LoginError::Wrong) => {
+                tracing::warn!(target: "pve_appstore::audit", %ip, install = id, output = %key, "secret reveal refused: wrong password");
+                // 403, not 401: the session is fine, only this confirmation failed.
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_password",
+                    "wrong password",
+                )
+                .field("password", "wrong password"));
+            }
+            Err(LoginError::RateLimited(after)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many attempts from this address; try again in {after} s"),
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_password",
+                    format!("the password cannot be checked: {e:?}"),
+                ))
+            }
+        }
+    }
+    let store = jobs.store.clone();
+    let install = read(move || store.install(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let outputs: Value = serde_json::from_str(&install.outputs).unwrap_or(Value::Null);
+    let output = outputs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["key"] == key.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("install {id} has no output `{key}`")))?;
+    if output["secret"] != true {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_secret",
+            format!("output `{key}` is not a secret; it is shown in GET /api/installs/{id}"),
+        ));
+    }
+    let sealed = output["value"].as_str().unwrap_or("");
+    let value = jobs.secrets.open_value(sealed).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sealed",
+            format!("the secret cannot be opened with this node's key: {e}"),
+        )
+    })?;
+    tracing::info!(target: "pve_appstore::audit", %ip, install = id, app = %install.app_id, output = %key, "secret output revealed");
+    ok_json(&json!({"key": key, "value": value}))
+}
+
 /// An install as the API shows it: secret outputs only by presence, with its upgrade check.
 fn install_view(
     i: &appstore_actors::store::InstallRecord,
@@ -1476,7 +1582,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 31] = [
+pub const ROUTER_KEYS: [(&str, &str); 32] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -1508,6 +1614,7 @@ pub const ROUTER_KEYS: [(&str, &str); 31] = [
     ("GET", "/api/apps/{app_id}/gpu-options"),
     ("GET", "/api/demo/gpus"),
     ("POST", "/api/demo/gpus"),
+    ("POST", "/api/installs/{install_id}/outputs/{key}/reveal"),
 ];
 
 /// Every `/api` route.
@@ -1734,6 +1841,19 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::body::content_length_limit(4 * 1024))
         .and(warp::body::bytes())
         .and_then(|s, b| respond(demo_gpus_set(s, b)));
+    let reveal = api
+        .and(warp::path("installs"))
+        .and(warp::path::param::<i64>())
+        .and(warp::path("outputs"))
+        .and(warp::path::param::<String>())
+        .and(warp::path("reveal"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(crate::tls::client_addr())
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|id, key, s, remote, b| respond(reveal_output(s, id, key, remote, b)));
     let bundle = api
         .and(warp::path("debug"))
         .and(warp::path("bundle"))
@@ -1777,6 +1897,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         gpu_opts.boxed(),
         demo_list.boxed(),
         demo_set.boxed(),
+        reveal.boxed(),
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

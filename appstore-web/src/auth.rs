@@ -238,6 +238,27 @@ impl Auth {
         Ok((token, csrf))
     }
 
+    /// Checks the password again for a sensitive action (revealing a secret), under the same
+    /// limits as a login; no session is made. Blocking (argon2).
+    pub fn verify(&self, ip: IpAddr, password: &str) -> Result<(), LoginError> {
+        use std::sync::atomic::Ordering;
+        if self.verifying.fetch_add(1, Ordering::SeqCst) >= MAX_VERIFYING {
+            self.verifying.fetch_sub(1, Ordering::SeqCst);
+            return Err(LoginError::RateLimited(1));
+        }
+        let _slot = Verifying(&self.verifying);
+        self.admit(ip)?;
+        let hash = match std::fs::read_to_string(&self.password_file) {
+            Ok(h) if !h.trim().is_empty() => h,
+            _ => return Err(LoginError::NoPassword),
+        };
+        if !verify_password(&hash, password) {
+            return Err(LoginError::Wrong);
+        }
+        self.succeeded(ip);
+        Ok(())
+    }
+
     /// The CSRF token of the session `token`, if it is live. Blocking.
     pub fn session(&self, token: &str) -> Option<String> {
         self.store.session(&sha256_hex(token)).ok().flatten()

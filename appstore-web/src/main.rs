@@ -341,6 +341,18 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         tls,
     })?;
     let state = PathBuf::from(&config.state_dir);
+    // The state directory and the job directories are the service's alone (0700), whatever the
+    // umask: job directories hold the apps' files before they are delivered.
+    for dir in [state.clone(), state.join("jobs")] {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
+    }
     let mut engine_settings = engine_config(
         &config.node,
         config.pool.as_str(),

@@ -166,6 +166,20 @@ pub const ROUTES: &[ApiRoute] = &[
     r("GET", "/api/demo/gpus", "system", "Demo only: the simulated GPUs and whether each is plugged in"),
     r("POST", "/api/demo/gpus", "system", "Demo only: plug a simulated GPU in or out"),
     ApiRoute {
+        body: &[(
+            "password",
+            "string",
+            false,
+            "The admin password again (required when login is on)",
+        )],
+        ..r(
+            "POST",
+            "/api/installs/{install_id}/outputs/{key}/reveal",
+            "installs",
+            "A secret output in clear (audited; asks for the password again when login is on)",
+        )
+    },
+    ApiRoute {
         query: &[(
             "job_id",
             "Whose last 200 log lines to include (default: the newest failed job, else the newest)",

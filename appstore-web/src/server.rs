@@ -132,7 +132,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 helper: Arc::clone(&setup.helper),
                 store: store.clone(),
                 events: tokio::sync::broadcast::channel(4096).0,
-                secrets,
+                secrets: secrets.clone(),
                 reserved_ctids: Default::default(),
                 gpus: gpus.clone(),
                 gpu_claims: Default::default(),
@@ -150,6 +150,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 store,
                 events,
                 proxmox,
+                secrets,
             })
         }
     };

@@ -1277,3 +1277,45 @@ fn bad_network_settings_are_refused_on_their_fields() {
         "no job was made"
     );
 }
+
+/// A secret output is never listed, and comes out in clear only through its reveal (here without
+/// login, so without the password).
+#[test]
+fn secret_outputs_are_revealed_only_on_request() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let client = json_client();
+    let r = client
+        .post(format!("{}/api/install", demo.base))
+        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Reveal-Me-321"}}))
+        .send()
+        .unwrap();
+    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(demo.wait_for_job(id)["job"]["state"], "completed");
+    let installs = demo.get("/api/installs").text().unwrap();
+    assert!(!installs.contains("Reveal-Me-321"), "{installs}");
+    let install_id = serde_json::from_str::<serde_json::Value>(&installs).unwrap()["installs"][0]
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let reveal = |key: &str| {
+        client
+            .post(format!(
+                "{}/api/installs/{install_id}/outputs/{key}/reveal",
+                demo.base
+            ))
+            .json(&serde_json::json!({}))
+            .send()
+            .unwrap()
+    };
+    let r = reveal("password");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["value"],
+        "Reveal-Me-321"
+    );
+    assert_eq!(reveal("username").status(), 400, "not a secret");
+    assert_eq!(reveal("nope").status(), 404);
+}

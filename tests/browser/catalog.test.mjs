@@ -121,6 +121,17 @@ test('installed app page: live state from PVE, outputs, volumes and history; rec
   assert.equal(await page.locator(tid('history-row')).count(), 1);
   assert.match(await page.textContent(tid('outputs')), /alice/);
   assert.match(await page.textContent(tid('ct-config')), /hostname/);
+  // The password output: hidden, shown after the admin password is given again, with copy.
+  const secret = `${tid('output')}[data-key="password"]`;
+  assert.doesNotMatch(await page.textContent(secret), /Wizard-Secret-42/);
+  await page.click(`${secret} ${tid('reveal-output')}`);
+  await page.fill(`${secret} ${tid('reveal-output-password')}`, 'not-the-password');
+  await page.click(`${secret} ${tid('reveal-submit')}`);
+  await page.waitForFunction((s) => /wrong password/i.test(document.querySelector(s)?.textContent || ''), secret);
+  await page.fill(`${secret} ${tid('reveal-output-password')}`, password);
+  await page.click(`${secret} ${tid('reveal-submit')}`);
+  await page.waitForFunction((s) => (document.querySelector(s)?.textContent || '').includes('Wizard-Secret-42'), secret);
+  assert.ok(await page.isVisible(`${secret} ${tid('copy-output')}`));
   await shot('installed-app');
   await page.click(tid('reconfigure'));
   await page.waitForSelector(tid('reconfigure-form'));
