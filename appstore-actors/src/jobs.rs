@@ -14,9 +14,65 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why a job was not made. The API maps each variant to its status, never the text.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// What the request names is not there (an install, a job).
+    #[error("{0}")]
+    NotFound(String),
+    /// Another job is queued or running on the container.
+    #[error("a job is already running on container {ctid}")]
+    Busy {
+        /// The container.
+        ctid: i64,
+    },
+    /// The request does not fit the state of what it names.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is not valid; `fields` says where, when it can.
+    #[error("{message}")]
+    Invalid {
+        /// For people.
+        message: String,
+        /// Request field -> what is wrong with it.
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// The catalog has not been loaded yet (just after start).
+    #[error("the catalog has not been loaded yet; try again in a moment")]
+    CatalogNotLoaded,
+    /// The job store failed.
+    #[error("the job store failed")]
+    Store(#[source] crate::store::StoreError),
+    /// A blocking task of the submission died.
+    #[error("the submission could not finish: {0}")]
+    Internal(String),
+}
+
+impl From<crate::engine::EngineError> for SubmitError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError;
+        match e {
+            EngineError::Store(s) => SubmitError::Store(s),
+            EngineError::Rejected(message) => SubmitError::Invalid {
+                message,
+                fields: Default::default(),
+            },
+            e @ EngineError::Invalid { .. } => {
+                let message = e.to_string();
+                let EngineError::Invalid { fields } = e else {
+                    unreachable!()
+                };
+                SubmitError::Invalid { message, fields }
+            }
+            EngineError::NotFound(m) => SubmitError::NotFound(m),
+            EngineError::Conflict(m) => SubmitError::Conflict(m),
+        }
+    }
+}
+
 /// Request an install; answers with the job id (202 for the API) or why it was refused.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<i64, String>")]
+#[rtype(result = "Result<i64, SubmitError>")]
 pub struct SubmitInstall(pub InstallRequest);
 
 /// Cancel a job; answers whether it was queued or running.
@@ -26,7 +82,7 @@ pub struct CancelJob(pub i64);
 
 /// Request the uninstall of an installed app; answers with the job id.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<i64, String>")]
+#[rtype(result = "Result<i64, SubmitError>")]
 pub struct SubmitUninstall {
     /// The install.
     pub install_id: i64,
@@ -37,7 +93,7 @@ pub struct SubmitUninstall {
 /// Request an upgrade (`JobKind::Upgrade`) or reconfigure (`JobKind::Reconfigure`) of an install;
 /// answers with the job id.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<i64, String>")]
+#[rtype(result = "Result<i64, SubmitError>")]
 pub struct SubmitMaintain {
     /// Upgrade or reconfigure.
     pub kind: JobKind,
@@ -48,7 +104,7 @@ pub struct SubmitMaintain {
 /// Destroy the container a failed or canceled install left (stopped and tagged); answers with the
 /// job id.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<i64, String>")]
+#[rtype(result = "Result<i64, SubmitError>")]
 pub struct SubmitDestroyFailed {
     /// The failed install job.
     pub job_id: i64,
@@ -268,27 +324,24 @@ impl Actor for JobRegistry {
 impl actix::Supervised for JobRegistry {}
 
 impl Handler<SubmitInstall> for JobRegistry {
-    type Result = ResponseActFuture<Self, Result<i64, String>>;
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
 
     fn handle(&mut self, msg: SubmitInstall, _: &mut Self::Context) -> Self::Result {
         let Some(snapshot) = self.catalog.snapshot() else {
-            return Box::pin(actix::fut::ready(Err(
-                "the catalog has not been loaded yet".to_string(),
-            )));
+            return Box::pin(actix::fut::ready(Err(SubmitError::CatalogNotLoaded)));
         };
         let engine = self.engine.clone();
         let request = msg.0;
         Box::pin(
             async move {
-                let id = engine
-                    .create_install_job(&snapshot, &request)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let id = engine.create_install_job(&snapshot, &request).await?;
                 Ok((id, request, snapshot))
             }
             .into_actor(self)
             .map(
-                |res: Result<(i64, InstallRequest, Arc<CatalogSnapshot>), String>, act, ctx| {
+                |res: Result<(i64, InstallRequest, Arc<CatalogSnapshot>), SubmitError>,
+                 act,
+                 ctx| {
                     let (job_id, request, snapshot) = res?;
                     act.queue.push_back(Queued {
                         job_id,
@@ -316,17 +369,17 @@ impl JobRegistry {
     /// queued.
     fn submit_on_container<T, C, CF>(
         &mut self,
-        find: impl std::future::Future<Output = Result<(T, Option<i64>), String>> + 'static,
+        find: impl std::future::Future<Output = Result<(T, Option<i64>), SubmitError>> + 'static,
         create: C,
-    ) -> ResponseActFuture<Self, Result<i64, String>>
+    ) -> ResponseActFuture<Self, Result<i64, SubmitError>>
     where
         T: 'static,
         C: FnOnce(Engine, T) -> CF + 'static,
-        CF: std::future::Future<Output = Result<Queued, String>> + 'static,
+        CF: std::future::Future<Output = Result<Queued, SubmitError>> + 'static,
     {
         Box::pin(
             find.into_actor(self)
-                .then(move |res: Result<(T, Option<i64>), String>, act, _| {
+                .then(move |res: Result<(T, Option<i64>), SubmitError>, act, _| {
                     let engine = act.engine.clone();
                     let ctid = res.as_ref().ok().and_then(|(_, ctid)| *ctid);
                     let busy = ctid.filter(|c| act.busy(*c));
@@ -341,7 +394,7 @@ impl JobRegistry {
                     async move {
                         let (found, _) = res?;
                         if let Some(ctid) = busy {
-                            return Err(format!("a job is already running on container {ctid}"));
+                            return Err(SubmitError::Busy { ctid });
                         }
                         create(engine, found).await
                     }
@@ -353,7 +406,7 @@ impl JobRegistry {
                         res
                     })
                 })
-                .map(|res: Result<Queued, String>, act, ctx| {
+                .map(|res: Result<Queued, SubmitError>, act, ctx| {
                     let queued = res?;
                     let job_id = queued.job_id;
                     act.queue.push_back(queued);
@@ -365,22 +418,25 @@ impl JobRegistry {
 }
 
 /// The install `id`, which must be installed (not removed).
-async fn installed(engine: Engine, id: i64) -> Result<(InstallRecord, Option<i64>), String> {
+async fn installed(engine: Engine, id: i64) -> Result<(InstallRecord, Option<i64>), SubmitError> {
     let store = engine.store.clone();
     let install = tokio::task::spawn_blocking(move || store.install(id))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no install {id}"))?;
+        .map_err(|e| SubmitError::Internal(e.to_string()))?
+        .map_err(SubmitError::Store)?
+        .ok_or_else(|| SubmitError::NotFound(format!("no install {id}")))?;
     if install.status != "installed" {
-        return Err(format!("install {id} is {}, not installed", install.status));
+        return Err(SubmitError::Conflict(format!(
+            "install {id} is {}, not installed",
+            install.status
+        )));
     }
     let ctid = install.ctid;
     Ok((install, ctid))
 }
 
 impl Handler<SubmitUninstall> for JobRegistry {
-    type Result = ResponseActFuture<Self, Result<i64, String>>;
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
 
     fn handle(&mut self, msg: SubmitUninstall, _: &mut Self::Context) -> Self::Result {
         let snapshot = self.catalog.snapshot();
@@ -388,8 +444,7 @@ impl Handler<SubmitUninstall> for JobRegistry {
         self.submit_on_container(find, move |engine, install: InstallRecord| async move {
             let job_id = engine
                 .create_uninstall_job(&install, msg.keep_volumes)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             Ok(Queued {
                 job_id,
                 ctid: install.ctid,
@@ -400,21 +455,18 @@ impl Handler<SubmitUninstall> for JobRegistry {
 }
 
 impl Handler<SubmitMaintain> for JobRegistry {
-    type Result = ResponseActFuture<Self, Result<i64, String>>;
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
 
     fn handle(&mut self, msg: SubmitMaintain, _: &mut Self::Context) -> Self::Result {
         let Some(snapshot) = self.catalog.snapshot() else {
-            return Box::pin(actix::fut::ready(Err(
-                "the catalog has not been loaded yet".to_string(),
-            )));
+            return Box::pin(actix::fut::ready(Err(SubmitError::CatalogNotLoaded)));
         };
         let SubmitMaintain { kind, request } = msg;
         let find = installed(self.engine.clone(), request.install_id);
         self.submit_on_container(find, move |engine, install: InstallRecord| async move {
             let job_id = engine
                 .create_maintain_job(kind, &snapshot, &install, &request)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             Ok(Queued {
                 job_id,
                 ctid: install.ctid,
@@ -430,7 +482,7 @@ impl Handler<SubmitMaintain> for JobRegistry {
 }
 
 impl Handler<SubmitDestroyFailed> for JobRegistry {
-    type Result = ResponseActFuture<Self, Result<i64, String>>;
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
 
     fn handle(&mut self, msg: SubmitDestroyFailed, _: &mut Self::Context) -> Self::Result {
         let snapshot = self.catalog.snapshot();
@@ -440,20 +492,17 @@ impl Handler<SubmitDestroyFailed> for JobRegistry {
             let store = engine.store.clone();
             let job = tokio::task::spawn_blocking(move || store.job(id))
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no job {id}"))?;
-            Engine::failed_install_of(&job)?;
+                .map_err(|e| SubmitError::Internal(e.to_string()))?
+                .map_err(SubmitError::Store)?
+                .ok_or_else(|| SubmitError::NotFound(format!("no job {id}")))?;
+            Engine::failed_install_of(&job).map_err(SubmitError::Conflict)?;
             let ctid = job.ctid;
             Ok((job, ctid))
         };
         self.submit_on_container(
             find,
             move |engine, job: crate::store::JobRecord| async move {
-                let (job_id, install) = engine
-                    .create_destroy_failed_job(&job)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (job_id, install) = engine.create_destroy_failed_job(&job).await?;
                 Ok(Queued {
                     job_id,
                     ctid: install.ctid,

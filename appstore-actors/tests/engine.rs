@@ -226,7 +226,7 @@ async fn bad_inputs_and_unknown_apps_fail_before_anything_is_created() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "no app `nope` in the catalog");
+    assert_eq!(err.to_string(), "app_id: no app `nope` in the catalog");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -266,17 +266,45 @@ async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
     }
     match jobs.registry.send(SubmitInstall(request)).await {
         Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) => Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone()).field(
-                if e.contains("no app") {
-                    "app_id"
-                } else {
-                    "request"
-                },
-                format!("{e} ({app_id})"),
-            ),
-        ),
+        Ok(Err(e)) => Err(submit_error(e)),
         Err(e) => Err(engine_unavailable(e)),
+    }
+}
+
+/// The API's answer to a job that was not made: each variant its status, never read from the text.
+fn submit_error(e: appstore_actors::SubmitError) -> ApiError {
+    use appstore_actors::SubmitError;
+    match e {
+        SubmitError::NotFound(m) => ApiError::not_found(m),
+        SubmitError::Busy { ctid } => ApiError::new(
+            StatusCode::CONFLICT,
+            "busy",
+            format!("a job is already running on container {ctid}; wait for it to end"),
+        ),
+        SubmitError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        SubmitError::Invalid { message, fields } => {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+            for (k, v) in &fields {
+                err = err.field(k, v);
+            }
+            err
+        }
+        SubmitError::CatalogNotLoaded => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalog_not_loaded",
+            SubmitError::CatalogNotLoaded.to_string(),
+        ),
+        e @ (SubmitError::Store(_) | SubmitError::Internal(_)) => {
+            // The whole chain: the cause is what an admin needs.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            tracing::error!(error = %text, "a job could not be made");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", text)
+        }
     }
 }
 
@@ -306,8 +334,7 @@ async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
         .await
     {
         Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
+        Ok(Err(e)) => Err(submit_error(e)),
         Err(e) => Err(engine_unavailable(e)),
     }
 }
@@ -328,22 +355,7 @@ async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResu
         .await
     {
         Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) if e.starts_with("no install") => Err(ApiError::not_found(e)),
-        Ok(Err(e)) if e.starts_with("a job is already running") => {
-            Err(ApiError::new(StatusCode::CONFLICT, "conflict", e))
-        }
-        Ok(Err(e)) => {
-            // `inputs.<key>: message` parts name their field.
-            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone());
-            for part in e.split("; ") {
-                if let Some((field, msg)) = part.split_once(": ") {
-                    if field.starts_with("inputs.") {
-                        err = err.field(field, msg);
-                    }
-                }
-            }
-            Err(err)
-        }
+        Ok(Err(e)) => Err(submit_error(e)),
         Err(e) => Err(engine_unavailable(e)),
     }
 }
@@ -701,8 +713,7 @@ async fn destroy_failed(state: ApiState, id: i64) -> ApiResult {
         .await
     {
         Ok(Ok(job)) => Ok(job_accepted(job)),
-        Ok(Err(e)) if e.starts_with("no job") => Err(ApiError::not_found(e)),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e)),
+        Ok(Err(e)) => Err(submit_error(e)),
         Err(e) => Err(engine_unavailable(e)),
     }
 }

@@ -477,7 +477,7 @@ fn demo_installs_an_app_through_the_api() {
     assert_eq!(bad.status(), 400);
     assert_eq!(
         bad.json::<serde_json::Value>().unwrap()["error"]["fields"]["app_id"],
-        "no app `nope` in the catalog (nope)"
+        "no app `nope` in the catalog"
     );
     assert_eq!(demo.get("/api/jobs/999").status(), 404);
     let cancel = client
@@ -713,7 +713,16 @@ fn password_mode_needs_a_login_a_csrf_token_and_limits_failures() {
         .to_string();
     let session = cookie.split(';').next().unwrap().to_string();
     let get = |p: &str| plain.get(url(p)).header("cookie", &session).send().unwrap();
-    assert_eq!(get("/api/apps").status(), 200);
+    // Logged in, the catalog answers once its first load is done (bounded wait).
+    let mut status = 0;
+    for _ in 0..200 {
+        status = get("/api/apps").status().as_u16();
+        if status != 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status, 200);
     let s: serde_json::Value = get("/api/session").json().unwrap();
     assert_eq!(s["logged_in"], true);
     assert_eq!(s["csrf"], csrf.as_str());
@@ -1318,4 +1327,31 @@ fn secret_outputs_are_revealed_only_on_request() {
     );
     assert_eq!(reveal("username").status(), 400, "not a secret");
     assert_eq!(reveal("nope").status(), 404);
+}
+
+/// A failing store is a 500 that names the cause, never a 4xx guessed from its text.
+#[test]
+fn a_store_failure_is_a_500_with_its_cause() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    // The store loses a table under the running service.
+    let db = r2d2_sqlite::rusqlite::Connection::open(demo._state.path().join("state.db")).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE installs;")
+        .unwrap();
+    drop(db);
+    let r = json_client()
+        .post(format!("{}/api/uninstall", demo.base))
+        .json(&serde_json::json!({"install_id": 1}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "store", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such table: installs"),
+        "{body}"
+    );
 }

@@ -1635,7 +1635,7 @@ impl InstallWork {
             return failed("no install to reconfigure");
         };
         if let Err(reason) = reconfigure_keys(self.manifest(), &request.inputs) {
-            return failed(reason);
+            return failed(reason.to_string());
         }
         let mut values: serde_json::Map<String, Value> = match self.saved_inputs(install.id).await {
             Ok(m) => m
@@ -1852,27 +1852,32 @@ impl InstallWork {
 pub fn reconfigure_keys(
     manifest: &Manifest,
     inputs: &serde_json::Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), super::EngineError> {
     if manifest.provision().reconfigure.is_none() {
-        return Err(format!(
+        return Err(super::EngineError::Rejected(format!(
             "{} has no reconfigure script: nothing can be changed after install",
             manifest.id()
-        ));
+        )));
     }
-    let mut errors = Vec::new();
+    let mut fields = std::collections::BTreeMap::new();
     for k in inputs.keys() {
         match manifest.input(k) {
-            None => errors.push(format!("inputs.{k}: this app has no input named `{k}`")),
-            Some(i) if !i.reconfigurable => errors.push(format!(
-                "inputs.{k}: cannot be changed after install (not `reconfigurable`); uninstall (keeping volumes) and install again to change it"
-            )),
+            None => {
+                fields.insert(
+                    format!("inputs.{k}"),
+                    format!("this app has no input named `{k}`"),
+                );
+            }
+            Some(i) if !i.reconfigurable => {
+                fields.insert(format!("inputs.{k}"), "cannot be changed after install (not `reconfigurable`); uninstall (keeping volumes) and install again to change it".to_string());
+            }
             Some(_) => {}
         }
     }
-    if errors.is_empty() {
+    if fields.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(super::EngineError::Invalid { fields })
     }
 }
 

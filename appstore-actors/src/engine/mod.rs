@@ -112,6 +112,19 @@ pub enum EngineError {
     /// A request was rejected before a job was made.
     #[error("{0}")]
     Rejected(String),
+    /// A request was rejected before a job was made, each problem on its field.
+    #[error("{}", .fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// Request field -> what is wrong with it.
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// What the request names is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not fit the state of what it names (a removed install, a job that is not
+    /// a failed install).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Everything a job needs from the outside.
@@ -492,9 +505,15 @@ impl Engine {
         snapshot: &CatalogSnapshot,
         request: &InstallRequest,
     ) -> Result<i64, EngineError> {
-        let app = snapshot.app(&request.app_id).ok_or_else(|| {
-            EngineError::Rejected(format!("no app `{}` in the catalog", request.app_id))
-        })?;
+        let app = snapshot
+            .app(&request.app_id)
+            .ok_or_else(|| EngineError::Invalid {
+                fields: [(
+                    "app_id".to_string(),
+                    format!("no app `{}` in the catalog", request.app_id),
+                )]
+                .into(),
+            })?;
         let new = NewJob {
             kind: "install".into(),
             app_id: request.app_id.clone(),
@@ -691,7 +710,7 @@ impl Engine {
                     .installed_app(snapshot, install)
                     .await
                     .map_err(EngineError::Rejected)?;
-                reconfigure_keys(&app.manifest, &request.inputs).map_err(EngineError::Rejected)?;
+                reconfigure_keys(&app.manifest, &request.inputs)?;
                 let keys: Vec<&str> = request.inputs.keys().map(String::as_str).collect();
                 let action = format!(
                     "reconfigure {} ({})",
@@ -1076,7 +1095,7 @@ impl Engine {
         &self,
         failed_job: &crate::store::JobRecord,
     ) -> Result<(i64, InstallRecord), EngineError> {
-        let install = Self::failed_install_of(failed_job).map_err(EngineError::Rejected)?;
+        let install = Self::failed_install_of(failed_job).map_err(EngineError::Conflict)?;
         let new = NewJob {
             kind: "uninstall".into(),
             app_id: install.app_id.clone(),
