@@ -157,7 +157,8 @@ function route() {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  if (inst) { mount('install', installView, decodeURIComponent(inst[1])); booted = true; return; }
+  const decoded = (s) => { try { return decodeURIComponent(s); } catch { return s; } };
+  if (inst) { mount('install', installView, decoded(inst[1])); booted = true; return; }
   if (job) { mount('job', jobView, job[1]); booted = true; return; }
   if (installed) { mount('installed-app', installed[2] ? reconfigureView : installDetailView, installed[1]); booted = true; return; }
   if (path === '/gpus') { mount('gpus', gpusView); booted = true; return; }
@@ -165,9 +166,7 @@ function route() {
     if (current?.name === 'list') current.update(params);
     else mount('list', listView, params);
   } else if (m) {
-    let id = m[1];
-    try { id = decodeURIComponent(id); } catch { /* keep raw */ }
-    mount('detail', detailView, id);
+    mount('detail', detailView, decoded(m[1]));
   } else if (section === 'installed') mount('installed', installedView);
   else if (section) mount('system', systemView);
   else mount('missing', notFoundView, path);

@@ -44,9 +44,13 @@ pub fn ctid(ctid: u32) -> Result<(), Refusal> {
 /// The container's config, read from the node's files.
 pub fn read_config(config: &HelperConfig, ctid: u32) -> Result<PveConfig, Refusal> {
     let path = config.pve_etc.join("lxc").join(format!("{ctid}.conf"));
-    let text = std::fs::read_to_string(&path).map_err(|_| Refusal {
+    let text = std::fs::read_to_string(&path).map_err(|e| Refusal {
         code: "boundary",
-        message: format!("container {ctid} does not exist on this node"),
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            format!("container {ctid} does not exist on this node")
+        } else {
+            format!("container {ctid}: {} cannot be read: {e}", path.display())
+        },
     })?;
     PveConfig::parse(&text).map_err(|e| Refusal {
         code: "boundary",
@@ -57,7 +61,21 @@ pub fn read_config(config: &HelperConfig, ctid: u32) -> Result<PveConfig, Refusa
 /// Pool membership (from `user.cfg`) and the managed tag (from the config's `tags`, never from its
 /// description), decided by the same rule the store uses.
 pub fn boundary(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
-    let users_text = std::fs::read_to_string(config.pve_etc.join("user.cfg")).unwrap_or_default();
+    let users_path = config.pve_etc.join("user.cfg");
+    let users_text = match std::fs::read_to_string(&users_path) {
+        Ok(t) => t,
+        // A node without users or pools yet has no user.cfg: then nothing is in a pool.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Refusal {
+                code: "boundary",
+                message: format!(
+                    "{} cannot be read ({e}), so the pool of container {ctid} is unknown",
+                    users_path.display()
+                ),
+            })
+        }
+    };
     let users = UserCfg::parse(&users_text).map_err(|e| Refusal {
         code: "boundary",
         message: format!("user.cfg cannot be read: {e}"),

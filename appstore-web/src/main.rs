@@ -328,6 +328,8 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         )
     })?;
     let tls = match &config.tls {
+        // Plain HTTP (a local proxy, a test node) has no certificate to check, so no CA file to read.
+        _ if config.api_url.starts_with("http://") => appstore_pve::TlsMode::Insecure,
         appstore_core::config::TlsVerify::CaFile(f) => appstore_pve::TlsMode::CaFile(f.into()),
         appstore_core::config::TlsVerify::Fingerprint(fp) => {
             appstore_pve::TlsMode::Fingerprint(*fp)

@@ -239,18 +239,34 @@ test('keyboard and theme: / focuses the search, Enter opens a card, the dark the
   await page.click(tid('theme-toggle'));
 });
 
-test('responsive: on a phone-sized screen nothing scrolls sideways', async () => {
+test('responsive: on a phone and on a desktop nothing scrolls sideways', async () => {
+  for (const width of [1280, 1024]) {
+    const desk = await browser.newPage({ viewport: { width, height: 860 } });
+    desk.on('pageerror', (e) => { throw e; });
+    await desk.context().addCookies(await page.context().cookies());
+    for (const hash of ['#/apps', '#/apps/jellyfin', '#/jobs/1', '#/installed', '#/installed/1', '#/gpus', '#/system']) {
+      await desk.goto(base + '/' + hash);
+      await desk.waitForSelector('main > *:not(.loading)');
+      await desk.waitForTimeout(150);
+      const overflow = await desk.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${hash} is ${overflow}px too wide at ${width} px`);
+    }
+    await desk.close();
+  }
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
   phone.on('pageerror', (e) => { throw e; });
   // The same session: the cookie lives in the browser context of `page`; log in here too.
   await phone.context().addCookies(await page.context().cookies());
-  for (const hash of ['#/apps', '#/apps/jellyfin', '#/installed', '#/system']) {
+  for (const hash of ['#/apps', '#/apps/jellyfin', '#/jobs/1', '#/installed', '#/installed/1', '#/system']) {
     await phone.goto(base + '/' + hash);
     await phone.waitForSelector('main > *:not(.loading)');
     await phone.waitForTimeout(150);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `${hash} is ${overflow}px too wide on a phone`);
   }
+  // A malformed hash does not break the router.
+  await phone.goto(base + '/#/apps/%E0%A4%A');
+  await phone.waitForSelector('main > *:not(.loading)');
   await phone.goto(base + '/#/apps');
   await phone.waitForSelector(tid('app-card'));
   if (shots) await phone.screenshot({ path: `${shots}/apps-phone.png` });
