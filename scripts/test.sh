@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of PVE App Store: formatting, clippy, and the whole test suite.
-# APPSTORE_REQUIRE_LXC=1 / APPSTORE_REQUIRE_BROWSER=1 turn a missing prerequisite of the LXC and browser
-# tests into a failure instead of a skip (CI sets both).
+# APPSTORE_REQUIRE_LXC=1 / APPSTORE_REQUIRE_BROWSER=1 / APPSTORE_REQUIRE_SHARED=1 turn a missing
+# prerequisite of the LXC (root and its tools), browser and real-schema (../shared) tests into a
+# failure instead of a skip (CI sets all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BOOTSTRAP_TEST=1 source scripts/bootstrap.sh

@@ -39,9 +39,10 @@ fn assert_conformant_except(sim: &RunningSim, deliberate: &[&str]) {
     let schema = match full_schema() {
         Some(s) => s,
         None => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI has ../shared/pve-api/apidata.json"
+            pve_sim::harness::prerequisite(
+                false,
+                "APPSTORE_REQUIRE_SHARED",
+                "../shared/pve-api/apidata.json is not beside the checkout; checking against the repo's subset",
             );
             subset = Schema::from_subset(pve_sim::schema::SUBSET_JSON);
             &subset

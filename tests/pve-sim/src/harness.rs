@@ -189,6 +189,21 @@ fn is_root() -> bool {
         == Some("0")
 }
 
+/// A prerequisite a test needs besides the LXC back end (the real PVE schema in `../shared`, a C
+/// compiler, root, `visudo`): `switch` (`APPSTORE_REQUIRE_SHARED`, `APPSTORE_REQUIRE_LXC`) set to `1`,
+/// as in CI, makes its absence a failure; otherwise the test says "skipped" and why. Returns
+/// whether it is there.
+pub fn prerequisite(available: bool, switch: &str, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var(switch).as_deref() == Ok("1") {
+        panic!("{switch}=1 but this test cannot run: {what}");
+    }
+    eprintln!("skipped: {what}");
+    false
+}
+
 /// For tests of the `lxc` back end: true when this machine can run real containers (root, LXC,
 /// debootstrap, iproute2, nft), after building the root file system cache if it is missing (so no
 /// test deadline pays for it); otherwise prints why and returns false, or panics when
