@@ -1,0 +1,276 @@
+//! Installed apps: the list, one install with its live state from PVE, the upgrade plan, kept
+//! volumes, and the reveal of secret outputs.
+
+use super::*;
+
+/// What an upgrade of an install would do, for the user to read before asking for it.
+pub(super) async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let install = read(move || store.install(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let snapshot = state.catalog.snapshot().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalog_unavailable",
+            "the catalog has not been loaded yet",
+        )
+    })?;
+    let Some(app) = snapshot.app(&install.app_id) else {
+        return ok_json(
+            &json!({"install_id": id, "check": {"status": "blocked", "from": install.version, "to": null,
+            "reason": format!("{} is no longer in the catalog", install.app_id)}, "steps": []}),
+        );
+    };
+    let check = appstore_core::upgrade::check(&install.version, &app.manifest);
+    let p = app.manifest.provision();
+    let mut steps = vec![
+        format!("check that container {} is still the store's", install.ctid.unwrap_or_default()),
+        "take a PVE snapshot of the container (where its storage cannot, stop unless you allow going on without one)".to_string(),
+        format!("push the scripts of {} {} and run {}", app.manifest.id(), app.manifest.version(),
+            p.upgrade.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
+    ];
+    if p.healthcheck.is_some() {
+        steps.push("run the health check".into());
+    }
+    steps.push(
+        "on failure, roll back to the snapshot; on success, remove it (unless you keep it)".into(),
+    );
+    ok_json(&json!({"install_id": id, "check": check, "steps": steps,
+        "commit": snapshot.source().commit, "manifest_sha256": app.manifest_sha256}))
+}
+
+/// Data volumes kept by uninstalls, waiting for a later install of their app.
+pub(super) async fn list_volumes(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let kept = read(move || store.kept_volumes(None)).await?;
+    ok_json(&json!({"volumes": kept}))
+}
+
+/// `POST /api/installs/{id}/outputs/{key}/reveal` `{"password": "..."}`: a secret output (a
+/// generated password) in clear, for the person who is logged in and gives the password again;
+/// every reveal is in the service log, without the value.
+pub(super) async fn reveal_output(
+    state: ApiState,
+    id: i64,
+    key: String,
+    remote: Option<std::net::SocketAddr>,
+    body: Bytes,
+) -> ApiResult {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Reveal {
+        #[serde(default)]
+        password: Option<String>,
+    }
+    let jobs = jobs_of(&state)?;
+    let req: Reveal = if body.is_empty() {
+        Reveal { password: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("expected {{\"password\": \"...\"}}: {e}"),
+            )
+        })?
+    };
+    let ip = remote
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    if let Some(auth) = state.auth.clone() {
+        let Some(password) = req.password else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "password_required",
+                "give the admin password again to reveal a secret",
+            )
+            .field("password", "required"));
+        };
+        let checked = tokio::task::spawn_blocking(move || auth.verify(ip, &password))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+        use crate::auth::LoginError;
+        match checked {
+            Ok(()) => {}
+            Err(LoginError::Wrong) => {
+                tracing::warn!(target: "pve_appstore::audit", %ip, install = id, output = %key, "secret reveal refused: wrong password");
+                // 403, not 401: the session is fine, only this confirmation failed.
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_password",
+                    "wrong password",
+                )
+                .field("password", "wrong password"));
+            }
+            Err(LoginError::RateLimited(after)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many attempts from this address; try again in {after} s"),
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_password",
+                    format!("the password cannot be checked: {e:?}"),
+                ))
+            }
+        }
+    }
+    let store = jobs.store.clone();
+    let install = read(move || store.install(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let outputs: Value = serde_json::from_str(&install.outputs).unwrap_or(Value::Null);
+    let output = outputs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["key"] == key.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("install {id} has no output `{key}`")))?;
+    if output["secret"] != true {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_secret",
+            format!("output `{key}` is not a secret; it is shown in GET /api/installs/{id}"),
+        ));
+    }
+    let sealed = output["value"].as_str().unwrap_or("");
+    let value = jobs.secrets.open_value(sealed).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sealed",
+            format!("the secret cannot be opened with this node's key: {e}"),
+        )
+    })?;
+    tracing::info!(target: "pve_appstore::audit", %ip, install = id, app = %install.app_id, output = %key, "secret output revealed");
+    ok_json(&json!({"key": key, "value": value}))
+}
+
+/// An install as the API shows it: secret outputs only by presence, with its upgrade check.
+pub(super) fn install_view(
+    i: &appstore_actors::store::InstallRecord,
+    snapshot: Option<&Arc<CatalogSnapshot>>,
+) -> Value {
+    // Secret outputs are stored sealed and never listed; only their presence is.
+    let outputs: Value = serde_json::from_str(&i.outputs).unwrap_or(Value::Null);
+    let outputs: Vec<Value> = outputs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            if o["secret"] == true {
+                json!({"key": o["key"], "label": o["label"], "secret": true, "value": null})
+            } else {
+                o.clone()
+            }
+        })
+        .collect();
+    let upgrade = snapshot.and_then(|s| s.app(&i.app_id)).map(|a| {
+        serde_json::to_value(appstore_core::upgrade::check(&i.version, &a.manifest))
+            .unwrap_or(Value::Null)
+    });
+    let reconfigurable = snapshot
+        .and_then(|s| s.app(&i.app_id))
+        .is_some_and(|a| a.manifest.inputs().iter().any(|x| x.reconfigurable));
+    json!({"id": i.id, "app_id": i.app_id, "ctid": i.ctid, "node": i.node, "pool": i.pool, "version": i.version,
+           "status": i.status, "created_at": i.created_at, "inputs": serde_json::from_str::<Value>(&i.inputs).unwrap_or(Value::Null), "outputs": outputs,
+           "upgrade": upgrade, "reconfigurable": reconfigurable})
+}
+
+pub(super) async fn list_installs(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let installs = read(move || store.installs()).await?;
+    let snapshot = state.catalog.snapshot();
+    // The run state of each container, from PVE in one call; unknown when PVE does not answer.
+    let live = match jobs.proxmox.send(appstore_actors::ListContainers).await {
+        Ok(Ok(map)) => Some(map),
+        _ => None,
+    };
+    let shown: Vec<Value> = installs
+        .iter()
+        .map(|i| {
+            let mut v = install_view(i, snapshot.as_ref());
+            v["container_status"] = match (&live, i.ctid) {
+                (Some(map), Some(ctid)) if i.status != "removed" => json!(map
+                    .get(&(ctid as u64))
+                    .cloned()
+                    .unwrap_or_else(|| "missing".into())),
+                _ => Value::Null,
+            };
+            v
+        })
+        .collect();
+    ok_json(&json!({"installs": shown}))
+}
+
+/// One install: the record, its job history, and — while it exists — the container's live
+/// state from PVE (status, CPU, memory, disk, network, uptime), its config and its volumes.
+pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let store = jobs.store.clone();
+    let (install, history) = read(move || {
+        let Some(install) = store.install(id)? else {
+            return Ok(None);
+        };
+        let history = store.install_jobs(&install)?;
+        Ok(Some((install, history)))
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    let mut view = install_view(&install, state.catalog.snapshot().as_ref());
+    view["jobs"] = json!(history);
+    let live = match install.ctid.and_then(|c| u32::try_from(c).ok()) {
+        Some(ctid) if install.status != "removed" => {
+            match jobs
+                .proxmox
+                .send(appstore_actors::ReadContainer { ctid })
+                .await
+            {
+                Ok(Ok(c)) => {
+                    // The root file system first, then mp0, mp1, ...
+                    let mut keys: Vec<&String> = c
+                        .config
+                        .keys()
+                        .filter(|k| *k == "rootfs" || k.starts_with("mp"))
+                        .collect();
+                    keys.sort_by_key(|k| (*k != "rootfs", k.len(), k.as_str()));
+                    let volumes: Vec<Value> =
+                        keys.iter().map(|k| volume_view(k, &c.config[*k])).collect();
+                    json!({"status": c.status, "config": c.config, "volumes": volumes})
+                }
+                Ok(Err(e)) => json!({"error": e}),
+                Err(e) => json!({"error": format!("the PVE actor is unavailable: {e}")}),
+            }
+        }
+        _ => Value::Null,
+    };
+    view["container"] = live;
+    ok_json(&view)
+}
+
+/// A `rootfs` / `mpN` config value as parts: volume, mount point, size.
+pub(super) fn volume_view(key: &str, value: &str) -> Value {
+    let mut parts = value.split(',');
+    let volume = parts.next().unwrap_or_default();
+    let mut v =
+        json!({"key": key, "volume": volume, "mount": if key == "rootfs" { "/" } else { "" }});
+    for p in parts {
+        if let Some((k, val)) = p.split_once('=') {
+            match k {
+                "mp" => v["mount"] = json!(val),
+                "size" => v["size"] = json!(val),
+                "backup" | "ro" => v[k] = json!(val == "1"),
+                _ => {}
+            }
+        }
+    }
+    v
+}
