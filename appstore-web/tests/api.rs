@@ -264,3 +264,36 @@ async fn cross_site_and_rebound_requests_are_refused() {
         "refused requests never reached the actor"
     );
 }
+
+/// A 405 says which methods the path takes (`Allow`, RFC 9110); an unknown path stays a 404.
+#[actix::test]
+async fn a_wrong_method_is_answered_with_the_allowed_ones() {
+    let app = app(&Default::default());
+    let json = |m: &str, p: &str| {
+        warp::test::request()
+            .method(m)
+            .path(p)
+            .header("content-type", "application/json")
+    };
+    for (method, path, allow) in [
+        ("DELETE", "/api/apps", "GET"),
+        ("PUT", "/api/install", "POST"),
+        ("GET", "/api/catalog/refresh", "POST"),
+        ("DELETE", "/api/demo/gpus", "GET, POST"),
+        ("DELETE", "/api/installs/7", "GET"),
+    ] {
+        let res = json(method, path).reply(&app).await;
+        assert_eq!(res.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            res.headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_string()),
+            Some(allow.to_string()),
+            "{method} {path}"
+        );
+    }
+    let (status, _) = call(&app, json("DELETE", "/api/nope")).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&app, get("/api/installs/x/y/z")).await;
+    assert_eq!(status, 404);
+}

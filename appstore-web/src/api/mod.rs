@@ -515,8 +515,58 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     for route in rest {
         all = all.or(route).unify().boxed();
     }
+    // Last: a known path asked with a method it does not take is a 405 that names the methods it
+    // does take (`Allow`, RFC 9110); anything else stays the other routes' rejection.
+    let wrong_method = warp::path::full().and(warp::method()).and_then(
+        |path: warp::path::FullPath, method: warp::http::Method| async move {
+            let allowed = allowed_methods(path.as_str());
+            if allowed.is_empty() && path.as_str().starts_with("/api/") {
+                Err::<WarpResponse, _>(warp::reject::custom(NoSuchPath))
+            } else if !allowed.is_empty() && !allowed.contains(&method.as_str()) {
+                Err(warp::reject::custom(WrongMethod {
+                    allow: allowed.join(", "),
+                }))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        },
+    );
+    let all = all.or(wrong_method).unify().boxed();
     // The login check runs once, before any route.
     gate.and(all).boxed()
+}
+
+/// A known path asked with another method; `allow` lists the methods it takes.
+#[derive(Debug)]
+struct WrongMethod {
+    allow: String,
+}
+
+impl warp::reject::Reject for WrongMethod {}
+
+/// An `/api` path the route table does not have, whatever the method.
+#[derive(Debug)]
+struct NoSuchPath;
+
+impl warp::reject::Reject for NoSuchPath {}
+
+/// The methods the route table has for `path` (`{param}` segments match any one segment).
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut out: Vec<&'static str> = ROUTER_KEYS
+        .iter()
+        .filter(|(_, template)| {
+            let t: Vec<&str> = template.split('/').collect();
+            t.len() == segments.len()
+                && t.iter().zip(&segments).all(|(a, b)| {
+                    (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b
+                })
+        })
+        .map(|(m, _)| *m)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Turns warp's rejections into the API's error shape.
@@ -542,7 +592,18 @@ pub async fn recover(rejection: warp::Rejection) -> Result<WarpResponse, Infalli
             "length_required",
             "send the body with a Content-Length header",
         )
-    } else if rejection.is_not_found() {
+    } else if let Some(w) = rejection.find::<WrongMethod>() {
+        let err = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this path takes {}", w.allow),
+        );
+        let mut response = err.into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&w.allow) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        return Ok(response);
+    } else if rejection.is_not_found() || rejection.find::<NoSuchPath>().is_some() {
         ApiError::not_found("no such page or API path")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(
