@@ -401,7 +401,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
             key_file: t.key_file.clone(),
             fields: ("web.tls.cert_file", "web.tls.key_file"),
         }),
-        config_summary: serde_yaml::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        config_summary: appstore_core::yaml::parse_value(&text).unwrap_or_default(),
     })
 }
 
