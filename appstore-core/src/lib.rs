@@ -30,7 +30,7 @@ pub mod manifest;
 pub mod network;
 pub mod policy;
 pub mod pve_config;
-pub mod pve_user_cfg;
+pub mod pve_pools;
 pub mod redact;
 mod schema_check;
 pub mod script_env;

@@ -6,7 +6,6 @@ use crate::protocol::CONTAINER_BASE;
 use appstore_core::manifest::normalize_abs;
 use appstore_core::policy::{parse_tags, ContainerFacts, Decision, PoolBoundary, PoolId};
 use appstore_core::pve_config::PveConfig;
-use appstore_core::pve_user_cfg::UserCfg;
 use std::path::{Path, PathBuf};
 
 /// A refusal: a code and a message naming the rule and the fix.
@@ -76,14 +75,15 @@ pub fn boundary(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<()
             })
         }
     };
-    let users = UserCfg::parse(&users_text).map_err(|e| Refusal {
-        code: "boundary",
-        message: format!("user.cfg cannot be read: {e}"),
-    })?;
+    let pool_of_vm =
+        appstore_core::pve_pools::pool_of_vm(&users_text, ctid).map_err(|e| Refusal {
+            code: "boundary",
+            message: format!("user.cfg cannot be read: {e}"),
+        })?;
     let pool = PoolId::parse(&config.pool).map_err(bad)?;
     let facts = ContainerFacts {
         ctid,
-        pool: users.pool_of_vm(ctid).map(str::to_string),
+        pool: pool_of_vm,
         tags: conf
             .current()
             .get("tags")

@@ -51,8 +51,7 @@ fn pct(sim: &RunningSim, args: &[&str]) {
 fn put_in_pool(sim: &RunningSim, vmid: u32, pool: &str) {
     let path = sim.root.join("etc/pve/user.cfg");
     let mut users =
-        appstore_core::pve_user_cfg::UserCfg::parse(&std::fs::read_to_string(&path).unwrap())
-            .unwrap();
+        pve_sim::user_cfg::UserCfg::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
     users.add_vm_to_pool(pool, vmid).unwrap();
     std::fs::write(&path, users.to_text()).unwrap();
 }

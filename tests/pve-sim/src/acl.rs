@@ -2,7 +2,7 @@
 //! `user.cfg` (propagation down paths, pool membership of guests and storages, privilege separation),
 //! and built-in plus custom roles.
 
-use appstore_core::pve_user_cfg::{builtin_role_privs, UserCfg};
+use crate::user_cfg::{builtin_role_privs, UserCfg};
 use std::collections::BTreeSet;
 
 /// An authenticated API token.

@@ -16,6 +16,7 @@ pub mod server;
 pub mod setup;
 pub mod state;
 pub mod tasks;
+pub mod user_cfg;
 
 /// The PVE release the simulator behaves as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

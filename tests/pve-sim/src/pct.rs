@@ -279,7 +279,7 @@ fn destroy(
     root.remove_conf(id).map_err(|e| e.to_string())?;
     if opts.get("purge").map(String::as_str) == Some("1") {
         let _ulock = root.lock_users().map_err(|e| e.to_string())?;
-        let mut users = appstore_core::pve_user_cfg::UserCfg::parse(&root.read_user_cfg_text())
+        let mut users = crate::user_cfg::UserCfg::parse(&root.read_user_cfg_text())
             .map_err(|e| e.to_string())?;
         users.remove_vm(id);
         crate::state::write_atomic(&root.user_cfg_path(), users.to_text().as_bytes())

@@ -6,7 +6,7 @@
 use crate::acl::{self, Caller};
 use crate::api::{ApiErr, Node};
 use crate::schema::{self, schema};
-use appstore_core::pve_user_cfg::UserCfg;
+use crate::user_cfg::UserCfg;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};

@@ -1,4 +1,6 @@
-//! Parser and writer for Proxmox VE's `/etc/pve/user.cfg` (pve-access-control, PVE 8.x).
+//! Parser and writer for Proxmox VE's `/etc/pve/user.cfg` (pve-access-control, PVE 8.x): the whole model
+//! the simulated node keeps its users, tokens, pools, roles and ACLs in. (The product reads only pool
+//! membership, with `appstore_core::pve_pools`.)
 //!
 //! The file holds one entry a line, with `:`-separated fields:
 //!
