@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-exec cargo run --locked --release -p appstore-web --bin pve-appstore -- demo "$@"
+exec cargo run --locked --release -p appstore-web --features demo --bin pve-appstore -- demo "$@"

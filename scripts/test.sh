@@ -17,6 +17,8 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --locked --workspace --all-targets -- -D warnings
+# --all-features: the demo (appstore-web's `demo`, which the web and browser tests run) and the
+# test hooks; a release build of the service has neither.
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test"
-cargo test --locked --workspace
+cargo test --locked --workspace --all-features

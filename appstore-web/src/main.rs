@@ -1,11 +1,17 @@
 //! `pve-appstore`: the PVE App Store controller and its tools.
 
 use anyhow::Context as _;
-use appstore_actors::engine::{EngineConfig, InProcessHelper, SocketHelper};
+#[cfg(feature = "demo")]
+use appstore_actors::engine::InProcessHelper;
+use appstore_actors::engine::{EngineConfig, SocketHelper};
 use appstore_catalog::GitSource;
-use appstore_web::{demo, lint, server};
+#[cfg(feature = "demo")]
+use appstore_web::demo;
+use appstore_web::{lint, server};
 use clap::{Parser, Subcommand};
-use std::net::{IpAddr, SocketAddr};
+#[cfg(feature = "demo")]
+use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the product on its embedded defaults: the reference catalog, on http://127.0.0.1:8088.
+    #[cfg(feature = "demo")]
     Demo {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 8088)]
@@ -181,6 +188,7 @@ fn engine_config(
     }
 }
 
+#[cfg(feature = "demo")]
 fn demo(
     port: u16,
     bind: IpAddr,
@@ -515,9 +523,11 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
 
 fn main() -> ExitCode {
     // The demo's simulated node runs its `pct` through this binary (`pve-appstore __pct ...`).
+    #[cfg(feature = "demo")]
     pve_sim::pct::main_if_invoked();
     let cli = Cli::parse();
     let result = match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo {
             port,
             bind,
