@@ -17,14 +17,14 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn bad(message: impl Into<String>) -> Refusal {
+pub(crate) fn bad(message: impl Into<String>) -> Refusal {
     Refusal {
         code: "bad_request",
         message: message.into(),
     }
 }
 
-fn not_allowed(message: impl Into<String>) -> Refusal {
+pub(crate) fn not_allowed(message: impl Into<String>) -> Refusal {
     Refusal {
         code: "not_allowed",
         message: message.into(),

@@ -6,7 +6,7 @@
 //! container's `tar` then reads on its standard input. Nothing the caller can still change is read
 //! after the check, and nothing stays behind on the host.
 
-use crate::checks::Refusal;
+use crate::checks::{bad, not_allowed, Refusal};
 use crate::config::HelperConfig;
 use crate::protocol::{CONTAINER_BASE, WRAPPER_PATH};
 use std::io::{Read, Seek};
@@ -20,20 +20,6 @@ pub const MAX_ENTRIES: usize = 10_000;
 
 /// The script wrapper (see `run-script.sh`).
 pub const WRAPPER: &str = include_str!("run-script.sh");
-
-fn bad(message: impl Into<String>) -> Refusal {
-    Refusal {
-        code: "bad_request",
-        message: message.into(),
-    }
-}
-
-fn not_allowed(message: impl Into<String>) -> Refusal {
-    Refusal {
-        code: "not_allowed",
-        message: message.into(),
-    }
-}
 
 /// Checks the archive `rel` (below the job root, owned by `caller_uid`) and returns the staged copy
 /// to unpack at `/` inside the container, rewound, and how many files it holds.

@@ -208,24 +208,7 @@ impl Auth {
     /// attempt is counted before the password is verified, and at most [`MAX_VERIFYING`]
     /// verifications run at once.
     pub fn login(&self, ip: IpAddr, password: &str) -> Result<(String, String), LoginError> {
-        use std::sync::atomic::Ordering;
-        if self.verifying.fetch_add(1, Ordering::SeqCst) >= MAX_VERIFYING {
-            self.verifying.fetch_sub(1, Ordering::SeqCst);
-            return Err(LoginError::RateLimited(1));
-        }
-        let _slot = Verifying(&self.verifying);
-        self.admit(ip)?;
-        let hash = match std::fs::read_to_string(&self.password_file) {
-            Ok(h) if !h.trim().is_empty() => h,
-            _ => {
-                self.succeeded(ip);
-                return Err(LoginError::NoPassword);
-            }
-        };
-        if !verify_password(&hash, password) {
-            return Err(LoginError::Wrong);
-        }
-        self.succeeded(ip);
+        self.verify(ip, password)?;
         let (token, csrf) = (random_token(), random_token());
         let expires = std::time::SystemTime::now()
             .checked_add(self.ttl)
@@ -250,7 +233,11 @@ impl Auth {
         self.admit(ip)?;
         let hash = match std::fs::read_to_string(&self.password_file) {
             Ok(h) if !h.trim().is_empty() => h,
-            _ => return Err(LoginError::NoPassword),
+            _ => {
+                // Nothing was checked: the attempt does not count.
+                self.succeeded(ip);
+                return Err(LoginError::NoPassword);
+            }
         };
         if !verify_password(&hash, password) {
             return Err(LoginError::Wrong);

@@ -217,6 +217,22 @@ impl Demo {
         job
     }
 
+    /// Installs radicale for `alice` with `password` and waits for it; the install's id.
+    fn install_radicale(&self, password: &str) -> i64 {
+        self.wait_for_catalog();
+        let r = json_client()
+            .post(format!("{}/api/install", self.base))
+            .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": password}}))
+            .send()
+            .unwrap();
+        let id = r.json::<serde_json::Value>().unwrap()["job_id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(self.wait_for_job(id)["job"]["state"], "completed");
+        let installs: serde_json::Value = self.get("/api/installs").json().unwrap();
+        installs["installs"][0]["id"].as_i64().unwrap()
+    }
+
     /// Waits (bounded) until the first catalog load has finished.
     fn wait_for_catalog(&self) {
         for _ in 0..200 {
@@ -1148,19 +1164,8 @@ fn json_client() -> reqwest::blocking::Client {
 #[test]
 fn concurrent_jobs_on_one_container_are_refused_but_one() {
     let demo = Demo::start();
-    demo.wait_for_catalog();
     let client = json_client();
-    let r = client
-        .post(format!("{}/api/install", demo.base))
-        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Demo-Secret-99"}}))
-        .send()
-        .unwrap();
-    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
-        .as_i64()
-        .unwrap();
-    assert_eq!(demo.wait_for_job(id)["job"]["state"], "completed");
-    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
-    let install_id = installs["installs"][0]["id"].as_i64().unwrap();
+    let install_id = demo.install_radicale("Demo-Secret-99");
     let start = std::sync::Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|i| {
@@ -1292,23 +1297,10 @@ fn bad_network_settings_are_refused_on_their_fields() {
 #[test]
 fn secret_outputs_are_revealed_only_on_request() {
     let demo = Demo::start();
-    demo.wait_for_catalog();
     let client = json_client();
-    let r = client
-        .post(format!("{}/api/install", demo.base))
-        .json(&serde_json::json!({"app_id": "radicale", "inputs": {"username": "alice", "password": "Reveal-Me-321"}}))
-        .send()
-        .unwrap();
-    let id = r.json::<serde_json::Value>().unwrap()["job_id"]
-        .as_i64()
-        .unwrap();
-    assert_eq!(demo.wait_for_job(id)["job"]["state"], "completed");
+    let install_id = demo.install_radicale("Reveal-Me-321");
     let installs = demo.get("/api/installs").text().unwrap();
     assert!(!installs.contains("Reveal-Me-321"), "{installs}");
-    let install_id = serde_json::from_str::<serde_json::Value>(&installs).unwrap()["installs"][0]
-        ["id"]
-        .as_i64()
-        .unwrap();
     let reveal = |key: &str| {
         client
             .post(format!(
