@@ -554,6 +554,22 @@ fn config_override_is_refused_through_sudo() {
 }
 
 #[test]
+fn the_example_config_is_valid_and_strict_by_default() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/helper.yml.example"),
+    )
+    .unwrap();
+    let config = appstore_helper::HelperConfig::parse(&text).unwrap();
+    assert_eq!(config.pool, "appstore");
+    assert!(!config.allow_privileged);
+    assert!(config.allowed_bind_paths.is_empty());
+    assert_eq!(
+        config.audit_log,
+        Path::new("/var/log/pve-appstore-helper/audit.log")
+    );
+}
+
+#[test]
 fn sudoers_file_is_valid() {
     let sudoers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/sudoers");
     let out = Command::new("visudo").arg("-cf").arg(&sudoers).output();
