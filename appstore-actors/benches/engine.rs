@@ -153,14 +153,14 @@ fn main() {
                 break;
             }
             if start.elapsed() > Duration::from_secs(120) {
-                let states: Vec<String> = ids.iter().map(|id| engine.store.job(*id).unwrap().unwrap().state).collect();
+                let states: Vec<appstore_core::job::JobState> = ids.iter().map(|id| engine.store.job(*id).unwrap().unwrap().state).collect();
                 panic!("not finished after 120 s: {states:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let total = start.elapsed();
         let records: Vec<_> = ids.iter().map(|id| engine.store.job(*id).unwrap().unwrap()).collect();
-        let completed = records.iter().filter(|r| r.state == "completed").count();
+        let completed = records.iter().filter(|r| r.state == appstore_core::job::JobState::Completed).count();
         let mut ctids: Vec<i64> = records.iter().filter_map(|r| r.ctid).collect();
         ctids.sort_unstable();
         ctids.dedup();

@@ -537,12 +537,17 @@ impl Handler<CancelJob> for JobRegistry {
             let id = msg.0;
             tokio::task::spawn_blocking(move || {
                 if store
-                    .transition(id, "queued", "canceled", Some("canceled by the user"))
+                    .transition(
+                        id,
+                        appstore_core::job::JobState::Queued,
+                        appstore_core::job::JobState::Canceled,
+                        Some("canceled by the user"),
+                    )
                     .is_ok()
                 {
                     let _ = events.send(crate::engine::JobEvent::State {
                         job_id: id,
-                        state: "canceled".into(),
+                        state: appstore_core::job::JobState::Canceled,
                         reason: Some("canceled by the user".into()),
                     });
                 }

@@ -2,6 +2,7 @@
 //! logs, GPU attachments. One file, WAL, migrations by `user_version`. Blocking: the store actor owns
 //! it on a SyncArbiter, so no async thread ever waits on SQLite.
 
+use appstore_core::job::{JobKind, JobState};
 use r2d2_sqlite::rusqlite::{self, params, OptionalExtension};
 use r2d2_sqlite::SqliteConnectionManager;
 use serde::Serialize;
@@ -154,10 +155,10 @@ fn now_ms() -> i64 {
 pub struct JobRecord {
     /// Id.
     pub id: i64,
-    /// `install`, `uninstall`, `upgrade`, `reconfigure`.
-    pub kind: String,
+    /// Install, uninstall, upgrade or reconfigure.
+    pub kind: JobKind,
     /// Current state.
-    pub state: String,
+    pub state: JobState,
     /// App.
     pub app_id: String,
     /// Install it belongs to.
@@ -194,7 +195,7 @@ pub struct JobRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     /// Kind.
-    pub kind: String,
+    pub kind: JobKind,
     /// App.
     pub app_id: String,
     /// Install, for jobs on an existing one.
@@ -345,11 +346,28 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
+/// A text column read as a typed name (a job's kind or state); an unknown name is a conversion error
+/// that names the column and the value.
+fn named<T>(
+    r: &rusqlite::Row<'_>,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("`{text}` is not a job {column}").into(),
+        )
+    })
+}
+
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: r.get("id")?,
-        kind: r.get("kind")?,
-        state: r.get("state")?,
+        kind: named(r, "kind", JobKind::parse)?,
+        state: named(r, "state", JobState::parse)?,
         app_id: r.get("app_id")?,
         install_id: r.get("install_id")?,
         ctid: r.get("ctid")?,
@@ -367,8 +385,6 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         finished_at: r.get("finished_at")?,
     })
 }
-
-const TERMINAL: &[&str] = &["completed", "failed", "canceled"];
 
 impl Store {
     /// Opens (creating and migrating) the database file.
@@ -438,7 +454,7 @@ impl Store {
         tx.execute(
             "INSERT INTO jobs (kind, state, app_id, install_id, ctid, node, pool, user_action, manifest_version, manifest_sha256, commit_id, request, created_at, updated_at)
              VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-            params![new.kind, new.app_id, new.install_id, new.ctid, new.node, new.pool, new.user_action, new.manifest_version, new.manifest_sha256, new.commit_id, new.request, now],
+            params![new.kind.as_str(), new.app_id, new.install_id, new.ctid, new.node, new.pool, new.user_action, new.manifest_version, new.manifest_sha256, new.commit_id, new.request, now],
         )?;
         let id = tx.last_insert_rowid();
         tx.execute("INSERT INTO job_transitions (job_id, seq, from_state, to_state, at_ms) VALUES (?1, 1, NULL, 'queued', ?2)", params![id, now])?;
@@ -449,7 +465,15 @@ impl Store {
 
     /// Moves a job from `from` to `to` (checked, so two writers cannot both move it), recording the
     /// transition and, for failures, the reason.
-    pub fn transition(&self, job: i64, from: &str, to: &str, reason: Option<&str>) -> Result<()> {
+    pub fn transition(
+        &self,
+        job: i64,
+        from: JobState,
+        to: JobState,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let (from, to_state) = (from.as_str(), to);
+        let to = to_state.as_str();
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let actual: String =
@@ -462,8 +486,8 @@ impl Store {
             });
         }
         let now = now_ms();
-        let finished = TERMINAL.contains(&to).then_some(now);
-        let error = if to == "failed" || to == "canceled" {
+        let finished = to_state.is_terminal().then_some(now);
+        let error = if matches!(to_state, JobState::Failed | JobState::Canceled) {
             reason
         } else {
             None
@@ -903,7 +927,7 @@ mod tests {
 
     fn new_job() -> NewJob {
         NewJob {
-            kind: "install".into(),
+            kind: JobKind::Install,
             app_id: "radicale".into(),
             install_id: None,
             ctid: None,
@@ -922,12 +946,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.db")).unwrap();
         let job = store.create_job(&new_job()).unwrap();
-        assert_eq!(job.state, "queued");
+        assert_eq!(job.state, JobState::Queued);
         store
-            .transition(job.id, "queued", "validate_request", None)
+            .transition(job.id, JobState::Queued, JobState::ValidateRequest, None)
             .unwrap();
         let err = store
-            .transition(job.id, "queued", "validate_manifest", None)
+            .transition(job.id, JobState::Queued, JobState::ValidateManifest, None)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -937,7 +961,12 @@ mod tests {
             )
         );
         store
-            .transition(job.id, "validate_request", "failed", Some("no such app"))
+            .transition(
+                job.id,
+                JobState::ValidateRequest,
+                JobState::Failed,
+                Some("no such app"),
+            )
             .unwrap();
         let t = store.transitions(job.id).unwrap();
         assert_eq!(

@@ -171,7 +171,7 @@ async fn a_failed_start_leaves_the_container_stopped_and_tagged_failed() {
         .unwrap();
     assert_eq!(end, JobState::Failed);
     let record = w.engine.store.job(job).unwrap().unwrap();
-    assert_eq!(record.state, "failed");
+    assert_eq!(record.state, JobState::Failed);
     assert!(
         record
             .error
@@ -373,7 +373,7 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
     let failed_install = |ctid: i64| {
         let job = store
             .create_job(&NewJob {
-                kind: "install".into(),
+                kind: appstore_core::job::JobKind::Install,
                 app_id: "radicale".into(),
                 install_id: None,
                 ctid: None,
@@ -388,7 +388,12 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
             .unwrap();
         store.set_job_ctid(job.id, ctid).unwrap();
         store
-            .transition(job.id, "queued", "failed", Some("failed after the create"))
+            .transition(
+                job.id,
+                JobState::Queued,
+                JobState::Failed,
+                Some("failed after the create"),
+            )
             .unwrap();
         store.job(job.id).unwrap().unwrap()
     };

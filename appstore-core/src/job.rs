@@ -20,6 +20,29 @@ pub enum JobKind {
     Reconfigure,
 }
 
+impl JobKind {
+    /// The kind's name as stored and shown (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Install => "install",
+            JobKind::Uninstall => "uninstall",
+            JobKind::Upgrade => "upgrade",
+            JobKind::Reconfigure => "reconfigure",
+        }
+    }
+
+    /// The kind called `s`.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every state a job can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -536,7 +559,31 @@ mod tests {
                 .chain(&[S::Completed, S::Failed, S::Canceled, S::Rollback])
             {
                 assert_eq!(JobState::parse(s.as_str()), Some(*s));
+                assert_eq!(
+                    serde_json::to_value(s).ok(),
+                    Some(serde_json::Value::from(s.as_str()))
+                );
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod kind_names {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_the_serde_names() {
+        for k in [
+            JobKind::Install,
+            JobKind::Uninstall,
+            JobKind::Upgrade,
+            JobKind::Reconfigure,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(JobKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(JobKind::parse("destroy"), None);
     }
 }

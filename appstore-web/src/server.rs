@@ -174,9 +174,10 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match rx.recv().await {
-                    Ok(JobEvent::State { state, .. }) if state == "completed" => {
-                        cache.forget_counts()
-                    }
+                    Ok(JobEvent::State {
+                        state: appstore_core::job::JobState::Completed,
+                        ..
+                    }) => cache.forget_counts(),
                     Err(RecvError::Lagged(_)) => cache.forget_counts(),
                     Ok(_) => {}
                     Err(RecvError::Closed) => break,

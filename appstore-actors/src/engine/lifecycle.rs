@@ -20,7 +20,7 @@ impl Engine {
                 .into(),
             })?;
         let new = NewJob {
-            kind: "install".into(),
+            kind: JobKind::Install,
             app_id: request.app_id.clone(),
             install_id: None,
             ctid: None,
@@ -52,7 +52,7 @@ impl Engine {
             .await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job.id,
-            state: "queued".into(),
+            state: JobState::Queued,
             reason: None,
         });
         Ok(job)
@@ -84,10 +84,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = self.store.clone();
         let r = reason.clone();
-        blocking(move || store.transition(job, from.as_str(), to.as_str(), r.as_deref())).await?;
+        blocking(move || store.transition(job, from, to, r.as_deref())).await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job,
-            state: to.as_str().into(),
+            state: to,
             reason,
         });
         Ok(())
@@ -230,11 +230,7 @@ impl Engine {
             }
         };
         let new = NewJob {
-            kind: if kind == JobKind::Upgrade {
-                "upgrade".into()
-            } else {
-                "reconfigure".into()
-            },
+            kind,
             app_id: install.app_id.clone(),
             install_id: Some(install.id),
             ctid: install.ctid,
@@ -315,18 +311,9 @@ impl Engine {
         cancel: CancelFlag,
     ) -> Result<JobState, EngineError> {
         let log = JobLog::new(self, job.id);
-        let Some(state) = JobState::parse(&job.state) else {
-            return self
-                .give_up(&job, &format!("unknown state `{}`", job.state))
-                .await;
-        };
-        match job.kind.as_str() {
-            "upgrade" | "reconfigure" => {
-                let kind = if job.kind == "upgrade" {
-                    JobKind::Upgrade
-                } else {
-                    JobKind::Reconfigure
-                };
+        let state = job.state;
+        match job.kind {
+            kind @ (JobKind::Upgrade | JobKind::Reconfigure) => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(c) => c,
                     Err(e) => return self.give_up(&job, &e).await,
@@ -369,7 +356,7 @@ impl Engine {
                 self.drive(kind, job.id, &mut work, &log, &cancel, Some(state))
                     .await
             }
-            "install" => {
+            JobKind::Install => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(c) => c,
                     Err(e) => return self.give_up(&job, &e).await,
@@ -412,7 +399,7 @@ impl Engine {
                 )
                 .await
             }
-            "uninstall" => {
+            JobKind::Uninstall => {
                 let store = self.store.clone();
                 let install_id = job.install_id.unwrap_or_default();
                 let mut install = blocking(move || store.install(install_id)).await?;
@@ -448,10 +435,6 @@ impl Engine {
                 )
                 .await
             }
-            other => {
-                self.give_up(&job, &format!("`{other}` jobs cannot resume"))
-                    .await
-            }
         }
     }
 
@@ -468,11 +451,11 @@ impl Engine {
         tracing::warn!(job_id = job.id, %reason, "interrupted job settled");
         JobLog::new(self, job.id).info(&reason).await;
         let store = self.store.clone();
-        let (id, state, r) = (job.id, job.state.clone(), reason.clone());
-        blocking(move || store.transition(id, &state, "failed", Some(&r))).await?;
+        let (id, state, r) = (job.id, job.state, reason.clone());
+        blocking(move || store.transition(id, state, JobState::Failed, Some(&r))).await?;
         let _ = self.events.send(JobEvent::State {
             job_id: job.id,
-            state: "failed".into(),
+            state: JobState::Failed,
             reason: Some(reason),
         });
         Ok(JobState::Failed)
@@ -486,7 +469,7 @@ impl Engine {
         keep_volumes: bool,
     ) -> Result<i64, EngineError> {
         let new = NewJob {
-            kind: "uninstall".into(),
+            kind: JobKind::Uninstall,
             app_id: install.app_id.clone(),
             install_id: Some(install.id),
             ctid: install.ctid,
@@ -572,7 +555,9 @@ impl Engine {
     /// The container a failed or canceled install left behind, as an install record an uninstall
     /// can remove (it was never recorded as installed).
     pub fn failed_install_of(job: &crate::store::JobRecord) -> Result<InstallRecord, String> {
-        if job.kind != "install" || !["failed", "canceled"].contains(&job.state.as_str()) {
+        if job.kind != JobKind::Install
+            || !matches!(job.state, JobState::Failed | JobState::Canceled)
+        {
             return Err(format!(
                 "job {} is a {} job in `{}`; only a failed or canceled install leaves a container to destroy",
                 job.id, job.kind, job.state
@@ -605,7 +590,7 @@ impl Engine {
     ) -> Result<(i64, InstallRecord), EngineError> {
         let install = Self::failed_install_of(failed_job).map_err(EngineError::Conflict)?;
         let new = NewJob {
-            kind: "uninstall".into(),
+            kind: JobKind::Uninstall,
             app_id: install.app_id.clone(),
             install_id: None,
             ctid: install.ctid,

@@ -155,7 +155,7 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let job = store
             .create_job(&crate::store::NewJob {
-                kind: "install".into(),
+                kind: appstore_core::job::JobKind::Install,
                 app_id: "x".into(),
                 install_id: None,
                 ctid: None,

@@ -89,7 +89,7 @@ pub enum JobEvent {
         /// Job.
         job_id: i64,
         /// New state.
-        state: String,
+        state: JobState,
         /// Why (failures).
         reason: Option<String>,
     },

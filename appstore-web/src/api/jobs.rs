@@ -212,14 +212,10 @@ pub(super) fn sse_log(l: &appstore_actors::store::LogRecord) -> warp::sse::Event
         )
 }
 
-pub(super) fn sse_state(state: &str, reason: Option<&str>) -> warp::sse::Event {
+pub(super) fn sse_state(state: JobState, reason: Option<&str>) -> warp::sse::Event {
     warp::sse::Event::default()
         .event("state")
         .data(json!({"state": state, "reason": reason}).to_string())
-}
-
-pub(super) fn is_terminal(state: &str) -> bool {
-    ["completed", "failed", "canceled"].contains(&state)
 }
 
 /// What an open job stream still has to send, and where it is.
@@ -288,7 +284,7 @@ impl JobStream {
                     // Lines stored before the state change come first.
                     self.behind = true;
                     self.states
-                        .push_back((sse_state(&state, reason.as_deref()), is_terminal(&state)));
+                        .push_back((sse_state(state, reason.as_deref()), state.is_terminal()));
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.behind = true,
@@ -344,8 +340,8 @@ pub(super) async fn job_stream(
         pending: Default::default(),
         behind: true,
         states: [(
-            sse_state(&job.state, job.error.as_deref()),
-            is_terminal(&job.state),
+            sse_state(job.state, job.error.as_deref()),
+            job.state.is_terminal(),
         )]
         .into(),
         done: false,

@@ -26,7 +26,7 @@ use appstore_actors::{
     SubmitUninstall,
 };
 use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
-use appstore_core::job::JobKind;
+use appstore_core::job::{JobKind, JobState};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};

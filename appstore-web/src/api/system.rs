@@ -76,7 +76,7 @@ pub(super) async fn debug_bundle(state: ApiState, params: HashMap<String, String
                 Some(id) => store.job(id)?.map(|j| j.id),
                 None => list
                     .iter()
-                    .find(|j| j.state == "failed")
+                    .find(|j| j.state == appstore_core::job::JobState::Failed)
                     .or(list.first())
                     .map(|j| j.id),
             };
