@@ -405,10 +405,7 @@ impl Engine {
                 let mut install = blocking(move || store.install(install_id)).await?;
                 if job.install_id.is_none() {
                     // Destroying a failed install's container: its job says which.
-                    let failed = serde_json::from_str::<serde_json::Value>(&job.request)
-                        .ok()
-                        .and_then(|r| r["failed_job"].as_i64());
-                    if let Some(failed) = failed {
+                    if let Some(failed) = UninstallRequest::of(&job).failed_job {
                         let store = self.store.clone();
                         if let Some(fj) = blocking(move || store.job(failed)).await? {
                             install = Self::failed_install_of(&fj).ok();
@@ -421,10 +418,11 @@ impl Engine {
                 let app = snapshot
                     .and_then(|s| s.app(&install.app_id).cloned())
                     .filter(|a| a.manifest.version().to_string() == install.version);
-                let keep = self.keeps_volumes(job.id).await;
+                let stored = UninstallRequest::of(&job);
                 let mut work =
                     uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone())
-                        .keeping_volumes(keep);
+                        .keeping_volumes(stored.keep_volumes)
+                        .for_failed_job(stored.failed_job);
                 self.drive(
                     JobKind::Uninstall,
                     job.id,
@@ -483,8 +481,12 @@ impl Engine {
             manifest_version: install.version.clone(),
             manifest_sha256: install.manifest_sha256.clone(),
             commit_id: install.commit_id.clone(),
-            request: serde_json::json!({"install_id": install.id, "keep_volumes": keep_volumes})
-                .to_string(),
+            request: serde_json::json!(UninstallRequest {
+                install_id: Some(install.id),
+                failed_job: None,
+                keep_volumes,
+            })
+            .to_string(),
         };
         let job = self.queue_job(new, serde_json::Value::Null).await?;
         Ok(job.id)
@@ -503,8 +505,8 @@ impl Engine {
         let app = snapshot
             .and_then(|s| s.app(&install.app_id).cloned())
             .filter(|a| a.manifest.version().to_string() == install.version);
-        let keep = self.keeps_volumes(job_id).await;
-        let failed_job = self.destroys_failed_job(job_id).await;
+        let stored = self.uninstall_request(job_id).await;
+        let (keep, failed_job) = (stored.keep_volumes, stored.failed_job);
         let mut work =
             uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone())
                 .keeping_volumes(keep)
@@ -604,33 +606,27 @@ impl Engine {
             manifest_version: install.version.clone(),
             manifest_sha256: install.manifest_sha256.clone(),
             commit_id: install.commit_id.clone(),
-            request: serde_json::json!({"failed_job": failed_job.id, "keep_volumes": false})
-                .to_string(),
+            request: serde_json::json!(UninstallRequest {
+                install_id: None,
+                failed_job: Some(failed_job.id),
+                keep_volumes: false,
+            })
+            .to_string(),
         };
         let job = self.queue_job(new, serde_json::Value::Null).await?;
         Ok((job.id, install))
     }
 
-    /// The failed install whose container this uninstall destroys, if it is such a job.
-    pub(super) async fn destroys_failed_job(&self, job_id: i64) -> Option<i64> {
+    /// The stored request of uninstall job `job_id` (its volumes choice, the failed job it
+    /// destroys the container of).
+    pub(super) async fn uninstall_request(&self, job_id: i64) -> UninstallRequest {
         let store = self.store.clone();
         blocking(move || store.job(job_id))
             .await
             .ok()
             .flatten()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.request).ok())
-            .and_then(|r| r["failed_job"].as_i64())
-    }
-
-    /// Did the user ask this uninstall to keep the data volumes? (From the stored request.)
-    pub(super) async fn keeps_volumes(&self, job_id: i64) -> bool {
-        let store = self.store.clone();
-        blocking(move || store.job(job_id))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.request).ok())
-            .is_some_and(|r| r["keep_volumes"] == true)
+            .map(|j| UninstallRequest::of(&j))
+            .unwrap_or_default()
     }
 
     /// Follows the state machine's decisions for one job until it ends, from `Queued` or, for a

@@ -27,7 +27,9 @@ pub(crate) trait Steps {
 
 pub(crate) use boundary::{adopt_created_container, check_boundary, job_marker};
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
-pub use install::{reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest};
+pub use install::{
+    reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest,
+};
 pub use log::{JobLog, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES};
 
 use crate::store::{InstallRecord, NewJob, Store, StoreError};

@@ -10,7 +10,7 @@ mod provision;
 mod request;
 
 pub use maintain::reconfigure_keys;
-pub use request::{InstallRequest, MaintainRequest, NetworkRequest};
+pub use request::{InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest};
 
 use super::gpu::GpuPlan;
 use super::{blocking, Engine, JobLog};

@@ -102,6 +102,29 @@ impl InstallRequest {
     }
 }
 
+/// What an uninstall job records as its request (and reads back when it resumes): the install, or
+/// the failed install job whose container it destroys, and whether the data volumes are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UninstallRequest {
+    /// The install, for an uninstall of an installed app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_id: Option<i64>,
+    /// The failed install job, for a destroy of the container it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_job: Option<i64>,
+    /// Keep the data volumes for a later install of the same app.
+    #[serde(default)]
+    pub keep_volumes: bool,
+}
+
+impl UninstallRequest {
+    /// The request stored with job `job`; a request that cannot be read keeps nothing and names
+    /// no failed job.
+    pub fn of(job: &crate::store::JobRecord) -> UninstallRequest {
+        serde_json::from_str(&job.request).unwrap_or_default()
+    }
+}
+
 /// An upgrade or a reconfigure of an existing install.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
