@@ -297,3 +297,23 @@ async fn a_wrong_method_is_answered_with_the_allowed_ones() {
     let (status, _) = call(&app, get("/api/installs/x/y/z")).await;
     assert_eq!(status, 404);
 }
+
+/// `POST /api/login` takes the body its document describes even without login.
+#[actix::test]
+async fn login_needs_its_body_even_without_login() {
+    let app = app(&Default::default());
+    let login = || {
+        warp::test::request()
+            .method("POST")
+            .path("/api/login")
+            .header("content-type", "application/json")
+    };
+    let (status, body) = call(&app, login()).await;
+    assert_eq!(status, 411, "no body at all: {body}");
+    let (status, body) = call(&app, login().header("content-length", "0")).await;
+    assert_eq!(status, 400, "an empty body: {body}");
+    assert_eq!(body["error"]["fields"]["password"], "required");
+    let (status, body) = call(&app, login().body(r#"{"password":"x"}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["auth"], "none");
+}
