@@ -75,7 +75,7 @@ fn forms(secret: &str) -> Vec<String> {
             }
         }
     }
-    out.push(pct.to_lowercase_hex());
+    out.push(lowercase_escapes(&pct));
     out.push(pct);
     out.push(form);
     // Shell: inside single quotes (`'\''` for a quote), and backslash-escaped (`printf %q`).
@@ -92,27 +92,17 @@ fn forms(secret: &str) -> Vec<String> {
     out
 }
 
-/// Lower-case hex digits in `%XX` escapes (some encoders write `%2f`).
-trait LowerHex {
-    fn to_lowercase_hex(&self) -> String;
-}
-
-impl LowerHex for String {
-    fn to_lowercase_hex(&self) -> String {
-        let mut out = String::with_capacity(self.len());
-        let mut chars = self.chars().peekable();
-        while let Some(c) = chars.next() {
-            out.push(c);
-            if c == '%' {
-                for _ in 0..2 {
-                    if let Some(h) = chars.next() {
-                        out.push(h.to_ascii_lowercase());
-                    }
-                }
-            }
+/// `pct` with lower-case hex digits in its `%XX` escapes (some encoders write `%2f`).
+fn lowercase_escapes(pct: &str) -> String {
+    let mut out = String::with_capacity(pct.len());
+    let mut chars = pct.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '%' {
+            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
         }
-        out
     }
+    out
 }
 
 /// Masks the value after each occurrence of `key` followed by `=`, `:` or `":` (quoted JSON).

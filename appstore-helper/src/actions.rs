@@ -310,7 +310,9 @@ impl Helper {
                 checks::bind_source(&self.config, host_path)?;
                 checks::mount_point(mount_path)?;
             }
-            Request::CheckMounts { .. } => checks::mounts(&self.config, ctid, &conf)?,
+            Request::CheckMounts { .. } => {
+                checks::mounts(&self.config, ctid, &conf)?;
+            }
             Request::Status { .. }
             | Request::ContainerGroups { .. }
             | Request::SmokeTest { .. } => {}
@@ -396,11 +398,7 @@ impl Helper {
             }),
             Request::CheckMounts { .. } => {
                 // Checked in `prepare`; say what was checked.
-                let count = conf
-                    .current()
-                    .keys()
-                    .filter(|(k, v)| k.starts_with("mp") && v.starts_with('/'))
-                    .count();
+                let count = checks::host_mounts(conf).len();
                 emit(&Reply::Output {
                     stream: s("stdout"),
                     line: format!("{count} host director(ies) checked"),

@@ -167,25 +167,32 @@ pub fn mp_volume(value: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Every host directory bind-mounted into the container (an `mpN` whose volume is an absolute
-/// path, in the current config or pending for the next start) passes [`bind_source`] again.
-pub fn mounts(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
-    let sections = std::iter::once(conf.current()).chain(conf.pending());
-    for section in sections {
-        for (key, value) in section.keys() {
-            let is_mp = key
-                .strip_prefix("mp")
-                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
-            let volume = mp_volume(value);
-            if is_mp && volume.starts_with('/') {
-                bind_source(config, volume).map_err(|r| Refusal {
-                    code: r.code,
-                    message: format!("container {ctid} {key}: {}", r.message),
-                })?;
-            }
-        }
+/// The host directories bind-mounted into the container: `(mpN, path)` for every `mpN` whose
+/// volume is an absolute path, in the current config or pending for the next start.
+pub fn host_mounts(conf: &PveConfig) -> Vec<(&str, &str)> {
+    std::iter::once(conf.current())
+        .chain(conf.pending())
+        .flat_map(|section| section.keys())
+        .filter(|(key, _)| {
+            key.strip_prefix("mp")
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|(key, value)| (key, mp_volume(value)))
+        .filter(|(_, volume)| volume.starts_with('/'))
+        .collect()
+}
+
+/// Every host directory bind-mounted into the container ([`host_mounts`]) passes [`bind_source`]
+/// again; returns how many were checked.
+pub fn mounts(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<usize, Refusal> {
+    let found = host_mounts(conf);
+    for (key, volume) in &found {
+        bind_source(config, volume).map_err(|r| Refusal {
+            code: r.code,
+            message: format!("container {ctid} {key}: {}", r.message),
+        })?;
     }
-    Ok(())
+    Ok(found.len())
 }
 
 /// A path that goes into a config line: no blank or control character.

@@ -63,23 +63,28 @@ pub fn stage(
     Ok((out, files))
 }
 
+/// A header of root's (uid and gid 0, time 0) for an entry of `kind`, `mode` and `size`.
+fn root_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(size);
+    header
+}
+
 fn append(
     builder: &mut tar::Builder<std::fs::File>,
     path: &str,
     mode: u32,
     data: impl Read,
 ) -> std::io::Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_size(0);
     let mut data = data;
     let mut bytes = Vec::new();
     data.read_to_end(&mut bytes)?;
-    header.set_size(bytes.len() as u64);
+    let mut header = root_header(tar::EntryType::Regular, mode, bytes.len() as u64);
     builder.append_data(&mut header, path, bytes.as_slice())
 }
 
@@ -125,13 +130,7 @@ fn copy_entries(
         };
         match kind {
             tar::EntryType::Directory => {
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_uid(0);
-                header.set_gid(0);
-                header.set_mtime(0);
-                header.set_size(0);
+                let mut header = root_header(tar::EntryType::Directory, 0o755, 0);
                 builder
                     .append_data(&mut header, format!("{target}/"), std::io::empty())
                     .map_err(failed)?;

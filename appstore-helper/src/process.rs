@@ -162,28 +162,24 @@ pub fn run(
             _ => {}
         }
     }
-    if killed_at.is_some() {
+    // The pipes closed; the process itself still has until the deadline.
+    let status = loop {
+        if killed_at.is_some() || Instant::now() >= deadline {
+            break None;
+        }
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
         // Reaped on its own thread: a process stuck in the kernel must not hold the answer.
         std::thread::spawn(move || child.wait());
         return Ok(Run {
             code: None,
             lines: kept,
         });
-    }
-    // The pipes closed; the process itself still has until the deadline.
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            std::thread::spawn(move || child.wait());
-            return Ok(Run {
-                code: None,
-                lines: kept,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
     };
     use std::os::unix::process::ExitStatusExt;
     let code = status

@@ -814,35 +814,27 @@ fn passwd_sets_the_hash_from_standard_input() {
         ),
     )
     .unwrap();
-    let mut child = bin()
-        .args(["passwd", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Fresh-Pass-456\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    // `pve-appstore passwd` with `line` on its standard input.
+    let passwd = |line: &[u8]| {
+        let mut child = bin()
+            .args(["passwd", "--config"])
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(line).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = passwd(b"Fresh-Pass-456\n");
     assert!(out.status.success(), "{out:?}");
     let hash = std::fs::read_to_string(state.join("admin-password")).unwrap();
     assert!(appstore_web::auth::verify_password(&hash, "Fresh-Pass-456"));
     assert!(!hash.contains("Fresh-Pass-456"));
     // Too short: refused, nothing changed.
-    let mut child = bin()
-        .args(["passwd", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = passwd(b"short\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
     assert_eq!(
@@ -851,22 +843,13 @@ fn passwd_sets_the_hash_from_standard_input() {
     );
     // Root sets it for the service: the file belongs to the state directory's owner, 0600.
     use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+    if pve_sim::harness::prerequisite(
+        std::fs::metadata("/proc/self").unwrap().uid() == 0,
+        "APPSTORE_REQUIRE_LXC",
+        "handing the hash to another user needs root",
+    ) {
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
-        let mut child = bin()
-            .args(["passwd", "--config"])
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Service-Pass-789\n")
-            .unwrap();
-        assert!(child.wait_with_output().unwrap().status.success());
+        assert!(passwd(b"Service-Pass-789\n").status.success());
         let meta = std::fs::metadata(state.join("admin-password")).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o600));
     }

@@ -21,9 +21,9 @@ pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
             Err(e) => return failed(format!("reading container {ctid}: {e}")),
         };
     let pool_id = &engine.config.pool;
-    let in_pool = match pve.pool(pool_id).await {
-        Ok(p) => p.members.iter().any(|m| m.vmid == Some(u64::from(ctid))),
-        Err(e) => return failed(format!("reading pool `{pool_id}`: {e}")),
+    let in_pool = match in_pool(engine, ctid).await {
+        Ok(yes) => yes,
+        Err(e) => return failed(e),
     };
     let facts = ContainerFacts {
         ctid,
@@ -50,9 +50,33 @@ pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
     }
 }
 
-/// The marker every container the store creates carries in its description: `(job N)`.
-pub(crate) fn job_marker(job_id: i64) -> String {
-    format!("(job {job_id})")
+/// The description of the container install job `job_id` creates:
+/// `Installed by PVE App Store: <app> <version> (job N)`.
+pub(crate) fn container_description(app: &str, version: &str, job_id: i64) -> String {
+    format!("{DESCRIPTION_PREFIX} {app} {version} (job {job_id})")
+}
+
+const DESCRIPTION_PREFIX: &str = "Installed by PVE App Store:";
+
+/// Whether a container's description (from its config) is the one install job `job_id` gave it:
+/// how a job recognises the container it created before it could record or tag it.
+pub(crate) fn created_by_job(description: Option<&String>, job_id: i64) -> bool {
+    description.is_some_and(|d| {
+        d.starts_with(DESCRIPTION_PREFIX) && d.contains(&format!("(job {job_id})"))
+    })
+}
+
+/// Whether container `ctid` is a member of the store's pool, by PVE's pool API.
+async fn in_pool(engine: &Engine, ctid: u32) -> Result<bool, String> {
+    let pool_id = &engine.config.pool;
+    Ok(engine
+        .pve
+        .pool(pool_id)
+        .await
+        .map_err(|e| format!("reading pool `{pool_id}`: {e}"))?
+        .members
+        .iter()
+        .any(|m| m.vmid == Some(u64::from(ctid))))
 }
 
 /// Tags container `ctid` as the store's own (managed, failed, its app) when it lacks the managed
@@ -76,21 +100,11 @@ pub(crate) async fn adopt_created_container(
         .get("tags")
         .map(|t| parse_tags(t))
         .unwrap_or_default();
-    let ours = cfg.options.get("description").is_some_and(|d| {
-        d.starts_with("Installed by PVE App Store:") && d.contains(&job_marker(job_id))
-    });
+    let ours = created_by_job(cfg.options.get("description"), job_id);
     if tags.iter().any(|t| t == MANAGED_TAG) || !ours || cfg.options.contains_key("lock") {
         return Ok(false);
     }
-    let pool_id = &engine.config.pool;
-    let in_pool = pve
-        .pool(pool_id)
-        .await
-        .map_err(|e| format!("reading pool `{pool_id}`: {e}"))?
-        .members
-        .iter()
-        .any(|m| m.vmid == Some(u64::from(ctid)));
-    if !in_pool {
+    if !in_pool(engine, ctid).await? {
         return Ok(false);
     }
     let app_tag = appstore_core::AppId::parse(app_id)

@@ -25,7 +25,9 @@ pub(crate) trait Steps {
     }
 }
 
-pub(crate) use boundary::{adopt_created_container, check_boundary, job_marker};
+pub(crate) use boundary::{
+    adopt_created_container, check_boundary, container_description, created_by_job,
+};
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
 pub use install::{
     reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest,

@@ -205,12 +205,7 @@ impl InstallWork {
                 reason: format!("the create task of container {ctid} is still running"),
             });
         }
-        let mine = format!("(job {})", self.job_id);
-        let ours = cfg
-            .options
-            .get("description")
-            .is_some_and(|d| d.contains(&mine));
-        if !ours {
+        if !crate::engine::created_by_job(cfg.options.get("description"), self.job_id) {
             return Some(failed(format!(
                 "container id {ctid} was taken by another container while the service was down; install again"
             )));
@@ -281,11 +276,10 @@ impl InstallWork {
                 tag: n.vlan,
                 firewall: true,
             },
-            description: Some(format!(
-                "Installed by PVE App Store: {} {} (job {})",
-                m.id(),
-                m.version(),
-                self.job_id
+            description: Some(crate::engine::container_description(
+                m.id().as_str(),
+                &m.version().to_string(),
+                self.job_id,
             )),
             volumes,
         };

@@ -360,13 +360,8 @@ impl InstallWork {
         if let (Some(ctid), false) = (self.ctid, self.created) {
             // The create may have gone through although the job never saw it end (a task that
             // outlived its deadline): the container says so in its description.
-            let mine = super::job_marker(self.job_id);
             if let Ok(cfg) = self.engine.pve.lxc_config(self.node(), ctid).await {
-                if cfg
-                    .options
-                    .get("description")
-                    .is_some_and(|d| d.contains(&mine))
-                {
+                if super::created_by_job(cfg.options.get("description"), self.job_id) {
                     self.created = true;
                 }
             }
