@@ -2,7 +2,7 @@
 //! filters; sorts. Built once per snapshot; a query scans precomputed lowercase text, which stays well
 //! under a millisecond for thousands of apps.
 
-use crate::load::CatalogApp;
+use appstore_core::Manifest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -60,11 +60,10 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Indexes the apps.
-    pub fn build<'a>(apps: impl IntoIterator<Item = &'a CatalogApp>) -> SearchIndex {
+    /// Indexes the apps: each one's manifest and when it last changed (seconds since the epoch).
+    pub fn build<'a>(apps: impl IntoIterator<Item = (&'a Manifest, i64)>) -> SearchIndex {
         let mut index = SearchIndex::default();
-        for app in apps {
-            let m = &app.manifest;
+        for (m, updated) in apps {
             for c in m.categories() {
                 *index.categories.entry(c.clone()).or_default() += 1;
             }
@@ -81,7 +80,7 @@ impl SearchIndex {
                 categories: m.categories().to_vec(),
                 tags: m.tags().to_vec(),
                 featured: m.featured(),
-                updated: app.updated,
+                updated,
             });
         }
         index

@@ -94,7 +94,7 @@ impl CatalogSnapshot {
         apps: BTreeMap<String, Arc<CatalogApp>>,
         broken: Vec<Arc<BrokenApp>>,
     ) -> Self {
-        let index = SearchIndex::build(apps.values().map(|a| &**a));
+        let index = SearchIndex::build(apps.values().map(|a| (&a.manifest, a.updated)));
         CatalogSnapshot {
             source,
             apps,

@@ -2,6 +2,7 @@
 //! problem at once, and the validated [`Config`].
 
 use crate::diag::{field, index, Diagnostics};
+pub use crate::gpu::GpuPolicyMode;
 use crate::manifest::{is_bridge_name, is_storage_id, normalize_abs, Feature};
 use crate::policy::{InstallPolicy, PoolBoundary, PoolId, ResourceCaps};
 use schemars::JsonSchema;
@@ -200,19 +201,6 @@ pub struct RawCatalog {
     /// (default false: https, file and local paths only).
     #[serde(default)]
     pub allow_insecure_transport: bool,
-}
-
-/// GPU policy mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum GpuPolicyMode {
-    /// No GPU is ever attached.
-    None,
-    /// The user may attach any GPU to apps that support one (default).
-    #[default]
-    OptIn,
-    /// Only the listed devices may be attached.
-    Allowlist,
 }
 
 /// GPU policy.

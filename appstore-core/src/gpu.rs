@@ -18,9 +18,9 @@
 //! assert_eq!(conf.current().get("dev0"), Some("/dev/dri/renderD128,gid=993,mode=0660"));
 //! ```
 
-use crate::config::GpuPolicyMode;
 use crate::manifest::{GpuProfile, GpuSpec, GpuVendor};
 use crate::pve_config::ConfigSection;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -433,6 +433,19 @@ pub fn detach(section: &mut ConfigSection, paths: &[&str], numbers: &[(u32, u32)
         }
     }
     removed
+}
+
+/// GPU policy mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuPolicyMode {
+    /// No GPU is ever attached.
+    None,
+    /// The user may attach any GPU to apps that support one (default).
+    #[default]
+    OptIn,
+    /// Only the listed devices may be attached.
+    Allowlist,
 }
 
 /// The store's GPU policy (the config's `gpu` section).

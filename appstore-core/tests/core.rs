@@ -13,20 +13,10 @@ fn data_dir(sub: &str) -> PathBuf {
         .join(sub)
 }
 
-/// Compares `actual` with the `.expected` file beside `input`; `UPDATE_EXPECT=1` rewrites it.
+/// Compares `actual` with the `.expected` file beside `input` (expect-test: `UPDATE_EXPECT=1`
+/// rewrites it).
 fn check_snapshot(input: &Path, actual: &str) {
-    let path = input.with_extension("expected");
-    if std::env::var("UPDATE_EXPECT").as_deref() == Ok("1") {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == actual,
-        "{} differs from {}; run with UPDATE_EXPECT=1 to accept.\n--- expected\n{expected}\n--- actual\n{actual}",
-        input.display(),
-        path.display()
-    );
+    expect_test::expect_file![input.with_extension("expected")].assert_eq(actual);
 }
 
 fn fixtures(sub: &str) -> Vec<PathBuf> {

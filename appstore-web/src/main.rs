@@ -7,7 +7,7 @@ use appstore_actors::engine::{EngineConfig, SocketHelper};
 use appstore_catalog::GitSource;
 #[cfg(feature = "demo")]
 use appstore_web::demo;
-use appstore_web::{lint, server};
+use appstore_web::{lint, server, tls};
 use clap::{Parser, Subcommand};
 #[cfg(feature = "demo")]
 use std::net::IpAddr;
@@ -196,7 +196,7 @@ fn demo(
     containers: &str,
     password: Option<String>,
     catalog: Option<String>,
-    tls: Option<server::WebTls>,
+    tls: Option<tls::WebTls>,
 ) -> anyhow::Result<()> {
     if password.is_none() && !bind.is_loopback() {
         anyhow::bail!(
@@ -404,7 +404,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         gpu_policy: config.gpu_rules(),
         demo_gpus: None,
         allowed_hosts: config.allowed_hosts.clone(),
-        tls: config.web_tls.as_ref().map(|t| server::WebTls {
+        tls: config.web_tls.as_ref().map(|t| tls::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),
             fields: ("web.tls.cert_file", "web.tls.key_file"),
@@ -541,7 +541,7 @@ fn main() -> ExitCode {
             init_tracing(None);
             let tls = tls_cert
                 .zip(tls_key)
-                .map(|(cert_file, key_file)| server::WebTls {
+                .map(|(cert_file, key_file)| tls::WebTls {
                     cert_file,
                     key_file,
                     fields: ("--tls-cert", "--tls-key"),

@@ -51,7 +51,7 @@ pub struct ServerSettings {
     /// Password login against this hash file (`web.auth.mode: password`); `None`: no login.
     pub password_file: Option<PathBuf>,
     /// HTTPS with this certificate and key (PEM files); `None`: plain HTTP.
-    pub tls: Option<WebTls>,
+    pub tls: Option<crate::tls::WebTls>,
     /// The configuration as the debug bundle shows it (credentials removed by the server).
     pub config_summary: serde_json::Value,
     /// Which GPUs may be attached.
@@ -60,18 +60,6 @@ pub struct ServerSettings {
     pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
     /// Host names the API answers to besides IP addresses, `localhost` and the node's own.
     pub allowed_hosts: Vec<String>,
-}
-
-/// The certificate and key files of `web.tls`.
-#[derive(Debug, Clone)]
-pub struct WebTls {
-    /// Certificate chain (PEM).
-    pub cert_file: String,
-    /// Private key (PEM).
-    pub key_file: String,
-    /// Where the two came from, for error messages: (`web.tls.cert_file`, `web.tls.key_file`) or
-    /// the demo's flags.
-    pub fields: (&'static str, &'static str),
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.

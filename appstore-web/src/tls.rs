@@ -12,6 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use warp::Filter;
 
+/// The certificate and key files of `web.tls`.
+#[derive(Debug, Clone)]
+pub struct WebTls {
+    /// Certificate chain (PEM).
+    pub cert_file: String,
+    /// Private key (PEM).
+    pub key_file: String,
+    /// Where the two came from, for error messages: (`web.tls.cert_file`, `web.tls.key_file`) or
+    /// the demo's flags.
+    pub fields: (&'static str, &'static str),
+}
+
 /// The peer's address of a connection served here (warp only sets its own for its own server);
 /// read by [`client_addr`].
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +38,7 @@ pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Inf
 
 /// Reads the certificate chain and private key (PEM) into a server config. Errors name the setting
 /// each file came from (`web.tls.cert_file` in the config, `--tls-cert` on the demo).
-pub fn load(files: &crate::server::WebTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn load(files: &WebTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (cert_file, key_file) = (files.cert_file.as_str(), files.key_file.as_str());
     let (cert_field, key_field) = files.fields;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)

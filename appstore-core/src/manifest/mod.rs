@@ -2,14 +2,16 @@
 //! problem at once with its field path.
 
 pub mod raw;
+mod rules;
 mod validate;
+
+pub use rules::{check_value, coerce, InputValidation, InputValue, Pattern};
 
 pub(crate) use validate::deserialize;
 pub use validate::{check_manifest, json_schema, parse_manifest, ManifestCheck, BUILTIN_VARIABLES};
 use validate::{known_variables, Validator};
 
 use crate::diag::{did_you_mean, field, index, Diagnostics};
-use crate::inputs::{self, InputValue};
 use crate::template;
 use raw::*;
 use regex::Regex;
@@ -267,64 +269,6 @@ pub struct LxcSpec {
     pub features: BTreeSet<Feature>,
     /// Start on boot.
     pub onboot: bool,
-}
-
-/// A compiled `validation.regex` that must match the whole value.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    source: String,
-    compiled: Regex,
-}
-
-impl Pattern {
-    /// Compiles `source` anchored at both ends.
-    pub fn new(source: &str) -> Result<Pattern, String> {
-        Regex::new(&format!("^(?:{source})$"))
-            .map(|compiled| Pattern {
-                source: source.to_string(),
-                compiled,
-            })
-            .map_err(|e| match e {
-                regex::Error::Syntax(s) => s
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid regular expression")
-                    .trim_start_matches("error: ")
-                    .to_string(),
-                other => other.to_string(),
-            })
-    }
-
-    /// True when the whole of `s` matches.
-    pub fn is_match(&self, s: &str) -> bool {
-        self.compiled.is_match(s)
-    }
-
-    /// The pattern as written in the manifest.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-}
-
-impl Serialize for Pattern {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.source)
-    }
-}
-
-/// Constraints on an input's value.
-#[derive(Debug, Clone, Default, Serialize)]
-#[non_exhaustive]
-pub struct InputValidation {
-    /// Whole-value pattern.
-    pub regex: Option<Pattern>,
-    /// Minimum value (numbers) or length (text).
-    pub min: Option<f64>,
-    /// Maximum value (numbers) or length (text).
-    pub max: Option<f64>,
-    /// Allowed values (empty: any).
-    #[serde(rename = "enum")]
-    pub one_of: Vec<InputValue>,
 }
 
 /// Condition that shows an input.

@@ -441,7 +441,7 @@ impl Validator {
             let validation = self.validation(&p, r);
             let default = r.default.as_ref().filter(|v| !v.is_null()).and_then(|v| {
                 let dp = field(&p, "default");
-                match inputs::coerce(r.kind, v) {
+                match coerce(r.kind, v) {
                     Ok(val)
                         if !matches!(v, serde_json::Value::String(_))
                             && matches!(
@@ -475,7 +475,7 @@ impl Validator {
                         None
                     }
                     Ok(val) => {
-                        if let Err(e) = inputs::check(r.kind, &validation, &val) {
+                        if let Err(e) = check_value(r.kind, &validation, &val) {
                             self.err(dp, format!("the default fails its own validation: {e}"));
                         }
                         Some(val)
@@ -520,7 +520,7 @@ impl Validator {
                 };
                 let mut values = Vec::new();
                 for v in raw_values {
-                    match inputs::coerce(target.kind, v) {
+                    match coerce(target.kind, v) {
                         Ok(val) => values.push(val),
                         Err(e) => self.err(&sp, format!("value for `{}`: {e}", sw.input)),
                     }
@@ -586,7 +586,7 @@ impl Validator {
                 self.err(field(&vp, "enum"), "must list at least one value");
             }
             for (i, item) in list.iter().enumerate() {
-                match inputs::coerce(r.kind, item) {
+                match coerce(r.kind, item) {
                     Ok(val) if one_of.contains(&val) => self.err(
                         index(&field(&vp, "enum"), i),
                         format!("`{val}` is listed twice"),
