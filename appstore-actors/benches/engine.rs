@@ -161,7 +161,7 @@ fn main() {
         let total = start.elapsed();
         let records: Vec<_> = ids.iter().map(|id| engine.store.job(*id).unwrap().unwrap()).collect();
         let completed = records.iter().filter(|r| r.state == appstore_core::job::JobState::Completed).count();
-        let mut ctids: Vec<i64> = records.iter().filter_map(|r| r.ctid).collect();
+        let mut ctids: Vec<appstore_core::Ctid> = records.iter().filter_map(|r| r.ctid).collect();
         ctids.sort_unstable();
         ctids.dedup();
         println!(

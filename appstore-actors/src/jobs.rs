@@ -10,6 +10,7 @@ use crate::store::InstallRecord;
 use actix::prelude::*;
 use appstore_catalog::CatalogSnapshot;
 use appstore_core::job::JobKind;
+use appstore_core::Ctid;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub enum SubmitError {
     #[error("a job is already running on container {ctid}")]
     Busy {
         /// The container.
-        ctid: i64,
+        ctid: Ctid,
     },
     /// The request does not fit the state of what it names.
     #[error("{0}")]
@@ -140,7 +141,7 @@ enum Work {
 #[derive(Debug)]
 struct Queued {
     job_id: i64,
-    ctid: Option<i64>,
+    ctid: Option<Ctid>,
     work: Work,
 }
 
@@ -223,11 +224,11 @@ pub struct JobRegistry {
     engine: Engine,
     catalog: CatalogHandle,
     max_concurrent: usize,
-    running: HashMap<i64, (Addr<JobActor>, Option<i64>)>,
+    running: HashMap<i64, (Addr<JobActor>, Option<Ctid>)>,
     queue: VecDeque<Queued>,
     /// Containers a submission has claimed while its job record is being written: the check and
     /// the claim happen in one actor step, so two submissions for one container never both pass.
-    claimed: std::collections::HashSet<i64>,
+    claimed: std::collections::HashSet<Ctid>,
 }
 
 impl JobRegistry {
@@ -358,7 +359,7 @@ impl Handler<SubmitInstall> for JobRegistry {
 
 impl JobRegistry {
     /// Is a job queued or running on `ctid`? (Never two jobs on one container.)
-    fn busy(&self, ctid: i64) -> bool {
+    fn busy(&self, ctid: Ctid) -> bool {
         self.claimed.contains(&ctid)
             || self.running.values().any(|(_, c)| *c == Some(ctid))
             || self.queue.iter().any(|q| q.ctid == Some(ctid))
@@ -369,7 +370,7 @@ impl JobRegistry {
     /// queued.
     fn submit_on_container<T, C, CF>(
         &mut self,
-        find: impl std::future::Future<Output = Result<(T, Option<i64>), SubmitError>> + 'static,
+        find: impl std::future::Future<Output = Result<(T, Option<Ctid>), SubmitError>> + 'static,
         create: C,
     ) -> ResponseActFuture<Self, Result<i64, SubmitError>>
     where
@@ -379,7 +380,7 @@ impl JobRegistry {
     {
         Box::pin(
             find.into_actor(self)
-                .then(move |res: Result<(T, Option<i64>), SubmitError>, act, _| {
+                .then(move |res: Result<(T, Option<Ctid>), SubmitError>, act, _| {
                     let engine = act.engine.clone();
                     let ctid = res.as_ref().ok().and_then(|(_, ctid)| *ctid);
                     let busy = ctid.filter(|c| act.busy(*c));
@@ -418,7 +419,7 @@ impl JobRegistry {
 }
 
 /// The install `id`, which must be installed (not removed).
-async fn installed(engine: Engine, id: i64) -> Result<(InstallRecord, Option<i64>), SubmitError> {
+async fn installed(engine: Engine, id: i64) -> Result<(InstallRecord, Option<Ctid>), SubmitError> {
     let store = engine.store.clone();
     let install = tokio::task::spawn_blocking(move || store.install(id))
         .await

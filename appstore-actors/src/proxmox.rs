@@ -3,6 +3,7 @@
 //! Jobs talk to PVE directly through the same client (`Engine::pve`); this actor only discovers.
 
 use actix::prelude::*;
+use appstore_core::Ctid;
 use appstore_pve::types::{NetworkInterface, StorageInfo, Volume};
 use appstore_pve::PveApi;
 use serde::Serialize;
@@ -49,7 +50,7 @@ pub struct Discover {
 #[rtype(result = "Result<ContainerState, String>")]
 pub struct ReadContainer {
     /// The container.
-    pub ctid: u32,
+    pub ctid: Ctid,
 }
 
 /// Ask for the run state of every container the store's token can see (one API call, never

@@ -3,6 +3,7 @@
 //! it on a SyncArbiter, so no async thread ever waits on SQLite.
 
 use appstore_core::job::{JobKind, JobState};
+use appstore_core::Ctid;
 use r2d2_sqlite::rusqlite::{self, params, OptionalExtension};
 use r2d2_sqlite::SqliteConnectionManager;
 use serde::Serialize;
@@ -164,7 +165,7 @@ pub struct JobRecord {
     /// Install it belongs to.
     pub install_id: Option<i64>,
     /// Container, once allocated.
-    pub ctid: Option<i64>,
+    pub ctid: Option<Ctid>,
     /// Node.
     pub node: String,
     /// Pool.
@@ -201,7 +202,7 @@ pub struct NewJob {
     /// Install, for jobs on an existing one.
     pub install_id: Option<i64>,
     /// Container, when known.
-    pub ctid: Option<i64>,
+    pub ctid: Option<Ctid>,
     /// Node.
     pub node: String,
     /// Pool.
@@ -254,7 +255,7 @@ pub struct NewInstall {
     /// App.
     pub app_id: String,
     /// Container.
-    pub ctid: Option<i64>,
+    pub ctid: Option<Ctid>,
     /// Node.
     pub node: String,
     /// Pool.
@@ -275,7 +276,7 @@ pub struct NewInstall {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GpuAttachment {
     /// Container.
-    pub ctid: i64,
+    pub ctid: Ctid,
     /// Host device node, `/dev/dri/renderD128`.
     pub device_path: String,
     /// The GPU's PCI address, when the node belongs to one GPU.
@@ -296,7 +297,7 @@ pub struct InstallRecord {
     /// App.
     pub app_id: String,
     /// Container.
-    pub ctid: Option<i64>,
+    pub ctid: Option<Ctid>,
     /// Node.
     pub node: String,
     /// Pool.
@@ -331,11 +332,11 @@ pub struct KeptVolume {
     /// The PVE volume (`local-lvm:vm-120-disk-1`).
     pub volid: String,
     /// The container holding it.
-    pub holder_ctid: i64,
+    pub holder_ctid: Ctid,
     /// Its key there (`mp0`).
     pub holder_key: String,
     /// The container it came from.
-    pub from_ctid: Option<i64>,
+    pub from_ctid: Option<Ctid>,
     /// When, ms.
     pub kept_at: i64,
 }
@@ -363,6 +364,35 @@ fn named<T>(
     })
 }
 
+/// A container id column; a number outside PVE's range is a conversion error that names it.
+fn ctid_column<I: rusqlite::RowIndex + Copy + std::fmt::Debug>(
+    r: &rusqlite::Row<'_>,
+    column: I,
+) -> rusqlite::Result<Option<Ctid>> {
+    let Some(n) = r.get::<_, Option<i64>>(column)? else {
+        return Ok(None);
+    };
+    Ctid::try_from(n).map(Some).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            format!("column {column:?}: {e}").into(),
+        )
+    })
+}
+
+/// A container id column that is never empty.
+fn ctid_required<I: rusqlite::RowIndex + Copy + std::fmt::Debug>(
+    r: &rusqlite::Row<'_>,
+    column: I,
+) -> rusqlite::Result<Ctid> {
+    ctid_column(r, column)?.ok_or(rusqlite::Error::InvalidColumnType(
+        0,
+        format!("{column:?}"),
+        rusqlite::types::Type::Null,
+    ))
+}
+
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: r.get("id")?,
@@ -370,7 +400,7 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         state: named(r, "state", JobState::parse)?,
         app_id: r.get("app_id")?,
         install_id: r.get("install_id")?,
-        ctid: r.get("ctid")?,
+        ctid: ctid_column(r, "ctid")?,
         node: r.get("node")?,
         pool: r.get("pool")?,
         user_action: r.get("user_action")?,
@@ -454,7 +484,7 @@ impl Store {
         tx.execute(
             "INSERT INTO jobs (kind, state, app_id, install_id, ctid, node, pool, user_action, manifest_version, manifest_sha256, commit_id, request, created_at, updated_at)
              VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-            params![new.kind.as_str(), new.app_id, new.install_id, new.ctid, new.node, new.pool, new.user_action, new.manifest_version, new.manifest_sha256, new.commit_id, new.request, now],
+            params![new.kind.as_str(), new.app_id, new.install_id, new.ctid.map(i64::from), new.node, new.pool, new.user_action, new.manifest_version, new.manifest_sha256, new.commit_id, new.request, now],
         )?;
         let id = tx.last_insert_rowid();
         tx.execute("INSERT INTO job_transitions (job_id, seq, from_state, to_state, at_ms) VALUES (?1, 1, NULL, 'queued', ?2)", params![id, now])?;
@@ -510,10 +540,10 @@ impl Store {
     }
 
     /// Sets the job's container id (once allocated).
-    pub fn set_job_ctid(&self, job: i64, ctid: i64) -> Result<()> {
+    pub fn set_job_ctid(&self, job: i64, ctid: Ctid) -> Result<()> {
         self.pool.get()?.execute(
             "UPDATE jobs SET ctid = ?2, updated_at = ?3 WHERE id = ?1",
-            params![job, ctid, now_ms()],
+            params![job, i64::from(ctid), now_ms()],
         )?;
         Ok(())
     }
@@ -636,11 +666,11 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(holder_ctid, holder_key) DO UPDATE SET app_id = excluded.app_id, name = excluded.name,
                  mount_path = excluded.mount_path, volid = excluded.volid, from_ctid = excluded.from_ctid",
-            params![v.app_id, v.name, v.mount_path, v.volid, v.holder_ctid, v.holder_key, v.from_ctid, now_ms()],
+            params![v.app_id, v.name, v.mount_path, v.volid, i64::from(v.holder_ctid), v.holder_key, v.from_ctid.map(i64::from), now_ms()],
         )?;
         Ok(conn.query_row(
             "SELECT id FROM kept_volumes WHERE holder_ctid = ?1 AND holder_key = ?2",
-            params![v.holder_ctid, v.holder_key],
+            params![i64::from(v.holder_ctid), v.holder_key],
             |r| r.get(0),
         )?)
     }
@@ -659,9 +689,9 @@ impl Store {
                 name: r.get(2)?,
                 mount_path: r.get(3)?,
                 volid: r.get(4)?,
-                holder_ctid: r.get(5)?,
+                holder_ctid: ctid_required(r, 5)?,
                 holder_key: r.get(6)?,
-                from_ctid: r.get(7)?,
+                from_ctid: ctid_column(r, 7)?,
                 kept_at: r.get(8)?,
             })
         })?;
@@ -774,7 +804,7 @@ impl Store {
             "SELECT * FROM jobs WHERE install_id = ?1 OR (ctid = ?2 AND app_id = ?3) ORDER BY id DESC LIMIT 100",
         )?;
         let rows = stmt.query_map(
-            params![install.id, install.ctid, install.app_id],
+            params![install.id, install.ctid.map(i64::from), install.app_id],
             row_to_job,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -784,17 +814,17 @@ impl Store {
     pub fn record_gpu_attachment(&self, a: &GpuAttachment) -> Result<()> {
         self.pool.get()?.execute(
             "INSERT OR REPLACE INTO gpu_attachments (ctid, device_path, pci_address, profile, job_id, attached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![a.ctid, a.device_path, a.pci_address, a.profile, a.job_id, now_ms()],
+            params![i64::from(a.ctid), a.device_path, a.pci_address, a.profile, a.job_id, now_ms()],
         )?;
         Ok(())
     }
 
     /// Forgets a container's GPU attachments (it was destroyed).
-    pub fn remove_gpu_attachments(&self, ctid: i64) -> Result<usize> {
-        Ok(self
-            .pool
-            .get()?
-            .execute("DELETE FROM gpu_attachments WHERE ctid = ?1", [ctid])?)
+    pub fn remove_gpu_attachments(&self, ctid: Ctid) -> Result<usize> {
+        Ok(self.pool.get()?.execute(
+            "DELETE FROM gpu_attachments WHERE ctid = ?1",
+            [i64::from(ctid)],
+        )?)
     }
 
     /// Every GPU attachment, by container.
@@ -803,7 +833,7 @@ impl Store {
         let mut stmt = conn.prepare("SELECT ctid, device_path, pci_address, profile, job_id, attached_at FROM gpu_attachments ORDER BY ctid, device_path")?;
         let rows = stmt.query_map([], |r| {
             Ok(GpuAttachment {
-                ctid: r.get(0)?,
+                ctid: ctid_required(r, 0)?,
                 device_path: r.get(1)?,
                 pci_address: r.get(2)?,
                 profile: r.get(3)?,
@@ -834,11 +864,11 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'installed', ?10, ?10)
              ON CONFLICT(ctid) DO UPDATE SET app_id = excluded.app_id, version = excluded.version, manifest_sha256 = excluded.manifest_sha256,
                  commit_id = excluded.commit_id, inputs = excluded.inputs, outputs = excluded.outputs, status = 'installed', updated_at = excluded.updated_at",
-            params![new.app_id, new.ctid, new.node, new.pool, new.version, new.manifest_sha256, new.commit_id, new.inputs, new.outputs, now],
+            params![new.app_id, new.ctid.map(i64::from), new.node, new.pool, new.version, new.manifest_sha256, new.commit_id, new.inputs, new.outputs, now],
         )?;
         let id: i64 = tx.query_row(
             "SELECT id FROM installs WHERE ctid IS ?1 ORDER BY id DESC LIMIT 1",
-            [new.ctid],
+            [new.ctid.map(i64::from)],
             |r| r.get(0),
         )?;
         tx.execute(
@@ -871,7 +901,7 @@ impl Store {
             Ok(InstallRecord {
                 id: r.get(0)?,
                 app_id: r.get(1)?,
-                ctid: r.get(2)?,
+                ctid: ctid_column(r, 2)?,
                 node: r.get(3)?,
                 pool: r.get(4)?,
                 version: r.get(5)?,

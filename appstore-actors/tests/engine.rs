@@ -7,7 +7,7 @@ mod common;
 
 use appstore_actors::engine::{CancelFlag, InstallRequest};
 use appstore_core::job::JobState;
-use common::{radicale, walk, world, SECRET};
+use common::{ct, radicale, walk, world, SECRET};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,7 +337,7 @@ async fn uninstall_destroys_the_container_and_refuses_one_outside_the_boundary()
         .unwrap();
     assert!(out.status.success());
     let mut foreign = install.clone();
-    foreign.ctid = Some(150);
+    foreign.ctid = Some(ct(150));
     let job = w
         .engine
         .create_uninstall_job(&foreign, false)
@@ -370,7 +370,7 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
     use appstore_pve::types::{CreateLxc, NetConfig};
     let w = world();
     let store = w.engine.store.clone();
-    let failed_install = |ctid: i64| {
+    let failed_install = |ctid: appstore_core::Ctid| {
         let job = store
             .create_job(&NewJob {
                 kind: appstore_core::job::JobKind::Install,
@@ -397,7 +397,7 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
             .unwrap();
         store.job(job.id).unwrap().unwrap()
     };
-    let create = |vmid: u32, job: i64| {
+    let create = |vmid: appstore_core::Ctid, job: i64| {
         let pve = Arc::clone(&w.engine.pve);
         async move {
             let upid = pve
@@ -438,8 +438,8 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
                 .unwrap();
         }
     };
-    let job = failed_install(150);
-    create(150, job.id).await;
+    let job = failed_install(ct(150));
+    create(ct(150), job.id).await;
     let (destroy, install) = w.engine.create_destroy_failed_job(&job).await.unwrap();
     let end = w
         .engine
@@ -457,11 +457,11 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
         logs.iter().any(|l| l.contains("lacked the managed tag")),
         "{logs:#?}"
     );
-    assert!(w.engine.pve.is_id_free(150).await.unwrap(), "destroyed");
+    assert!(w.engine.pve.is_id_free(ct(150)).await.unwrap(), "destroyed");
 
     // Another job's marker: not adopted, refused at the boundary, left alone.
-    let job = failed_install(151);
-    create(151, job.id + 1000).await;
+    let job = failed_install(ct(151));
+    create(ct(151), job.id + 1000).await;
     let (destroy, install) = w.engine.create_destroy_failed_job(&job).await.unwrap();
     let end = w
         .engine
@@ -476,5 +476,8 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
         .error
         .unwrap_or_default();
     assert!(error.contains("[managed-tag]"), "{error}");
-    assert!(!w.engine.pve.is_id_free(151).await.unwrap(), "left alone");
+    assert!(
+        !w.engine.pve.is_id_free(ct(151)).await.unwrap(),
+        "left alone"
+    );
 }

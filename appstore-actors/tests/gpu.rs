@@ -60,7 +60,7 @@ async fn install(w: &common::World, app: &str, gpu: GpuRequest) -> (i64, JobStat
     (job, end, log.join("\n"))
 }
 
-fn conf(w: &common::World, ctid: i64) -> String {
+fn conf(w: &common::World, ctid: appstore_core::Ctid) -> String {
     std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap()
 }
 

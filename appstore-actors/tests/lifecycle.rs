@@ -78,7 +78,7 @@ async fn maintain(
     (job, end, states, logs)
 }
 
-fn conf(w: &World, ctid: i64) -> String {
+fn conf(w: &World, ctid: appstore_core::Ctid) -> String {
     std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap()
 }
 

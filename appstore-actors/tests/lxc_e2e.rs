@@ -98,7 +98,7 @@ fn states(w: &World, job: i64) -> Vec<String> {
         .collect()
 }
 
-fn pct_status(w: &World, ctid: i64) -> String {
+fn pct_status(w: &World, ctid: appstore_core::Ctid) -> String {
     let out = std::process::Command::new(w.sim.root.join("usr/sbin/pct"))
         .args(["status", &ctid.to_string()])
         .output()

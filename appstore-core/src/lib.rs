@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod ctid;
 pub mod device;
 pub mod diag;
 pub mod gpu;
@@ -38,6 +39,7 @@ pub mod template;
 pub mod upgrade;
 pub mod yaml;
 
+pub use ctid::Ctid;
 pub use diag::{Diagnostic, Diagnostics};
 pub use manifest::{check_manifest, parse_manifest, AppId, Manifest, ManifestCheck, RelPath};
 

@@ -2,6 +2,7 @@
 //! an install may ask for (resource caps, features, privilege). Every decision carries its reasons.
 
 use crate::manifest::Feature;
+use crate::Ctid;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -127,7 +128,7 @@ impl fmt::Display for DenyReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerFacts {
     /// The container id.
-    pub ctid: u32,
+    pub ctid: Ctid,
     /// The pool it is in, if any.
     pub pool: Option<String>,
     /// Its tags (any case, as read from PVE).
@@ -315,7 +316,7 @@ mod tests {
     #[test]
     fn allows_tagged_ct_in_pool() {
         let ct = ContainerFacts {
-            ctid: 101,
+            ctid: Ctid::new(101).unwrap(),
             pool: Some("appstore".into()),
             tags: vec!["Appstore-Managed".into()],
         };
@@ -325,7 +326,7 @@ mod tests {
     #[test]
     fn refuses_ct_outside_pool_with_both_reasons() {
         let ct = ContainerFacts {
-            ctid: 105,
+            ctid: Ctid::new(105).unwrap(),
             pool: Some("prod".into()),
             tags: vec![],
         };
@@ -340,7 +341,7 @@ mod tests {
     #[test]
     fn refuses_untagged_ct_in_pool() {
         let ct = ContainerFacts {
-            ctid: 7,
+            ctid: Ctid::new(107).unwrap(),
             pool: Some("appstore".into()),
             tags: vec!["other".into()],
         };

@@ -4,6 +4,8 @@
 //! product needs of that file (the root helper checks the pool boundary with it); the whole model,
 //! writer and ACLs included, lives with the simulator.
 
+use crate::Ctid;
+
 /// A pool entry that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("user.cfg line {line}: {message}")]
@@ -15,7 +17,7 @@ pub struct PoolsError {
 }
 
 /// The pool that lists `vmid` first, if any.
-pub fn pool_of_vm(user_cfg: &str, vmid: u32) -> Result<Option<String>, PoolsError> {
+pub fn pool_of_vm(user_cfg: &str, vmid: Ctid) -> Result<Option<String>, PoolsError> {
     let mut found = None;
     for (i, raw) in user_cfg.lines().enumerate() {
         let line = raw.trim();
@@ -43,7 +45,7 @@ pub fn pool_of_vm(user_cfg: &str, vmid: u32) -> Result<Option<String>, PoolsErro
             let id: u32 = v
                 .parse()
                 .map_err(|_| err(format!("pool `{poolid}` lists `{v}`, which is not a vmid")))?;
-            if id == vmid && found.is_none() {
+            if id == vmid.get() && found.is_none() {
                 found = Some(poolid.to_string());
             }
         }
@@ -56,7 +58,7 @@ mod tests {
     use super::*;
 
     fn check(text: &str, vmid: u32, expect: Result<Option<&str>, &str>) {
-        let got = pool_of_vm(text, vmid);
+        let got = pool_of_vm(text, Ctid::new(vmid).unwrap());
         match expect {
             Ok(p) => assert_eq!(got, Ok(p.map(str::to_string)), "{text}"),
             Err(e) => assert_eq!(got.unwrap_err().to_string(), e),

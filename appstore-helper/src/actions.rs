@@ -9,6 +9,7 @@ use crate::config::HelperConfig;
 use crate::process;
 use crate::protocol::{Reply, ReplyError, Request, WRAPPER_PATH};
 use appstore_core::pve_config::PveConfig;
+use appstore_core::Ctid;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -199,7 +200,7 @@ impl Helper {
                     &self.config.audit_log,
                     &self.peer,
                     req.name(),
-                    ctid,
+                    Some(ctid),
                     "started",
                     self.audit_detail(req, serde_json::Value::Null),
                 );
@@ -232,7 +233,7 @@ impl Helper {
             &self.config.audit_log,
             &self.peer,
             req.name(),
-            ctid,
+            Some(ctid),
             outcome,
             detail,
         );
@@ -253,7 +254,6 @@ impl Helper {
     /// The boundary, the kind of container and every argument, before anything happens.
     fn prepare(&self, req: &Request) -> Result<PveConfig, Refusal> {
         let ctid = req.ctid();
-        checks::ctid(ctid)?;
         let conf = checks::read_config(&self.config, ctid)?;
         checks::boundary(&self.config, ctid, &conf)?;
         checks::container_kind(&self.config, ctid, &conf)?;
@@ -482,7 +482,7 @@ impl Helper {
 
     fn attach(
         &self,
-        ctid: u32,
+        ctid: Ctid,
         devices: &[crate::protocol::DeviceRequest],
     ) -> Result<Reply, Reply> {
         use appstore_core::gpu::{self, DeviceSyntax, Passthrough};
@@ -519,7 +519,7 @@ impl Helper {
         })
     }
 
-    fn detach(&self, ctid: u32, paths: &[String]) -> Result<Reply, Reply> {
+    fn detach(&self, ctid: Ctid, paths: &[String]) -> Result<Reply, Reply> {
         let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let numbers: Vec<(u32, u32)> = paths
             .iter()
@@ -537,7 +537,7 @@ impl Helper {
     /// another task. The new text is written to a fresh file and renamed over the old one.
     fn edit_config(
         &self,
-        ctid: u32,
+        ctid: Ctid,
         f: impl FnOnce(&mut PveConfig) -> Result<(), String>,
     ) -> Result<Reply, Reply> {
         use crate::safe_fs;

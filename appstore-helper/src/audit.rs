@@ -5,6 +5,7 @@
 //! redirect root's writes nor forge lines, and every line stays under 8 KiB. Environment values never
 //! go in, only their names. Past 16 MiB the file is rotated (five generations are kept).
 
+use appstore_core::Ctid;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
@@ -48,7 +49,14 @@ fn bounded(value: Value) -> Value {
 
 /// Appends one line; a failure to audit is reported on stderr (the journal) and does not hide the
 /// action's result.
-pub fn record(log: &Path, peer: &str, action: &str, ctid: u32, outcome: &str, detail: Value) {
+pub fn record(
+    log: &Path,
+    peer: &str,
+    action: &str,
+    ctid: Option<Ctid>,
+    outcome: &str,
+    detail: Value,
+) {
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -6,6 +6,7 @@ use crate::protocol::CONTAINER_BASE;
 use appstore_core::manifest::normalize_abs;
 use appstore_core::policy::{parse_tags, ContainerFacts, Decision, PoolBoundary, PoolId};
 use appstore_core::pve_config::PveConfig;
+use appstore_core::Ctid;
 use std::path::{Path, PathBuf};
 
 /// A refusal: a code and a message naming the rule and the fix.
@@ -31,17 +32,8 @@ pub(crate) fn not_allowed(message: impl Into<String>) -> Refusal {
     }
 }
 
-/// A container id PVE accepts.
-pub fn ctid(ctid: u32) -> Result<(), Refusal> {
-    if (100..=999_999_999).contains(&ctid) {
-        Ok(())
-    } else {
-        Err(bad(format!("ctid {ctid} is outside 100..=999999999")))
-    }
-}
-
 /// The container's config, read from the node's files.
-pub fn read_config(config: &HelperConfig, ctid: u32) -> Result<PveConfig, Refusal> {
+pub fn read_config(config: &HelperConfig, ctid: Ctid) -> Result<PveConfig, Refusal> {
     let path = config.pve_etc.join("lxc").join(format!("{ctid}.conf"));
     let text = std::fs::read_to_string(&path).map_err(|e| Refusal {
         code: "boundary",
@@ -59,7 +51,7 @@ pub fn read_config(config: &HelperConfig, ctid: u32) -> Result<PveConfig, Refusa
 
 /// Pool membership (from `user.cfg`) and the managed tag (from the config's `tags`, never from its
 /// description), decided by the same rule the store uses.
-pub fn boundary(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
+pub fn boundary(config: &HelperConfig, ctid: Ctid, conf: &PveConfig) -> Result<(), Refusal> {
     let users_path = config.pve_etc.join("user.cfg");
     let users_text = match std::fs::read_to_string(&users_path) {
         Ok(t) => t,
@@ -111,7 +103,7 @@ pub fn env_name(name: &str) -> Result<(), Refusal> {
 /// What kind of container the helper acts on: unprivileged (unless the helper's config allows
 /// privileged ones), and without raw `lxc.*` lines other than the device lines the helper itself
 /// writes (a raw line can mount any host path or lift any confinement).
-pub fn container_kind(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<(), Refusal> {
+pub fn container_kind(config: &HelperConfig, ctid: Ctid, conf: &PveConfig) -> Result<(), Refusal> {
     let cur = conf.current();
     if cur.get("unprivileged") != Some("1") && !config.allow_privileged {
         return Err(Refusal {
@@ -184,7 +176,7 @@ pub fn host_mounts(conf: &PveConfig) -> Vec<(&str, &str)> {
 
 /// Every host directory bind-mounted into the container ([`host_mounts`]) passes [`bind_source`]
 /// again; returns how many were checked.
-pub fn mounts(config: &HelperConfig, ctid: u32, conf: &PveConfig) -> Result<usize, Refusal> {
+pub fn mounts(config: &HelperConfig, ctid: Ctid, conf: &PveConfig) -> Result<usize, Refusal> {
     let found = host_mounts(conf);
     for (key, volume) in &found {
         bind_source(config, volume).map_err(|r| Refusal {

@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             &config.audit_log,
             who,
             "request",
-            0,
+            None,
             "refused",
             serde_json::json!({"code": code, "message": message}),
         )

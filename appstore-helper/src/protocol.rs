@@ -1,6 +1,7 @@
 //! The helper's protocol: one JSON request on stdin, JSON lines on stdout (output lines of a script as
 //! they come, then one final result). Every action names one container; nothing is a shell string.
 
+use appstore_core::Ctid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ pub enum Request {
     /// script's lifetime, and stops the script inside the container at `timeout_sec`.
     RunScript {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// Script path relative to `/opt/appstore/provision/`.
         script: String,
         /// Environment variables (names checked by `appstore_core::script_env`); may hold secrets.
@@ -42,42 +43,42 @@ pub enum Request {
     /// wrapper, and unpacked below `/opt/appstore/` by one `tar` inside the container.
     Deliver {
         /// Container id (running).
-        ctid: u32,
+        ctid: Ctid,
         /// The archive: an absolute path below the helper's `job_root`, owned by the caller.
         archive: String,
     },
     /// Removes a file or directory below `/opt/appstore/` inside the container.
     RemovePath {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// Absolute path below `/opt/appstore/`.
         path: String,
     },
     /// Passes GPU device nodes through (`devN` on PVE 8.1+, raw `lxc.*` lines before).
     AttachDevices {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// The devices.
         devices: Vec<DeviceRequest>,
     },
     /// Removes passed-through devices by path.
     DetachDevices {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// Device paths.
         paths: Vec<String>,
     },
     /// Sets container feature flags (only those the helper's config allows).
     SetFeatures {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// `nesting`, `keyctl`, `fuse` -> on/off.
         features: BTreeMap<String, bool>,
     },
     /// Bind-mounts a host directory (below an allowed prefix) as `mp<index>`.
     BindMount {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
         /// Mount point index (0..=255).
         index: u8,
         /// Host directory.
@@ -93,24 +94,24 @@ pub enum Request {
     /// one else. Run before each start.
     CheckMounts {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
     },
     /// Reads the container's run state (`pct status`).
     Status {
         /// Container id.
-        ctid: u32,
+        ctid: Ctid,
     },
     /// Prints the container's `render` and `video` groups (`getent group render video` inside it,
     /// as output lines): the gids a GPU's nodes get.
     ContainerGroups {
         /// Container id (running).
-        ctid: u32,
+        ctid: Ctid,
     },
     /// Prints `path gid major minor mode` (`stat`, hex major and minor, octal mode) for each device
     /// path inside the container, as output lines; a missing path prints on stderr.
     InspectDevices {
         /// Container id (running).
-        ctid: u32,
+        ctid: Ctid,
         /// Paths below an allowed device prefix.
         paths: Vec<String>,
     },
@@ -118,7 +119,7 @@ pub enum Request {
     /// the exit code.
     SmokeTest {
         /// Container id (running).
-        ctid: u32,
+        ctid: Ctid,
         /// Which test.
         tool: SmokeTool,
     },
@@ -129,7 +130,7 @@ pub use appstore_core::manifest::GpuSmokeTest as SmokeTool;
 
 impl Request {
     /// The container the request is about.
-    pub fn ctid(&self) -> u32 {
+    pub fn ctid(&self) -> Ctid {
         match self {
             Request::RunScript { ctid, .. }
             | Request::Deliver { ctid, .. }

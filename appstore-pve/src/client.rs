@@ -6,6 +6,7 @@ use crate::tls::{client_config, TlsMode};
 use crate::types::*;
 use crate::upid::Upid;
 use crate::{PveApi, Result};
+use appstore_core::Ctid;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -188,7 +189,7 @@ mod hyper_reason {
     pub use hyper::ext::ReasonPhrase;
 }
 
-fn lxc(node: &str, vmid: u32) -> String {
+fn lxc(node: &str, vmid: Ctid) -> String {
     format!("/nodes/{}/lxc/{vmid}", enc(node))
 }
 
@@ -201,12 +202,12 @@ impl PveApi for HttpPve {
             .cloned()
     }
 
-    async fn next_id(&self) -> Result<u32> {
+    async fn next_id(&self) -> Result<Ctid> {
         let v: Value = self.call("GET", "/cluster/nextid", &[]).await?;
-        int_value(&v, "/cluster/nextid")
+        ctid_value(&v, "/cluster/nextid")
     }
 
-    async fn is_id_free(&self, vmid: u32) -> Result<bool> {
+    async fn is_id_free(&self, vmid: Ctid) -> Result<bool> {
         match self
             .call::<Value>("GET", "/cluster/nextid", &[p("vmid", vmid)])
             .await
@@ -248,7 +249,7 @@ impl PveApi for HttpPve {
         }
     }
 
-    async fn pool_members(&self, poolid: &str, vmid: u32, remove: bool) -> Result<()> {
+    async fn pool_members(&self, poolid: &str, vmid: Ctid, remove: bool) -> Result<()> {
         let mut params = vec![p("vms", vmid)];
         if remove {
             params.push(p("delete", 1));
@@ -314,7 +315,7 @@ impl PveApi for HttpPve {
             .await
     }
 
-    async fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig> {
+    async fn lxc_config(&self, node: &str, vmid: Ctid) -> Result<LxcConfig> {
         let path = format!("{}/config", lxc(node, vmid));
         let v: serde_json::Map<String, Value> = self.call("GET", &path, &[]).await?;
         let mut cfg = LxcConfig::default();
@@ -336,7 +337,7 @@ impl PveApi for HttpPve {
     async fn lxc_update_config(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         set: &[(String, String)],
         delete: &[String],
         digest: Option<&str>,
@@ -353,22 +354,22 @@ impl PveApi for HttpPve {
             .map(|_| ())
     }
 
-    async fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
+    async fn lxc_status(&self, node: &str, vmid: Ctid) -> Result<LxcStatus> {
         self.call("GET", &format!("{}/status/current", lxc(node, vmid)), &[])
             .await
     }
 
-    async fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid> {
+    async fn lxc_start(&self, node: &str, vmid: Ctid) -> Result<Upid> {
         self.upid("POST", &format!("{}/status/start", lxc(node, vmid)), &[])
             .await
     }
 
-    async fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid> {
+    async fn lxc_stop(&self, node: &str, vmid: Ctid) -> Result<Upid> {
         self.upid("POST", &format!("{}/status/stop", lxc(node, vmid)), &[])
             .await
     }
 
-    async fn lxc_shutdown(&self, node: &str, vmid: u32, timeout_sec: u32) -> Result<Upid> {
+    async fn lxc_shutdown(&self, node: &str, vmid: Ctid, timeout_sec: u32) -> Result<Upid> {
         self.upid(
             "POST",
             &format!("{}/status/shutdown", lxc(node, vmid)),
@@ -377,12 +378,12 @@ impl PveApi for HttpPve {
         .await
     }
 
-    async fn lxc_destroy(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid> {
+    async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid> {
         let params = if purge { vec![p("purge", 1)] } else { vec![] };
         self.upid("DELETE", &lxc(node, vmid), &params).await
     }
 
-    async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Option<Vec<Interface>>> {
+    async fn lxc_interfaces(&self, node: &str, vmid: Ctid) -> Result<Option<Vec<Interface>>> {
         let v = self.version().await?;
         if !v.has_interfaces() {
             return Err(PveError::Unsupported {
@@ -398,9 +399,9 @@ impl PveApi for HttpPve {
     async fn lxc_move_volume(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         volume: &str,
-        target: u32,
+        target: Ctid,
         target_key: &str,
     ) -> Result<Upid> {
         let params = vec![
@@ -412,7 +413,7 @@ impl PveApi for HttpPve {
             .await
     }
 
-    async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>> {
+    async fn snapshots(&self, node: &str, vmid: Ctid) -> Result<Vec<Snapshot>> {
         self.call("GET", &format!("{}/snapshot", lxc(node, vmid)), &[])
             .await
     }
@@ -420,7 +421,7 @@ impl PveApi for HttpPve {
     async fn snapshot_create(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         name: &str,
         description: &str,
     ) -> Result<Upid> {
@@ -432,7 +433,7 @@ impl PveApi for HttpPve {
         .await
     }
 
-    async fn snapshot_rollback(&self, node: &str, vmid: u32, name: &str) -> Result<Upid> {
+    async fn snapshot_rollback(&self, node: &str, vmid: Ctid, name: &str) -> Result<Upid> {
         self.upid(
             "POST",
             &format!("{}/snapshot/{}/rollback", lxc(node, vmid), enc(name)),
@@ -441,7 +442,7 @@ impl PveApi for HttpPve {
         .await
     }
 
-    async fn snapshot_delete(&self, node: &str, vmid: u32, name: &str) -> Result<Upid> {
+    async fn snapshot_delete(&self, node: &str, vmid: Ctid, name: &str) -> Result<Upid> {
         self.upid(
             "DELETE",
             &format!("{}/snapshot/{}", lxc(node, vmid), enc(name)),
@@ -477,14 +478,14 @@ impl PveApi for HttpPve {
     }
 }
 
-fn int_value(v: &Value, path: &str) -> Result<u32> {
+fn ctid_value(v: &Value, path: &str) -> Result<Ctid> {
     match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::Number(n) => n.as_i64().and_then(|n| Ctid::try_from(n).ok()),
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
     .ok_or_else(|| PveError::Server {
         status: 200,
-        message: format!("{path} answered {v}, not a number"),
+        message: format!("{path} answered {v}, not a container id"),
     })
 }

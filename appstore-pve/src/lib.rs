@@ -13,6 +13,7 @@ pub use error::PveError;
 pub use tls::TlsMode;
 pub use upid::Upid;
 
+use appstore_core::Ctid;
 use async_trait::async_trait;
 use std::time::Duration;
 use types::*;
@@ -26,9 +27,9 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     /// `GET /version` (cached by implementations).
     async fn version(&self) -> Result<VersionInfo>;
     /// `GET /cluster/nextid`.
-    async fn next_id(&self) -> Result<u32>;
+    async fn next_id(&self) -> Result<Ctid>;
     /// `GET /cluster/nextid?vmid=N`: is `vmid` free?
-    async fn is_id_free(&self, vmid: u32) -> Result<bool>;
+    async fn is_id_free(&self, vmid: Ctid) -> Result<bool>;
     /// `GET /cluster/resources`.
     async fn cluster_resources(&self, kind: Option<ResourceKind>) -> Result<Vec<ClusterResource>>;
     /// `GET /nodes`.
@@ -38,7 +39,7 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     /// A pool with its members (`GET /pools?poolid=` on 8.1+, `GET /pools/{poolid}` before).
     async fn pool(&self, poolid: &str) -> Result<PoolInfo>;
     /// Adds (or, with `remove`, takes out) a guest to a pool (`PUT /pools` on 8.1+, `PUT /pools/{poolid}` before).
-    async fn pool_members(&self, poolid: &str, vmid: u32, remove: bool) -> Result<()>;
+    async fn pool_members(&self, poolid: &str, vmid: Ctid, remove: bool) -> Result<()>;
     /// `GET /nodes/{node}/storage?content=`.
     async fn storages(&self, node: &str, content: Option<&str>) -> Result<Vec<StorageInfo>>;
     /// `GET /nodes/{node}/storage/{storage}/content?content=vztmpl`.
@@ -54,52 +55,52 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     /// `POST /nodes/{node}/lxc` (a task).
     async fn lxc_create(&self, node: &str, spec: &CreateLxc) -> Result<Upid>;
     /// `GET .../config`.
-    async fn lxc_config(&self, node: &str, vmid: u32) -> Result<LxcConfig>;
+    async fn lxc_config(&self, node: &str, vmid: Ctid) -> Result<LxcConfig>;
     /// `PUT .../config` with `digest` (when given) and `delete`.
     async fn lxc_update_config(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         set: &[(String, String)],
         delete: &[String],
         digest: Option<&str>,
     ) -> Result<()>;
     /// `GET .../status/current`.
-    async fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus>;
+    async fn lxc_status(&self, node: &str, vmid: Ctid) -> Result<LxcStatus>;
     /// `POST .../status/start` (a task).
-    async fn lxc_start(&self, node: &str, vmid: u32) -> Result<Upid>;
+    async fn lxc_start(&self, node: &str, vmid: Ctid) -> Result<Upid>;
     /// `POST .../status/stop` (a task).
-    async fn lxc_stop(&self, node: &str, vmid: u32) -> Result<Upid>;
+    async fn lxc_stop(&self, node: &str, vmid: Ctid) -> Result<Upid>;
     /// `POST .../status/shutdown` with a timeout in seconds (a task).
-    async fn lxc_shutdown(&self, node: &str, vmid: u32, timeout_sec: u32) -> Result<Upid>;
+    async fn lxc_shutdown(&self, node: &str, vmid: Ctid, timeout_sec: u32) -> Result<Upid>;
     /// `DELETE /nodes/{node}/lxc/{vmid}` (a task); `purge` also removes it from its pool.
-    async fn lxc_destroy(&self, node: &str, vmid: u32, purge: bool) -> Result<Upid>;
+    async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid>;
     /// `GET .../interfaces` (8.1+): `None` while stopped.
-    async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Option<Vec<Interface>>>;
+    async fn lxc_interfaces(&self, node: &str, vmid: Ctid) -> Result<Option<Vec<Interface>>>;
     /// `POST .../move_volume` with `target-vmid`: hands the volume at config key `volume` to container
     /// `target` as `target_key` (both stopped; a task).
     async fn lxc_move_volume(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         volume: &str,
-        target: u32,
+        target: Ctid,
         target_key: &str,
     ) -> Result<Upid>;
     /// `GET .../snapshot`.
-    async fn snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>>;
+    async fn snapshots(&self, node: &str, vmid: Ctid) -> Result<Vec<Snapshot>>;
     /// `POST .../snapshot` (a task).
     async fn snapshot_create(
         &self,
         node: &str,
-        vmid: u32,
+        vmid: Ctid,
         name: &str,
         description: &str,
     ) -> Result<Upid>;
     /// `POST .../snapshot/{name}/rollback` (a task).
-    async fn snapshot_rollback(&self, node: &str, vmid: u32, name: &str) -> Result<Upid>;
+    async fn snapshot_rollback(&self, node: &str, vmid: Ctid, name: &str) -> Result<Upid>;
     /// `DELETE .../snapshot/{name}` (a task).
-    async fn snapshot_delete(&self, node: &str, vmid: u32, name: &str) -> Result<Upid>;
+    async fn snapshot_delete(&self, node: &str, vmid: Ctid, name: &str) -> Result<Upid>;
     /// `GET .../tasks/{upid}/status`.
     async fn task_status(&self, upid: &Upid) -> Result<TaskStatus>;
     /// `GET .../tasks/{upid}/log`.

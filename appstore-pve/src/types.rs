@@ -2,6 +2,7 @@
 //! numbers that older releases send as strings accepted); requests are built so that a real node
 //! accepts them (booleans as 1/0, property strings in PVE's syntax).
 
+use appstore_core::Ctid;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
@@ -442,7 +443,7 @@ impl NetConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateLxc {
     /// Container id.
-    pub vmid: u32,
+    pub vmid: Ctid,
     /// Template volume (`local:vztmpl/...`).
     pub ostemplate: String,
     /// Hostname.

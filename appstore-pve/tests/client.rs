@@ -3,6 +3,7 @@
 //! in these tests is checked against the real API schema (`apidata.json`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first failure
 
+use appstore_core::Ctid;
 use appstore_pve::types::{CreateLxc, NetConfig, ResourceKind};
 use appstore_pve::{wait_task, HttpPve, PveApi, PveEndpoint, PveError, TlsMode};
 use pve_sim::harness::{start, HarnessOptions, RunningSim};
@@ -90,7 +91,12 @@ fn fingerprint(s: &str) -> [u8; 32] {
     appstore_core::config::parse_fingerprint(s).unwrap()
 }
 
-fn spec(vmid: u32) -> CreateLxc {
+/// A container id of the tests.
+fn ct(id: u32) -> Ctid {
+    Ctid::new(id).unwrap()
+}
+
+fn spec(vmid: Ctid) -> CreateLxc {
     CreateLxc {
         vmid,
         ostemplate: DEBIAN.into(),
@@ -149,7 +155,7 @@ async fn store_token_runs_a_container_lifecycle_over_tls() {
     );
 
     let vmid = api.next_id().await.unwrap();
-    assert_eq!(vmid, 100);
+    assert_eq!(vmid, ct(100));
     assert!(api.is_id_free(vmid).await.unwrap());
     let storages = api.storages(NODE, Some("rootdir")).await.unwrap();
     assert_eq!(
@@ -329,7 +335,7 @@ async fn each_error_class_says_what_pve_said() {
         "PVE refused the API token (401); check proxmox.token_id and the token secret file"
     );
 
-    let mut other = spec(101);
+    let mut other = spec(ct(101));
     other.pool = "other".into();
     match store.lxc_create(NODE, &other).await.unwrap_err() {
         PveError::Forbidden {
@@ -348,19 +354,23 @@ async fn each_error_class_says_what_pve_said() {
         .unwrap_err();
     assert!(err.to_string().starts_with("the API token lacks privilege Datastore.Audit|Datastore.AllocateSpace on /storage/local (403)"), "{err}");
 
-    done(&store, store.lxc_create(NODE, &spec(101)).await.unwrap()).await;
+    done(
+        &store,
+        store.lxc_create(NODE, &spec(ct(101))).await.unwrap(),
+    )
+    .await;
     let dev = vec![(
         "dev0".to_string(),
         "/dev/dri/renderD128,gid=104".to_string(),
     )];
     let err = store
-        .lxc_update_config(NODE, 101, &dev, &[], None)
+        .lxc_update_config(NODE, ct(101), &dev, &[], None)
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "PVE refused the request (403): Permission check failed (configuring device passthrough is only allowed for root@pam)");
 
     let err = store
-        .lxc_update_config(NODE, 101, &[("colour".into(), "red".into())], &[], None)
+        .lxc_update_config(NODE, ct(101), &[("colour".into(), "red".into())], &[], None)
         .await
         .unwrap_err();
     match &err {
@@ -370,8 +380,8 @@ async fn each_error_class_says_what_pve_said() {
         e => panic!("{e}"),
     }
 
-    done(&store, store.lxc_start(NODE, 101).await.unwrap()).await;
-    let err = store.lxc_start(NODE, 101).await.unwrap_err();
+    done(&store, store.lxc_start(NODE, ct(101)).await.unwrap()).await;
+    let err = store.lxc_start(NODE, ct(101)).await.unwrap_err();
     assert_eq!(err.to_string(), "PVE failed (500): CT 101 already running");
 
     sim.fail_next_task(
@@ -379,7 +389,7 @@ async fn each_error_class_says_what_pve_said() {
         "command 'lxc-stop -n 101 --kill' failed: exit code 1",
     )
     .unwrap();
-    let upid = store.lxc_stop(NODE, 101).await.unwrap();
+    let upid = store.lxc_stop(NODE, ct(101)).await.unwrap();
     match wait_task(&store, &upid, Duration::from_secs(10))
         .await
         .unwrap_err()
@@ -410,7 +420,7 @@ async fn a_failed_create_task_leaves_nothing_and_a_slow_task_times_out() {
     .unwrap();
     let api = client(&sim, &sim.creds.store_token, TlsMode::Insecure);
     sim.fail_next_task("vzcreate", "unable to create CT 100 - lvcreate 'pve/vm-100-disk-0' error: Volume group \"pve\" has insufficient free space").unwrap();
-    let upid = api.lxc_create(NODE, &spec(100)).await.unwrap();
+    let upid = api.lxc_create(NODE, &spec(ct(100))).await.unwrap();
     let err = wait_task(&api, &upid, Duration::from_millis(300))
         .await
         .unwrap_err();
@@ -431,13 +441,13 @@ async fn older_releases_get_the_calls_they_have() {
     .unwrap();
     let root = client(&sim, &sim.creds.root_token, TlsMode::Insecure);
     assert_eq!(root.version().await.unwrap().version, "8.0.9");
-    let mut s = spec(105);
+    let mut s = spec(ct(105));
     s.volumes.clear();
     done(&root, root.lxc_create(NODE, &s).await.unwrap()).await;
     // vmid comes as a string before 8.2.
     assert_eq!(root.lxc_list(NODE).await.unwrap()[0].vmid, 105);
     // The pool calls fall back to /pools/{poolid}.
-    root.pool_members("appstore", 105, true).await.unwrap();
+    root.pool_members("appstore", ct(105), true).await.unwrap();
     assert!(root
         .pool("appstore")
         .await
@@ -445,7 +455,7 @@ async fn older_releases_get_the_calls_they_have() {
         .members
         .iter()
         .all(|m| m.vmid != Some(105)));
-    root.pool_members("appstore", 105, false).await.unwrap();
+    root.pool_members("appstore", ct(105), false).await.unwrap();
     assert!(root
         .pool("appstore")
         .await
@@ -453,7 +463,7 @@ async fn older_releases_get_the_calls_they_have() {
         .members
         .iter()
         .any(|m| m.vmid == Some(105)));
-    let err = root.lxc_interfaces(NODE, 105).await.unwrap_err();
+    let err = root.lxc_interfaces(NODE, ct(105)).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "reading a container's addresses (interfaces) needs PVE 8.1 or newer; this node runs 8.0.9"
@@ -485,7 +495,7 @@ async fn a_task_wait_survives_a_pveproxy_restart() {
     })
     .unwrap();
     let api = client(&sim, &sim.creds.store_token, TlsMode::Insecure);
-    let upid = api.lxc_create(NODE, &spec(100)).await.unwrap();
+    let upid = api.lxc_create(NODE, &spec(ct(100))).await.unwrap();
     // A proxy in front of the node that drops every connection for its first second, as a
     // restarting pveproxy does, then passes them through.
     let backend = sim.url.trim_start_matches("http://").to_string();

@@ -2,10 +2,11 @@
 //! container a failed install left untagged.
 
 use super::*;
+use appstore_core::Ctid;
 
 /// The pool boundary, checked against PVE's own view: the container is in the store's pool and
 /// carries the managed tag; anything else is refused with the reason.
-pub(crate) async fn check_boundary(engine: &Engine, ctid: u32) -> StepOutcome {
+pub(crate) async fn check_boundary(engine: &Engine, ctid: Ctid) -> StepOutcome {
     let failed = |reason: String| StepOutcome::Failed { reason };
     let pve = &engine.pve;
     let node = &engine.config.node;
@@ -67,7 +68,7 @@ pub(crate) fn created_by_job(description: Option<&String>, job_id: i64) -> bool 
 }
 
 /// Whether container `ctid` is a member of the store's pool, by PVE's pool API.
-async fn in_pool(engine: &Engine, ctid: u32) -> Result<bool, String> {
+async fn in_pool(engine: &Engine, ctid: Ctid) -> Result<bool, String> {
     let pool_id = &engine.config.pool;
     Ok(engine
         .pve
@@ -76,7 +77,7 @@ async fn in_pool(engine: &Engine, ctid: u32) -> Result<bool, String> {
         .map_err(|e| format!("reading pool `{pool_id}`: {e}"))?
         .members
         .iter()
-        .any(|m| m.vmid == Some(u64::from(ctid))))
+        .any(|m| m.vmid == Some(u64::from(ctid.get()))))
 }
 
 /// Tags container `ctid` as the store's own (managed, failed, its app) when it lacks the managed
@@ -85,7 +86,7 @@ async fn in_pool(engine: &Engine, ctid: u32) -> Result<bool, String> {
 /// between the create and the tagging leaves behind. True when it tagged the container.
 pub(crate) async fn adopt_created_container(
     engine: &Engine,
-    ctid: u32,
+    ctid: Ctid,
     job_id: i64,
     app_id: &str,
 ) -> Result<bool, String> {

@@ -5,6 +5,7 @@
 use super::Engine;
 use appstore_core::gpu::{self, Candidate, GpuRequest, GroupIds, HostNode, NodeKind, Passthrough};
 use appstore_core::manifest::{GpuProfile, GpuSpec, GpuVendor};
+use appstore_core::Ctid;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,7 +75,7 @@ pub fn candidates(
     attachments: &[crate::store::GpuAttachment],
 ) -> HostGpus {
     let status = gpus.status();
-    let mut users: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut users: BTreeMap<String, BTreeSet<Ctid>> = BTreeMap::new();
     for a in attachments {
         if let Some(pci) = &a.pci_address {
             users.entry(pci.clone()).or_default().insert(a.ctid);

@@ -252,7 +252,7 @@ impl Engine {
             ..Default::default()
         });
         ctx.maintain = Some(request.clone());
-        ctx.ctid = install.ctid.and_then(|c| u32::try_from(c).ok());
+        ctx.ctid = install.ctid;
         ctx.created = true;
         let ctx = serde_json::to_value(ctx).unwrap_or_default();
         Ok(self.queue_job(new, ctx).await?.id)
@@ -476,7 +476,7 @@ impl Engine {
             user_action: format!(
                 "uninstall {} (container {})",
                 install.app_id,
-                install.ctid.unwrap_or_default()
+                shown_ctid(install.ctid)
             ),
             manifest_version: install.version.clone(),
             manifest_sha256: install.manifest_sha256.clone(),
@@ -600,7 +600,7 @@ impl Engine {
             pool: install.pool.clone(),
             user_action: format!(
                 "destroy the container {} of failed job {}",
-                install.ctid.unwrap_or_default(),
+                shown_ctid(install.ctid),
                 failed_job.id
             ),
             manifest_version: install.version.clone(),
@@ -731,4 +731,9 @@ impl Engine {
             }
         }
     }
+}
+
+/// A container id for a job's description: `?` before one is allocated.
+fn shown_ctid(ctid: Option<Ctid>) -> String {
+    ctid.map_or_else(|| "?".to_string(), |c| c.to_string())
 }

@@ -42,6 +42,7 @@ use appstore_core::policy::{
     FAILED_TAG, MANAGED_TAG,
 };
 use appstore_core::redact::Redactor;
+use appstore_core::Ctid;
 use appstore_pve::PveApi;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -162,11 +163,11 @@ pub struct Engine {
 /// Container ids between allocation and the end of their create task; allocation is serialized so
 /// two installs never get the same id.
 #[derive(Debug, Clone, Default)]
-pub struct CtidReservations(Arc<tokio::sync::Mutex<std::collections::BTreeSet<u32>>>);
+pub struct CtidReservations(Arc<tokio::sync::Mutex<std::collections::BTreeSet<Ctid>>>);
 
 impl CtidReservations {
     /// Allocates an id that PVE says is free and no other install holds.
-    pub async fn allocate(&self, pve: &dyn PveApi) -> Result<u32, appstore_pve::PveError> {
+    pub async fn allocate(&self, pve: &dyn PveApi) -> Result<Ctid, appstore_pve::PveError> {
         let mut held = self.0.lock().await;
         let mut id = pve.next_id().await?;
         loop {
@@ -174,17 +175,20 @@ impl CtidReservations {
                 held.insert(id);
                 return Ok(id);
             }
-            id += 1;
+            id = id.next().ok_or_else(|| appstore_pve::PveError::Server {
+                status: 200,
+                message: "no free container id is left".into(),
+            })?;
         }
     }
 
     /// Holds an id allocated before a restart (its job resumes before the create).
-    pub async fn hold(&self, id: u32) {
+    pub async fn hold(&self, id: Ctid) {
         self.0.lock().await.insert(id);
     }
 
     /// Lets go of an id (its container exists now, or the install failed).
-    pub async fn release(&self, id: u32) {
+    pub async fn release(&self, id: Ctid) {
         self.0.lock().await.remove(&id);
     }
 }

@@ -5,6 +5,7 @@ use super::{blocking, Engine, JobLog};
 use crate::store::InstallRecord;
 use appstore_catalog::CatalogApp;
 use appstore_core::job::{JobState, StepOutcome};
+use appstore_core::Ctid;
 use appstore_helper::{Reply, Request};
 use appstore_pve::wait_task;
 use std::sync::Arc;
@@ -60,7 +61,7 @@ impl UninstallWork {
     }
 
     /// Is the container gone (destroyed by this job before a restart, or removed by hand in PVE)?
-    async fn gone(&self, ctid: u32) -> Result<bool, StepOutcome> {
+    async fn gone(&self, ctid: Ctid) -> Result<bool, StepOutcome> {
         self.engine
             .pve
             .is_id_free(ctid)
@@ -68,10 +69,9 @@ impl UninstallWork {
             .map_err(|e| failed(format!("checking container {ctid}: {e}")))
     }
 
-    fn ctid(&self) -> Result<u32, StepOutcome> {
+    fn ctid(&self) -> Result<Ctid, StepOutcome> {
         self.install
             .ctid
-            .and_then(|c| u32::try_from(c).ok())
             .ok_or_else(|| failed("the install has no container"))
     }
 
@@ -258,7 +258,7 @@ impl UninstallWork {
         // The container is gone, and its GPU nodes with it.
         if let Ok(ctid) = self.ctid() {
             let s = store.clone();
-            if let Err(e) = blocking(move || s.remove_gpu_attachments(i64::from(ctid))).await {
+            if let Err(e) = blocking(move || s.remove_gpu_attachments(ctid)).await {
                 return failed(format!("forgetting the container's GPU attachments: {e}"));
             }
         }

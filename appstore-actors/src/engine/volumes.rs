@@ -7,6 +7,7 @@
 use super::{blocking, Engine, JobLog};
 use crate::store::KeptVolume;
 use appstore_core::policy::{join_tags, MANAGED_TAG};
+use appstore_core::Ctid;
 use appstore_pve::types::{CreateLxc, NetConfig};
 use appstore_pve::wait_task;
 
@@ -48,15 +49,15 @@ async fn wait(
 }
 
 /// The container holding `app_id`'s kept volumes: the one already recorded, or a new one.
-async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<u32, String> {
+async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<Ctid, String> {
     let store = engine.store.clone();
     let app = app_id.to_string();
     let kept = blocking(move || store.kept_volumes(Some(&app)))
         .await
         .map_err(|e| e.to_string())?;
     for k in &kept {
-        let id = u32::try_from(k.holder_ctid).unwrap_or(0);
-        if id > 0 && !engine.pve.is_id_free(id).await.map_err(|e| e.to_string())? {
+        let id = k.holder_ctid;
+        if !engine.pve.is_id_free(id).await.map_err(|e| e.to_string())? {
             return Ok(id);
         }
     }
@@ -133,7 +134,7 @@ async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<u32, Stri
 pub(super) async fn keep(
     engine: &Engine,
     app_id: &str,
-    ctid: u32,
+    ctid: Ctid,
     name_of: &(dyn Fn(&str) -> String + Sync),
     log: &JobLog,
 ) -> Result<(), String> {
@@ -185,9 +186,9 @@ pub(super) async fn keep(
             name: name_of(&mount),
             mount_path: mount.clone(),
             volid: new_volid.clone(),
-            holder_ctid: i64::from(holder_id),
+            holder_ctid: holder_id,
             holder_key: free,
-            from_ctid: Some(i64::from(ctid)),
+            from_ctid: Some(ctid),
             kept_at: 0,
         };
         let store = engine.store.clone();
@@ -208,13 +209,13 @@ pub(super) async fn keep(
 pub(super) async fn reattach(
     engine: &Engine,
     kept: &KeptVolume,
-    ctid: u32,
+    ctid: Ctid,
     key: &str,
     mount_path: &str,
     log: &JobLog,
 ) -> Result<(), String> {
     let node = engine.config.node.clone();
-    let holder_id = u32::try_from(kept.holder_ctid).map_err(|e| e.to_string())?;
+    let holder_id = kept.holder_ctid;
     let target = engine
         .pve
         .lxc_config(&node, ctid)

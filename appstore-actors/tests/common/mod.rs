@@ -236,3 +236,9 @@ pub fn set_version(w: &World, app: &str, version: &str) -> Arc<CatalogSnapshot> 
         &[(&rel, text.replace(&old, &format!("version: {version}")))],
     )
 }
+
+/// A container id of the tests.
+#[allow(dead_code)] // not every test binary names an id
+pub fn ct(id: u32) -> appstore_core::Ctid {
+    appstore_core::Ctid::new(id).unwrap()
+}

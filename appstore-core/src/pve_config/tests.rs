@@ -3,7 +3,10 @@
 use super::*;
 
 const FIXTURES: &[(&str, &str)] = &[
-    ("plain", include_str!("../../test_data/pve_config/plain.conf")),
+    (
+        "plain",
+        include_str!("../../test_data/pve_config/plain.conf"),
+    ),
     (
         "description",
         include_str!("../../test_data/pve_config/description.conf"),

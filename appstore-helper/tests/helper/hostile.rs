@@ -2,7 +2,7 @@
 //! own directories), a hostile catalog (any string the engine passes on) and a hostile container root
 //! (its config's contents, its bind-mounted directories).
 
-use super::{archive, world, World, HELPER};
+use super::{archive, ct, world, World, HELPER};
 use appstore_helper::{Reply, Request};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -254,7 +254,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
     (
         r#"{"action":"status","ctid":-1}"#,
         "bad_request",
-        "invalid value",
+        "container id -1 is outside 100..=999999999",
     ),
     (
         r#"{"action":"status","ctid":"100"}"#,
@@ -395,7 +395,7 @@ fn script_environment_never_reaches_a_host_process() {
         ("PERL5OPT", "-e system('touch LOADED')"),
     ] {
         let (code, msg) = w.refused(&Request::RunScript {
-            ctid: 100,
+            ctid: ct(100),
             script: "install.sh".into(),
             env: BTreeMap::from([(name.to_string(), value.to_string())]),
             inputs: None,
@@ -407,11 +407,11 @@ fn script_environment_never_reaches_a_host_process() {
     let tar = w.dir.path().join("jobs/7/files.tar");
     std::fs::write(&tar, archive(&[("provision/install.sh", b"true\n", 0o755)])).unwrap();
     w.ok(&Request::Deliver {
-        ctid: 100,
+        ctid: ct(100),
         archive: tar.to_string_lossy().into_owned(),
     });
     w.ok(&Request::RunScript {
-        ctid: 100,
+        ctid: ct(100),
         script: "install.sh".into(),
         env: BTreeMap::from([
             ("APP_LIB".to_string(), so_path.clone()),
@@ -484,7 +484,7 @@ fn swapped_archive_never_delivers_what_a_symlink_names() {
     for _ in 0..100 {
         match w
             .call(&Request::Deliver {
-                ctid: 100,
+                ctid: ct(100),
                 archive: target.to_string_lossy().into_owned(),
             })
             .0
@@ -531,7 +531,7 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
         .success());
     let config = w.config.clone();
     let req = Request::Deliver {
-        ctid: 100,
+        ctid: ct(100),
         archive: fifo.to_string_lossy().into_owned(),
     };
     let reply = within(20, move || call_with(&config, &req));
@@ -549,7 +549,7 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
     std::fs::write(&foreign, archive(&[("provision/a", b"a", 0o644)])).unwrap();
     if std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok() {
         let (code, msg) = w.refused(&Request::Deliver {
-            ctid: 100,
+            ctid: ct(100),
             archive: foreign.to_string_lossy().into_owned(),
         });
         assert_eq!(code, "not_allowed");
@@ -564,7 +564,7 @@ fn refuses_fifos_links_and_foreign_archives_without_hanging() {
     let linked = jobs.join("linked.tar");
     std::fs::hard_link(&own, &linked).unwrap();
     let (_, msg) = w.refused(&Request::Deliver {
-        ctid: 100,
+        ctid: ct(100),
         archive: linked.to_string_lossy().into_owned(),
     });
     assert!(msg.contains("hard link"), "{msg}");
@@ -592,12 +592,12 @@ fn audit_log_is_not_a_way_to_write_as_root() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&helper_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::symlink(&victim, helper_dir.join("audit.log")).unwrap();
-    w.ok(&Request::Status { ctid: 100 });
+    w.ok(&Request::Status { ctid: ct(100) });
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
     std::fs::remove_file(helper_dir.join("audit.log")).unwrap();
     // A directory the service could write: nothing is written into it.
     std::fs::set_permissions(&helper_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    w.ok(&Request::Status { ctid: 100 });
+    w.ok(&Request::Status { ctid: ct(100) });
     assert!(!helper_dir.join("audit.log").exists());
     std::fs::set_permissions(&helper_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     // Hostile strings stay inside their JSON line.
@@ -626,7 +626,7 @@ fn bind_mounts_need_root_controlled_directories() {
         return;
     }
     let bind = |host: &Path, index: u8| Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index,
         host_path: host.to_string_lossy().into_owned(),
         mount_path: "/data".into(),
@@ -650,9 +650,9 @@ fn bind_mounts_need_root_controlled_directories() {
     std::fs::create_dir_all(&fine).unwrap();
     w.ok(&bind(&fine, 4));
     assert!(w.conf(100).contains("mp4: "));
-    w.ok(&Request::CheckMounts { ctid: 100 });
+    w.ok(&Request::CheckMounts { ctid: ct(100) });
     std::fs::set_permissions(media.join("fine"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (code, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
+    let (code, msg) = w.refused(&Request::CheckMounts { ctid: ct(100) });
     assert_eq!(code, "not_allowed");
     assert!(msg.contains("container 100 mp4"), "{msg}");
     // A sticky, world-writable directory right above the source does not count as root's.
@@ -663,18 +663,18 @@ fn bind_mounts_need_root_controlled_directories() {
     assert!(msg.contains("mode 1777"), "{msg}");
     // The `volume=` form and the pending section are checked too.
     std::fs::set_permissions(media.join("fine"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    w.ok(&Request::CheckMounts { ctid: 100 });
+    w.ok(&Request::CheckMounts { ctid: ct(100) });
     let conf_path = w.sim.root.join("etc/pve/lxc/100.conf");
     let original = std::fs::read_to_string(&conf_path).unwrap();
     std::fs::write(&conf_path, format!("{original}mp7: mp=/x,volume=/etc\n")).unwrap();
-    let (_, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
+    let (_, msg) = w.refused(&Request::CheckMounts { ctid: ct(100) });
     assert!(msg.contains("container 100 mp7"), "{msg}");
     std::fs::write(
         &conf_path,
         format!("{original}\n[pve:pending]\nmp7: /etc,mp=/x\n"),
     )
     .unwrap();
-    let (_, msg) = w.refused(&Request::CheckMounts { ctid: 100 });
+    let (_, msg) = w.refused(&Request::CheckMounts { ctid: ct(100) });
     assert!(msg.contains("container 100 mp7"), "{msg}");
     std::fs::write(&conf_path, &original).unwrap();
     // read_only is honoured.
@@ -682,7 +682,7 @@ fn bind_mounts_need_root_controlled_directories() {
     let ro = media.join("fine/ro");
     std::fs::create_dir_all(&ro).unwrap();
     w.ok(&Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index: 5,
         host_path: ro.to_string_lossy().into_owned(),
         mount_path: "/ro".into(),
@@ -719,7 +719,7 @@ fn config_edits_take_the_lock_without_following_links() {
     std::os::unix::fs::symlink(&victim, &lock).unwrap();
     let (code, msg) = match w
         .call(&Request::SetFeatures {
-            ctid: 100,
+            ctid: ct(100),
             features: BTreeMap::from([("nesting".to_string(), true)]),
         })
         .0
@@ -752,7 +752,7 @@ fn config_edits_take_the_lock_without_following_links() {
     });
     std::thread::sleep(Duration::from_millis(100));
     w.ok(&Request::SetFeatures {
-        ctid: 100,
+        ctid: ct(100),
         features: BTreeMap::from([("nesting".to_string(), true)]),
     });
     holder.join().unwrap();
@@ -770,7 +770,7 @@ fn config_edits_take_the_lock_without_following_links() {
     assert!(out.status.success());
     let (_, msg) = match w
         .call(&Request::SetFeatures {
-            ctid: 100,
+            ctid: ct(100),
             features: BTreeMap::from([("nesting".to_string(), false)]),
         })
         .0
@@ -793,7 +793,7 @@ fn foreign_device_rules_are_refused() {
         format!("{original}lxc.cgroup2.devices.allow: c 1:1 rwm\n"),
     )
     .unwrap();
-    let (code, msg) = w.refused(&Request::Status { ctid: 100 });
+    let (code, msg) = w.refused(&Request::Status { ctid: ct(100) });
     assert_eq!(code, "boundary");
     assert!(
         msg.contains("[raw-lxc] container 100 carries `lxc.cgroup2.devices.allow: c 1:1 rwm`"),

@@ -6,6 +6,7 @@
 
 mod hostile;
 
+use appstore_core::Ctid;
 use appstore_helper::client::call_command;
 use appstore_helper::{DeviceRequest, Reply, Request};
 use pve_sim::harness::{start, HarnessOptions, RunningSim};
@@ -165,7 +166,7 @@ impl World {
 #[test]
 fn refuses_containers_outside_the_boundary() {
     let w = world(false);
-    let (code, msg) = w.refused(&Request::Status { ctid: 101 });
+    let (code, msg) = w.refused(&Request::Status { ctid: ct(101) });
     assert_eq!(code, "boundary");
     assert!(
         msg.contains(
@@ -173,21 +174,19 @@ fn refuses_containers_outside_the_boundary() {
         ),
         "{msg}"
     );
-    let (_, msg) = w.refused(&Request::Status { ctid: 102 });
+    let (_, msg) = w.refused(&Request::Status { ctid: ct(102) });
     assert!(
         msg.starts_with("[managed-tag] container 102 lacks the tag `appstore-managed`"),
         "a tag look-alike in the description does not count: {msg}"
     );
-    let (_, msg) = w.refused(&Request::Status { ctid: 103 });
+    let (_, msg) = w.refused(&Request::Status { ctid: ct(103) });
     assert!(msg.contains("container 103 is in no pool"), "{msg}");
-    let (code, msg) = w.refused(&Request::Status { ctid: 999 });
+    let (code, msg) = w.refused(&Request::Status { ctid: ct(999) });
     assert_eq!(
         (code.as_str(), msg.as_str()),
         ("boundary", "container 999 does not exist on this node")
     );
-    let (code, _) = w.refused(&Request::Status { ctid: 5 });
-    assert_eq!(code, "bad_request");
-    match w.ok(&Request::Status { ctid: 100 }) {
+    match w.ok(&Request::Status { ctid: ct(100) }) {
         Reply::Done { status, .. } => assert_eq!(status.as_deref(), Some("running")),
         r => panic!("{r:?}"),
     }
@@ -216,7 +215,10 @@ fn refuses_malformed_requests() {
 fn refuses_archives_that_escape_or_carry_links() {
     let w = world(false);
     let jobs = w.dir.path().join("jobs/7");
-    let deliver = |archive: String| Request::Deliver { ctid: 100, archive };
+    let deliver = |archive: String| Request::Deliver {
+        ctid: ct(100),
+        archive,
+    };
     let put = |name: &str, bytes: &[u8]| {
         let p = jobs.join(name);
         std::fs::write(&p, bytes).unwrap();
@@ -255,7 +257,7 @@ fn refuses_archives_that_escape_or_carry_links() {
     assert!(msg.contains("must not contain `..`"), "{msg}");
     // Script paths that leave the app's directory.
     let (_, msg) = w.refused(&Request::RunScript {
-        ctid: 100,
+        ctid: ct(100),
         script: "../../etc/shadow".into(),
         env: BTreeMap::new(),
         inputs: None,
@@ -278,7 +280,7 @@ fn provisions_a_container_and_audits_without_secrets() {
     )
     .unwrap();
     match w.ok(&Request::Deliver {
-        ctid: 100,
+        ctid: ct(100),
         archive: tar.to_string_lossy().into_owned(),
     }) {
         Reply::Done { exit_code, .. } => assert_eq!(exit_code, Some(2), "two files"),
@@ -301,7 +303,7 @@ fn provisions_a_container_and_audits_without_secrets() {
     let secret = "s3cr3t-Pa55word";
     let inputs = serde_json::json!({"admin_password": secret});
     let (reply, lines) = w.call(&Request::RunScript {
-        ctid: 100,
+        ctid: ct(100),
         script: "install.sh".into(),
         env: BTreeMap::from([
             ("ADMIN_PASSWORD".to_string(), secret.to_string()),
@@ -333,7 +335,7 @@ fn provisions_a_container_and_audits_without_secrets() {
         "the wrapper got the variables and the inputs on its standard input: {lines:?}"
     );
     w.ok(&Request::RemovePath {
-        ctid: 100,
+        ctid: ct(100),
         path: "/opt/appstore/provision".into(),
     });
     assert!(!fs.join("provision").exists());
@@ -382,11 +384,11 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
         mode: Some("0660".into()),
     };
     w.ok(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![dev.clone()],
     });
     w.ok(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![dev.clone()],
     });
     let conf = w.conf(100);
@@ -399,7 +401,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
         "attaching twice is idempotent: {conf}"
     );
     let (code, _) = w.refused(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![DeviceRequest {
             path: "/dev/sda".into(),
             gid: None,
@@ -411,7 +413,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
     let plain = w.dir.path().join("dev/dri/not-a-device");
     std::fs::write(&plain, "").unwrap();
     let (_, msg) = w.refused(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![DeviceRequest {
             path: plain.to_string_lossy().into_owned(),
             gid: None,
@@ -421,25 +423,25 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
     });
     assert!(msg.contains("is not a character device"), "{msg}");
     w.ok(&Request::DetachDevices {
-        ctid: 100,
+        ctid: ct(100),
         paths: vec![node.to_string_lossy().into_owned()],
     });
     assert!(!w.conf(100).contains("dev0:"));
 
     let (_, msg) = w.refused(&Request::SetFeatures {
-        ctid: 100,
+        ctid: ct(100),
         features: BTreeMap::from([("keyctl".to_string(), true)]),
     });
     assert!(msg.contains("feature `keyctl` is not allowed"), "{msg}");
     w.ok(&Request::SetFeatures {
-        ctid: 100,
+        ctid: ct(100),
         features: BTreeMap::from([("nesting".to_string(), true)]),
     });
     assert!(w.conf(100).contains("features: nesting=1\n"));
 
     let media = w.dir.path().join("media/movies");
     w.ok(&Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index: 1,
         host_path: media.to_string_lossy().into_owned(),
         mount_path: "/media".into(),
@@ -449,7 +451,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
         .conf(100)
         .contains(&format!("mp1: {},mp=/media,ro=1\n", media.display())));
     let (_, msg) = w.refused(&Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index: 2,
         host_path: "/etc".into(),
         mount_path: "/mnt/etc".into(),
@@ -458,7 +460,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
     assert!(msg.contains("is not below an allowed bind path"), "{msg}");
     std::os::unix::fs::symlink("/etc", w.dir.path().join("media/etc-link")).unwrap();
     let (_, msg) = w.refused(&Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index: 2,
         host_path: w
             .dir
@@ -471,7 +473,7 @@ fn attaches_devices_features_and_bind_mounts_as_root() {
     });
     assert!(msg.contains("symlink"), "{msg}");
     let (_, msg) = w.refused(&Request::BindMount {
-        ctid: 100,
+        ctid: ct(100),
         index: 2,
         host_path: media.to_string_lossy().into_owned(),
         mount_path: "/proc/x".into(),
@@ -499,16 +501,16 @@ fn legacy_devices_use_raw_lxc_lines_under_the_config_lock() {
         mode: None,
     };
     w.ok(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![dev.clone()],
     });
     w.ok(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![dev.clone()],
     });
     // A group needs devN (PVE 8.1+): refused with the fix on an older node.
     let (code, msg) = w.refused(&Request::AttachDevices {
-        ctid: 100,
+        ctid: ct(100),
         devices: vec![DeviceRequest {
             gid: Some(993),
             ..dev
@@ -530,7 +532,7 @@ fn legacy_devices_use_raw_lxc_lines_under_the_config_lock() {
     );
     assert_eq!(conf.matches(&entry).count(), 1, "{conf}");
     w.ok(&Request::DetachDevices {
-        ctid: 100,
+        ctid: ct(100),
         paths: vec![node.to_string_lossy().into_owned()],
     });
     assert!(!w.conf(100).contains("lxc."), "{}", w.conf(100));
@@ -598,7 +600,7 @@ fn socket_client_stub() {
     };
     let reply = appstore_helper::client::call_socket(
         Path::new(&path),
-        &Request::Status { ctid: 100 },
+        &Request::Status { ctid: ct(100) },
         &mut |_, _| {},
     );
     println!("REPLY {}", serde_json::to_string(&reply.unwrap()).unwrap());
@@ -631,7 +633,7 @@ fn socket_peers_are_checked_with_peercred() {
         move || {
             appstore_helper::client::call_socket(
                 &sock,
-                &Request::Status { ctid: 100 },
+                &Request::Status { ctid: ct(100) },
                 &mut |_, _| {},
             )
             .unwrap()
@@ -752,13 +754,13 @@ fn real_container_scripts_get_stdin_variables_and_stop_at_their_limit_lxc() {
     )
     .unwrap();
     let (reply, _) = call(&Request::Deliver {
-        ctid: 100,
+        ctid: ct(100),
         archive: tar.to_string_lossy().into_owned(),
     });
     assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
     let value = "a b 'c' \"d\" $(id) `id` ; e";
     let (reply, lines) = call(&Request::RunScript {
-        ctid: 100,
+        ctid: ct(100),
         script: "show.sh".into(),
         env: BTreeMap::from([("APP_VALUE".to_string(), value.to_string())]),
         inputs: Some(serde_json::json!({"password": "pw with blanks"})),
@@ -803,7 +805,7 @@ fn real_container_scripts_get_stdin_variables_and_stop_at_their_limit_lxc() {
     );
 
     let (reply, _) = call(&Request::RunScript {
-        ctid: 100,
+        ctid: ct(100),
         script: "sleep.sh".into(),
         env: BTreeMap::new(),
         inputs: None,
@@ -823,4 +825,9 @@ fn real_container_scripts_get_stdin_variables_and_stop_at_their_limit_lxc() {
         Some(1),
         "the script still runs inside the container"
     );
+}
+
+/// A container id of the tests.
+fn ct(id: u32) -> Ctid {
+    Ctid::new(id).unwrap()
 }

@@ -26,7 +26,7 @@ pub(super) async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
     let check = appstore_core::upgrade::check(&install.version, &app.manifest);
     let p = app.manifest.provision();
     let mut steps = vec![
-        format!("check that container {} is still the store's", install.ctid.unwrap_or_default()),
+        format!("check that container {} is still the store's", install.ctid.map_or_else(|| "?".to_string(), |c| c.to_string())),
         "take a PVE snapshot of the container (where its storage cannot, stop unless you allow going on without one)".to_string(),
         format!("push the scripts of {} {} and run {}", app.manifest.id(), app.manifest.version(),
             p.upgrade.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
@@ -200,7 +200,7 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
             let mut v = install_view(i, snapshot.as_ref());
             v["container_status"] = match (&live, i.ctid) {
                 (Some(map), Some(ctid)) if i.status != "removed" => json!(map
-                    .get(&(ctid as u64))
+                    .get(&u64::from(ctid.get()))
                     .cloned()
                     .unwrap_or_else(|| "missing".into())),
                 _ => Value::Null,
@@ -227,7 +227,7 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
     let mut view = install_view(&install, state.catalog.snapshot().as_ref());
     view["jobs"] = json!(history);
-    let live = match install.ctid.and_then(|c| u32::try_from(c).ok()) {
+    let live = match install.ctid {
         Some(ctid) if install.status != "removed" => {
             match jobs
                 .proxmox

@@ -2,6 +2,7 @@
 //! tags and volumes, the start and the address.
 
 use super::*;
+use appstore_core::Ctid;
 
 impl InstallWork {
     pub(super) async fn validate_request(&mut self) -> StepOutcome {
@@ -174,7 +175,7 @@ impl InstallWork {
                 self.ctid = Some(id);
                 let store = self.engine.store.clone();
                 let job = self.job_id;
-                if let Err(e) = blocking(move || store.set_job_ctid(job, i64::from(id))).await {
+                if let Err(e) = blocking(move || store.set_job_ctid(job, id)).await {
                     return failed(format!("recording the container id: {e}"));
                 }
                 self.log.info(&format!("container id {id}")).await;
@@ -185,7 +186,7 @@ impl InstallWork {
     }
 
     /// After a restart: did this job's create already happen (or is it still running)?
-    pub(super) async fn find_created(&mut self, ctid: u32) -> Option<StepOutcome> {
+    pub(super) async fn find_created(&mut self, ctid: Ctid) -> Option<StepOutcome> {
         let pve = &self.engine.pve;
         match pve.is_id_free(ctid).await {
             Ok(true) => return None,
@@ -315,7 +316,7 @@ impl InstallWork {
 
     /// Kept volumes back in, host directories bind-mounted (through the helper: bind mounts are
     /// root's), each only when its `mpN` is not there yet.
-    pub(super) async fn attach_volumes(&mut self, ctid: u32) -> StepOutcome {
+    pub(super) async fn attach_volumes(&mut self, ctid: Ctid) -> StepOutcome {
         let kept = self.kept_volumes().await;
         let volumes = self.manifest().volumes().to_vec();
         for (i, v) in volumes.iter().enumerate() {
@@ -433,7 +434,7 @@ impl InstallWork {
 
     /// Starts the container unless it already runs (a resumed step may find it running). Before a
     /// start the helper checks every bind-mounted host directory again.
-    pub(super) async fn ensure_running(&self, ctid: u32, what: &str) -> Result<(), StepOutcome> {
+    pub(super) async fn ensure_running(&self, ctid: Ctid, what: &str) -> Result<(), StepOutcome> {
         match self.engine.pve.lxc_status(self.node(), ctid).await {
             Ok(s) if s.status == "running" => Ok(()),
             Ok(_) => {

@@ -2,6 +2,7 @@
 //! the smoke test.
 
 use super::*;
+use appstore_core::Ctid;
 
 impl InstallWork {
     pub(super) async fn validate_gpu(&mut self) -> StepOutcome {
@@ -137,7 +138,7 @@ impl InstallWork {
             // A shared node (nvidiactl, kfd) belongs to no one GPU.
             let pci = plan.owners.get(&p.path).cloned();
             let record = crate::store::GpuAttachment {
-                ctid: i64::from(ctid),
+                ctid,
                 device_path: p.path.clone(),
                 pci_address: pci,
                 profile: appstore_core::gpu::profile_name(plan.profile).into(),
@@ -166,7 +167,7 @@ impl InstallWork {
     }
 
     /// After the start: the attached nodes are there inside, with the right numbers and group.
-    pub(super) async fn check_gpu_inside(&mut self, ctid: u32) -> StepOutcome {
+    pub(super) async fn check_gpu_inside(&mut self, ctid: Ctid) -> StepOutcome {
         let Some(plan) = self.gpu.clone().filter(|p| !p.attached.is_empty()) else {
             return StepOutcome::Done;
         };

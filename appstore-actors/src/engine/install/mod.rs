@@ -25,6 +25,7 @@ use appstore_core::policy::{
 use appstore_core::redact::Redactor;
 use appstore_core::template;
 use appstore_core::upgrade::{check, UpgradeCheck};
+use appstore_core::Ctid;
 use appstore_helper::{Reply, Request};
 use appstore_pve::types::{CreateLxc, NetConfig};
 use appstore_pve::{wait_task, PveError, Upid};
@@ -68,7 +69,7 @@ pub(super) struct InstallContext {
     #[serde(default)]
     template: Option<String>,
     #[serde(default)]
-    pub(super) ctid: Option<u32>,
+    pub(super) ctid: Option<Ctid>,
     #[serde(default)]
     ip: Option<String>,
     #[serde(default)]
@@ -110,7 +111,7 @@ pub(super) struct InstallWork {
     cache: GitCache,
     inputs: Option<ResolvedInputs>,
     template: Option<String>,
-    ctid: Option<u32>,
+    ctid: Option<Ctid>,
     ip: Option<String>,
     created: bool,
     /// The GPU plan (install).
@@ -186,7 +187,7 @@ impl InstallWork {
         request: MaintainRequest,
     ) {
         self.kind = kind;
-        self.ctid = install.ctid.and_then(|c| u32::try_from(c).ok());
+        self.ctid = install.ctid;
         self.created = true;
         self.existing = Some((install, request));
     }

@@ -273,7 +273,7 @@ impl InstallWork {
             store.record_install(&crate::store::NewInstall {
                 job_id: job,
                 app_id: app.manifest.id().to_string(),
-                ctid: ctid.map(i64::from),
+                ctid,
                 node,
                 pool,
                 version: app.manifest.version().to_string(),
