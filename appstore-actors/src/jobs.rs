@@ -47,6 +47,9 @@ pub enum SubmitError {
     /// A blocking task of the submission died.
     #[error("the submission could not finish: {0}")]
     Internal(String),
+    /// The engine did not answer (its registry is restarting).
+    #[error("the job engine is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<crate::engine::EngineError> for SubmitError {

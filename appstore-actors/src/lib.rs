@@ -1,6 +1,6 @@
 //! The actors of PVE App Store. Only this crate depends on actix: other crates expose plain functions,
-//! traits and types. Blocking work (git, SQLite, processes) never runs on an actor's thread; it goes
-//! to `spawn_blocking` or a SyncArbiter.
+//! traits and types, and front ends hold the plain [`Services`] that [`start`] gives them. Blocking
+//! work (git, SQLite, processes) never runs on an actor's thread; it goes to `spawn_blocking`.
 
 pub mod catalog;
 pub mod engine;
@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod jobs;
 pub mod proxmox;
 pub mod secrets;
+pub mod service;
 pub mod store;
 
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
@@ -18,4 +19,8 @@ pub use jobs::{
 };
 pub use proxmox::{
     ContainerState, Discover, Discovery, ListContainers, ProxmoxActor, ReadContainer,
+};
+pub use service::{
+    block_on, start, CatalogService, EngineOptions, JobsService, ServiceOptions, Services,
+    Unavailable,
 };

@@ -153,13 +153,7 @@ fn init_tracing(json_log_dir: Option<&std::path::Path>) {
 }
 
 fn run_system(settings: server::ServerSettings) -> anyhow::Result<()> {
-    let system = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot start the async runtime: {e}"))
-    });
-    system.block_on(server::run(settings))
+    appstore_actors::block_on(server::run(settings))
 }
 
 fn engine_config(

@@ -1,13 +1,12 @@
 //! Starting the product: the actors, then the web server on its address, until a stop signal.
 
-use crate::api::{self, ApiState, JobsApi};
-use actix::Supervisor;
+use crate::api::{self, ApiState};
 use anyhow::Context as _;
-use appstore_actors::engine::{Engine, EngineConfig, HostHelper, JobEvent};
+use appstore_actors::engine::{EngineConfig, HostHelper, JobEvent};
+use appstore_actors::gpu::EventSourceFactory;
 use appstore_actors::secrets::SecretBox;
 use appstore_actors::store::Store;
-use appstore_actors::JobRegistry;
-use appstore_actors::{CatalogActor, CatalogHandle, GpuHandle, GpuManagerActor, ProxmoxActor};
+use appstore_actors::{EngineOptions, ServiceOptions};
 use appstore_catalog::{GitCache, GitCatalog, GitSource};
 use appstore_pve::PveApi;
 use std::net::SocketAddr;
@@ -62,47 +61,30 @@ pub struct ServerSettings {
     pub allowed_hosts: Vec<String>,
 }
 
-/// Runs the product until SIGINT or SIGTERM. Must be called inside an actix System.
+/// Runs the product until SIGINT or SIGTERM. Must be called inside [`appstore_actors::block_on`].
 pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
     // Certificate problems stop the start before anything else runs.
     let tls = match &settings.tls {
         Some(t) => Some(crate::tls::load(t)?),
         None => None,
     };
-    let handle = CatalogHandle::default();
-    let catalog = GitCatalog::new(GitCache::new(&settings.cache_dir), settings.catalog.clone());
-    let every = settings.refresh_every;
-    let h = handle.clone();
-    let actor = Supervisor::start(move |_| CatalogActor::new(catalog, h, every));
-    let gpus = GpuHandle::default();
-    let (gpu_changes, _) = tokio::sync::broadcast::channel(16);
-    let changes = gpu_changes.clone();
-    let (probe, g) = (
-        appstore_gpu::SysfsProbe::new(settings.gpu_root.clone()),
-        gpus.clone(),
-    );
     // Device events: the demo's simulated ones, or udev's on the real host (none for a fixture tree).
     let demo_events = settings.demo_gpus.as_ref().and_then(|d| d.take_events());
     let real_host = settings.gpu_root == appstore_gpu::HostRoot::system();
-    let _gpu_manager = Supervisor::start(move |_| {
-        let manager =
-            GpuManagerActor::new(Box::new(probe), g, Duration::from_secs(60), gpu_changes);
-        if let Some(source) = demo_events {
-            // A supervised restart keeps the schedule; the demo's event stream was handed over once.
-            manager.with_events(Box::new(move || {
-                Ok(Box::new(source) as Box<dyn appstore_gpu::hotplug::UeventSource>)
-            }))
-        } else if real_host {
-            manager.with_events(Box::new(|| {
-                appstore_gpu::hotplug::UdevMonitor::open(&appstore_gpu::hotplug::GPU_SUBSYSTEMS)
-                    .map(|m| Box::new(m) as Box<dyn appstore_gpu::hotplug::UeventSource>)
-            }))
-        } else {
-            manager
-        }
-    });
+    let gpu_events: Option<EventSourceFactory> = if let Some(source) = demo_events {
+        Some(Box::new(move || {
+            Ok(Box::new(source) as Box<dyn appstore_gpu::hotplug::UeventSource>)
+        }))
+    } else if real_host {
+        Some(Box::new(|| {
+            appstore_gpu::hotplug::UdevMonitor::open(&appstore_gpu::hotplug::GPU_SUBSYSTEMS)
+                .map(|m| Box::new(m) as Box<dyn appstore_gpu::hotplug::UeventSource>)
+        }))
+    } else {
+        None
+    };
     let mut auth = None;
-    let jobs = match &settings.engine {
+    let engine = match &settings.engine {
         None => None,
         Some(setup) => {
             let store = Store::open(&setup.database).context("opening the job database")?;
@@ -114,40 +96,30 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
                 )));
             }
             let secrets = SecretBox::open(&setup.secret_key).context("opening the secret key")?;
-            let engine = Engine {
+            Some(EngineOptions {
                 config: setup.config.clone(),
                 pve: Arc::clone(&setup.pve),
                 helper: Arc::clone(&setup.helper),
-                store: store.clone(),
-                events: tokio::sync::broadcast::channel(4096).0,
-                secrets: secrets.clone(),
-                reserved_ctids: Default::default(),
-                gpus: gpus.clone(),
-                gpu_claims: Default::default(),
-            };
-            let events = engine.events.clone();
-            let (pve, config) = (Arc::clone(&setup.pve), setup.config.clone());
-            let proxmox = Supervisor::start(move |_| {
-                ProxmoxActor::new(pve, &config, Duration::from_secs(30))
-            });
-            let (h, max) = (handle.clone(), setup.max_concurrent);
-            // Supervised: should the registry stop, it starts again and picks up the queue.
-            let registry = Supervisor::start(move |_| JobRegistry::new(engine, h, max));
-            Some(JobsApi {
-                registry,
                 store,
-                events,
-                proxmox,
                 secrets,
+                max_concurrent: setup.max_concurrent,
+                discovery_max_age: Duration::from_secs(30),
             })
         }
     };
+    let services = appstore_actors::start(ServiceOptions {
+        catalog: GitCatalog::new(GitCache::new(&settings.cache_dir), settings.catalog.clone()),
+        refresh_every: settings.refresh_every,
+        gpu_probe: Box::new(appstore_gpu::SysfsProbe::new(settings.gpu_root.clone())),
+        gpu_events,
+        gpu_rescan_every: Duration::from_secs(60),
+        engine,
+    });
     let state = ApiState {
-        catalog: handle,
-        refresh: actor.recipient(),
-        jobs,
-        gpus,
-        gpu_changes: changes,
+        catalog: services.catalog,
+        jobs: services.jobs,
+        gpus: services.gpus,
+        gpu_changes: services.gpu_changes,
         auth,
         apps_cache: Default::default(),
         config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),

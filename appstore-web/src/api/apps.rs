@@ -310,7 +310,7 @@ pub(super) async fn catalog_status(state: ApiState) -> ApiResult {
 }
 
 pub(super) async fn refresh_catalog(state: ApiState) -> ApiResult {
-    state.refresh.do_send(RefreshCatalog);
+    state.catalog.refresh();
     Ok(warp::reply::with_status(
         warp::reply::json(&json!({"status": "refreshing"})),
         StatusCode::ACCEPTED,

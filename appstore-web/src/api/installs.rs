@@ -190,10 +190,7 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
     let installs = read(move || store.installs()).await?;
     let snapshot = state.catalog.snapshot();
     // The run state of each container, from PVE in one call; unknown when PVE does not answer.
-    let live = match jobs.proxmox.send(appstore_actors::ListContainers).await {
-        Ok(Ok(map)) => Some(map),
-        _ => None,
-    };
+    let live = jobs.container_states().await.ok();
     let shown: Vec<Value> = installs
         .iter()
         .map(|i| {
@@ -229,12 +226,8 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     view["jobs"] = json!(history);
     let live = match install.ctid {
         Some(ctid) if install.status != "removed" => {
-            match jobs
-                .proxmox
-                .send(appstore_actors::ReadContainer { ctid })
-                .await
-            {
-                Ok(Ok(c)) => {
+            match jobs.container(ctid).await {
+                Ok(c) => {
                     // The root file system first, then mp0, mp1, ...
                     let mut keys: Vec<&String> = c
                         .config
@@ -246,8 +239,7 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
                         keys.iter().map(|k| volume_view(k, &c.config[*k])).collect();
                     json!({"status": c.status, "config": c.config, "volumes": volumes})
                 }
-                Ok(Err(e)) => json!({"error": e}),
-                Err(e) => json!({"error": format!("the PVE actor is unavailable: {e}")}),
+                Err(e) => json!({"error": e}),
             }
         }
         _ => Value::Null,

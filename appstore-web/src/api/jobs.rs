@@ -78,11 +78,10 @@ pub(super) async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
             }
         }
     }
-    match jobs.registry.send(SubmitInstall(request)).await {
-        Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) => Err(submit_error(e)),
-        Err(e) => Err(engine_unavailable(e)),
-    }
+    jobs.install(request)
+        .await
+        .map(job_accepted)
+        .map_err(submit_error)
 }
 
 /// The API's answer to a job that was not made: each variant its status, never read from the text.
@@ -103,6 +102,7 @@ pub(super) fn submit_error(e: appstore_actors::SubmitError) -> ApiError {
             }
             err
         }
+        SubmitError::Unavailable(m) => engine_unavailable(m),
         SubmitError::CatalogNotLoaded => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "catalog_not_loaded",
@@ -139,18 +139,10 @@ pub(super) async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult 
         )
         .field("install_id", "required, a whole number")
     })?;
-    match jobs
-        .registry
-        .send(SubmitUninstall {
-            install_id: req.install_id,
-            keep_volumes: req.keep_volumes,
-        })
+    jobs.uninstall(req.install_id, req.keep_volumes)
         .await
-    {
-        Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) => Err(submit_error(e)),
-        Err(e) => Err(engine_unavailable(e)),
-    }
+        .map(job_accepted)
+        .map_err(submit_error)
 }
 
 pub(super) async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResult {
@@ -163,29 +155,19 @@ pub(super) async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes)
         )
         .field("install_id", "required, a whole number")
     })?;
-    match jobs
-        .registry
-        .send(SubmitMaintain { kind, request: req })
+    jobs.maintain(kind, req)
         .await
-    {
-        Ok(Ok(id)) => Ok(job_accepted(id)),
-        Ok(Err(e)) => Err(submit_error(e)),
-        Err(e) => Err(engine_unavailable(e)),
-    }
+        .map(job_accepted)
+        .map_err(submit_error)
 }
 
 /// `POST /api/jobs/{id}/destroy`: removes the container a failed or canceled install left.
 pub(super) async fn destroy_failed(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    match jobs
-        .registry
-        .send(appstore_actors::SubmitDestroyFailed { job_id: id })
+    jobs.destroy_failed(id)
         .await
-    {
-        Ok(Ok(job)) => Ok(job_accepted(job)),
-        Ok(Err(e)) => Err(submit_error(e)),
-        Err(e) => Err(engine_unavailable(e)),
-    }
+        .map(job_accepted)
+        .map_err(submit_error)
 }
 
 pub(super) async fn list_jobs(state: ApiState) -> ApiResult {
@@ -222,7 +204,7 @@ pub(super) fn sse_state(state: JobState, reason: Option<&str>) -> warp::sse::Eve
 pub(super) struct JobStream {
     job: i64,
     rx: tokio::sync::broadcast::Receiver<JobEvent>,
-    store: Store,
+    store: appstore_actors::store::Store,
     last_seq: i64,
     pending: std::collections::VecDeque<warp::sse::Event>,
     /// Stored lines after `last_seq` are still to be read (page by page) before anything live.
@@ -423,7 +405,7 @@ pub(super) async fn job_logs(
 
 pub(super) async fn cancel_job(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    match jobs.registry.send(CancelJob(id)).await {
+    match jobs.cancel(id).await {
         Ok(true) => Ok(warp::reply::with_status(
             warp::reply::json(&json!({"canceling": id})),
             StatusCode::ACCEPTED,

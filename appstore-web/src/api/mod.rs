@@ -18,13 +18,8 @@ use jobs::*;
 use login::*;
 use system::*;
 
-use actix::{Addr, Recipient};
 use appstore_actors::engine::{InstallRequest, JobEvent, MaintainRequest};
-use appstore_actors::store::Store;
-use appstore_actors::{
-    CancelJob, CatalogHandle, JobRegistry, RefreshCatalog, SubmitInstall, SubmitMaintain,
-    SubmitUninstall,
-};
+use appstore_actors::{CatalogService, JobsService};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
 use appstore_core::job::{JobKind, JobState};
 use bytes::Bytes;
@@ -39,12 +34,10 @@ use warp::Filter;
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// Read handle on the catalog.
-    pub catalog: CatalogHandle,
-    /// Where refresh requests go.
-    pub refresh: Recipient<RefreshCatalog>,
+    /// The catalog: the loaded snapshot, and refresh on request.
+    pub catalog: CatalogService,
     /// The job engine, when this mode runs one.
-    pub jobs: Option<JobsApi>,
+    pub jobs: Option<JobsService>,
     /// The GPU inventory.
     pub gpus: appstore_actors::GpuHandle,
     /// New GPU inventories as they are found (for `/api/events`).
@@ -63,22 +56,7 @@ pub struct ApiState {
     pub allowed_hosts: Arc<crate::origin::AllowedHosts>,
 }
 
-/// The job engine as the API uses it.
-#[derive(Debug, Clone)]
-pub struct JobsApi {
-    /// Schedules jobs.
-    pub registry: Addr<JobRegistry>,
-    /// Reads jobs, logs and installs.
-    pub store: Store,
-    /// What the node offers (cached discovery).
-    pub proxmox: Addr<appstore_actors::ProxmoxActor>,
-    /// Job states and log lines as they happen (the SSE streams).
-    pub events: tokio::sync::broadcast::Sender<appstore_actors::engine::JobEvent>,
-    /// Opens sealed secret outputs for an authorised reveal.
-    pub secrets: appstore_actors::secrets::SecretBox,
-}
-
-fn jobs_of(state: &ApiState) -> Result<JobsApi, ApiError> {
+fn jobs_of(state: &ApiState) -> Result<JobsService, ApiError> {
     state.jobs.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,17 +7,7 @@ use super::*;
 pub(super) async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let refresh = q.get("refresh").is_some_and(|v| v == "1" || v == "true");
-    let d = jobs
-        .proxmox
-        .send(appstore_actors::Discover { refresh })
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "engine_unavailable",
-                e.to_string(),
-            )
-        })?;
+    let d = jobs.discovery(refresh).await.map_err(engine_unavailable)?;
     let gpus = state.gpus.status();
     let host = tokio::task::spawn_blocking(appstore_gpu::host_resources)
         .await
