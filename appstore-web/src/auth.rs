@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock: the same as std's in the service, and one the tests can move.
+use tokio::time::Instant;
 
 /// The session cookie.
 pub const COOKIE: &str = "pve_appstore_session";
@@ -332,6 +334,32 @@ mod tests {
         assert!(auth
             .login("2001:db8:1:3::1".parse().unwrap(), "s3cret-pass")
             .is_ok());
+    }
+
+    /// The window is a minute on a paused clock: the answer says how long to wait, and after that
+    /// the client may try again.
+    #[tokio::test(start_paused = true)]
+    async fn a_limited_client_may_try_again_once_its_window_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let file = dir.path().join(PASSWORD_FILE);
+        write_password_file(&file, "s3cret-pass", None).unwrap();
+        let auth = Auth::new(store, file, false);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(auth.login(ip, "wrong-pass"), Err(LoginError::Wrong));
+        }
+        assert_eq!(
+            auth.login(ip, "s3cret-pass"),
+            Err(LoginError::RateLimited(61))
+        );
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert_eq!(
+            auth.login(ip, "s3cret-pass"),
+            Err(LoginError::RateLimited(16))
+        );
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert!(auth.login(ip, "s3cret-pass").is_ok());
     }
 
     #[test]
