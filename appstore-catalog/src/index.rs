@@ -3,11 +3,12 @@
 //! under a millisecond for thousands of apps.
 
 use appstore_core::Manifest;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Result order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sort {
     /// Featured apps first, then by relevance (with a query) or name.

@@ -629,7 +629,7 @@ impl fmt::Display for GateError {
 impl std::error::Error for GateError {}
 
 /// What the user asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "mode")]
 pub enum GpuRequest {
     /// No GPU (the default; an app that requires one then picks the best).

@@ -1,7 +1,25 @@
 //! The API's routes as one table, which the router pairs its filters with (one entry per filter,
 //! checked when the routes are built) and from which `/api/openapi.json` (OpenAPI 3.0) is made.
+//! Query parameters, request bodies and the typed answers are the schemas (schemars) of the structs
+//! the handlers read and write, so the document says what the code does.
 
+use crate::api::params::{self, schema_of};
+use appstore_actors::engine::{InstallRequest, MaintainRequest};
 use serde_json::{json, Map, Value};
+
+/// A schema, made from a type when the document is built.
+pub type SchemaFn = fn() -> std::sync::Arc<Value>;
+
+/// What a route answers with on success.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// JSON; the schema when the answer is a typed struct, else any object.
+    Json(Option<SchemaFn>),
+    /// Server-sent events.
+    EventStream,
+    /// An image (an app's icon): SVG, PNG, WebP or JPEG.
+    Image,
+}
 
 /// One documented route.
 #[derive(Debug, Clone, Copy)]
@@ -14,14 +32,16 @@ pub struct ApiRoute {
     pub summary: &'static str,
     /// Group in the document.
     pub tag: &'static str,
-    /// Query parameters: (name, description).
-    pub query: &'static [(&'static str, &'static str)],
-    /// JSON body: (field, type, required, description).
-    pub body: &'static [(&'static str, &'static str, bool, &'static str)],
-    /// Success status and what comes back.
+    /// The query parameters: the schema of the struct the handler reads them into.
+    pub query: Option<SchemaFn>,
+    /// The JSON body: the schema of the struct the handler reads it into.
+    pub body: Option<SchemaFn>,
+    /// The body may be left out.
+    pub body_optional: bool,
+    /// Success status and what it means.
     pub ok: (u16, &'static str),
-    /// The answer is a server-sent event stream.
-    pub sse: bool,
+    /// What comes back.
+    pub answer: Answer,
 }
 
 const fn r(
@@ -35,79 +55,59 @@ const fn r(
         path,
         summary,
         tag,
-        query: &[],
-        body: &[],
+        query: None,
+        body: None,
+        body_optional: false,
         ok: (200, "OK"),
-        sse: false,
+        answer: Answer::Json(None),
     }
 }
 
-const JOB_ACCEPTED: (u16, &str) = (
-    202,
-    "Accepted: `{job_id, url}`; follow the job at /api/jobs/{job_id}",
-);
+const JOB_ACCEPTED: (u16, &str) = (202, "Accepted: follow the job at /api/jobs/{job_id}");
+const ACCEPTED_JOB: Answer = Answer::Json(Some(schema_of::<params::JobAccepted>));
 
 /// Every route of the API, in the order the router tries them.
 pub const ROUTES: &[ApiRoute] = &[
     r("GET", "/api/health", "system", "Liveness and version"),
     ApiRoute {
-        query: &[
-            ("q", "Search text (name, description, tags)"),
-            ("category", "Only apps of this category"),
-            ("tag", "Only apps with this tag"),
-            ("sort", "`featured` (default), `popular` (most installed here), `updated`, `name`"),
-            ("offset", "Skip this many matches (default 0)"),
-            ("limit", "Apps per page, 1 to 200 (default 48); `total` counts all matches"),
-        ],
+        query: Some(schema_of::<params::AppsParams>),
         ..r("GET", "/api/apps", "catalog", "List and search the catalog's apps")
     },
     r("GET", "/api/apps/{app_id}", "catalog", "One app: manifest, README, files"),
-    r("GET", "/api/apps/{app_id}/icon", "catalog", "The app's icon"),
+    ApiRoute {
+        answer: Answer::Image,
+        ..r("GET", "/api/apps/{app_id}/icon", "catalog", "The app's icon")
+    },
     r("GET", "/api/catalog", "catalog", "Catalog status: source, commit, broken apps"),
     ApiRoute {
         ok: (202, "Accepted: the refresh runs in the background"),
         ..r("POST", "/api/catalog/refresh", "catalog", "Refresh the catalog now")
     },
     ApiRoute {
-        body: &[
-            ("app_id", "string", true, "The app"),
-            ("inputs", "object", false, "Form values by input key"),
-            ("hostname", "string", false, "Container hostname (default: the app id)"),
-            ("storage", "string", false, "Storage override"),
-            ("bridge", "string", false, "Bridge override"),
-            ("cores", "integer", false, "Cores override"),
-            ("memory_mb", "integer", false, "Memory override, MiB"),
-            ("disk_gb", "integer", false, "Root disk override, GiB"),
-            ("network", "object", false, "`ip` (dhcp or CIDR), `gw`, `ip6` (auto, dhcp or CIDR), `gw6`, `vlan`"),
-            ("reuse_volumes", "boolean", false, "Take back volumes kept by an earlier uninstall (default true)"),
-        ],
+        body: Some(schema_of::<InstallRequest>),
         ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
         ..r("POST", "/api/install", "jobs", "Install an app")
     },
     ApiRoute {
-        body: &[
-            ("install_id", "integer", true, "The install"),
-            ("keep_volumes", "boolean", false, "Keep the data volumes for a later install"),
-        ],
+        body: Some(schema_of::<params::UninstallBody>),
         ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
         ..r("POST", "/api/uninstall", "jobs", "Uninstall an app")
     },
     r("GET", "/api/jobs", "jobs", "The latest jobs"),
     r("GET", "/api/jobs/{job_id}", "jobs", "One job with its state transitions"),
     ApiRoute {
-        query: &[
-            ("after", "Cursor: lines after this sequence number"),
-            ("limit", "At most this many lines (default 500)"),
-        ],
+        query: Some(schema_of::<params::LogsParams>),
         ..r("GET", "/api/jobs/{job_id}/logs", "jobs", "A job's log lines (polling, with a cursor)")
     },
     ApiRoute {
-        query: &[("after", "Cursor, like the Last-Event-ID header")],
-        sse: true,
+        query: Some(schema_of::<params::StreamParams>),
+        answer: Answer::EventStream,
         ..r("GET", "/api/jobs/{job_id}/stream", "jobs", "A job's log lines and states as server-sent events (`log`, `state`); ends after the final state")
     },
     ApiRoute {
-        sse: true,
+        answer: Answer::EventStream,
         ..r("GET", "/api/events", "jobs", "Every job's state changes as server-sent events (`job`)")
     },
     ApiRoute {
@@ -115,36 +115,31 @@ pub const ROUTES: &[ApiRoute] = &[
         ..r("POST", "/api/jobs/{job_id}/cancel", "jobs", "Cancel a queued or running job")
     },
     ApiRoute {
-        body: &[
-            ("install_id", "integer", true, "The install"),
-            ("allow_no_snapshot", "boolean", false, "Go on without a snapshot where the storage cannot take one"),
-            ("keep_snapshot", "boolean", false, "Keep the snapshot after a successful upgrade"),
-        ],
+        body: Some(schema_of::<MaintainRequest>),
         ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
         ..r("POST", "/api/upgrade", "jobs", "Upgrade an install to the catalog's version")
     },
     ApiRoute {
-        body: &[
-            ("install_id", "integer", true, "The install"),
-            ("inputs", "object", false, "New values of reconfigurable inputs; an empty secret keeps the old one"),
-            ("restart", "boolean", false, "Restart the container afterwards"),
-        ],
+        body: Some(schema_of::<MaintainRequest>),
         ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
         ..r("POST", "/api/reconfigure", "jobs", "Change an install's reconfigurable inputs")
     },
     r("GET", "/api/installs/{install_id}/upgrade", "installs", "What an upgrade of this install would do"),
     ApiRoute {
-        body: &[("password", "string", true, "The admin password")],
+        body: Some(schema_of::<params::LoginBody>),
         ..r("POST", "/api/login", "auth", "Log in: a session cookie and the CSRF token")
     },
     r("POST", "/api/logout", "auth", "Log out"),
     r("GET", "/api/session", "auth", "Login mode, and whether this client is logged in (with its CSRF token)"),
     ApiRoute {
         ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
         ..r("POST", "/api/jobs/{job_id}/destroy", "jobs", "Destroy the container a failed or canceled install left")
     },
     ApiRoute {
-        query: &[("refresh", "`1`: read PVE again instead of the 30 s cache")],
+        query: Some(schema_of::<params::DiscoveryParams>),
         ..r("GET", "/api/system/discovery", "system", "Pool, storages, bridges, templates and GPUs")
     },
     r("GET", "/api/gpus", "system", "The host's GPU inventory"),
@@ -164,14 +159,13 @@ pub const ROUTES: &[ApiRoute] = &[
         "The install form's GPU step: each GPU, whether and how the app can use it, the auto pick",
     ),
     r("GET", "/api/demo/gpus", "system", "Demo only: the simulated GPUs and whether each is plugged in"),
-    r("POST", "/api/demo/gpus", "system", "Demo only: plug a simulated GPU in or out"),
     ApiRoute {
-        body: &[(
-            "password",
-            "string",
-            false,
-            "The admin password again (required when login is on)",
-        )],
+        body: Some(schema_of::<params::PlugBody>),
+        ..r("POST", "/api/demo/gpus", "system", "Demo only: plug a simulated GPU in or out")
+    },
+    ApiRoute {
+        body: Some(schema_of::<params::RevealBody>),
+        body_optional: true,
         ..r(
             "POST",
             "/api/installs/{install_id}/outputs/{key}/reveal",
@@ -180,10 +174,7 @@ pub const ROUTES: &[ApiRoute] = &[
         )
     },
     ApiRoute {
-        query: &[(
-            "job_id",
-            "Whose last 200 log lines to include (default: the newest failed job, else the newest)",
-        )],
+        query: Some(schema_of::<params::BundleParams>),
         ..r(
             "GET",
             "/api/debug/bundle",
@@ -193,52 +184,81 @@ pub const ROUTES: &[ApiRoute] = &[
     },
 ];
 
+/// A path parameter's schema: ids are whole numbers, the rest text.
+fn path_param(name: &str) -> Value {
+    let schema = match name {
+        "job_id" | "install_id" => json!({"type": "integer", "format": "int64"}),
+        "app_id" => json!({
+            "type": "string",
+            "pattern": appstore_core::AppId::PATTERN,
+            "maxLength": appstore_core::AppId::MAX_LEN,
+        }),
+        _ => json!({"type": "string"}),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema})
+}
+
+/// The query parameters of a params struct's schema, one per property.
+fn query_params(schema: &Value) -> Vec<Value> {
+    let empty = Map::new();
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    props
+        .iter()
+        .map(|(name, p)| {
+            let mut p = p.clone();
+            // A query parameter is there or not: "null" is no value it can take.
+            let description = p
+                .as_object_mut()
+                .and_then(|o| {
+                    o.remove("nullable");
+                    o.remove("description")
+                })
+                .unwrap_or(Value::Null);
+            let mut param = json!({"name": name, "in": "query", "required": false, "schema": p});
+            if !description.is_null() {
+                param["description"] = description;
+            }
+            param
+        })
+        .collect()
+}
+
 fn operation(route: &ApiRoute) -> Value {
-    let mut params: Vec<Value> = route
+    let mut parameters: Vec<Value> = route
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| {
-            let kind = if name.ends_with("_id") && name != "app_id" {
-                "integer"
-            } else {
-                "string"
-            };
-            json!({"name": name, "in": "path", "required": true, "schema": {"type": kind}})
-        })
+        .map(path_param)
         .collect();
-    params.extend(route.query.iter().map(|(name, description)| {
-        json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
-    }));
-    let content = if route.sse {
-        json!({"text/event-stream": {"schema": {"type": "string"}}})
-    } else {
-        json!({"application/json": {"schema": {"type": "object"}}})
+    if let Some(q) = route.query {
+        parameters.extend(query_params(&q()));
+    }
+    let content = match route.answer {
+        Answer::Json(schema) => {
+            let schema = schema.map_or_else(|| json!({"type": "object"}), |s| (*s()).clone());
+            json!({"application/json": {"schema": schema}})
+        }
+        Answer::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
+        Answer::Image => {
+            let binary = json!({"schema": {"type": "string", "format": "binary"}});
+            json!({"image/svg+xml": binary, "image/png": binary, "image/webp": binary, "image/jpeg": binary})
+        }
     };
     let mut op = json!({
         "operationId": format!("{} {}", route.method.to_lowercase(), route.path),
         "summary": route.summary,
         "tags": [route.tag],
-        "parameters": params,
+        "parameters": parameters,
         "responses": {
             route.ok.0.to_string(): {"description": route.ok.1, "content": content},
             "default": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
     });
-    if !route.body.is_empty() {
-        let mut props = Map::new();
-        let mut required = Vec::new();
-        for (name, kind, req, description) in route.body {
-            props.insert(
-                (*name).into(),
-                json!({"type": kind, "description": description}),
-            );
-            if *req {
-                required.push(*name);
-            }
-        }
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": false, "properties": props, "required": required}}}});
+    if let Some(body) = route.body {
+        op["requestBody"] = json!({"required": !route.body_optional, "content": {"application/json": {"schema": *body()}}});
     }
     op
 }
@@ -257,20 +277,12 @@ pub fn document() -> Value {
         "info": {
             "title": "PVE App Store API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The controller's REST API. In password mode every route but /api/health, /api/session and POST /api/login needs the session cookie, and every POST also the X-CSRF-Token header.",
+            "description": "The controller's REST API. In password mode every route but /api/health, /api/session and POST /api/login needs the session cookie, and every POST also the X-CSRF-Token header. A POST's body is JSON (Content-Type: application/json).",
         },
         "paths": paths,
         "components": {
             "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message", "fields"], "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                    }}},
-                },
+                "Error": *schema_of::<params::ErrorBody>(),
             },
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": crate::auth::COOKIE},

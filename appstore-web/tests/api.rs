@@ -149,7 +149,7 @@ async fn unknown_paths_wrong_methods_and_bodies_get_clear_4xx_never_500() {
     assert_eq!(status, 400);
     assert_eq!(
         body["error"]["fields"]["job_id"],
-        "`x` is not a job id; use a number from GET /api/jobs"
+        "`x` is not a whole number of 1 or more; use a job id from GET /api/jobs"
     );
 }
 

@@ -53,7 +53,7 @@ fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
 
 pub(crate) fn is_kebab(s: &str) -> bool {
     static R: OnceLock<Regex> = OnceLock::new();
-    re(&R, r"^[a-z0-9]+(-[a-z0-9]+)*$").is_match(s)
+    re(&R, AppId::PATTERN).is_match(s)
 }
 
 pub(crate) fn is_snake(s: &str) -> bool {
@@ -84,9 +84,14 @@ pub fn is_bridge_name(s: &str) -> bool {
 pub struct AppId(String);
 
 impl AppId {
+    /// What an id looks like: kebab-case.
+    pub const PATTERN: &'static str = r"^[a-z0-9]+(-[a-z0-9]+)*$";
+    /// The longest id.
+    pub const MAX_LEN: usize = 48;
+
     /// Checks `s` and wraps it.
     pub fn parse(s: &str) -> Result<AppId, String> {
-        if s.len() > 48 {
+        if s.len() > AppId::MAX_LEN {
             Err(format!("`{s}` is longer than 48 characters"))
         } else if !is_kebab(s) {
             Err(format!(

@@ -102,9 +102,8 @@ pub fn app_summary(app: &CatalogApp) -> Value {
     })
 }
 
-/// Apps per page unless `limit` says otherwise, and the most one page holds.
+/// Apps per page unless `limit` says otherwise (the most is in [`params::AppsParams`]).
 pub const APPS_PAGE: usize = 48;
-pub(super) const APPS_PAGE_MAX: usize = 200;
 
 /// A parsed `GET /api/apps` query.
 pub(super) struct AppsQuery {
@@ -130,70 +129,16 @@ impl AppsQuery {
 }
 
 pub(super) fn parse_query(params: &HashMap<String, String>) -> Result<AppsQuery, ApiError> {
-    const KNOWN: [&str; 6] = ["q", "category", "tag", "sort", "offset", "limit"];
-    let mut err = ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-        "the query has invalid parameters",
-    );
-    let sort = match params.get("sort").map(String::as_str) {
-        None | Some("") | Some("featured") => Sort::Featured,
-        Some("name") => Sort::Name,
-        Some("updated") => Sort::Updated,
-        Some("popular") => Sort::Popular,
-        Some(other) => {
-            err = err.field(
-                "sort",
-                format!("`{other}` is not a sort; use featured, popular, updated or name"),
-            );
-            Sort::Featured
-        }
-    };
-    let number = |key: &str, default: usize, min: usize, max: usize| -> Result<usize, String> {
-        match params.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| format!("`{v}` is not a whole number from {min} to {max}")),
-        }
-    };
-    let offset = match number("offset", 0, 0, 1_000_000) {
-        Ok(n) => n,
-        Err(m) => {
-            err = err.field("offset", m);
-            0
-        }
-    };
-    let limit = match number("limit", APPS_PAGE, 1, APPS_PAGE_MAX) {
-        Ok(n) => n,
-        Err(m) => {
-            err = err.field("limit", m);
-            APPS_PAGE
-        }
-    };
-    for key in params.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            err = err.field(
-                key,
-                format!("unknown parameter; known: {}", KNOWN.join(", ")),
-            );
-        }
-    }
-    if !err.fields.is_empty() {
-        return Err(err);
-    }
-    let non_empty = |k: &str| params.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let p: params::AppsParams = params::query(params)?;
     Ok(AppsQuery {
         query: Query {
-            q: non_empty("q"),
-            category: non_empty("category"),
-            tag: non_empty("tag"),
-            sort,
+            q: p.q,
+            category: p.category,
+            tag: p.tag,
+            sort: p.sort,
         },
-        offset,
-        limit,
+        offset: p.offset as usize,
+        limit: p.limit as usize,
     })
 }
 

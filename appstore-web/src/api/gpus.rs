@@ -61,15 +61,7 @@ pub(super) async fn demo_gpus_set(state: ApiState, body: Bytes) -> ApiResult {
         .demo_gpus
         .as_ref()
         .ok_or_else(|| ApiError::not_found("GPU simulation exists only in the demo"))?;
-    #[derive(serde::Deserialize)]
-    struct Plug {
-        pci_address: String,
-        present: bool,
-    }
-    let plug: Plug = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-            .field("pci_address", "required, with `present`: true or false")
-    })?;
+    let plug: params::PlugBody = params::body(&body)?;
     let demo = Arc::clone(demo);
     let pci = plug.pci_address.clone();
     let done = tokio::task::spawn_blocking(move || demo.set(&pci, plug.present))

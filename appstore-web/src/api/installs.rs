@@ -59,23 +59,11 @@ pub(super) async fn reveal_output(
     remote: Option<std::net::SocketAddr>,
     body: Bytes,
 ) -> ApiResult {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Reveal {
-        #[serde(default)]
-        password: Option<String>,
-    }
     let jobs = jobs_of(&state)?;
-    let req: Reveal = if body.is_empty() {
-        Reveal { password: None }
+    let req: params::RevealBody = if body.is_empty() {
+        params::RevealBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("expected {{\"password\": \"...\"}}: {e}"),
-            )
-        })?
+        params::body(&body)?
     };
     let ip = remote
         .map(|a| a.ip())

@@ -5,13 +5,7 @@ use super::*;
 
 pub(super) async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    let request: InstallRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("the install request is not valid JSON of the expected shape: {e}"),
-        )
-    })?;
+    let request: InstallRequest = params::body(&body)?;
     let app_id = request.app_id.clone();
     // The host name and network settings, strictly, each error on its field.
     let problems = appstore_core::network::check(&request.network_fields());
@@ -123,22 +117,8 @@ pub(super) fn submit_error(e: appstore_actors::SubmitError) -> ApiError {
 }
 
 pub(super) async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Uninstall {
-        install_id: i64,
-        #[serde(default)]
-        keep_volumes: bool,
-    }
     let jobs = jobs_of(&state)?;
-    let req: Uninstall = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("expected {{\"install_id\": N, \"keep_volumes\": true|false}}: {e}"),
-        )
-        .field("install_id", "required, a whole number")
-    })?;
+    let req: params::UninstallBody = params::body(&body)?;
     jobs.uninstall(req.install_id, req.keep_volumes)
         .await
         .map(job_accepted)
@@ -147,14 +127,7 @@ pub(super) async fn submit_uninstall(state: ApiState, body: Bytes) -> ApiResult 
 
 pub(super) async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    let req: MaintainRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("the request is not valid JSON of the expected shape: {e}"),
-        )
-        .field("install_id", "required, a whole number")
-    })?;
+    let req: MaintainRequest = params::body(&body)?;
     jobs.maintain(kind, req)
         .await
         .map(job_accepted)
@@ -302,11 +275,12 @@ pub(super) async fn job_stream(
     last_event_id: Option<String>,
 ) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    let after = match last_event_id.or_else(|| params.get("after").cloned()) {
-        None => 0,
+    let p: params::StreamParams = params::query(&params)?;
+    let after = match last_event_id {
+        None => p.after,
         Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad cursor")
-                .field("after", "must be a whole number")
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "bad cursor")
+                .field("Last-Event-ID", "must be a whole number")
         })?,
     };
     // Subscribed before the job is read, so nothing falls between the two.
@@ -385,17 +359,8 @@ pub(super) async fn job_logs(
     params: HashMap<String, String>,
 ) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    let number = |k: &str, default: i64| -> Result<i64, ApiError> {
-        match params.get(k) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "bad cursor")
-                    .field(k, "must be a whole number")
-            }),
-        }
-    };
-    let after = number("after", 0)?;
-    let limit = number("limit", 500)?.clamp(1, 5000);
+    let p: params::LogsParams = params::query(&params)?;
+    let (after, limit) = (p.after, p.limit);
     let store = jobs.store.clone();
     let (job, lines) = read(move || Ok((store.job(id)?, store.logs(id, after, limit)?))).await?;
     let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;

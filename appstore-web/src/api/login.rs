@@ -108,20 +108,8 @@ pub(super) async fn login(
     remote: Option<std::net::SocketAddr>,
     body: Bytes,
 ) -> ApiResult {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Login {
-        password: String,
-    }
     // The body is what the OpenAPI document says, with or without login.
-    let req: Login = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("expected {{\"password\": \"...\"}}: {e}"),
-        )
-        .field("password", "required")
-    })?;
+    let req: params::LoginBody = params::body(&body)?;
     let Some(auth) = state.auth.clone() else {
         return ok_json(&json!({"auth": "none", "csrf": null}));
     };

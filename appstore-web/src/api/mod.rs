@@ -8,6 +8,7 @@ mod gpus;
 mod installs;
 mod jobs;
 mod login;
+pub mod params;
 mod system;
 
 use apps::*;
@@ -20,7 +21,7 @@ use system::*;
 
 use appstore_actors::engine::{InstallRequest, JobEvent, MaintainRequest};
 use appstore_actors::{CatalogService, JobsService};
-use appstore_catalog::{CatalogApp, CatalogSnapshot, Query, Sort};
+use appstore_catalog::{CatalogApp, CatalogSnapshot, Query};
 use appstore_core::job::{JobKind, JobState};
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -86,11 +87,11 @@ async fn read<T: Send + 'static>(
 
 /// The answer to an accepted job request: 202 with where to follow it.
 fn job_accepted(id: i64) -> WarpResponse {
-    warp::reply::with_status(
-        warp::reply::json(&json!({"job_id": id, "url": format!("/api/jobs/{id}")})),
-        StatusCode::ACCEPTED,
-    )
-    .into_response()
+    let accepted = params::JobAccepted {
+        job_id: id,
+        url: format!("/api/jobs/{id}"),
+    };
+    warp::reply::with_status(warp::reply::json(&accepted), StatusCode::ACCEPTED).into_response()
 }
 
 /// The job registry did not answer (it is restarting).

@@ -6,7 +6,7 @@ use super::*;
 /// (cached 30 s; `?refresh=1` reads PVE again), and the GPUs.
 pub(super) async fn discovery(state: ApiState, q: HashMap<String, String>) -> ApiResult {
     let jobs = jobs_of(&state)?;
-    let refresh = q.get("refresh").is_some_and(|v| v == "1" || v == "true");
+    let refresh = params::query::<params::DiscoveryParams>(&q)?.refresh;
     let d = jobs.discovery(refresh).await.map_err(engine_unavailable)?;
     let gpus = state.gpus.status();
     let host = tokio::task::spawn_blocking(appstore_gpu::host_resources)
@@ -22,24 +22,7 @@ pub(super) const BUNDLE_JOBS: i64 = 20;
 /// last jobs with their transitions, the last service log lines, and the last log lines of one job
 /// (`job_id`, by default the newest failed job, else the newest job).
 pub(super) async fn debug_bundle(state: ApiState, params: HashMap<String, String>) -> ApiResult {
-    let job_id = match params
-        .get("job_id")
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-    {
-        None => None,
-        Some(v) => Some(v.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "the query has invalid parameters",
-            )
-            .field(
-                "job_id",
-                format!("`{v}` is not a job id; use a number from GET /api/jobs"),
-            )
-        })?),
-    };
+    let job_id = params::query::<params::BundleParams>(&params)?.job_id;
     let catalog = state.catalog.status();
     let snap = catalog.snapshot.as_ref();
     let mut bundle = json!({

@@ -1,11 +1,12 @@
 //! What a user asks of an install, an upgrade or a reconfigure, as the API receives it.
 
 use appstore_core::manifest::Manifest;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Network choices of an install.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkRequest {
     /// `dhcp` (default) or a static IPv4 address with prefix.
@@ -26,7 +27,7 @@ pub struct NetworkRequest {
 }
 
 /// What the user asked for.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallRequest {
     /// The app.
@@ -126,7 +127,7 @@ impl UninstallRequest {
 }
 
 /// An upgrade or a reconfigure of an existing install.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintainRequest {
     /// The install.

@@ -2,6 +2,8 @@
 //! and Git repositories, and the demo server answering the catalog API and serving the UI.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
 
+mod conformance;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -311,7 +313,7 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
     assert!(body["error"]["fields"]["sort"]
         .as_str()
         .unwrap()
-        .contains("featured, popular, updated or name"));
+        .contains("is not one of: featured, name, updated, popular"));
     let bad = demo.get("/api/apps?limit=0&offset=-1&page=2");
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().unwrap();
@@ -482,7 +484,7 @@ fn demo_installs_an_app_through_the_api() {
         bad.json::<serde_json::Value>().unwrap()["error"]["fields"]["job_id"]
             .as_str()
             .unwrap()
-            .contains("not a job id")
+            .contains("use a job id from GET /api/jobs")
     );
 
     let bad = client
@@ -853,54 +855,6 @@ fn passwd_sets_the_hash_from_standard_input() {
         let meta = std::fs::metadata(state.join("admin-password")).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o777), (65534, 0o600));
     }
-}
-
-#[test]
-fn every_documented_route_answers_on_the_demo() {
-    let demo = Demo::start();
-    demo.wait_for_catalog();
-    let doc: serde_json::Value = demo.get("/api/openapi.json").json().unwrap();
-    assert_eq!(doc["openapi"], "3.0.3");
-    let client = json_client_builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut checked = 0;
-    for (path, ops) in doc["paths"].as_object().unwrap() {
-        let concrete = path
-            .replace("{app_id}", "radicale")
-            .replace("{job_id}", "1")
-            .replace("{install_id}", "1");
-        for method in ops.as_object().unwrap().keys() {
-            let url = format!("{}{concrete}", demo.base);
-            let resp = match method.as_str() {
-                "get" => client.get(&url).send().unwrap(),
-                "post" => client
-                    .post(&url)
-                    .json(&serde_json::json!({}))
-                    .send()
-                    .unwrap(),
-                other => panic!("undocumented method {other}"),
-            };
-            let status = resp.status().as_u16();
-            // Streams stay open: their headers are enough.
-            let sse = resp
-                .headers()
-                .get("content-type")
-                .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
-            if !sse {
-                let body: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
-                assert!(
-                    !(status == 404 && body["error"]["message"] == "no such page or API path"),
-                    "{method} {path} is documented but not routed"
-                );
-                assert_ne!(status, 405, "{method} {path}");
-                assert!(status < 500, "{method} {path}: {status} {body}");
-            }
-            checked += 1;
-        }
-    }
-    assert!(checked >= 26, "{checked}");
 }
 
 #[test]
