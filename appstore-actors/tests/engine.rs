@@ -481,3 +481,64 @@ async fn a_container_left_untagged_by_a_failed_install_is_recognised_and_destroy
         "left alone"
     );
 }
+
+/// Installs `radicale` asking for `family` on a `version` node: the job's end and its log.
+async fn install_on(
+    version: pve_sim::PveVersion,
+    family: &str,
+) -> (JobState, String, common::World) {
+    let w = common::world_with(pve_sim::harness::HarnessOptions {
+        version,
+        task_latency: std::time::Duration::from_millis(5),
+        ..Default::default()
+    });
+    let rel = "apps/radicale/app.yml";
+    let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(rel)).unwrap();
+    let snapshot = common::commit_files(
+        &w,
+        &[(
+            rel,
+            text.replace("ostemplate: debian-12", &format!("ostemplate: {family}")),
+        )],
+    );
+    let job = w
+        .engine
+        .create_install_job(&snapshot, &radicale())
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_install(job, snapshot, radicale(), CancelFlag::default())
+        .await
+        .unwrap();
+    let log: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    (end, log.join("\n"), w)
+}
+
+/// A manifest may ask for Debian 13: on a 9.1 node the store takes the newest standard one; an 8.4
+/// node has none and offers none, and the install says so before it creates anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn debian_13_installs_on_9_1_and_is_refused_on_8_4_by_name() {
+    let (end, log, w) = install_on(pve_sim::PveVersion::V9_1, "debian-13").await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    assert!(
+        log.contains("template: local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst"),
+        "{log}"
+    );
+    let conf = std::fs::read_to_string(w.sim.root.join("etc/pve/lxc/100.conf")).unwrap();
+    assert!(conf.contains("ostype: debian"), "{conf}");
+    let (end, log, w) = install_on(pve_sim::PveVersion::V8_4, "debian-13").await;
+    assert_eq!(end, JobState::Failed, "{log}");
+    assert!(
+        log.contains("PVE offers no `debian-13` template to download"),
+        "{log}"
+    );
+    assert!(!w.sim.root.join("etc/pve/lxc/100.conf").exists());
+}

@@ -29,6 +29,7 @@ pub mod inputs;
 pub mod job;
 pub mod manifest;
 pub mod network;
+pub mod ostemplate;
 pub mod policy;
 pub mod pve_config;
 pub mod pve_pools;

@@ -17,10 +17,19 @@ use std::time::Duration;
 const NODE: &str = "pve1";
 const DEBIAN: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
-fn full_schema() -> Option<&'static Schema> {
-    static S: OnceLock<Option<Schema>> = OnceLock::new();
-    S.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pve-api/apidata.json");
+/// The real schema of the release `sim` runs: 8.4's `apidata.json` or 9.1's `apidata-9.1.json`.
+fn full_schema(version: PveVersion) -> Option<&'static Schema> {
+    static S8: OnceLock<Option<Schema>> = OnceLock::new();
+    static S9: OnceLock<Option<Schema>> = OnceLock::new();
+    let (cell, file) = if version.is_9() {
+        (&S9, "apidata-9.1.json")
+    } else {
+        (&S8, "apidata.json")
+    };
+    cell.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/pve-api")
+            .join(file);
         std::fs::read_to_string(path)
             .ok()
             .map(|t| Schema::from_apidata(&t))
@@ -28,25 +37,24 @@ fn full_schema() -> Option<&'static Schema> {
     .as_ref()
 }
 
-/// Every request the client sent is one the real schema accepts: method and path exist, every
-/// parameter is known and well-formed, nothing required is missing.
+/// Every request the client sent is one the real schema of the node's release accepts: method and
+/// path exist, every parameter is known and well-formed, nothing required is missing.
 fn assert_conformant(sim: &RunningSim) {
     assert_conformant_except(sim, &[]);
 }
 
 /// The same, for a test that sends the parameters in `deliberate` wrong on purpose.
 fn assert_conformant_except(sim: &RunningSim, deliberate: &[&str]) {
-    let subset;
-    let schema = match full_schema() {
+    let version = sim.version();
+    let schema = match full_schema(version) {
         Some(s) => s,
         None => {
             pve_sim::harness::prerequisite(
                 false,
                 "APPSTORE_REQUIRE_SHARED",
-                "../shared/pve-api/apidata.json is not beside the checkout; checking against the repo's subset",
+                "../shared/pve-api has no real schema beside the checkout; checking against the repo's subset",
             );
-            subset = Schema::from_subset(pve_sim::schema::SUBSET_JSON);
-            &subset
+            version.schema()
         }
     };
     let requests = sim.requests();
@@ -71,7 +79,10 @@ fn assert_conformant_except(sim: &RunningSim, deliberate: &[&str]) {
                 Err(e)
             }
         }) {
-            panic!("the client sent a request a real node rejects: {method} {path}: {errors:?}");
+            panic!(
+                "the client sent a request a real {} node rejects: {method} {path}: {errors:?}",
+                version.release()
+            );
         }
     }
 }
@@ -136,9 +147,21 @@ async fn done(api: &HttpPve, upid: appstore_pve::Upid) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn store_token_runs_a_container_lifecycle_over_tls() {
+async fn store_token_runs_a_container_lifecycle_over_tls_on_8_4() {
+    lifecycle_over_tls(PveVersion::V8_4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_token_runs_a_container_lifecycle_over_tls_on_9_1() {
+    lifecycle_over_tls(PveVersion::V9_1).await;
+}
+
+/// The store token's whole container lifecycle on `version`, every request checked against that
+/// release's real schema.
+async fn lifecycle_over_tls(version: PveVersion) {
     let sim = start(HarnessOptions {
         tls: true,
+        version,
         ..Default::default()
     })
     .unwrap();
@@ -147,7 +170,7 @@ async fn store_token_runs_a_container_lifecycle_over_tls() {
         &sim.creds.store_token,
         TlsMode::CaFile(sim.creds.ca_file.clone()),
     );
-    assert_eq!(api.version().await.unwrap().release, "8.4");
+    assert_eq!(api.version().await.unwrap().release, version.release());
     let nodes = api.nodes().await.unwrap();
     assert_eq!(
         nodes[0].ssl_fingerprint.as_deref(),
@@ -167,12 +190,13 @@ async fn store_token_runs_a_container_lifecycle_over_tls() {
     );
     let templates = api.templates(NODE, "local").await.unwrap();
     assert_eq!(templates[0].volid, DEBIAN);
-    assert!(api
-        .appliances(NODE)
-        .await
-        .unwrap()
-        .iter()
-        .any(|a| a.os == "debian-12"));
+    let appliances = api.appliances(NODE).await.unwrap();
+    assert!(appliances.iter().any(|a| a.os == "debian-12"));
+    assert_eq!(
+        appliances.iter().any(|a| a.os == "debian-13"),
+        version.is_9(),
+        "Debian 13 templates come with 9.x"
+    );
     let bridges = api.bridges(NODE).await.unwrap();
     assert_eq!(
         bridges.iter().map(|b| b.iface.as_str()).collect::<Vec<_>>(),

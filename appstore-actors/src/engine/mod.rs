@@ -212,17 +212,15 @@ impl CancelFlag {
 /// The newest template of `family` (`debian-12`) on the template storage.
 async fn newest_template(engine: &Engine, family: &str) -> Result<Option<String>, String> {
     let storage = &engine.config.template_storage;
-    let prefix = format!("{storage}:vztmpl/{family}-");
     let vols = engine
         .pve
         .templates(&engine.config.node, storage)
         .await
         .map_err(|e| format!("listing templates: {e}"))?;
-    Ok(vols
-        .into_iter()
-        .map(|v| v.volid)
-        .filter(|v| v.starts_with(&prefix))
-        .max())
+    Ok(
+        appstore_core::ostemplate::newest(family, vols.iter().map(|v| v.volid.as_str()))
+            .map(str::to_string),
+    )
 }
 
 /// Runs blocking store work off the async threads.

@@ -80,6 +80,12 @@ pub const STORAGES: &[(&str, &str, &str)] = &[
 ];
 /// Bridges of the simulated node.
 pub const BRIDGES: &[&str] = &["vmbr0", "vmbr1"];
+/// Appliance templates `aplinfo` offers on 9.x besides [`APPLIANCES`].
+pub const APPLIANCES_9: &[(&str, &str, &str)] = &[(
+    "debian-13-standard_13.1-2_amd64.tar.zst",
+    "debian-13",
+    "Debian 13 Trixie (standard)",
+)];
 /// Appliance templates `aplinfo` offers: (template file, os, headline).
 pub const APPLIANCES: &[(&str, &str, &str)] = &[
     (
@@ -246,7 +252,7 @@ impl Node {
             ("GET", "/nodes/{node}/storage") => Ok(self.storages(p, &users, caller)),
             ("GET", "/nodes/{node}/storage/{storage}/content") => self.storage_content(p),
             ("GET", "/nodes/{node}/aplinfo") => Ok(Value::Array(
-                APPLIANCES
+                self.appliances()
                     .iter()
                     .map(|(t, os, h)| {
                         let (package, version) = t.rsplit_once('_').and_then(|(a, _)| a.rsplit_once('_')).unwrap_or((t, ""));
@@ -666,7 +672,7 @@ impl Node {
                 "storage '{storage}' does not support templates"
             )));
         }
-        if !APPLIANCES.iter().any(|(t, _, _)| *t == template) {
+        if !self.appliances().iter().any(|(t, _, _)| *t == template) {
             return Err(ApiErr::runtime(format!("no such template '{template}'")));
         }
         let dest = self.root.template_dir().join(&template);
@@ -677,6 +683,16 @@ impl Node {
             tasks.log(upid, "download of template finished (simulated)");
             Ok(())
         }))
+    }
+
+    /// What `aplinfo` offers on this release.
+    fn appliances(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        let extra: &[_] = if self.version.is_9() {
+            APPLIANCES_9
+        } else {
+            &[]
+        };
+        extra.iter().chain(APPLIANCES).copied().collect()
     }
 
     fn network(&self, p: &Params, users: &UserCfg, caller: &Caller) -> Value {
@@ -1179,9 +1195,20 @@ impl Node {
             _ if !running => return Err(ApiErr::runtime(format!("CT {vmid} not running"))),
             _ => {}
         }
+        // 9.x hosts mount only the unified cgroup hierarchy: a container that still names a
+        // cgroup v1 controller does not start.
+        let v1 = self.version.is_9()
+            && conf
+                .current()
+                .raw_lxc()
+                .any(|(k, _)| k.starts_with("lxc.cgroup."));
         let node_ref = Arc::clone(self);
         Ok(
-            self.task(kind, &vmid.to_string(), caller, move |_, _| match kind {
+            self.task(kind, &vmid.to_string(), caller, move |tasks, upid| match kind {
+                "vzstart" | "vzreboot" if v1 => {
+                    tasks.log(upid, "lxc.cgroup.* keys need cgroup v1, which this host does not have; use lxc.cgroup2.*");
+                    Err(format!("startup for container '{vmid}' failed"))
+                }
                 "vzstart" => node_ref.backend.start(vmid, &conf),
                 "vzreboot" => node_ref
                     .backend

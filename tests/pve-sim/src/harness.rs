@@ -57,6 +57,7 @@ pub struct RunningSim {
     pub root: PathBuf,
     /// Where requests are recorded (JSON lines).
     pub record: PathBuf,
+    version: PveVersion,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     backend: Arc<dyn Backend>,
@@ -148,6 +149,7 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         creds,
         root,
         record,
+        version: opts.version,
         stop: Some(stop_tx),
         thread: Some(thread),
         backend,
@@ -156,6 +158,11 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
 }
 
 impl RunningSim {
+    /// The release this node runs.
+    pub fn version(&self) -> PveVersion {
+        self.version
+    }
+
     /// Every recorded request: (method, path, template, params, status).
     pub fn requests(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.record)
@@ -224,9 +231,12 @@ pub fn lxc_available() -> bool {
         .find(|p| !on_path(p))
         .map(|p| format!("{p} is not installed (scripts/bootstrap.sh installs it)"))
         .or_else(|| {
-            crate::lxc::prepare_rootfs()
-                .err()
-                .map(|e| format!("the Debian 12 root file system cannot be built: {e}"))
+            crate::lxc::prepare_rootfs(&[
+                crate::lxc::DebianRelease::Bookworm,
+                crate::lxc::DebianRelease::Trixie,
+            ])
+            .err()
+            .map(|e| format!("a Debian root file system cannot be built: {e}"))
         })
     };
     match missing {

@@ -26,19 +26,28 @@ pub enum PveVersion {
     V8_0,
     /// 8.2: `devN` without `deny-write`, integer vmids.
     V8_2,
-    /// 8.4: everything in the schema.
+    /// 8.4: everything in the 8.4 schema.
     V8_4,
+    /// 9.0 (Debian 13): the 9.1 schema's endpoints, no `VM.Monitor`, Debian 13 templates, cgroup v2
+    /// only, and `pct exec` without `--keep-env` keeps no host environment (the announced default).
+    V9_0,
+    /// 9.1: as 9.0; the create call also knows `entrypoint`, `env` and `ha-managed` (OCI images).
+    V9_1,
 }
 
 impl PveVersion {
-    /// Parses `8.0`, `8.2` or `8.4`.
+    /// Every release the simulator knows, oldest first.
+    pub const ALL: [PveVersion; 5] = [
+        PveVersion::V8_0,
+        PveVersion::V8_2,
+        PveVersion::V8_4,
+        PveVersion::V9_0,
+        PveVersion::V9_1,
+    ];
+
+    /// Parses `8.0`, `8.2`, `8.4`, `9.0` or `9.1`.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "8.0" => Some(PveVersion::V8_0),
-            "8.2" => Some(PveVersion::V8_2),
-            "8.4" => Some(PveVersion::V8_4),
-            _ => None,
-        }
+        PveVersion::ALL.into_iter().find(|v| v.release() == s)
     }
 
     /// Full version string.
@@ -47,6 +56,8 @@ impl PveVersion {
             PveVersion::V8_0 => "8.0.9",
             PveVersion::V8_2 => "8.2.8",
             PveVersion::V8_4 => "8.4.1",
+            PveVersion::V9_0 => "9.0.11",
+            PveVersion::V9_1 => "9.1.2",
         }
     }
 
@@ -56,6 +67,22 @@ impl PveVersion {
             PveVersion::V8_0 => "8.0",
             PveVersion::V8_2 => "8.2",
             PveVersion::V8_4 => "8.4",
+            PveVersion::V9_0 => "9.0",
+            PveVersion::V9_1 => "9.1",
+        }
+    }
+
+    /// A 9.x release.
+    pub fn is_9(self) -> bool {
+        self >= PveVersion::V9_0
+    }
+
+    /// The API schema of this release: 8.x nodes answer by the 8.4 schema, 9.x nodes by 9.1's.
+    pub fn schema(self) -> &'static schema::Schema {
+        if self.is_9() {
+            schema::schema_9()
+        } else {
+            schema::schema()
         }
     }
 
@@ -71,6 +98,10 @@ impl PveVersion {
     /// Does this release know the parameter (by schema name, `dev[n]`)?
     pub fn has_param(self, method: &str, template: &str, name: &str) -> bool {
         match name {
+            // OCI application containers came with 9.1.
+            "entrypoint" | "env" | "ha-managed" if template.starts_with("/nodes/{node}/lxc") => {
+                self >= PveVersion::V9_1
+            }
             "dev[n]" => self >= PveVersion::V8_2,
             "poolid" | "type" if method == "GET" && template == "/pools" => {
                 self >= PveVersion::V8_2

@@ -3,7 +3,7 @@
 //! as the API server and on the node's container back end.
 
 use crate::backend::{backend_for, Backend};
-use crate::schema::{schema, validate};
+use crate::schema::validate;
 use crate::state::SimRoot;
 use crate::PveVersion;
 use appstore_core::pve_config::PveConfig;
@@ -90,7 +90,8 @@ fn check_params(
     params: &BTreeMap<String, String>,
     v: PveVersion,
 ) -> Result<(), String> {
-    let endpoint = schema()
+    let endpoint = v
+        .schema()
         .endpoints()
         .iter()
         .find(|e| e.method == method && e.template == template)
@@ -360,8 +361,12 @@ fn exec(root: &SimRoot, backend: &dyn Backend, rest: &[String]) -> Outcome {
     if !backend.is_running(id) {
         return fail(format!("CT {id} not running"));
     }
-    // `--keep-env` defaults to 1: the host environment goes in.
-    let keep = opts.get("keep-env").map(String::as_str) != Some("0");
+    // `--keep-env` defaults to 1 on 8.x: the host environment goes in. On 9.x the simulator takes
+    // the announced default (0), so nothing may rely on either: the product passes it explicitly.
+    let keep = match opts.get("keep-env").map(String::as_str) {
+        Some(v) => v != "0",
+        None => !version(root).is_9(),
+    };
     let env: Vec<(String, String)> = if keep {
         std::env::vars()
             .filter(|(k, _)| k != "PVE_SIM_ROOT")

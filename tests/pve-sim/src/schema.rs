@@ -1,5 +1,5 @@
-//! The PVE API schema subset (copied from the real 8.4 `apidata.json`) and request validation as a real
-//! node does it: unknown path or method -> 501, unknown or missing parameter, wrong type or format ->
+//! The PVE API schema subsets (copied from the real 8.4 `apidata.json` and 9.1 `apidata-9.1.json`)
+//! and request validation as a real node does it: unknown path or method -> 501, unknown or missing parameter, wrong type or format ->
 //! 400 with PVE's per-parameter messages.
 
 use regex::Regex;
@@ -7,8 +7,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// The committed subset: `{ path: { METHOD: info } }` with `info` verbatim from `apidata.json`.
+/// The committed 8.4 subset: `{ path: { METHOD: info } }` with `info` verbatim from `apidata.json`.
 pub const SUBSET_JSON: &str = include_str!("../data/api-subset.json");
+/// The same endpoints from the 9.1 schema (`apidata-9.1.json`).
+pub const SUBSET_9_JSON: &str = include_str!("../data/api-subset-9.1.json");
 /// The endpoints the subset holds, one `METHOD /path` a line.
 pub const ENDPOINTS: &str = include_str!("../data/endpoints.txt");
 
@@ -48,10 +50,16 @@ pub struct NotImplemented {
     pub message: String,
 }
 
-/// The schema of this simulator.
+/// The 8.4 schema (the simulator's 8.x releases).
 pub fn schema() -> &'static Schema {
     static S: OnceLock<Schema> = OnceLock::new();
     S.get_or_init(|| Schema::from_subset(SUBSET_JSON))
+}
+
+/// The 9.1 schema (the simulator's 9.x releases).
+pub fn schema_9() -> &'static Schema {
+    static S: OnceLock<Schema> = OnceLock::new();
+    S.get_or_init(|| Schema::from_subset(SUBSET_9_JSON))
 }
 
 impl Schema {

@@ -5,7 +5,7 @@
 
 use crate::acl::{self, Caller};
 use crate::api::{ApiErr, Node};
-use crate::schema::{self, schema};
+use crate::schema;
 use crate::user_cfg::UserCfg;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -271,7 +271,9 @@ impl Server {
                 None,
             )
         };
-        let (endpoint, path_params) = schema()
+        let (endpoint, path_params) = node
+            .version
+            .schema()
             .route(method, path)
             .map_err(|e| not_impl(e.message))?;
         if !node.version.has_endpoint(method, &endpoint.template) {

@@ -55,6 +55,8 @@ pub struct Credentials {
 
 /// The Debian 12 template file name.
 pub const DEBIAN_TEMPLATE: &str = "debian-12-standard_12.7-1_amd64.tar.zst";
+/// The Debian 13 template a 9.x node has downloaded as well.
+pub const DEBIAN_13_TEMPLATE: &str = "debian-13-standard_13.1-2_amd64.tar.zst";
 
 fn new_secret() -> String {
     let b: [u8; 16] = rand::random();
@@ -113,6 +115,12 @@ pub fn init(dir: &Path, opts: &SetupOptions) -> std::io::Result<Credentials> {
             &root.template_dir().join(DEBIAN_TEMPLATE),
             b"pve-sim template placeholder\n",
         )?;
+        if opts.version.is_9() {
+            write_atomic(
+                &root.template_dir().join(DEBIAN_13_TEMPLATE),
+                b"pve-sim template placeholder\n",
+            )?;
+        }
     }
     let fingerprint = make_certificates(&root)?;
     let creds = Credentials {

@@ -199,6 +199,40 @@ const ALL_PRIVS: &[&str] = &[
     "VM.Snapshot.Rollback",
 ];
 
+/// The privileges 9.x added: replication and the guest agent's, split up.
+const PRIVS_ADDED_IN_9: &[&str] = &[
+    "VM.GuestAgent.Audit",
+    "VM.GuestAgent.FileRead",
+    "VM.GuestAgent.FileSystemMgmt",
+    "VM.GuestAgent.FileWrite",
+    "VM.GuestAgent.Unrestricted",
+    "VM.Replicate",
+];
+
+/// The privileges 9.x removed.
+const PRIVS_REMOVED_IN_9: &[&str] = &["VM.Monitor"];
+
+/// Every privilege `version` knows, sorted.
+pub fn privileges(version: crate::PveVersion) -> Vec<&'static str> {
+    let mut all: Vec<&str> = ALL_PRIVS.to_vec();
+    if version.is_9() {
+        all.retain(|p| !PRIVS_REMOVED_IN_9.contains(p));
+        all.extend(PRIVS_ADDED_IN_9);
+        all.sort_unstable();
+    }
+    all
+}
+
+/// A role's privileges as `pveum role add`/`modify` checks them on `version`: an unknown name is
+/// refused with PVE's message.
+pub fn check_privileges(version: crate::PveVersion, privs: &[&str]) -> Result<(), String> {
+    let known = privileges(version);
+    match privs.iter().find(|p| !known.contains(p)) {
+        Some(bad) => Err(format!("invalid privilege '{bad}'")),
+        None => Ok(()),
+    }
+}
+
 /// `PVEAdmin`: the admin, user and audit privileges of every group, without the root-only
 /// ones (`Sys.PowerMgmt`, `Sys.Modify`, `Sys.Incoming`, `Sys.AccessNetwork`,
 /// `Realm.Allocate`), `Permissions.Modify` and `Mapping.Modify`.
@@ -2076,6 +2110,22 @@ acl:1:/storage/local:@appstore-admins:PVEDatastoreAdmin:
             check(&format!("acl {path} {roles:?}"), cfg.to_text(), want);
             check_round_trip(&format!("acl {path}"), &cfg);
         }
+    }
+
+    #[test]
+    fn release_9_drops_vm_monitor_and_knows_the_guest_agent_privileges() {
+        use crate::PveVersion;
+        assert!(check_privileges(PveVersion::V8_4, &["VM.Monitor", "VM.Audit"]).is_ok());
+        assert_eq!(
+            check_privileges(PveVersion::V9_1, &["VM.Audit", "VM.Monitor"]),
+            Err("invalid privilege 'VM.Monitor'".to_string())
+        );
+        assert!(
+            check_privileges(PveVersion::V9_0, &["VM.GuestAgent.Audit", "VM.Replicate"]).is_ok()
+        );
+        assert!(check_privileges(PveVersion::V8_4, &["VM.Replicate"]).is_err());
+        let nine = privileges(PveVersion::V9_1);
+        assert!(nine.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
     }
 
     #[test]

@@ -500,6 +500,83 @@ fn other_templates_are_refused_with_a_clear_error() {
     .unwrap();
     let (code, _, err) = pct(&sim, &["create", "400", &format!("local:vztmpl/{ubuntu}")]);
     assert_eq!(code, 255);
-    assert!(err.contains("only debian-12-* templates are"), "{err}");
+    assert!(
+        err.contains("only debian-12-* and debian-13-* templates are"),
+        "{err}"
+    );
     assert!(!Path::new(&sim.root).join("etc/pve/lxc/400.conf").exists());
+}
+
+/// A 9.1 node's `debian-13-*` template gives a Debian 13 container (trixie, from the second cache),
+/// while its `debian-12-*` one still gives Debian 12; and a cgroup v1 line stops the start on 9.x.
+#[test]
+fn debian_13_templates_boot_debian_13_on_a_9_1_node() {
+    if !lxc_available() {
+        return;
+    }
+    let sim = pve_sim::harness::start(HarnessOptions {
+        backend: "lxc".into(),
+        version: pve_sim::PveVersion::V9_1,
+        ..Default::default()
+    })
+    .unwrap();
+    let create = |vmid: u32, template: &str| {
+        format!(
+            "vmid={vmid}&ostemplate={}&rootfs=local-lvm:4&hostname=ct{vmid}&unprivileged=0&net0={}",
+            enc(template),
+            enc("name=eth0,bridge=vmbr0,ip=dhcp")
+        )
+    };
+    let trixie = "local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst";
+    for (vmid, template, version) in [(210, trixie, "13"), (211, TEMPLATE, "12")] {
+        let body = create(vmid, template);
+        let status = task(
+            &sim,
+            "POST",
+            "/nodes/pve1/lxc",
+            Some(&body),
+            Duration::from_secs(900),
+        );
+        assert_eq!(status, "OK");
+        let path = format!("/nodes/pve1/lxc/{vmid}/status/start");
+        assert_eq!(
+            task(&sim, "POST", &path, None, Duration::from_secs(120)),
+            "OK"
+        );
+        let (code, out, err) = pct(
+            &sim,
+            &[
+                "exec",
+                &vmid.to_string(),
+                "--keep-env",
+                "0",
+                "--",
+                "cat",
+                "/etc/debian_version",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(version), "CT {vmid}: Debian {out}");
+        let path = format!("/nodes/pve1/lxc/{vmid}/status/stop");
+        assert_eq!(
+            task(&sim, "POST", &path, None, Duration::from_secs(120)),
+            "OK"
+        );
+    }
+    {
+        let root = SimRoot::open(&sim.root).unwrap();
+        let _lock = root.lock_config(211).unwrap();
+        let (mut conf, _) = root.read_conf(211).unwrap();
+        conf.current_mut()
+            .push_raw_lxc("lxc.cgroup.devices.allow", "c 226:128 rwm");
+        root.write_conf(211, &conf).unwrap();
+    }
+    let status = task(
+        &sim,
+        "POST",
+        "/nodes/pve1/lxc/211/status/start",
+        None,
+        Duration::from_secs(120),
+    );
+    assert_eq!(status, "startup for container '211' failed");
 }

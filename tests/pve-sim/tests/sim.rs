@@ -8,24 +8,28 @@ use pve_sim::PveVersion;
 use std::path::Path;
 use std::time::Duration;
 
-fn shared_apidata() -> Option<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/apidata.json");
+fn shared_apidata(file: &str) -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/pve-api")
+        .join(file);
     std::fs::read_to_string(path).ok()
 }
 
-#[test]
-fn schema_subset_matches_the_real_schema() {
-    let full = shared_apidata();
+/// The committed subset of `file` (a real schema) is what `ENDPOINTS` takes from it.
+fn subset_matches(file: &str, subset: &str, schema: &Schema) {
+    let full = shared_apidata(file);
     if !pve_sim::harness::prerequisite(
         full.is_some(),
         "APPSTORE_REQUIRE_SHARED",
-        "../shared/pve-api/apidata.json (the real PVE schema) is not beside the checkout",
+        &format!("../shared/pve-api/{file} (a real PVE schema) is not beside the checkout"),
     ) {
         return;
     }
     let Some(full) = full else { return };
     let expected = Schema::from_apidata(&full).subset_document();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/api-subset.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(subset);
     // expect-test: `UPDATE_EXPECT=1` rewrites the file from the real schema.
     expect_test::expect_file![path]
         .assert_eq(&(serde_json::to_string_pretty(&expected).unwrap() + "\n"));
@@ -34,10 +38,35 @@ fn schema_subset_matches_the_real_schema() {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .count();
     assert_eq!(
-        pve_sim::schema::schema().endpoints().len(),
+        schema.endpoints().len(),
         endpoints,
-        "every listed endpoint is in the subset"
+        "every listed endpoint is in {subset}"
     );
+}
+
+#[test]
+fn the_9_1_subset_matches_the_real_9_1_schema() {
+    subset_matches(
+        "apidata-9.1.json",
+        "api-subset-9.1.json",
+        pve_sim::schema::schema_9(),
+    );
+    // What 9.1 adds to the create call, and what the simulator's 8.x releases do not know.
+    let create = pve_sim::schema::schema_9()
+        .endpoints()
+        .iter()
+        .find(|e| e.method == "POST" && e.template == "/nodes/{node}/lxc")
+        .unwrap();
+    for added in ["entrypoint", "env", "ha-managed"] {
+        assert!(create.properties().unwrap().contains_key(added), "{added}");
+        assert!(!PveVersion::V8_4.has_param("POST", "/nodes/{node}/lxc", added));
+        assert!(PveVersion::V9_1.has_param("POST", "/nodes/{node}/lxc", added));
+    }
+}
+
+#[test]
+fn schema_subset_matches_the_real_schema() {
+    subset_matches("apidata.json", "api-subset.json", pve_sim::schema::schema());
 }
 
 type Sim = pve_sim::harness::RunningSim;
@@ -433,4 +462,46 @@ fn pct_has_the_real_syntax_and_exit_codes() {
     assert_eq!(pct(&sim, &["destroy", "140", "--force", "--purge"]).0, 0);
     assert!(!sim.root.join("etc/pve/lxc/140.conf").exists());
     assert_eq!(pct(&sim, &["frobnicate", "140"]).0, 255);
+}
+
+/// What a 9.1 node answers differently from 8.4: its release, Debian 13 in `aplinfo`, the create
+/// call's OCI parameters, and no start for a container that names a cgroup v1 controller.
+#[test]
+fn a_9_1_node_answers_as_9_1() {
+    let sim = start(PveVersion::V9_1);
+    let t = &sim.creds.root_token;
+    let (_, _, v) = call(&sim, "GET", "/version", t, None);
+    assert_eq!(v["data"]["release"], "9.1");
+    let (_, _, apl) = call(&sim, "GET", "/nodes/pve1/aplinfo", t, None);
+    let os: Vec<&str> = apl["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["os"].as_str().unwrap())
+        .collect();
+    assert!(
+        os.contains(&"debian-13") && os.contains(&"debian-12"),
+        "{os:?}"
+    );
+    // `entrypoint` is a 9.1 parameter: known here (the create then fails for the missing
+    // template), unknown to 8.4.
+    let create = "vmid=100&ostemplate=local:vztmpl/none.tar.zst&entrypoint=/bin/sh";
+    let (status, _, body) = call(&sim, "POST", "/nodes/pve1/lxc", t, Some(create));
+    assert!(
+        body["errors"].get("entrypoint").is_none(),
+        "{status} {body}"
+    );
+    let old = start(PveVersion::V8_4);
+    let (status, _, body) = call(
+        &old,
+        "POST",
+        "/nodes/pve1/lxc",
+        &old.creds.root_token,
+        Some(create),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["errors"]["entrypoint"],
+        "property is not defined in schema and the schema does not allow additional properties"
+    );
 }

@@ -126,10 +126,15 @@ impl InstallWork {
             return failed(format!("no `{family}` template on storage `{tstorage}`; download one in the PVE UI (CT Templates) or allow downloads in the store's config"));
         }
         let appliance = match pve.appliances(&node).await {
-            Ok(list) => list
-                .into_iter()
-                .filter(|a| a.os == family)
-                .max_by(|a, b| a.version.cmp(&b.version)),
+            Ok(list) => {
+                let newest = appstore_core::ostemplate::newest(
+                    &family,
+                    list.iter().map(|a| a.template.as_str()),
+                )
+                .map(str::to_string);
+                list.into_iter()
+                    .find(|a| Some(&a.template) == newest.as_ref())
+            }
             Err(e) => return pve_failed("listing appliance templates", e),
         };
         let Some(appliance) = appliance else {

@@ -5,10 +5,12 @@
 //! How it maps PVE onto the host, and where it differs from a real node:
 //!
 //! * **Root file system.** The template file in `var/lib/vz/template/cache/` is only checked to exist
-//!   (the simulator's template files are placeholders) and must be a `debian-12-*` one; any other
-//!   template is refused. Every container gets the same Debian 12 (bookworm) tree, made once per machine
+//!   (the simulator's template files are placeholders) and must be a `debian-12-*` or `debian-13-*` one;
+//!   any other template is refused. Every container gets the Debian 12 (bookworm) or 13 (trixie) tree of
+//!   its template, each made once per machine
 //!   by `debootstrap --variant=minbase` (plus `systemd-sysv` and `ca-certificates`) from the Debian mirror
-//!   the host's apt already uses, and cached in `/var/tmp/pve-sim-rootfs/debian-12` (or `$PVE_SIM_ROOTFS_CACHE`).
+//!   the host's apt already uses, and cached in `/var/tmp/pve-sim-rootfs/debian-12` (or `$PVE_SIM_ROOTFS_CACHE`),
+//!   Debian 13 beside it.
 //!   The cache is built under a file lock into a temporary directory and renamed when complete. Each
 //!   container sees it through an overlay whose upper and work directories live in `sim/ct/<vmid>/`, so a
 //!   create costs nothing and the cache stays clean. The overlay is mounted by LXC inside the container's
@@ -50,7 +52,7 @@ use config::*;
 use devices::*;
 use network::*;
 use rootfs::*;
-pub use rootfs::{prepare_rootfs, rootfs_cache_dir};
+pub use rootfs::{prepare_rootfs, rootfs_cache_dir, DebianRelease};
 
 use crate::backend::{Backend, Interface};
 use crate::state::SimRoot;
@@ -111,6 +113,19 @@ impl LxcBackend {
             tag,
             rootfs,
         }
+    }
+
+    /// The Debian release a container was created from.
+    fn release(&self, vmid: u32) -> DebianRelease {
+        match std::fs::read_to_string(self.ct_dir(vmid).join("debian-release")) {
+            Ok(n) if n.trim() == "13" => DebianRelease::Trixie,
+            _ => DebianRelease::Bookworm,
+        }
+    }
+
+    /// The root file system its overlay starts from.
+    fn lower_dir(&self, vmid: u32) -> PathBuf {
+        self.release(vmid).cache_beside(&self.rootfs)
     }
 
     /// The node's bridge (`psim` and 6 hex digits).
@@ -281,7 +296,7 @@ impl LxcBackend {
         let hook = self.lxc_dir(vmid).join("autodev-hook");
         let plan = StartPlan {
             hostname: hostname.clone(),
-            lower: self.rootfs.clone(),
+            lower: self.lower_dir(vmid),
             upper: self.upper_dir(vmid),
             hook,
             bridge: self.bridge_name(),
@@ -343,23 +358,26 @@ impl Backend for LxcBackend {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !file.starts_with("debian-12-") {
+        let Some(release) = DebianRelease::of_template(&file) else {
             return Err(format!(
-                "pve-sim (lxc back end): template '{file}' is not supported; only debian-12-* templates are (every container gets the cached Debian 12 root file system)"
+                "pve-sim (lxc back end): template '{file}' is not supported; only debian-12-* and debian-13-* templates are (a container gets the cached Debian root file system of its release)"
             ));
-        }
-        ensure_rootfs(&self.rootfs)?;
+        };
+        ensure_rootfs(&release.cache_beside(&self.rootfs), release)?;
         let ct = self.ct_dir(vmid);
         remove_dir_if_present(&ct)?;
         std::fs::create_dir_all(self.upper_dir(vmid))
-            .map_err(|e| format!("cannot create {}: {e}", ct.display()))
+            .map_err(|e| format!("cannot create {}: {e}", ct.display()))?;
+        // Which tree the container's overlay starts from.
+        std::fs::write(ct.join("debian-release"), release.number())
+            .map_err(|e| format!("cannot write {}: {e}", ct.display()))
     }
 
     fn start(&self, vmid: u32, conf: &PveConfig) -> Result<(), String> {
         if self.is_running(vmid) {
             return Err(format!("CT {vmid} already running"));
         }
-        ensure_rootfs(&self.rootfs)?;
+        ensure_rootfs(&self.lower_dir(vmid), self.release(vmid))?;
         std::fs::create_dir_all(self.upper_dir(vmid))
             .map_err(|e| format!("cannot create {}: {e}", self.upper_dir(vmid).display()))?;
         let subnet = self.ensure_bridge()?;

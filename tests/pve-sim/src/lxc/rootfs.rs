@@ -1,9 +1,64 @@
-//! The Debian 12 root file system the containers start from: built once per machine by debootstrap
-//! from the host's own Debian mirror, cached, and overlaid per container.
+//! The Debian root file systems the containers start from (Debian 12 for `debian-12-*` templates,
+//! Debian 13 for `debian-13-*`): each built once per machine by debootstrap from the host's own Debian
+//! mirror, cached, and overlaid per container.
 
 use super::*;
 
-/// The Debian 12 root file system cache: `$PVE_SIM_ROOTFS_CACHE` or [`DEFAULT_ROOTFS_CACHE`].
+/// A Debian release the back end can give a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebianRelease {
+    /// Debian 12, the templates of PVE 8.x (and still offered on 9.x).
+    Bookworm,
+    /// Debian 13, the templates of PVE 9.x.
+    Trixie,
+}
+
+impl DebianRelease {
+    /// The release a template file (`debian-13-standard_13.1-2_amd64.tar.zst`) stands for.
+    pub fn of_template(file: &str) -> Option<DebianRelease> {
+        if file.starts_with("debian-12-") {
+            Some(DebianRelease::Bookworm)
+        } else if file.starts_with("debian-13-") {
+            Some(DebianRelease::Trixie)
+        } else {
+            None
+        }
+    }
+
+    /// `bookworm`, `trixie`.
+    pub fn codename(self) -> &'static str {
+        match self {
+            DebianRelease::Bookworm => "bookworm",
+            DebianRelease::Trixie => "trixie",
+        }
+    }
+
+    /// `12`, `13`.
+    pub fn number(self) -> &'static str {
+        match self {
+            DebianRelease::Bookworm => "12",
+            DebianRelease::Trixie => "13",
+        }
+    }
+
+    /// Where this release's tree is cached, beside the Debian 12 one at `debian_12`: the default
+    /// `.../debian-12` has a `.../debian-13` sibling; any other name gets `-trixie` appended.
+    pub fn cache_beside(self, debian_12: &Path) -> PathBuf {
+        match self {
+            DebianRelease::Bookworm => debian_12.to_path_buf(),
+            DebianRelease::Trixie => {
+                if debian_12.file_name().is_some_and(|n| n == "debian-12") {
+                    debian_12.with_file_name("debian-13")
+                } else {
+                    sibling(debian_12, "-trixie")
+                }
+            }
+        }
+    }
+}
+
+/// The Debian 12 root file system cache: `$PVE_SIM_ROOTFS_CACHE` or [`DEFAULT_ROOTFS_CACHE`]; the
+/// Debian 13 one is beside it ([`DebianRelease::cache_beside`]).
 pub fn rootfs_cache_dir() -> PathBuf {
     std::env::var_os(ROOTFS_CACHE_ENV)
         .filter(|v| !v.is_empty())
@@ -11,19 +66,22 @@ pub fn rootfs_cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOTFS_CACHE))
 }
 
-/// Builds the Debian 12 root file system cache ([`rootfs_cache_dir`]) unless it is there, so that
-/// a test's deadlines start after the one slow step a fresh machine has (30-60 s of debootstrap).
-pub fn prepare_rootfs() -> Result<(), String> {
+/// Builds the root file system cache of each of `releases` unless it is there, so that a test's
+/// deadlines start after the one slow step a fresh machine has (30-60 s of debootstrap each).
+pub fn prepare_rootfs(releases: &[DebianRelease]) -> Result<(), String> {
     let cache = rootfs_cache_dir();
     let cache = std::env::current_dir()
         .map(|d| d.join(&cache))
         .unwrap_or(cache);
-    ensure_rootfs(&cache)
+    for r in releases {
+        ensure_rootfs(&r.cache_beside(&cache), *r)?;
+    }
+    Ok(())
 }
 
-/// Builds the Debian 12 cache at `cache` unless it is there. Parallel callers (threads or processes)
+/// Builds the `release` cache at `cache` unless it is there. Parallel callers (threads or processes)
 /// wait on a lock beside it; the tree is built in a temporary directory and renamed when complete.
-pub(super) fn ensure_rootfs(cache: &Path) -> Result<(), String> {
+pub(super) fn ensure_rootfs(cache: &Path, release: DebianRelease) -> Result<(), String> {
     if cache.join(ROOTFS_MARKER).is_file() {
         return Ok(());
     }
@@ -56,7 +114,8 @@ pub(super) fn ensure_rootfs(cache: &Path) -> Result<(), String> {
         .try_clone()
         .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
     eprintln!(
-        "pve-sim: building the Debian 12 root file system in {} from {} (once per machine; log {})",
+        "pve-sim: building the Debian {} root file system in {} from {} (once per machine; log {})",
+        release.number(),
         cache.display(),
         mirror.uri,
         log_path.display()
@@ -70,7 +129,7 @@ pub(super) fn ensure_rootfs(cache: &Path) -> Result<(), String> {
         cmd.arg(format!("--keyring={}", keyring.display()));
     }
     let status = cmd
-        .arg("bookworm")
+        .arg(release.codename())
         .arg(&tmp)
         .arg(&mirror.uri)
         .stdin(Stdio::null())
@@ -88,7 +147,7 @@ pub(super) fn ensure_rootfs(cache: &Path) -> Result<(), String> {
     };
     let finished = built.and_then(|()| {
         unmount_below(&tmp)?;
-        finish_rootfs(&tmp, &mirror)?;
+        finish_rootfs(&tmp, &mirror, release)?;
         std::fs::rename(&tmp, cache).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
@@ -111,7 +170,11 @@ pub(super) fn discard_build(dir: &Path) -> Result<(), String> {
     remove_dir_if_present(dir)
 }
 
-pub(super) fn finish_rootfs(tree: &Path, mirror: &Mirror) -> Result<(), String> {
+pub(super) fn finish_rootfs(
+    tree: &Path,
+    mirror: &Mirror,
+    release: DebianRelease,
+) -> Result<(), String> {
     let archives = tree.join("var/cache/apt/archives");
     if let Ok(rd) = std::fs::read_dir(&archives) {
         for e in rd.filter_map(Result::ok) {
@@ -125,7 +188,9 @@ pub(super) fn finish_rootfs(tree: &Path, mirror: &Mirror) -> Result<(), String> 
     std::fs::write(
         tree.join(ROOTFS_MARKER),
         format!(
-            "Debian 12 (bookworm) root file system of pve-sim: debootstrap --variant=minbase --include={ROOTFS_PACKAGES} from {}\n",
+            "Debian {} ({}) root file system of pve-sim: debootstrap --variant=minbase --include={ROOTFS_PACKAGES} from {}\n",
+            release.number(),
+            release.codename(),
             mirror.uri
         ),
     )
