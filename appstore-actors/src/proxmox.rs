@@ -21,6 +21,10 @@ pub struct Discovery {
     pub pool: String,
     /// The pool exists and the token can read it.
     pub pool_ok: bool,
+    /// Every pool the token can see (`Pool.Audit`).
+    pub pools: Vec<String>,
+    /// Where container templates are kept: the configured storage, or the one found.
+    pub template_storage: Option<String>,
     /// Storages that can hold container disks.
     pub storages: Vec<StorageInfo>,
     /// Bridges the token may use.
@@ -74,7 +78,7 @@ pub struct ProxmoxActor {
     pve: Arc<dyn PveApi>,
     node: String,
     pool: String,
-    template_storage: String,
+    template_storage: Option<String>,
     defaults: (String, String),
     max_age: Duration,
     cached: Option<(Instant, Arc<Discovery>)>,
@@ -109,7 +113,7 @@ async fn discover(
     pve: Arc<dyn PveApi>,
     node: String,
     pool: String,
-    template_storage: String,
+    template_storage: Option<String>,
     defaults: (String, String),
 ) -> Discovery {
     let mut errors = Vec::new();
@@ -138,18 +142,37 @@ async fn discover(
         errors.push(format!("bridges: {e}"));
         Vec::new()
     });
-    let templates = pve
-        .templates(&node, &template_storage)
-        .await
-        .unwrap_or_else(|e| {
-            errors.push(format!("templates on `{template_storage}`: {e}"));
+    let pools = match pve.pools().await {
+        Ok(list) => list.into_iter().map(|p| p.poolid).collect(),
+        Err(e) => {
+            errors.push(format!("pools: {e}"));
             Vec::new()
-        });
+        }
+    };
+    let template_storage =
+        match crate::engine::template_storage(pve.as_ref(), &node, template_storage.as_deref())
+            .await
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+    let templates = match &template_storage {
+        Some(t) => pve.templates(&node, t).await.unwrap_or_else(|e| {
+            errors.push(format!("templates on `{t}`: {e}"));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
     Discovery {
         node,
         version,
         pool,
         pool_ok,
+        pools,
+        template_storage,
         storages,
         bridges,
         templates,

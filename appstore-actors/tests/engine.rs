@@ -487,6 +487,17 @@ async fn install_on(
     version: pve_sim::PveVersion,
     family: &str,
 ) -> (JobState, String, common::World) {
+    install_edited(version, &|t| {
+        t.replace("ostemplate: debian-12", &format!("ostemplate: {family}"))
+    })
+    .await
+}
+
+/// Installs `radicale` with its manifest changed by `edit` on a `version` node.
+async fn install_edited(
+    version: pve_sim::PveVersion,
+    edit: &dyn Fn(&str) -> String,
+) -> (JobState, String, common::World) {
     let w = common::world_with(pve_sim::harness::HarnessOptions {
         version,
         task_latency: std::time::Duration::from_millis(5),
@@ -494,13 +505,7 @@ async fn install_on(
     });
     let rel = "apps/radicale/app.yml";
     let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(rel)).unwrap();
-    let snapshot = common::commit_files(
-        &w,
-        &[(
-            rel,
-            text.replace("ostemplate: debian-12", &format!("ostemplate: {family}")),
-        )],
-    );
+    let snapshot = common::commit_files(&w, &[(rel, edit(&text))]);
     let job = w
         .engine
         .create_install_job(&snapshot, &radicale())
@@ -541,4 +546,20 @@ async fn debian_13_installs_on_9_1_and_is_refused_on_8_4_by_name() {
         "{log}"
     );
     assert!(!w.sim.root.join("etc/pve/lxc/100.conf").exists());
+}
+
+/// `requires.pve` is enforced: an app for 9.x fails on an 8.4 node before anything is created,
+/// saying what it needs and what the node runs, and installs on a 9.1 node.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_requiring_pve_9_is_refused_on_8_4_and_installs_on_9_1() {
+    let needs_9 = |t: &str| t.replacen("\nlxc:", "\nrequires:\n  pve: \">=9.0\"\nlxc:", 1);
+    let (end, log, w) = install_edited(pve_sim::PveVersion::V8_4, &needs_9).await;
+    assert_eq!(end, JobState::Failed, "{log}");
+    assert!(
+        log.contains("radicale 1.0.0 needs Proxmox VE >=9.0; this node runs 8.4.1"),
+        "{log}"
+    );
+    assert!(!w.sim.root.join("etc/pve/lxc/100.conf").exists());
+    let (end, log, _) = install_edited(pve_sim::PveVersion::V9_1, &needs_9).await;
+    assert_eq!(end, JobState::Completed, "{log}");
 }

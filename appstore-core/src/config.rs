@@ -90,6 +90,10 @@ pub struct RawDefaults {
     /// Network bridge (default `vmbr0`).
     #[serde(default)]
     pub bridge: Option<String>,
+    /// Storage holding container templates (default: found on the node, the storages with
+    /// `vztmpl` content the token sees, `local` first).
+    #[serde(default)]
+    pub template_storage: Option<String>,
     /// Cores when the app names none (default 1).
     #[serde(default)]
     pub cores: Option<u32>,
@@ -278,6 +282,8 @@ pub struct Config {
     pub storage: String,
     /// Default bridge.
     pub bridge: String,
+    /// Template storage; `None`: found on the node.
+    pub template_storage: Option<String>,
     /// Default cores.
     pub cores: u32,
     /// Default memory.
@@ -493,6 +499,15 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             format!("`{bridge}` is not a bridge name"),
         );
     }
+    let template_storage = raw.defaults.template_storage.clone();
+    if let Some(t) = template_storage.as_ref().filter(|t| !is_storage_id(t)) {
+        d.push(
+            "defaults.template_storage",
+            format!(
+                "`{t}` is not a PVE storage id; leave it out to use the node's template storage"
+            ),
+        );
+    }
     let caps = ResourceCaps {
         max_cores: raw.caps.max_cores.unwrap_or(8),
         max_memory_mb: raw.caps.max_memory_mb.unwrap_or(16384),
@@ -676,6 +691,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         tls,
         storage,
         bridge,
+        template_storage,
         cores,
         memory_mb,
         disk_gb,

@@ -196,3 +196,22 @@ fn json_schema_describes_the_manifest_for_editors() {
         .unwrap()
         .contains("outlives"));
 }
+
+#[test]
+fn requirements_name_what_the_store_or_the_node_lacks() {
+    let m = full_manifest(); // requires store >=0.1, pve >=8.1
+    let r = m.requires();
+    assert!(r.unmet("0.1.0", Some("9.1.2")).is_empty());
+    assert!(r.unmet("0.3.0", Some("8.1")).is_empty());
+    assert_eq!(
+        r.unmet("0.0.9", Some("8.0.9")),
+        [
+            "needs PVE App Store >=0.1; this store is 0.0.9 (update the store)",
+            "needs Proxmox VE >=8.1; this node runs 8.0.9",
+        ]
+    );
+    assert_eq!(
+        r.unmet("0.1.0", None),
+        ["needs Proxmox VE >=8.1; the node's release could not be read"]
+    );
+}

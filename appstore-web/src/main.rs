@@ -170,7 +170,7 @@ fn engine_config(
         pool: pool.into(),
         storage: storage.into(),
         bridge: bridge.into(),
-        template_storage: "local".into(),
+        template_storage: None,
         download_templates: download,
         jobs_dir: state.join("jobs"),
         catalog_cache: state.join("catalog-cache"),
@@ -367,6 +367,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         config.download_templates,
     );
     engine_settings.gpu_policy = config.gpu_rules();
+    engine_settings.template_storage = config.template_storage.clone();
     let engine = server::EngineSetup {
         config: engine_settings,
         pve: Arc::new(pve),

@@ -9,9 +9,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 fn app(refreshes: &Arc<AtomicUsize>) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    let catalog = CatalogHandle::default();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
-    catalog.publish(Arc::new(appstore_catalog::load_dir(&dir).unwrap()));
+    app_on(&dir, refreshes)
+}
+
+/// The API over the catalog in `dir`.
+fn app_on(
+    dir: &std::path::Path,
+    refreshes: &Arc<AtomicUsize>,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    let catalog = CatalogHandle::default();
+    catalog.publish(Arc::new(appstore_catalog::load_dir(dir).unwrap()));
     // Refresh requests are counted instead of run.
     let count = Arc::clone(refreshes);
     let state = ApiState {
@@ -298,4 +306,29 @@ async fn login_needs_its_body_even_without_login() {
     let (status, body) = call(&app, login().body(r#"{"password":"x"}"#)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["auth"], "none");
+}
+
+/// An app for a newer store says so on its page: the UI shows the sentence and no install.
+#[tokio::test]
+async fn an_app_for_a_newer_store_shows_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_dir = dir.path().join("apps/future");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    std::fs::write(
+        app_dir.join("app.yml"),
+        "id: future\nname: Future\ndescription: Needs a newer store\nversion: 1.0.0\nrequires:\n  store: \">=99\"\nlxc: { ostemplate: debian-12 }\nprovision: { script: install.sh }\n",
+    )
+    .unwrap();
+    std::fs::write(app_dir.join("install.sh"), "echo ok\n").unwrap();
+    let app = app_on(dir.path(), &Default::default());
+    let (status, body) = call(&app, get("/api/apps/future")).await;
+    assert_eq!(status, 200, "{body}");
+    let unmet = body["unmet_requirements"].as_array().unwrap();
+    assert_eq!(unmet.len(), 1, "{body}");
+    assert!(unmet[0]
+        .as_str()
+        .unwrap()
+        .starts_with("needs PVE App Store >=99; this store is "));
+    let (_, radicale) = call(&self::app(&Default::default()), get("/api/apps/radicale")).await;
+    assert_eq!(radicale["unmet_requirements"], serde_json::json!([]));
 }

@@ -101,6 +101,7 @@ function renderDetail(main, data) {
   const outputs = arr(m.outputs);
   const maint = arr(m.maintainers);
   const req = m.requires || {};
+  const unmet = arr(data.unmet_requirements);
   const home = safeUrl(m.homepage);
   document.title = `${name} · PVE App Store`;
 
@@ -121,8 +122,13 @@ function renderDetail(main, data) {
           arr(m.categories || app.categories).map((c) => h('a', { class: 'chip', href: listHash({ category: c }) }, humanize(c))),
           arr(m.tags || app.tags).map((t) => h('a', { class: 'chip chip-tag', href: listHash({ tag: t }) }, '#' + t)))),
       h('div', 'detail-actions',
-        h('a', { class: 'btn btn-primary detail-action', href: '#/install/' + encodeURIComponent(app.id || m.id), tid: 'install' }, 'Install'),
+        unmet.length
+          ? h('span', { class: 'btn btn-primary detail-action', 'aria-disabled': 'true', tid: 'install', title: unmet.join('; ') }, 'Install')
+          : h('a', { class: 'btn btn-primary detail-action', href: '#/install/' + encodeURIComponent(app.id || m.id), tid: 'install' }, 'Install'),
         home && h('a', { class: 'btn detail-action', href: home, rel: 'noopener noreferrer', target: '_blank', tid: 'homepage' }, 'Homepage', icon('ext', 'i-sm')))),
+    unmet.length > 0 && h('div', { class: 'alert', role: 'alert', tid: 'unmet-requirements' },
+      h('div', 'alert-body', h('strong', null, 'This app cannot be installed here'),
+        h('ul', null, unmet.map((u) => h('li', null, u))))),
     gpuBanner(m.gpu || app.gpu),
     h('div', 'detail-grid',
       h('div', null,

@@ -62,8 +62,8 @@ pub struct EngineConfig {
     pub storage: String,
     /// Default bridge.
     pub bridge: String,
-    /// Storage holding container templates.
-    pub template_storage: String,
+    /// Storage holding container templates; `None`: found on the node ([`template_storage`]).
+    pub template_storage: Option<String>,
     /// Download a missing template through `aplinfo`.
     pub download_templates: bool,
     /// Job directories (the helper's `job_root`).
@@ -210,8 +210,38 @@ impl CancelFlag {
 }
 
 /// The newest template of `family` (`debian-12`) on the template storage.
+/// The storage that holds container templates: the configured one, else the first storage with
+/// `vztmpl` content that the token sees (`local`, where a default node keeps them, first).
+pub async fn template_storage(
+    pve: &dyn PveApi,
+    node: &str,
+    configured: Option<&str>,
+) -> Result<String, String> {
+    if let Some(s) = configured {
+        return Ok(s.to_string());
+    }
+    let list = pve
+        .storages(node, Some("vztmpl"))
+        .await
+        .map_err(|e| format!("finding the template storage: {e}"))?;
+    let names: Vec<&str> = list.iter().map(|s| s.storage.as_str()).collect();
+    names
+        .iter()
+        .find(|n| **n == "local")
+        .or(names.first())
+        .map(|n| n.to_string())
+        .ok_or_else(|| {
+            "no storage for container templates (content `vztmpl`) is visible to the token; give it Datastore.Audit on one, or set defaults.template_storage".to_string()
+        })
+}
+
 async fn newest_template(engine: &Engine, family: &str) -> Result<Option<String>, String> {
-    let storage = &engine.config.template_storage;
+    let storage = &template_storage(
+        engine.pve.as_ref(),
+        &engine.config.node,
+        engine.config.template_storage.as_deref(),
+    )
+    .await?;
     let vols = engine
         .pve
         .templates(&engine.config.node, storage)

@@ -107,7 +107,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
             pool: "appstore".into(),
             storage: "local-lvm".into(),
             bridge: "vmbr0".into(),
-            template_storage: "local".into(),
+            template_storage: None,
             download_templates: true,
             jobs_dir: jobs,
             catalog_cache: cache,

@@ -207,6 +207,46 @@ pub struct Requires {
     pub pve: Option<semver::VersionReq>,
 }
 
+impl Requires {
+    /// What this store (`store`, its version) and this node (`pve`, the release PVE reports, such
+    /// as `9.1.2`) lack of the requirement, one sentence each; empty when both meet it. A PVE release
+    /// that cannot be read meets nothing it is asked for.
+    pub fn unmet(&self, store: &str, pve: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(req) = &self.store {
+            match lenient_version(store) {
+                Some(v) if req.matches(&v) => {}
+                _ => out.push(format!(
+                    "needs PVE App Store {req}; this store is {store} (update the store)"
+                )),
+            }
+        }
+        if let Some(req) = &self.pve {
+            match pve.and_then(lenient_version) {
+                Some(v) if req.matches(&v) => {}
+                Some(_) => out.push(format!(
+                    "needs Proxmox VE {req}; this node runs {}",
+                    pve.unwrap_or_default()
+                )),
+                None => out.push(format!(
+                    "needs Proxmox VE {req}; the node's release could not be read"
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// `9.1`, `8.4.1`, `9.0.0-beta` as a semantic version (missing parts are 0).
+fn lenient_version(s: &str) -> Option<semver::Version> {
+    let core = s.trim().split(['-', '+', '~']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>());
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().unwrap_or(Ok(0)).ok()?;
+    let patch = parts.next().unwrap_or(Ok(0)).ok()?;
+    Some(semver::Version::new(major, minor, patch))
+}
+
 /// A template family such as `debian-12`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]

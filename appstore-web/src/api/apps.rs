@@ -208,10 +208,31 @@ pub(super) fn find_app(snap: &CatalogSnapshot, id: &str) -> Result<Arc<CatalogAp
         .ok_or_else(|| ApiError::not_found(format!("no app `{id}` in the catalog")))
 }
 
+/// What this store and this node lack of an app's `requires`: one sentence each. The node's
+/// release comes from the cached discovery; without an engine only the store's version is checked.
+pub(super) async fn unmet_requirements(state: &ApiState, app: &CatalogApp) -> Vec<String> {
+    let requires = app.manifest.requires();
+    let pve = match (&requires.pve, &state.jobs) {
+        (Some(_), Some(jobs)) => jobs
+            .discovery(false)
+            .await
+            .ok()
+            .and_then(|d| d.version.clone()),
+        _ => None,
+    };
+    let mut unmet = requires.unmet(appstore_core::STORE_VERSION, pve.as_deref());
+    if state.jobs.is_none() {
+        unmet.retain(|u| !u.starts_with("needs Proxmox VE"));
+    }
+    unmet
+}
+
 pub(super) async fn get_app(state: ApiState, id: String) -> ApiResult {
     let snap = snapshot(&state)?;
     let app = find_app(&snap, &id)?;
+    let unmet = unmet_requirements(&state, &app).await;
     ok_json(&json!({
+        "unmet_requirements": unmet,
         "app": app_summary(&app),
         "manifest": app.manifest,
         "readme": app.readme,

@@ -7,6 +7,21 @@ pub(super) async fn submit_install(state: ApiState, body: Bytes) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let request: InstallRequest = params::body(&body)?;
     let app_id = request.app_id.clone();
+    // An app this store or node cannot run is refused before a job exists.
+    if let Some(app) = state
+        .catalog
+        .snapshot()
+        .and_then(|s| s.app(&app_id).cloned())
+    {
+        let unmet = unmet_requirements(&state, &app).await;
+        if !unmet.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "unmet_requirements",
+                format!("{app_id} {}", unmet.join("; ")),
+            ));
+        }
+    }
     // The host name and network settings, strictly, each error on its field.
     let problems = appstore_core::network::check(&request.network_fields());
     if !problems.is_empty() {

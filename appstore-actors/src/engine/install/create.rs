@@ -60,13 +60,40 @@ impl InstallWork {
         StepOutcome::Done
     }
 
-    pub(super) fn validate_manifest(&self) -> StepOutcome {
+    pub(super) async fn validate_manifest(&self) -> StepOutcome {
         // The snapshot is pinned: the manifest validated at load time is the one installed.
         match self.snapshot.app(self.manifest().id().as_str()) {
-            Some(a) if a.manifest_sha256 == self.app.manifest_sha256 => StepOutcome::Done,
-            _ => failed(
+            Some(a) if a.manifest_sha256 == self.app.manifest_sha256 => {}
+            _ => return failed(
                 "the app changed in the catalog since the install was requested; request it again",
             ),
+        }
+        match self.requirements_met().await {
+            Ok(()) => StepOutcome::Done,
+            Err(o) => o,
+        }
+    }
+
+    /// The manifest's `requires`: this store's version and the node's PVE release.
+    pub(super) async fn requirements_met(&self) -> Result<(), StepOutcome> {
+        let requires = self.manifest().requires();
+        let pve = match &requires.pve {
+            Some(_) => match self.engine.pve.version().await {
+                Ok(v) => Some(v.version),
+                Err(e) => return Err(pve_failed("reading the PVE release", e)),
+            },
+            None => None,
+        };
+        let unmet = requires.unmet(appstore_core::STORE_VERSION, pve.as_deref());
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(failed(format!(
+                "{} {} {}",
+                self.manifest().id(),
+                self.manifest().version(),
+                unmet.join("; ")
+            )))
         }
     }
 
@@ -112,7 +139,16 @@ impl InstallWork {
         }
         // The newest template of the family, e.g. debian-12 -> local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst.
         let family = self.manifest().lxc().ostemplate.to_string();
-        let tstorage = self.engine.config.template_storage.clone();
+        let tstorage = match crate::engine::template_storage(
+            pve.as_ref(),
+            &node,
+            self.engine.config.template_storage.as_deref(),
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => return failed(e),
+        };
         match crate::engine::newest_template(&self.engine, &family).await {
             Ok(Some(t)) => {
                 self.log.info(&format!("template: {t}")).await;

@@ -88,6 +88,9 @@ impl InstallWork {
             }
             UpgradeCheck::Blocked { reason, .. } => return failed(reason),
         }
+        if let Err(o) = self.requirements_met().await {
+            return o;
+        }
         // The install's inputs under the new manifest: keys it no longer has are dropped, new keys
         // take their defaults.
         let saved = match self.saved_inputs(install.id).await {

@@ -271,7 +271,7 @@ impl InstallWork {
         match state {
             JobState::Queued => StepOutcome::Done,
             JobState::ValidateRequest => self.validate_request().await,
-            JobState::ValidateManifest => self.validate_manifest(),
+            JobState::ValidateManifest => self.validate_manifest().await,
             JobState::ValidatePlacement => self.validate_placement().await,
             JobState::ValidateGpu => self.validate_gpu().await,
             JobState::AttachGpu => self.attach_gpu().await,
