@@ -121,6 +121,7 @@ fn main() {
     let source = GitSource {
         url: format!("file://{}", root.display()),
         branch: "main".into(),
+        path: String::new(),
     };
     println!(
         "catalog benchmark: {n} apps, {} cores",

@@ -15,6 +15,20 @@ pub struct GitSource {
     pub url: String,
     /// Branch to follow.
     pub branch: String,
+    /// The directory of the repository that holds `apps/` (empty: its top), such as `catalog`.
+    pub path: String,
+}
+
+impl GitSource {
+    /// Where `apps/` is inside the repository.
+    pub fn apps_dir(&self) -> PathBuf {
+        apps_dir(&self.path)
+    }
+}
+
+/// `apps/` below `path` (a checked, relative directory of the repository; empty for its top).
+pub(crate) fn apps_dir(path: &str) -> PathBuf {
+    Path::new(path.trim_matches('/')).join("apps")
 }
 
 /// Bare clones of catalog repositories under one directory, one per URL.
@@ -175,7 +189,7 @@ impl GitCache {
         paths.extend(app.files.iter().map(|f| f.path.as_str()));
         for rel in paths {
             let entry = tree
-                .get_path(&Path::new("apps").join(id).join(rel))
+                .get_path(&apps_dir(&snapshot.source().path).join(id).join(rel))
                 .map_err(|_| Error::MissingFile {
                     app: id.to_string(),
                     path: rel.to_string(),
@@ -259,8 +273,9 @@ impl GitCatalog {
     pub fn refresh(&mut self) -> Result<Refresh, Error> {
         let (repo, oid) = self.cache.fetch(&self.source)?;
         if let Some(cur) = &self.current {
-            let same_source =
-                cur.source().url == self.source.url && cur.source().branch == self.source.branch;
+            let same_source = cur.source().url == self.source.url
+                && cur.source().branch == self.source.branch
+                && cur.source().path == self.source.path;
             if same_source && cur.source().commit.as_deref() == Some(oid.to_string().as_str()) {
                 return Ok(Refresh {
                     snapshot: Arc::clone(cur),
@@ -284,8 +299,7 @@ impl GitCatalog {
     fn load_pinned(&mut self, repo: &Repository, oid: Oid) -> Result<Refresh, Error> {
         let snapshot = Arc::new(load_commit(
             repo,
-            &self.source.url,
-            &self.source.branch,
+            &self.source,
             oid,
             self.current.as_deref(),
         )?);

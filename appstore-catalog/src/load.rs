@@ -21,6 +21,8 @@ pub struct SourceInfo {
     pub url: String,
     /// Branch (empty for a plain directory).
     pub branch: String,
+    /// The repository's directory that holds `apps/` (empty: its top).
+    pub path: String,
     /// The pinned commit (none for a plain directory).
     pub commit: Option<String>,
     /// The commit's time, seconds since the epoch.
@@ -399,6 +401,7 @@ pub fn load_dir(dir: &Path) -> Result<CatalogSnapshot, Error> {
     let source = SourceInfo {
         url: dir.display().to_string(),
         branch: String::new(),
+        path: String::new(),
         commit: None,
         commit_time: None,
     };
@@ -408,8 +411,7 @@ pub fn load_dir(dir: &Path) -> Result<CatalogSnapshot, Error> {
 /// Loads the catalog at `commit`, reusing apps whose directory tree is unchanged since `previous`.
 pub(crate) fn load_commit(
     repo: &Repository,
-    url: &str,
-    branch: &str,
+    source: &crate::GitSource,
     commit_id: Oid,
     previous: Option<&CatalogSnapshot>,
 ) -> Result<CatalogSnapshot, Error> {
@@ -419,13 +421,14 @@ pub(crate) fn load_commit(
     };
     let commit = repo.find_commit(commit_id).map_err(read_err)?;
     let tree = commit.tree().map_err(read_err)?;
-    let apps_tree = match tree.get_path(Path::new("apps")) {
+    let apps_path = source.apps_dir();
+    let apps_tree = match tree.get_path(&apps_path) {
         Ok(e) if e.kind() == Some(git2::ObjectType::Tree) => {
             repo.find_tree(e.id()).map_err(read_err)?
         }
         _ => {
             return Err(Error::NoAppsDir {
-                what: format!("commit {commit_id}"),
+                what: format!("commit {commit_id} (looked for {})", apps_path.display()),
             })
         }
     };
@@ -489,14 +492,15 @@ pub(crate) fn load_commit(
         }
     }
 
-    for (name, time) in last_change_times(repo, &commit, changed) {
+    for (name, time) in last_change_times(repo, &commit, &apps_path, changed) {
         if let Some(app) = apps.get_mut(&name).and_then(Arc::get_mut) {
             app.updated = time;
         }
     }
     let source = SourceInfo {
-        url: url.to_string(),
-        branch: branch.to_string(),
+        url: source.url.clone(),
+        branch: source.branch.clone(),
+        path: source.path.clone(),
         commit: Some(commit_id.to_string()),
         commit_time: Some(commit.time().seconds()),
     };
@@ -511,14 +515,13 @@ const HISTORY_LIMIT: usize = 10_000;
 fn last_change_times(
     repo: &Repository,
     head: &git2::Commit<'_>,
+    apps_path: &Path,
     mut pending: HashMap<String, Oid>,
 ) -> HashMap<String, i64> {
     let mut out = HashMap::new();
     let app_ids = |c: &git2::Commit<'_>| -> Option<HashMap<String, Oid>> {
         let tree = c.tree().ok()?;
-        let apps = repo
-            .find_tree(tree.get_path(Path::new("apps")).ok()?.id())
-            .ok()?;
+        let apps = repo.find_tree(tree.get_path(apps_path).ok()?.id()).ok()?;
         Some(
             apps.iter()
                 .filter_map(|e| Some((e.name().ok()?.to_string(), e.id())))

@@ -72,6 +72,7 @@ fn catalog(remote: &Remote, cache: &Path, branch: &str) -> GitCatalog {
         GitSource {
             url: remote.url(),
             branch: branch.into(),
+            path: String::new(),
         },
     )
 }
@@ -268,6 +269,7 @@ fn switching_branch_loads_that_branch() {
     cat.set_source(GitSource {
         url: remote.url(),
         branch: "testing".into(),
+        path: String::new(),
     });
     let r = cat.refresh().unwrap();
     assert!(r.changed);
@@ -509,6 +511,7 @@ fn a_silent_remote_fails_the_fetch_instead_of_hanging() {
         let source = GitSource {
             url: format!("http://127.0.0.1:{port}/apps.git"),
             branch: "main".into(),
+            path: String::new(),
         };
         let _ = tx.send(cache.fetch(&source).map(|_| ()));
     });
@@ -524,4 +527,42 @@ fn a_silent_remote_fails_the_fetch_instead_of_hanging() {
     }
     assert!(text.to_lowercase().contains("timed out"), "{text}");
     drop(held);
+}
+
+/// A catalog may live in a directory of its repository (like the reference catalog in `catalog/`):
+/// `path` says where `apps/` is, and apps load, date and export from there.
+#[test]
+fn a_catalog_in_a_subdirectory_of_its_repository_loads_and_exports() {
+    let remote = Remote::new();
+    remote.add_app("alpha", "");
+    // The same app one level down, as a repository holding code and its catalog would.
+    for rel in ["app.yml", "install.sh", "icon.svg", "README.md"] {
+        let text = std::fs::read_to_string(remote.dir.path().join("apps/alpha").join(rel)).unwrap();
+        remote.write(&format!("catalog/apps/alpha/{rel}"), &text);
+    }
+    std::fs::remove_dir_all(remote.dir.path().join("apps")).unwrap();
+    remote.write("README.md", "# A project with its catalog below\n");
+    remote.commit("init", 2_000);
+    let cache = tempfile::tempdir().unwrap();
+    let at_top = catalog(&remote, cache.path(), "main").refresh();
+    assert!(
+        at_top.unwrap_err().to_string().contains("apps"),
+        "no apps/ at the top"
+    );
+    let mut cat = GitCatalog::new(
+        GitCache::new(cache.path()),
+        GitSource {
+            url: remote.url(),
+            branch: "main".into(),
+            path: "catalog".into(),
+        },
+    );
+    let snap = cat.refresh().unwrap().snapshot;
+    assert_eq!(ids(&snap), ["alpha"]);
+    assert_eq!(snap.source().path, "catalog");
+    assert_eq!(snap.app("alpha").unwrap().updated, 2_000);
+    let out = tempfile::tempdir().unwrap();
+    cat.export_app(&snap, snap.app("alpha").unwrap(), out.path())
+        .unwrap();
+    assert!(out.path().join("install.sh").is_file());
 }

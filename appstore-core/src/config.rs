@@ -192,12 +192,16 @@ pub struct RawWebTls {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCatalog {
-    /// Git URL (https:// or file://) of the catalog (default: the reference catalog).
+    /// Git URL (https:// or file://) of the catalog (default: the reference catalog built into
+    /// the store, which works offline).
     #[serde(default)]
     pub url: Option<String>,
     /// Branch (default `main`).
     #[serde(default)]
     pub branch: Option<String>,
+    /// The repository's directory that holds `apps/` (default: its top), such as `catalog`.
+    #[serde(default)]
+    pub path: Option<String>,
     /// How often to fetch: a duration such as `30m`, `6h`, `1d`, or `never` (default `6h`).
     #[serde(default)]
     pub refresh: Option<String>,
@@ -308,10 +312,12 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// HTTPS files.
     pub web_tls: Option<RawWebTls>,
-    /// Catalog URL.
-    pub catalog_url: String,
+    /// Catalog URL; `None`: the reference catalog built into the store.
+    pub catalog_url: Option<String>,
     /// Catalog branch.
     pub catalog_branch: String,
+    /// The catalog repository's directory that holds `apps/` (empty: its top).
+    pub catalog_path: String,
     /// Refresh period; `None` = never.
     pub catalog_refresh: Option<Duration>,
     /// GPU policy.
@@ -331,9 +337,6 @@ pub struct Config {
     /// The root helper's socket.
     pub helper_socket: String,
 }
-
-/// The catalog used when the config names none.
-pub const DEFAULT_CATALOG_URL: &str = "https://github.com/pve-appstore/catalog.git";
 
 impl Config {
     /// The container boundary.
@@ -588,11 +591,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             }
         }
     }
-    let catalog_url = raw
-        .catalog
-        .url
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CATALOG_URL.into());
+    let catalog_url = raw.catalog.url.clone().unwrap_or_default();
     let insecure = ["http://", "git://"]
         .iter()
         .any(|p| catalog_url.starts_with(p));
@@ -602,7 +601,8 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             format!("`{catalog_url}` is fetched without TLS: anyone on the way could change the apps this node installs"),
             Some("use an https:// URL (or file:// for a local repository), or set catalog.allow_insecure_transport: true if the network is trusted".into()),
         );
-    } else if !insecure
+    } else if raw.catalog.url.is_some()
+        && !insecure
         && !["https://", "file://", "/"]
             .iter()
             .any(|p| catalog_url.starts_with(p))
@@ -624,6 +624,20 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             format!("`{catalog_branch}` is not a branch name"),
         );
     }
+    let catalog_path = raw.catalog.path.clone().unwrap_or_default();
+    let trimmed = catalog_path.trim_matches('/');
+    if catalog_path.starts_with('/')
+        || trimmed
+            .split('/')
+            .any(|part| part.is_empty() && !trimmed.is_empty() || part == ".." || part == ".")
+    {
+        d.push_hint(
+            "catalog.path",
+            format!("`{catalog_path}` is not a directory inside the repository"),
+            Some("write a relative path such as `catalog`, or leave it out when `apps/` is at the top".into()),
+        );
+    }
+    let catalog_path = trimmed.to_string();
     let catalog_refresh = match parse_refresh(raw.catalog.refresh.as_deref().unwrap_or("6h")) {
         Ok(r) => r,
         Err(e) => {
@@ -708,8 +722,9 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         auth: raw.web.auth.mode,
         allowed_hosts: raw.web.allowed_hosts.clone(),
         web_tls: raw.web.tls,
-        catalog_url,
+        catalog_url: raw.catalog.url.clone(),
         catalog_branch,
+        catalog_path,
         catalog_refresh,
         gpu_policy: raw.gpu.policy,
         gpu_allowlist: raw.gpu.allowlist,

@@ -10,6 +10,7 @@ pub mod lint;
 pub mod logfile;
 pub mod openapi;
 pub mod origin;
+pub mod reference;
 pub mod server;
 pub mod tls;
 pub mod ui;

@@ -18,10 +18,10 @@ pub enum Format {
 
 /// Loads `source`: an existing directory is read as it is on disk (uncommitted edits included);
 /// anything else is fetched as a Git URL.
-pub fn load(source: &str, branch: &str) -> anyhow::Result<Arc<CatalogSnapshot>> {
+pub fn load(source: &str, branch: &str, subdir: &str) -> anyhow::Result<Arc<CatalogSnapshot>> {
     let path = Path::new(source);
     if path.is_dir() {
-        return Ok(Arc::new(load_dir(path)?));
+        return Ok(Arc::new(load_dir(&path.join(subdir))?));
     }
     let cache = tempfile::tempdir().context("cannot create a temporary directory")?;
     let mut catalog = GitCatalog::new(
@@ -29,6 +29,7 @@ pub fn load(source: &str, branch: &str) -> anyhow::Result<Arc<CatalogSnapshot>> 
         GitSource {
             url: source.to_string(),
             branch: branch.to_string(),
+            path: subdir.to_string(),
         },
     );
     Ok(catalog.refresh()?.snapshot)

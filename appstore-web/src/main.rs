@@ -5,8 +5,6 @@ use anyhow::Context as _;
 use appstore_actors::engine::InProcessHelper;
 use appstore_actors::engine::{EngineConfig, SocketHelper};
 use appstore_catalog::GitSource;
-#[cfg(feature = "demo")]
-use appstore_web::demo;
 use appstore_web::{lint, server, tls};
 use clap::{Parser, Subcommand};
 #[cfg(feature = "demo")]
@@ -93,6 +91,9 @@ enum CatalogCommand {
         /// Branch, for a Git URL.
         #[arg(long, default_value = "main")]
         branch: String,
+        /// The directory of the repository (or of the checkout) that holds `apps/`.
+        #[arg(long, default_value = "")]
+        path: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = lint::Format::Text)]
         format: lint::Format,
@@ -213,7 +214,7 @@ fn demo(
             format!("file://{}", abs.display())
         }
         Some(url) => url,
-        None => demo::write_reference_catalog(&state.join("reference-catalog"))?,
+        None => appstore_web::reference::write_reference_catalog(&state.join("reference-catalog"))?,
     };
     tracing::info!(state = %state.display(), "demo state");
     // GPUs: a fixture host with an Intel iGPU and an NVIDIA card that can be unplugged.
@@ -304,6 +305,7 @@ fn demo(
         catalog: GitSource {
             url,
             branch: "main".into(),
+            path: String::new(),
         },
         cache_dir: state.join("catalog-cache"),
         refresh_every: Some(Duration::from_secs(60)),
@@ -385,13 +387,25 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
             tracing::warn!(file = %f.display(), "no admin password is set: every login fails until `pve-appstore passwd` sets one");
         }
     }
+    // No catalog in the config: the reference catalog built into this binary, kept as a Git
+    // repository in the state directory (a fresh node has apps without any network).
+    let catalog = match &config.catalog_url {
+        Some(url) => GitSource {
+            url: url.clone(),
+            branch: config.catalog_branch.clone(),
+            path: config.catalog_path.clone(),
+        },
+        None => GitSource {
+            url: appstore_web::reference::write_reference_catalog(&state.join("reference-catalog"))
+                .context("writing the built-in reference catalog")?,
+            branch: "main".into(),
+            path: String::new(),
+        },
+    };
     run_system(server::ServerSettings {
         password_file,
         addr: SocketAddr::new(config.bind, config.port),
-        catalog: GitSource {
-            url: config.catalog_url.clone(),
-            branch: config.catalog_branch.clone(),
-        },
+        catalog,
         cache_dir: state.join("catalog-cache"),
         refresh_every: config.catalog_refresh,
         engine: Some(engine),
@@ -561,9 +575,10 @@ fn main() -> ExitCode {
                 CatalogCommand::Lint {
                     source,
                     branch,
+                    path,
                     format,
                 },
-        } => lint::load(&source, &branch).map(|snap| {
+        } => lint::load(&source, &branch, &path).map(|snap| {
             let (text, clean) = lint::report(&snap, format);
             print!("{text}");
             if clean {

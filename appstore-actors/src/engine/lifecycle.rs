@@ -152,6 +152,7 @@ impl Engine {
         let source = appstore_catalog::GitSource {
             url: snapshot.source().url.clone(),
             branch: snapshot.source().branch.clone(),
+            path: snapshot.source().path.clone(),
         };
         let cache = GitCache::new(&self.config.catalog_cache);
         let pinned = tokio::task::spawn_blocking(move || {

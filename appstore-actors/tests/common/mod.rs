@@ -78,6 +78,7 @@ pub fn world_with(opts: HarnessOptions) -> World {
     let source = GitSource {
         url,
         branch: "main".into(),
+        path: String::new(),
     };
     let mut catalog = GitCatalog::new(GitCache::new(&cache), source.clone());
     let snapshot = catalog.refresh().unwrap().snapshot;
