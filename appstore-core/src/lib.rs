@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod config;
 pub mod ctid;
 pub mod device;

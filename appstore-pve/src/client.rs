@@ -236,6 +236,18 @@ impl PveApi for HttpPve {
         self.call("GET", "/pools", &[]).await
     }
 
+    async fn permissions(&self, path: &str) -> Result<std::collections::BTreeSet<String>> {
+        // `{ path: { privilege: propagate } }`; with `path` given, at most that one entry.
+        let map: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Value>> =
+            self.call("GET", "/access/permissions", &[p("path", path)])
+                .await?;
+        Ok(map
+            .into_iter()
+            .filter(|(k, _)| k == path)
+            .flat_map(|(_, privs)| privs.into_keys())
+            .collect())
+    }
+
     async fn pool(&self, poolid: &str) -> Result<PoolInfo> {
         if self.version().await?.has_pool_put() {
             let list: Vec<PoolInfo> = self.call("GET", "/pools", &[p("poolid", poolid)]).await?;

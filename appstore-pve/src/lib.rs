@@ -36,6 +36,8 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     async fn nodes(&self) -> Result<Vec<NodeInfo>>;
     /// `GET /pools`.
     async fn pools(&self) -> Result<Vec<PoolSummary>>;
+    /// `GET /access/permissions?path=`: the caller's effective privileges on `path`.
+    async fn permissions(&self, path: &str) -> Result<std::collections::BTreeSet<String>>;
     /// A pool with its members (`GET /pools?poolid=` on 8.1+, `GET /pools/{poolid}` before).
     async fn pool(&self, poolid: &str) -> Result<PoolInfo>;
     /// Adds (or, with `remove`, takes out) a guest to a pool (`PUT /pools` on 8.1+, `PUT /pools/{poolid}` before).

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod connect;
 pub mod debug;
 pub mod demo;
+pub mod doctor;
 pub mod lint;
 pub mod logfile;
 pub mod openapi;

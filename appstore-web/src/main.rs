@@ -66,6 +66,19 @@ enum Command {
         #[arg(long, default_value = "/etc/pve-appstore/config.yml")]
         config: PathBuf,
     },
+    /// Check everything the service needs (config, token and its permissions, node, helper, GPUs,
+    /// catalog); each problem with its fix. Exits 1 when anything is wrong.
+    Doctor {
+        /// The config file.
+        #[arg(long, default_value = "/etc/pve-appstore/config.yml")]
+        config: PathBuf,
+        /// Read the GPUs from DIR/sys, DIR/dev and DIR/proc instead of the host's.
+        #[arg(long)]
+        host_root: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lint::Format::Text)]
+        format: lint::Format,
+    },
     /// Print the GPUs of this host (or of a fixture tree).
     Gpus {
         /// Read DIR/sys, DIR/dev and DIR/proc instead of the host's.
@@ -325,27 +338,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
     let config = appstore_core::config::parse_config(&text)
         .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?;
-    let secret = std::fs::read_to_string(&config.token_secret_file).with_context(|| {
-        format!(
-            "cannot read the token secret file {}",
-            config.token_secret_file
-        )
-    })?;
-    let tls = match &config.tls {
-        // Plain HTTP (a local proxy, a test node) has no certificate to check, so no CA file to read.
-        _ if config.api_url.starts_with("http://") => appstore_pve::TlsMode::Insecure,
-        appstore_core::config::TlsVerify::CaFile(f) => appstore_pve::TlsMode::CaFile(f.into()),
-        appstore_core::config::TlsVerify::Fingerprint(fp) => {
-            appstore_pve::TlsMode::Fingerprint(*fp)
-        }
-        appstore_core::config::TlsVerify::Insecure => appstore_pve::TlsMode::Insecure,
-    };
-    let pve = appstore_pve::HttpPve::new(&appstore_pve::PveEndpoint {
-        url: config.api_url.clone(),
-        token_id: config.token_id.clone(),
-        token_secret: secret.trim().to_string(),
-        tls,
-    })?;
+    let pve = appstore_web::connect::pve_client(&config)?;
     let state = PathBuf::from(&config.state_dir);
     // The state directory and the job directories are the service's alone (0700), whatever the
     // umask: job directories hold the apps' files before they are delivered.
@@ -486,6 +479,30 @@ fn passwd(path: &PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn doctor(
+    config: &std::path::Path,
+    host_root: Option<PathBuf>,
+    format: lint::Format,
+) -> anyhow::Result<ExitCode> {
+    let root = host_root
+        .map(appstore_gpu::HostRoot::at)
+        .unwrap_or_else(appstore_gpu::HostRoot::system);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(appstore_web::doctor::run(config, root));
+    match format {
+        lint::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        lint::Format::Text => print!("{}", report.text()),
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<ExitCode> {
     use appstore_gpu::{GpuProbe, HostRoot, SysfsProbe};
     let root = host_root.map(HostRoot::at).unwrap_or_else(HostRoot::system);
@@ -570,6 +587,11 @@ fn main() -> ExitCode {
             serve(&config).map(|()| ExitCode::SUCCESS)
         }
         Command::Gpus { host_root, format } => gpus(host_root, format),
+        Command::Doctor {
+            config,
+            host_root,
+            format,
+        } => doctor(&config, host_root, format),
         Command::Catalog {
             command:
                 CatalogCommand::Lint {
