@@ -247,8 +247,10 @@ async fn node_checks(config: &Config) -> Vec<Check> {
             Ok(_) => Err(problem(
                 format!("the token may not use bridge `{}`", config.bridge),
                 format!(
-                    "`pveum acl modify /sdn/zones/localnetwork/{} --tokens '{}' --roles PVESDNUser`",
-                    config.bridge, config.token_id
+                    "`pveum acl modify /sdn/zones/localnetwork/{} --users {} --tokens '{}' --roles PVESDNUser`",
+                    config.bridge,
+                    config.token_id.split('!').next().unwrap_or_default(),
+                    config.token_id
                 ),
             )),
             Err(e) => Err(problem(format!("bridges: {e}"), api_fix(&e, config))),
@@ -309,8 +311,10 @@ async fn permissions(
                     m.privilege, m.path, m.why
                 ),
                 fix: format!(
-                    "`pveum acl modify {} --tokens '{}' --roles {role}`",
-                    m.path, config.token_id
+                    "`pveum acl modify {} --users {} --tokens '{}' --roles {role}` (a privilege-separated token has what both it and its user are granted)",
+                    m.path,
+                    config.token_id.split('!').next().unwrap_or_default(),
+                    config.token_id
                 ),
             }
         })

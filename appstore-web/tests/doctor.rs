@@ -108,7 +108,7 @@ fn each_problem_comes_with_its_fix() {
     );
     assert_eq!(
         perms[0]["fix"],
-        "`pveum acl modify /storage/local --tokens 'appstore@pve!store' --roles PVEAppStoreTemplates`"
+        "`pveum acl modify /storage/local --users appstore@pve --tokens 'appstore@pve!store' --roles PVEAppStoreTemplates` (a privilege-separated token has what both it and its user are granted)"
     );
     assert!(problems(&report, "release")[0]["message"]
         .as_str()

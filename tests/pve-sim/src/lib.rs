@@ -11,6 +11,8 @@ pub mod backend;
 pub mod harness;
 pub mod lxc;
 pub mod pct;
+pub mod pvesh;
+pub mod pveum;
 pub mod schema;
 pub mod server;
 pub mod setup;

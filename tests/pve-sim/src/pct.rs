@@ -45,7 +45,7 @@ fn fail(msg: impl std::fmt::Display) -> Outcome {
 }
 
 /// Splits `--key value` options (and `--flag` followed by another option or nothing, meaning 1).
-fn options(args: &[String]) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+pub(crate) fn options(args: &[String]) -> Result<(Vec<String>, BTreeMap<String, String>), String> {
     let mut positional = Vec::new();
     let mut opts = BTreeMap::new();
     let mut i = 0;
@@ -78,10 +78,7 @@ fn vmid(arg: Option<&String>) -> Result<u32, String> {
 }
 
 fn version(root: &SimRoot) -> PveVersion {
-    std::fs::read_to_string(root.path().join("sim/version"))
-        .ok()
-        .and_then(|v| PveVersion::parse(v.trim()))
-        .unwrap_or(PveVersion::V8_4)
+    root.version()
 }
 
 fn check_params(

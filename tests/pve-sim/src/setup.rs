@@ -58,7 +58,7 @@ pub const DEBIAN_TEMPLATE: &str = "debian-12-standard_12.7-1_amd64.tar.zst";
 /// The Debian 13 template a 9.x node has downloaded as well.
 pub const DEBIAN_13_TEMPLATE: &str = "debian-13-standard_13.1-2_amd64.tar.zst";
 
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let b: [u8; 16] = rand::random();
     let h = hex::encode(b);
     format!(
@@ -138,7 +138,36 @@ pub fn init(dir: &Path, opts: &SetupOptions) -> std::io::Result<Credentials> {
             .as_bytes(),
     )?;
     write_pct_wrapper(&root, opts.pct_host.as_deref())?;
+    write_admin_wrappers(&root)?;
     Ok(creds)
+}
+
+/// A sibling binary of the running one (test binaries live in target/*/deps/, one level down).
+fn sibling_binary(name: &str) -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok([dir.join(name), dir.join("..").join(name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .unwrap_or_else(|| PathBuf::from(name)))
+}
+
+/// `usr/sbin/pveum`, `pvesh` and `pveversion` below the root, backed by `pve-sim-admin`.
+fn write_admin_wrappers(root: &SimRoot) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = sibling_binary("pve-sim-admin")?;
+    for tool in ["pveum", "pvesh", "pveversion"] {
+        let script = format!(
+            "#!/bin/sh\n# {tool} of the simulated node at {root}\nPVE_SIM_ROOT='{root}' exec '{bin}' {tool} \"$@\"\n",
+            root = root.path().display(),
+            bin = bin.display()
+        );
+        let path = root.path().join("usr/sbin").join(tool);
+        write_atomic(&path, script.as_bytes())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// `usr/sbin/pct` below the root: the real CLI syntax, backed by `pve-sim-pct` for this root.
@@ -154,14 +183,7 @@ fn write_pct_wrapper(root: &SimRoot, host: Option<&Path>) -> std::io::Result<()>
         use std::os::unix::fs::PermissionsExt;
         return std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
     }
-    // Next to the running binary, or one level up (test binaries live in target/*/deps/).
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    let pct_bin = [dir.join("pve-sim-pct"), dir.join("../pve-sim-pct")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .unwrap_or_else(|| PathBuf::from("pve-sim-pct"));
+    let pct_bin = sibling_binary("pve-sim-pct")?;
     let script = format!(
         "#!/bin/sh\n# pct of the simulated node at {root}\nPVE_SIM_ROOT='{root}' exec '{bin}' \"$@\"\n",
         root = root.path().display(),

@@ -156,6 +156,14 @@ impl SimRoot {
         )
     }
 
+    /// The release this node runs (`sim/version`; 8.4 when unset).
+    pub fn version(&self) -> crate::PveVersion {
+        std::fs::read_to_string(self.path().join("sim/version"))
+            .ok()
+            .and_then(|v| crate::PveVersion::parse(v.trim()))
+            .unwrap_or(crate::PveVersion::V8_4)
+    }
+
     /// The lock around `user.cfg` changes.
     pub fn lock_users(&self) -> std::io::Result<FileLock> {
         lock_file(&self.root.join("run/lock/pve-user-cfg.lock"))
@@ -238,6 +246,17 @@ impl SimRoot {
             let (id, secret) = l.split_once(' ')?;
             (id == tokenid).then(|| secret.trim().to_string())
         })
+    }
+
+    /// Forgets a token secret.
+    pub fn remove_token_secret(&self, tokenid: &str) -> std::io::Result<()> {
+        let text = std::fs::read_to_string(self.token_cfg_path()).unwrap_or_default();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{tokenid} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_atomic(&self.token_cfg_path(), kept.as_bytes())
     }
 
     /// Records a token secret in `priv/token.cfg`.

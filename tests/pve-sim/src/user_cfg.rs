@@ -774,6 +774,69 @@ impl UserCfg {
     }
 }
 
+impl UserCfg {
+    /// Takes `roles` on `acl.path` away from the members of `acl.ugids`, like `pveum acl delete`.
+    pub fn remove_acl(&mut self, acl: &Acl) {
+        let Some(segments) = normalize_path(&acl.path) else {
+            return;
+        };
+        let roles: Vec<&str> = acl.roles.iter().flat_map(|r| split_list(r)).collect();
+        let mut tree = acl_tree(&self.acls);
+        if let Some(members) = tree.get_mut(&segments) {
+            for m in acl.ugids.iter().flat_map(|m| split_list(m)) {
+                if let Some(granted) = members.get_mut(m) {
+                    granted.retain(|r, _| !roles.contains(&r.as_str()));
+                }
+            }
+            members.retain(|_, granted| !granted.is_empty());
+        }
+        tree.retain(|_, members| !members.is_empty());
+        self.acls = acls_from_tree(tree);
+    }
+
+    /// Drops every ACL entry of the members `gone` says.
+    fn forget_members(&mut self, gone: &dyn Fn(&str) -> bool) {
+        let mut tree = acl_tree(&self.acls);
+        for members in tree.values_mut() {
+            members.retain(|m, _| !gone(m));
+        }
+        tree.retain(|_, members| !members.is_empty());
+        self.acls = acls_from_tree(tree);
+    }
+
+    /// Removes a user with its tokens, its group memberships and its ACL entries (`pveum user
+    /// delete`).
+    pub fn remove_user(&mut self, userid: &str) {
+        let prefix = format!("{userid}!");
+        self.users.retain(|u| u.userid != userid);
+        self.tokens.retain(|t| !t.tokenid.starts_with(&prefix));
+        for g in &mut self.groups {
+            g.users.retain(|u| u != userid);
+        }
+        self.forget_members(&|m| m == userid || m.starts_with(&prefix));
+    }
+
+    /// Removes a token and its ACL entries (`pveum user token remove`).
+    pub fn remove_token(&mut self, tokenid: &str) {
+        self.tokens.retain(|t| t.tokenid != tokenid);
+        self.forget_members(&|m| m == tokenid);
+    }
+
+    /// Removes a custom role, and the role from every ACL entry (`pveum role delete`).
+    pub fn remove_role(&mut self, name: &str) {
+        self.roles.retain(|r| r.name != name);
+        let mut tree = acl_tree(&self.acls);
+        for members in tree.values_mut() {
+            for granted in members.values_mut() {
+                granted.remove(name);
+            }
+            members.retain(|_, granted| !granted.is_empty());
+        }
+        tree.retain(|_, members| !members.is_empty());
+        self.acls = acls_from_tree(tree);
+    }
+}
+
 /// `(user, token name)`: the sort key of a token.
 fn token_key(tokenid: &str) -> (String, String) {
     let (user, name) = split_tokenid(tokenid).unwrap_or(("", ""));

@@ -505,3 +505,142 @@ fn a_9_1_node_answers_as_9_1() {
         "property is not defined in schema and the schema does not allow additional properties"
     );
 }
+
+/// Runs one of the node's `usr/sbin` tools: (exit code, stdout, stderr).
+fn tool(sim: &Sim, name: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(sim.root.join("usr/sbin").join(name))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `pveum` makes what an installer makes (a user, a role, a pool, ACLs, a privilege-separated
+/// token) in the node's files for real, so the API then lets the new token do exactly that; 9.1
+/// refuses a role with `VM.Monitor`; `pvesh` answers as root with the API's own data; removal
+/// takes the token's ACLs with it.
+#[test]
+fn pveum_and_pvesh_act_on_the_node_for_real() {
+    let sim = start(PveVersion::V9_1);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = tool(&sim, "pveum", args);
+        assert_eq!(code, 0, "pveum {args:?}: {err}");
+        out
+    };
+    ok(&["user", "add", "store2@pve", "--comment", "second store"]);
+    let (code, _, err) = tool(&sim, "pveum", &["user", "add", "store2@pve"]);
+    assert_eq!(
+        (code, err.trim()),
+        (255, "create user failed: user 'store2@pve' already exists")
+    );
+    let (code, _, err) = tool(
+        &sim,
+        "pveum",
+        &["role", "add", "Old", "--privs", "VM.Audit,VM.Monitor"],
+    );
+    assert_eq!(code, 255);
+    assert!(err.contains("invalid privilege 'VM.Monitor'"), "{err}");
+    ok(&["role", "add", "Store2", "--privs", "Pool.Audit,VM.Audit"]);
+    ok(&["pool", "add", "store2", "--comment", "Second store"]);
+    let token: serde_json::Value = serde_json::from_str(&ok(&[
+        "user",
+        "token",
+        "add",
+        "store2@pve",
+        "api",
+        "--privsep",
+        "1",
+        "--output-format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(token["full-tokenid"], "store2@pve!api");
+    let secret = token["value"].as_str().unwrap();
+    ok(&[
+        "acl",
+        "modify",
+        "/pool/store2",
+        "--users",
+        "store2@pve",
+        "--tokens",
+        "store2@pve!api",
+        "--roles",
+        "Store2",
+    ]);
+    let auth = format!("store2@pve!api={secret}");
+    let (status, _, body) = call(&sim, "GET", "/pools/store2", &auth, None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = call(
+        &sim,
+        "GET",
+        "/access/permissions?path=/pool/store2",
+        &auth,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["/pool/store2"],
+        serde_json::json!({"Pool.Audit": 1, "VM.Audit": 1})
+    );
+
+    let (code, out, err) = tool(&sim, "pvesh", &["get", "/pools", "--output-format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let pools: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&out)
+        .unwrap()
+        .iter()
+        .map(|p| p["poolid"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        pools.contains(&"store2".to_string()) && pools.contains(&"appstore".to_string()),
+        "{pools:?}"
+    );
+    let (code, out, _) = tool(
+        &sim,
+        "pvesh",
+        &[
+            "get",
+            "/nodes/pve1/storage",
+            "--content",
+            "rootdir",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("\"local-lvm\""), "{out}");
+    let (code, _, err) = tool(
+        &sim,
+        "pvesh",
+        &["get", "/nodes/pve1/storage", "--colour", "red"],
+    );
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("colour: property is not defined in schema"),
+        "{err}"
+    );
+    let (_, out, _) = tool(&sim, "pveversion", &[]);
+    assert!(out.starts_with("pve-manager/9.1.2/"), "{out}");
+
+    ok(&["user", "token", "remove", "store2@pve", "api"]);
+    let (status, _, _) = call(&sim, "GET", "/pools/store2", &auth, None);
+    assert_eq!(status, 401, "the removed token no longer authenticates");
+    let acls = ok(&["acl", "list", "--output-format", "json"]);
+    assert!(!acls.contains("store2@pve!api"), "{acls}");
+    ok(&["user", "delete", "store2@pve"]);
+    ok(&["role", "delete", "Store2"]);
+    let roles = ok(&["role", "list", "--output-format", "json"]);
+    assert!(!roles.contains("Store2"), "{roles}");
+
+    // 8.4 still knows VM.Monitor.
+    let old = start(PveVersion::V8_4);
+    let (code, _, err) = tool(
+        &old,
+        "pveum",
+        &["role", "add", "Old", "--privs", "VM.Audit,VM.Monitor"],
+    );
+    assert_eq!(code, 0, "{err}");
+}
