@@ -10,7 +10,8 @@ packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates 
 # The test command adds what only the tests need (BOOTSTRAP_TEST=1): Chromium for the browser tests,
 # and Node.js with npm when there is no node at all.
 if [[ ${BOOTSTRAP_TEST:-0} == 1 ]]; then
-    packages+=(chromium)
+    # shellcheck: dist/install.sh and the catalog's scripts are checked by the tests.
+    packages+=(chromium shellcheck)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

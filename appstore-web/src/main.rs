@@ -79,6 +79,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = lint::Format::Text)]
         format: lint::Format,
     },
+    /// Print the PVE roles and ACLs the store's token needs (what the installer grants): `role NAME
+    /// PRIVS` and `acl PATH ROLE` lines.
+    PveGrants {
+        /// The store's pool.
+        #[arg(long)]
+        pool: String,
+        /// Storages for container disks (repeat for several).
+        #[arg(long = "storage", required = true)]
+        storages: Vec<String>,
+        /// The storage that holds container templates.
+        #[arg(long)]
+        template_storage: Option<String>,
+        /// Bridges containers may join (repeat for several).
+        #[arg(long = "bridge", required = true)]
+        bridges: Vec<String>,
+        /// Missing templates may be downloaded.
+        #[arg(long)]
+        download_templates: bool,
+    },
     /// Print the GPUs of this host (or of a fixture tree).
     Gpus {
         /// Read DIR/sys, DIR/dev and DIR/proc instead of the host's.
@@ -479,6 +498,28 @@ fn passwd(path: &PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The installer's plan: the two roles with their privileges, then one line per ACL.
+fn pve_grants(placement: &appstore_core::access::Placement) -> String {
+    use appstore_core::access;
+    let grants = access::grants(placement);
+    let mut out = format!(
+        "role {} {}\n",
+        access::ROLE,
+        access::POOL_PRIVILEGES.join(",")
+    );
+    if let Some(t) = grants.iter().find(|g| g.role == access::TEMPLATE_ROLE) {
+        out.push_str(&format!(
+            "role {} {}\n",
+            access::TEMPLATE_ROLE,
+            t.privileges.join(",")
+        ));
+    }
+    for g in &grants {
+        out.push_str(&format!("acl {} {}\n", g.path, g.role));
+    }
+    out
+}
+
 fn doctor(
     config: &std::path::Path,
     host_root: Option<PathBuf>,
@@ -587,6 +628,25 @@ fn main() -> ExitCode {
             serve(&config).map(|()| ExitCode::SUCCESS)
         }
         Command::Gpus { host_root, format } => gpus(host_root, format),
+        Command::PveGrants {
+            pool,
+            storages,
+            template_storage,
+            bridges,
+            download_templates,
+        } => {
+            print!(
+                "{}",
+                pve_grants(&appstore_core::access::Placement {
+                    pool,
+                    storages,
+                    template_storage,
+                    bridges,
+                    download_templates,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor {
             config,
             host_root,

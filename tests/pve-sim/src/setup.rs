@@ -19,6 +19,9 @@ pub struct SetupOptions {
     pub backend: String,
     /// Put the Debian 12 template on `local` (as an admin would have downloaded it).
     pub preload_debian: bool,
+    /// A node as PVE installs it: only root@pam and the sim's own root token, no pool, role or ACL
+    /// (what an installer has to set up itself).
+    pub fresh: bool,
     /// A binary that runs pct when called as `<binary> __pct ...` (see
     /// [`crate::pct::main_if_invoked`]); by default the `pve-sim-pct` binary next to the running one.
     pub pct_host: Option<PathBuf>,
@@ -31,6 +34,7 @@ impl Default for SetupOptions {
             version: PveVersion::V8_4,
             backend: "inert".into(),
             preload_debian: true,
+            fresh: false,
             pct_host: None,
         }
     }
@@ -71,6 +75,12 @@ pub(crate) fn new_secret() -> String {
     )
 }
 
+/// A node just installed: root, and the token the simulator's own tools and tests use.
+const FRESH_USER_CFG: &str = "\
+user:root@pam:1:0:::root@localhost:::
+token:root@pam!sim:0:0::
+";
+
 const USER_CFG: &str = "\
 user:root@pam:1:0:::root@localhost:::
 user:appstore@pve:1:0::::PVE App Store service::
@@ -103,7 +113,8 @@ pub fn init(dir: &Path, opts: &SetupOptions) -> std::io::Result<Credentials> {
     root.init_layout()?;
     write_atomic(&dir.join("sim/backend"), opts.backend.as_bytes())?;
     write_atomic(&dir.join("sim/version"), opts.version.release().as_bytes())?;
-    write_atomic(&root.user_cfg_path(), USER_CFG.as_bytes())?;
+    let users = if opts.fresh { FRESH_USER_CFG } else { USER_CFG };
+    write_atomic(&root.user_cfg_path(), users.as_bytes())?;
     let mut tokens = Vec::new();
     for id in ["root@pam!sim", "appstore@pve!store", "nobody@pve!none"] {
         let secret = new_secret();

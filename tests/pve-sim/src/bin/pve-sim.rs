@@ -1,9 +1,11 @@
 //! `pve-sim`: runs a simulated Proxmox VE node's API on loopback.
 //!
-//! `pve-sim --root DIR [--listen 127.0.0.1:8006] [--http] [--version 8.4] [--backend inert|lxc]
+//! `pve-sim --root DIR [--listen 127.0.0.1:8006] [--http] [--fresh] [--version 9.1] [--backend inert|lxc]
 //! [--task-latency-ms N] [--auth-delay-ms N] [--node pve1] [--record FILE]`
 //!
-//! The first start sets up DIR (users, tokens, pool, ACLs, certificates; `DIR/sim/credentials.json`).
+//! The first start sets up DIR (users, tokens, pool, ACLs, certificates; `DIR/sim/credentials.json`);
+//! with `--fresh` only root, as on a node just installed. DIR may be `/`: the node's files are then
+//! at their real paths (`/etc/pve`, `/usr/sbin/pct`, `/usr/sbin/pveum`, ...).
 //! Prints `pve-sim listening on URL` once ready.
 
 use pve_sim::api::Node;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn usage(msg: &str) -> ! {
-    eprintln!("pve-sim: {msg}\nusage: pve-sim --root DIR [--listen ADDR] [--http] [--version 8.0|8.2|8.4] [--backend inert|lxc] [--task-latency-ms N] [--auth-delay-ms N] [--node NAME] [--record FILE]");
+    eprintln!("pve-sim: {msg}\nusage: pve-sim --root DIR [--listen ADDR] [--http] [--fresh] [--version 8.0|8.2|8.4|9.0|9.1] [--backend inert|lxc] [--task-latency-ms N] [--auth-delay-ms N] [--node NAME] [--record FILE]");
     std::process::exit(2);
 }
 
@@ -37,9 +39,10 @@ fn main() {
             "--root" => root = Some(std::path::PathBuf::from(val())),
             "--listen" => listen = val(),
             "--http" => http = true,
+            "--fresh" => opts.fresh = true,
             "--version" => {
                 opts.version = PveVersion::parse(&val())
-                    .unwrap_or_else(|| usage("version must be 8.0, 8.2 or 8.4"))
+                    .unwrap_or_else(|| usage("version must be 8.0, 8.2, 8.4, 9.0 or 9.1"))
             }
             "--backend" => opts.backend = val(),
             "--node" => opts.node = val(),
