@@ -20,5 +20,9 @@ echo "== cargo clippy"
 # --all-features: the demo (appstore-web's `demo`, which the web and browser tests run) and the
 # test hooks; a release build of the service has neither.
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+echo "== cargo build (every binary: the installer test runs them inside a container)"
+cargo build --locked --workspace --all-features --bins
+echo "== the Debian package (of this test build)"
+PROFILE=dev FEATURES=--all-features bash scripts/package.sh --quiet
 echo "== cargo test"
 cargo test --locked --workspace --all-features

@@ -79,9 +79,12 @@ impl Bed {
             let _lock = root.lock_config(id).unwrap();
             let (mut conf, _) = root.read_conf(id).unwrap();
             let cur = conf.current_mut();
+            let debian = build_dir().join("../debian");
+            std::fs::create_dir_all(&debian).unwrap();
             for (host, inside) in [
                 (build_dir(), "mnt/build"),
                 (repo().join("dist"), "mnt/dist"),
+                (debian, "mnt/debian"),
             ] {
                 cur.push_raw_lxc(
                     "lxc.mount.entry",
@@ -208,9 +211,11 @@ fn assert_installed(bed: &Bed) {
         assert_eq!(bed.stat(path), want, "{path}");
     }
     bed.ok("visudo -cf /etc/sudoers.d/pve-appstore");
+    // The units where the package or the installer put them.
     bed.ok(
-        "systemd-analyze verify /etc/systemd/system/pve-appstore.service \
-         /etc/systemd/system/pve-appstore-helper.socket /etc/systemd/system/pve-appstore-helper@.service",
+        "systemd-analyze verify \"$(systemctl show -P FragmentPath pve-appstore.service)\" \
+         \"$(systemctl show -P FragmentPath pve-appstore-helper.socket)\" \
+         \"$(dirname \"$(systemctl show -P FragmentPath pve-appstore-helper.socket)\")/pve-appstore-helper@.service\"",
     );
     assert_eq!(
         bed.ok("systemctl is-active pve-appstore.service pve-appstore-helper.socket"),
@@ -264,9 +269,21 @@ fn installs_without_questions_on_a_9_1_node_reruns_cleanly_and_uninstalls_keepin
     if !lxc_available() {
         return;
     }
+    let debs: Vec<PathBuf> = std::fs::read_dir(build_dir().join("../debian"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let deb = debs
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .unwrap_or_else(|| panic!("no .deb in target/debian; run `PROFILE=dev FEATURES=--all-features scripts/package.sh` (scripts/test.sh does)"))
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
     let bed = Bed::new(PveVersion::V9_1, 301);
+    // As automation would: the package, then the installer it ships, without questions.
     let out = bed.ok(&format!(
-        "bash /mnt/dist/install.sh --non-interactive --binaries /mnt/build --password '{PASSWORD}'"
+        "bash /mnt/dist/install.sh --non-interactive --package /mnt/debian/{deb} --password '{PASSWORD}'"
     ));
     assert!(out.contains("Proxmox VE 9.1 on node pve1"), "{out}");
     assert!(
@@ -282,7 +299,9 @@ fn installs_without_questions_on_a_9_1_node_reruns_cleanly_and_uninstalls_keepin
 
     // A re-run upgrades in place and changes nothing else.
     let before = fingerprint(&bed);
-    let out = bed.ok("bash /mnt/dist/install.sh --non-interactive --binaries /mnt/build");
+    let out = bed.ok(&format!(
+        "bash /usr/share/pve-appstore/install.sh --non-interactive --package /mnt/debian/{deb}"
+    ));
     assert!(out.contains("upgrading in place"), "{out}");
     assert_eq!(fingerprint(&bed), before);
     assert_eq!(
@@ -291,7 +310,7 @@ fn installs_without_questions_on_a_9_1_node_reruns_cleanly_and_uninstalls_keepin
     );
 
     // Uninstall: the service, its files, the PVE user, token and roles go; the app stays.
-    bed.ok("bash /mnt/dist/install.sh --uninstall");
+    bed.ok("bash /usr/share/pve-appstore/install.sh --uninstall");
     assert_eq!(bed.ok("ls /etc/pve/lxc"), containers);
     let users = bed.ok("cat /etc/pve/user.cfg");
     assert!(!users.contains("appstore@pve"), "{users}");
