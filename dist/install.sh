@@ -27,7 +27,7 @@ Usage: install.sh [options]            install, or upgrade an existing install i
 
   --non-interactive        ask nothing; take flags, the answers file and defaults
   --answers FILE           KEY=value lines (POOL, CREATE_POOL, STORAGE, TEMPLATE_STORAGE, BRIDGE,
-                           GPU_POLICY, CORES, MEMORY_MB, DISK_GB, MAX_CORES, MAX_MEMORY_MB,
+                           GPU_POLICY, GPU_ALLOWLIST, CORES, MEMORY_MB, DISK_GB, MAX_CORES, MAX_MEMORY_MB,
                            MAX_DISK_GB, BIND, PORT, PASSWORD, CATALOG_URL, CATALOG_BRANCH,
                            CATALOG_PATH, DOWNLOAD_TEMPLATES)
   --package FILE.deb       install this package
@@ -40,6 +40,7 @@ Usage: install.sh [options]            install, or upgrade an existing install i
   --template-storage ID    storage of container templates (default: the first with templates)
   --bridge NAME            network bridge (default vmbr0, else the first)
   --gpu-policy POLICY      none, opt-in (default) or allowlist
+  --gpu-allowlist "ADDR ..."  with allowlist: the PCI addresses apps may use (default: every GPU)
   --cores N --memory-mb N --disk-gb N             defaults for apps that name none
   --max-cores N --max-memory-mb N --max-disk-gb N caps
   --bind ADDR --port N     the web UI's address (default 0.0.0.0:8088, HTTPS with the node's certificate)
@@ -60,7 +61,7 @@ say() { echo "==> $*"; }
 
 declare -A A=(
     [POOL]=appstore [CREATE_POOL]=yes [STORAGE]="" [TEMPLATE_STORAGE]="" [BRIDGE]=""
-    [GPU_POLICY]=opt-in [CORES]=1 [MEMORY_MB]=512 [DISK_GB]=4
+    [GPU_POLICY]=opt-in [GPU_ALLOWLIST]="" [CORES]=1 [MEMORY_MB]=512 [DISK_GB]=4
     [MAX_CORES]=8 [MAX_MEMORY_MB]=16384 [MAX_DISK_GB]=256
     [BIND]=0.0.0.0 [PORT]=8088 [PASSWORD]="" [CATALOG_URL]="" [CATALOG_BRANCH]=main [CATALOG_PATH]=""
     [DOWNLOAD_TEMPLATES]=yes
@@ -98,7 +99,7 @@ parse_args() {
             --reconfigure) RECONFIGURE=1 ;;
             -h | --help) usage; exit 0 ;;
             --answers | --package | --binaries | --dist | --pool | --create-pool | --storage | \
-                --template-storage | --bridge | --gpu-policy | --cores | --memory-mb | --disk-gb | \
+                --template-storage | --bridge | --gpu-policy | --gpu-allowlist | --cores | --memory-mb | --disk-gb | \
                 --max-cores | --max-memory-mb | --max-disk-gb | --bind | --port | --password | \
                 --catalog-url | --catalog-branch | --catalog-path | --download-templates)
                 (($# >= 2)) || die "$opt needs a value"
@@ -245,11 +246,15 @@ questions() {
     ask BRIDGE "Network bridge for the apps" $BRIDGES
     ask DOWNLOAD_TEMPLATES "Download missing Debian templates when an app needs one?" yes no
     # Display controllers (PCI class 0x03); the store's own discovery names them once it runs.
-    local gpus=0 class
+    local gpus=() class
     for class in /sys/bus/pci/devices/*/class; do
-        [[ -r $class && $(<"$class") == 0x03* ]] && gpus=$((gpus + 1))
+        [[ -r $class && $(<"$class") == 0x03* ]] && gpus+=("$(basename "$(dirname "$class")")")
     done
-    ask GPU_POLICY "GPUs for apps ($gpus display devices found): who may attach them?" opt-in none allowlist
+    ask GPU_POLICY "GPUs for apps (${#gpus[@]} display devices found): who may attach them?" opt-in none allowlist
+    if [[ ${A[GPU_POLICY]} == allowlist && -z ${A[GPU_ALLOWLIST]} ]]; then
+        A[GPU_ALLOWLIST]=${gpus[*]}
+        ask GPU_ALLOWLIST "PCI addresses of the GPUs apps may use (space separated)"
+    fi
     ask CORES "Cores for an app that names none"
     ask MEMORY_MB "Memory (MiB) for an app that names none"
     ask DISK_GB "Root disk (GiB) for an app that names none"
@@ -271,6 +276,13 @@ check_answers() {
     grep -qxF -- "${A[STORAGE]}" <<<"$STORAGES" || die "storage: '${A[STORAGE]}' cannot hold containers (usable: $(tr '\n' ' ' <<<"$STORAGES"))"
     grep -qxF -- "${A[BRIDGE]}" <<<"$BRIDGES" || die "bridge: '${A[BRIDGE]}' is not a bridge of $NODE"
     case ${A[GPU_POLICY]} in none | opt-in | allowlist) ;; *) die "gpu-policy: none, opt-in or allowlist" ;; esac
+    local addr
+    for addr in ${A[GPU_ALLOWLIST]}; do
+        [[ $addr =~ ^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$ ]] || die "gpu-allowlist: '$addr' is not a PCI address like 0000:01:00.0"
+    done
+    if [[ ${A[GPU_POLICY]} == allowlist && -z ${A[GPU_ALLOWLIST]// /} ]]; then
+        die "gpu-allowlist: the allowlist policy needs at least one PCI address (pve-appstore gpus lists them)"
+    fi
     case ${A[DOWNLOAD_TEMPLATES]} in yes | no) ;; *) die "download-templates: yes or no" ;; esac
     case ${A[CREATE_POOL]} in yes | no) ;; *) die "create-pool: yes or no" ;; esac
     if [[ -z ${A[PASSWORD]} ]]; then
@@ -379,6 +391,13 @@ ensure_token() {
 
 # ---------------------------------------------------------------- config
 
+allowlist_yaml() {
+    local addr out=()
+    for addr in ${A[GPU_ALLOWLIST]}; do out+=("\"$addr\""); done
+    local IFS=,
+    printf '%s' "${out[*]}"
+}
+
 yaml_string() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
 write_configs() {
@@ -432,6 +451,7 @@ web:
 $catalog
 gpu:
   policy: ${A[GPU_POLICY]}
+  allowlist: [$(allowlist_yaml)]
 jobs:
   download_templates: $downloads
 paths:

@@ -204,12 +204,28 @@ async fn installs_choosing_at_the_same_moment_get_different_cards() {
 
 #[tokio::test]
 async fn a_node_before_pve_8_1_refuses_a_render_node_with_the_fix() {
-    let Some((w, _dir)) = gpu_world_on(pve_sim::PveVersion::V8_0) else {
+    let Some((mut w, _dir)) = gpu_world_on(pve_sim::PveVersion::V8_0) else {
         return;
     };
+    // As declared, jellyfin asks for PVE 8.1 and is refused by that requirement first:
     let ask = GpuRequest::Devices {
         pci_addresses: vec!["0000:00:02.0".into()],
     };
+    let (_, end, log) = install(&w, "jellyfin", ask.clone()).await;
+    assert_eq!(end, JobState::Failed, "{log}");
+    assert!(
+        log.contains("jellyfin 1.0.0 needs Proxmox VE >=8.1; this node runs 8.0.9"),
+        "{log}"
+    );
+    // An app that does not declare it still meets the GPU step's own check of the release.
+    let rel = "apps/jellyfin/app.yml";
+    let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(rel)).unwrap();
+    let undeclared: String = text
+        .lines()
+        .filter(|l| !l.starts_with("  pve: ") && !l.contains("arrived in Proxmox VE 8.1"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    w.snapshot = common::commit_files(&w, &[(rel, undeclared)]);
     let (_, end, log) = install(&w, "jellyfin", ask).await;
     assert_eq!(end, JobState::Failed, "{log}");
     assert!(
