@@ -309,6 +309,27 @@ fn installs_without_questions_on_a_9_1_node_reruns_cleanly_and_uninstalls_keepin
         "active\n"
     );
 
+    // An apt-style upgrade to a newer package restarts the service on the new version and keeps
+    // the config (the same build, repacked as version 0.1.0-2).
+    let pid = bed.ok("systemctl show -P MainPID pve-appstore.service");
+    bed.ok(&format!(
+        "set -e; rm -rf /tmp/pkg; dpkg-deb -R /mnt/debian/{deb} /tmp/pkg; \
+         sed -i 's/^Version: .*/Version: 0.1.0-2/' /tmp/pkg/DEBIAN/control; \
+         dpkg-deb -Zgzip -z1 -b /tmp/pkg /tmp/pve-appstore_0.1.0-2_amd64.deb >/dev/null; \
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/pve-appstore_0.1.0-2_amd64.deb >/dev/null"
+    ));
+    assert_eq!(
+        bed.ok("dpkg-query -W -f '${Version}' pve-appstore"),
+        "0.1.0-2"
+    );
+    assert_ne!(
+        bed.ok("systemctl show -P MainPID pve-appstore.service"),
+        pid,
+        "restarted"
+    );
+    assert_eq!(fingerprint(&bed), before);
+    bed.ok("for i in $(seq 100); do curl -fsk -o /dev/null https://127.0.0.1:8088/api/health && exit 0; sleep 0.1; done; exit 1");
+
     // Uninstall: the service, its files, the PVE user, token and roles go; the app stays.
     bed.ok("bash /usr/share/pve-appstore/install.sh --uninstall");
     assert_eq!(bed.ok("ls /etc/pve/lxc"), containers);
