@@ -13,6 +13,7 @@ pub mod logfile;
 pub mod openapi;
 pub mod origin;
 pub mod reference;
+pub mod scaffold;
 pub mod server;
 pub mod tls;
 pub mod ui;

@@ -130,6 +130,18 @@ enum CatalogCommand {
         #[arg(long, value_enum, default_value_t = lint::Format::Text)]
         format: lint::Format,
     },
+    /// Start a new app in a catalog: apps/<id>/ with a manifest, README, icon and every script,
+    /// which lints clean and installs as it is.
+    New {
+        /// The app's id (kebab-case, such as `my-app`).
+        id: String,
+        /// The catalog directory (the one that holds `apps/`).
+        #[arg(long, default_value = ".")]
+        catalog: PathBuf,
+        /// The app's display name (default: from the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Print the JSON Schema of app.yml (for editors), or of config.yml with --config.
     Schema {
         /// The config file's schema instead.
@@ -652,6 +664,16 @@ fn main() -> ExitCode {
             host_root,
             format,
         } => doctor(&config, host_root, format),
+        Command::Catalog {
+            command: CatalogCommand::New { id, catalog, name },
+        } => appstore_web::scaffold::new_app(&catalog, &id, name.as_deref()).map(|dir| {
+            println!("created {}", dir.display());
+            println!(
+                "next: edit its app.yml and scripts, then `pve-appstore catalog lint {}`",
+                catalog.display()
+            );
+            ExitCode::SUCCESS
+        }),
         Command::Catalog {
             command:
                 CatalogCommand::Lint {

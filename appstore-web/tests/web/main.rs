@@ -47,6 +47,56 @@ fn lint_passes_on_the_reference_catalog() {
     assert!(out.ends_with("4 valid, 0 broken\n"), "{out}");
 }
 
+/// `catalog new` starts an app that lints clean and whose scripts pass shellcheck; it never
+/// overwrites an app, and a bad id says what an id looks like.
+#[test]
+fn catalog_new_scaffolds_an_app_that_lints_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(bin()
+        .args(["catalog", "new", "my-app", "--catalog"])
+        .arg(dir.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("apps/my-app"), "{out}");
+    let (code, out, err) = run(bin().args(["catalog", "lint"]).arg(dir.path()));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok      my-app 1.0.0"), "{out}");
+    let app = dir.path().join("apps/my-app");
+    assert!(std::fs::read_to_string(app.join("app.yml"))
+        .unwrap()
+        .contains("name: My App"));
+    let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
+    if pve_sim::harness::prerequisite(
+        shellcheck,
+        "APPSTORE_REQUIRE_LXC",
+        "shellcheck is not installed (scripts/bootstrap.sh installs it for the tests)",
+    ) {
+        let scripts = std::fs::read_dir(app.join("provision"))
+            .unwrap()
+            .map(|e| e.unwrap().path());
+        let out = Command::new("shellcheck")
+            .arg("-x")
+            .args(scripts)
+            .current_dir(app.join("provision"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let (code, _, err) = run(bin()
+        .args(["catalog", "new", "my-app", "--catalog"])
+        .arg(dir.path()));
+    assert_eq!(code, 2, "an error, as for every command");
+    assert!(err.contains("exists already"), "{err}");
+    let (code, _, err) = run(bin()
+        .args(["catalog", "new", "My_App", "--catalog"])
+        .arg(dir.path()));
+    assert_eq!(code, 2);
+    assert!(err.contains("app id: `My_App` is not kebab-case"), "{err}");
+}
+
 #[test]
 fn lint_fails_with_every_problem_and_its_path() {
     let dir = broken_catalog();
