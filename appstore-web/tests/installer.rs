@@ -347,75 +347,123 @@ fn installs_without_questions_on_a_9_1_node_reruns_cleanly_and_uninstalls_keepin
     );
 }
 
-#[test]
-fn the_guided_install_asks_through_whiptail_on_an_8_4_node() {
-    if !lxc_available() {
-        return;
+/// How the installer asks, and how the test answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ui {
+    Whiptail,
+    Dialog,
+    Plain,
+}
+
+impl Ui {
+    /// What a screen asks: `Some(true)` a password, `Some(false)` a question, `None` nothing yet.
+    fn asks(self, screen: &str) -> Option<bool> {
+        let password = screen.contains("password") || screen.contains("again");
+        match self {
+            Ui::Whiptail => screen.contains("<Ok>").then_some(password),
+            Ui::Dialog => screen
+                .lines()
+                .any(|l| l.contains("<  OK  >") || l.contains("< OK >"))
+                .then_some(password),
+            Ui::Plain => {
+                let last = screen
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())?
+                    .trim_end();
+                if last.ends_with("characters):") || last.ends_with("again:") {
+                    Some(true)
+                } else {
+                    last.ends_with("]:").then_some(false)
+                }
+            }
+        }
     }
-    let bed = Bed::new(PveVersion::V8_4, 302);
-    // The script arrives on stdin, as with curl | bash; the questions go to the terminal.
+}
+
+/// Runs the installer with its questions in `ui` (the script on stdin, as with `curl | bash`),
+/// accepting every default and giving the password twice; checks what it set up.
+fn guided_install(bed: &Bed, ui: Ui) {
+    let packages = match ui {
+        Ui::Whiptail => "apt-get install -y -qq whiptail >/dev/null",
+        Ui::Dialog => {
+            "apt-get install -y -qq dialog >/dev/null && apt-get remove -y -qq whiptail >/dev/null"
+        }
+        Ui::Plain => "apt-get remove -y -qq whiptail dialog >/dev/null",
+    };
+    bed.ok(&format!(
+        "export DEBIAN_FRONTEND=noninteractive; {packages}; rm -f /tmp/install.exit"
+    ));
     bed.ok(
-        "tmux new-session -d -s install -x 100 -y 32 \
+        "tmux new-session -d -s install -x 120 -y 40 \
          'bash -s -- --binaries /mnt/build --dist /mnt/dist < /mnt/dist/install.sh; echo \"EXIT=$?\" > /tmp/install.exit; sleep 3600'",
     );
     let deadline = Instant::now() + Duration::from_secs(240);
-    let (mut answered, mut last, mut passwords) = (Vec::new(), String::new(), 0);
+    let (mut questions, mut last, mut passwords) = (0, String::new(), 0);
     loop {
         assert!(
             Instant::now() < deadline,
-            "the installer did not finish:\n{last}"
+            "{ui:?}: the installer did not finish:\n{last}"
         );
         if bed.sh("test -e /tmp/install.exit").0 == 0 {
             break;
         }
-        let screen = bed.ok("tmux capture-pane -p -t install");
+        // A password box echoes `*` per key: that is the same question, already answered.
+        let screen = bed.ok("tmux capture-pane -p -t install").replace('*', "");
         if screen == last {
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
         last = screen.clone();
-        if screen.contains("password") && screen.contains("<Ok>") {
-            bed.ok(&format!(
-                "tmux send-keys -t install -l '{PASSWORD}' && tmux send-keys -t install Enter"
-            ));
-            passwords += 1;
-        } else if screen.contains("<Ok>") {
-            let title = screen
-                .lines()
-                .find(|l| {
-                    l.contains('?')
-                        || l.contains("Storage")
-                        || l.contains("pool")
-                        || l.contains("Port")
-                        || l.contains("Address")
-                        || l.contains("Cores")
-                        || l.contains("Memory")
-                        || l.contains("disk")
-                        || l.contains("Catalog")
-                        || l.contains("bridge")
-                        || l.contains("cores")
-                })
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            answered.push(title);
-            bed.ok("tmux send-keys -t install Enter");
+        // The password comes last: after both, the boxes left on the screen ask nothing.
+        if passwords == 2 {
+            continue;
+        }
+        match ui.asks(&screen) {
+            Some(true) => {
+                bed.ok(&format!(
+                    "tmux send-keys -t install -l '{PASSWORD}' && tmux send-keys -t install Enter"
+                ));
+                passwords += 1;
+            }
+            Some(false) => {
+                bed.ok("tmux send-keys -t install Enter");
+                questions += 1;
+            }
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(300));
     }
     let exit = bed.ok("cat /tmp/install.exit");
-    let screen = bed.ok("tmux capture-pane -p -S -200 -t install");
-    assert_eq!(exit.trim(), "EXIT=0", "{screen}");
-    assert_eq!(passwords, 2, "the password and its confirmation");
+    let screen = bed.ok("tmux capture-pane -p -S -300 -t install");
+    bed.ok("tmux kill-server");
+    assert_eq!(exit.trim(), "EXIT=0", "{ui:?}:\n{screen}");
+    assert_eq!(passwords, 2, "{ui:?}: the password and its confirmation");
     assert!(
-        answered.len() >= 14,
-        "every question was asked: {answered:#?}"
+        questions >= 14,
+        "{ui:?}: every question was asked ({questions})"
     );
-    assert!(screen.contains("Proxmox VE 8.4 on node pve1"), "{screen}");
+    // dialog paints over the lines printed before its first box.
+    assert!(
+        ui == Ui::Dialog || screen.contains("Proxmox VE 8.4 on node pve1"),
+        "{screen}"
+    );
     assert!(
         screen.contains("log in with the admin password you chose"),
         "{screen}"
     );
-    assert_installed(&bed);
-    bed.ok("tmux kill-server");
+    assert_installed(bed);
+}
+
+#[test]
+fn the_guided_install_asks_through_whiptail_dialog_or_the_terminal_on_an_8_4_node() {
+    if !lxc_available() {
+        return;
+    }
+    let bed = Bed::new(PveVersion::V8_4, 302);
+    for ui in [Ui::Whiptail, Ui::Dialog, Ui::Plain] {
+        guided_install(&bed, ui);
+        // Uninstalled between the runs, so that each one asks everything again.
+        bed.ok("bash /mnt/dist/install.sh --uninstall");
+    }
 }
