@@ -47,6 +47,46 @@ fn lint_passes_on_the_reference_catalog() {
     assert!(out.ends_with("4 valid, 0 broken\n"), "{out}");
 }
 
+/// Every `.sh` file below `app/provision` passes shellcheck (run from that directory, so that the
+/// scripts' `source=common.sh` directives resolve). shellcheck is a prerequisite of the test bed.
+fn shellcheck_scripts(app: &Path) {
+    let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
+    if !pve_sim::harness::prerequisite(
+        shellcheck,
+        "APPSTORE_REQUIRE_LXC",
+        "shellcheck is not installed (scripts/bootstrap.sh installs it for the tests)",
+    ) {
+        return;
+    }
+    let dir = app.join("provision");
+    let scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+        .collect();
+    assert!(!scripts.is_empty(), "{} has no scripts", dir.display());
+    let out = Command::new("shellcheck")
+        .arg("-x")
+        .args(&scripts)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        app.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The reference catalog's scripts pass shellcheck.
+#[test]
+fn the_reference_catalogs_scripts_pass_shellcheck() {
+    for app in std::fs::read_dir(reference_catalog().join("apps")).unwrap() {
+        shellcheck_scripts(&app.unwrap().path());
+    }
+}
+
 /// `catalog new` starts an app that lints clean and whose scripts pass shellcheck; it never
 /// overwrites an app, and a bad id says what an id looks like.
 #[test]
@@ -64,27 +104,7 @@ fn catalog_new_scaffolds_an_app_that_lints_clean() {
     assert!(std::fs::read_to_string(app.join("app.yml"))
         .unwrap()
         .contains("name: My App"));
-    let shellcheck = Command::new("shellcheck").arg("--version").output().is_ok();
-    if pve_sim::harness::prerequisite(
-        shellcheck,
-        "APPSTORE_REQUIRE_LXC",
-        "shellcheck is not installed (scripts/bootstrap.sh installs it for the tests)",
-    ) {
-        let scripts = std::fs::read_dir(app.join("provision"))
-            .unwrap()
-            .map(|e| e.unwrap().path());
-        let out = Command::new("shellcheck")
-            .arg("-x")
-            .args(scripts)
-            .current_dir(app.join("provision"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    shellcheck_scripts(&app);
     let (code, _, err) = run(bin()
         .args(["catalog", "new", "my-app", "--catalog"])
         .arg(dir.path()));

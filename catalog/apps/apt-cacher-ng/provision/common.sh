@@ -82,8 +82,8 @@ prepare_cache() {
 
 # Waits until the report page answers on the port (bash's /dev/tcp: no curl needed).
 wait_for_acng() {
-    local i
-    for i in $(seq 1 30); do
+    local _
+    for _ in $(seq 1 30); do
         if answers; then
             return 0
         fi
