@@ -506,16 +506,7 @@ async fn install_edited(
     let rel = "apps/radicale/app.yml";
     let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(rel)).unwrap();
     let snapshot = common::commit_files(&w, &[(rel, edit(&text))]);
-    let job = w
-        .engine
-        .create_install_job(&snapshot, &radicale())
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_install(job, snapshot, radicale(), CancelFlag::default())
-        .await
-        .unwrap();
+    let (job, end) = common::run_install(&w, &snapshot, radicale()).await;
     let log: Vec<String> = w
         .engine
         .store

@@ -139,8 +139,19 @@ pub async fn run(config_path: &Path, gpu_root: appstore_gpu::HostRoot) -> Report
         }
     };
     checks.extend(node_checks(&config).await);
-    checks.push(check("helper", helper(&config)));
-    checks.push(check("gpus", gpus(&config, gpu_root)));
+    // The socket call and the sysfs walk block: off the async thread.
+    let c = config.clone();
+    let local = tokio::task::spawn_blocking(move || (helper(&c), gpus(&c, gpu_root))).await;
+    match local {
+        Ok((h, g)) => {
+            checks.push(check("helper", h));
+            checks.push(check("gpus", g));
+        }
+        Err(e) => checks.push(check(
+            "helper",
+            Err(problem(e.to_string(), "run doctor again")),
+        )),
+    }
     checks.push(check("catalog", catalog(&config).await));
     finish(checks)
 }

@@ -235,13 +235,12 @@ pub async fn template_storage(
         })
 }
 
-async fn newest_template(engine: &Engine, family: &str) -> Result<Option<String>, String> {
-    let storage = &template_storage(
-        engine.pve.as_ref(),
-        &engine.config.node,
-        engine.config.template_storage.as_deref(),
-    )
-    .await?;
+/// The newest standard template of `family` on `storage`.
+async fn newest_template(
+    engine: &Engine,
+    storage: &str,
+    family: &str,
+) -> Result<Option<String>, String> {
     let vols = engine
         .pve
         .templates(&engine.config.node, storage)

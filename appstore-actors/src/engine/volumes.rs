@@ -61,7 +61,13 @@ async fn holder(engine: &Engine, app_id: &str, log: &JobLog) -> Result<Ctid, Str
             return Ok(id);
         }
     }
-    let template = super::newest_template(engine, "debian-12")
+    let storage = super::template_storage(
+        engine.pve.as_ref(),
+        &engine.config.node,
+        engine.config.template_storage.as_deref(),
+    )
+    .await?;
+    let template = super::newest_template(engine, &storage, "debian-12")
         .await?
         .ok_or("no debian-12 template to create the container that keeps the volumes")?;
     let ctid = engine

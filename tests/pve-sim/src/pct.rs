@@ -77,10 +77,6 @@ fn vmid(arg: Option<&String>) -> Result<u32, String> {
         .ok_or_else(|| format!("400 Parameter verification failed.\nvmid: type check ('integer') failed - got '{a}'"))
 }
 
-fn version(root: &SimRoot) -> PveVersion {
-    root.version()
-}
-
 fn check_params(
     method: &str,
     template: &str,
@@ -218,7 +214,7 @@ fn set(root: &SimRoot, id: u32, mut opts: BTreeMap<String, String>) -> Result<()
         "PUT",
         "/nodes/{node}/lxc/{vmid}/config",
         &params,
-        version(root),
+        root.version(),
     )?;
     let _lock = root.lock_config(id).map_err(|e| e.to_string())?;
     let mut c = conf(root, id)?;
@@ -300,7 +296,7 @@ fn create(
     params.insert("node".into(), root.node().into());
     params.insert("vmid".into(), id.to_string());
     params.insert("ostemplate".into(), ostemplate.clone());
-    check_params("POST", "/nodes/{node}/lxc", &params, version(root))?;
+    check_params("POST", "/nodes/{node}/lxc", &params, root.version())?;
     if root.conf_path(id).exists() {
         return Err(format!("CT {id} already exists on node '{}'", root.node()));
     }
@@ -362,7 +358,7 @@ fn exec(root: &SimRoot, backend: &dyn Backend, rest: &[String]) -> Outcome {
     // the announced default (0), so nothing may rely on either: the product passes it explicitly.
     let keep = match opts.get("keep-env").map(String::as_str) {
         Some(v) => v != "0",
-        None => !version(root).is_9(),
+        None => !root.version().is_9(),
     };
     let env: Vec<(String, String)> = if keep {
         std::env::vars()

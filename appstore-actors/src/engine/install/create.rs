@@ -149,7 +149,7 @@ impl InstallWork {
             Ok(t) => t,
             Err(e) => return failed(e),
         };
-        match crate::engine::newest_template(&self.engine, &family).await {
+        match crate::engine::newest_template(&self.engine, &tstorage, &family).await {
             Ok(Some(t)) => {
                 self.log.info(&format!("template: {t}")).await;
                 self.template = Some(t);
