@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod auth;
+#[cfg(feature = "demo")]
+pub mod catalog_test;
 pub mod connect;
 pub mod debug;
 pub mod demo;
@@ -12,6 +14,7 @@ pub mod lint;
 pub mod logfile;
 pub mod openapi;
 pub mod origin;
+pub mod plan;
 pub mod reference;
 pub mod scaffold;
 pub mod server;

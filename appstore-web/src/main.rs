@@ -142,6 +142,43 @@ enum CatalogCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Print an app's install plan without a node: the container, the scripts and their
+    /// environment, the GPU devices per vendor, the outputs.
+    Plan {
+        /// The catalog directory (the one that holds `apps/`).
+        catalog: PathBuf,
+        /// The app.
+        app: String,
+        /// Render as if this vendor's GPU were attached: intel, amd or nvidia.
+        #[arg(long)]
+        gpu: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lint::Format::Text)]
+        format: lint::Format,
+    },
+    /// Run apps' whole lifecycle (install, URL, upgrade, reconfigure, uninstall keeping data,
+    /// reinstall, uninstall) in real containers on a simulated Proxmox VE node; needs root, LXC and
+    /// debootstrap. Apps that install from elsewhere than Debian, PyPI or npm get their plan rendered.
+    #[cfg(feature = "demo")]
+    Test {
+        /// The catalog directory (the one that holds `apps/`).
+        catalog: PathBuf,
+        /// Apps to test, whatever they install from (default: every app; those that download from
+        /// elsewhere than Debian, PyPI or npm then get their plan rendered instead).
+        apps: Vec<String>,
+        /// With no apps named, run the apps that download from elsewhere too.
+        #[arg(long)]
+        all_sources: bool,
+        /// Keep the containers' apt, pip and npm downloads here, for later runs.
+        #[arg(long)]
+        package_cache: Option<PathBuf>,
+        /// Proxmox VE release of the simulated node: 9.1, 9.0 or 8.4.
+        #[arg(long, default_value = "9.1")]
+        pve: String,
+        /// Output format (the JSON report goes to stdout at the end; progress to stderr).
+        #[arg(long, value_enum, default_value_t = lint::Format::Text)]
+        format: lint::Format,
+    },
     /// Print the JSON Schema of app.yml (for editors), or of config.yml with --config.
     Schema {
         /// The config file's schema instead.
@@ -600,6 +637,92 @@ fn gpus(host_root: Option<PathBuf>, format: lint::Format) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+fn catalog_plan(
+    catalog: &std::path::Path,
+    app: &str,
+    gpu: Option<&str>,
+    format: lint::Format,
+) -> anyhow::Result<ExitCode> {
+    let snap = lint::load(&catalog.display().to_string(), "main", "")?;
+    let Some(found) = snap.app(app) else {
+        anyhow::bail!(
+            "no app `{app}` that lints clean in {} (run `pve-appstore catalog lint {}`)",
+            catalog.display(),
+            catalog.display()
+        );
+    };
+    let vendor = match gpu {
+        None => None,
+        Some("intel") => Some(appstore_core::manifest::GpuVendor::Intel),
+        Some("amd") => Some(appstore_core::manifest::GpuVendor::Amd),
+        Some("nvidia") => Some(appstore_core::manifest::GpuVendor::Nvidia),
+        Some(other) => anyhow::bail!("--gpu `{other}`: write intel, amd or nvidia"),
+    };
+    if let Some(v) = vendor {
+        anyhow::ensure!(
+            found.manifest.gpu().supported.contains(&v),
+            "--gpu {}: `{app}` does not support that vendor (gpu.supported)",
+            v.as_str()
+        );
+    }
+    let plan = appstore_web::plan::render(
+        &found.manifest,
+        &appstore_web::plan::PlanOptions {
+            gpu: vendor,
+            ..Default::default()
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    match format {
+        lint::Format::Text => print!("{}", plan.text()),
+        lint::Format::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "demo")]
+fn catalog_test(
+    catalog: PathBuf,
+    apps: Vec<String>,
+    all_sources: bool,
+    package_cache: Option<PathBuf>,
+    pve: &str,
+    format: lint::Format,
+) -> anyhow::Result<ExitCode> {
+    let pve = match pve {
+        "9.1" => pve_sim::PveVersion::V9_1,
+        "9.0" => pve_sim::PveVersion::V9_0,
+        "8.4" => pve_sim::PveVersion::V8_4,
+        other => anyhow::bail!("--pve `{other}`: write 9.1, 9.0 or 8.4"),
+    };
+    let opts = appstore_web::catalog_test::TestOptions {
+        catalog,
+        apps,
+        all_sources,
+        package_cache,
+        pve,
+        pct_host: std::env::current_exe().context("locating this binary")?,
+    };
+    let report = appstore_web::catalog_test::run(&opts, &mut |app, step| {
+        eprintln!(
+            "{app}: {} {} ({:.1} s) {}",
+            step.step, step.result, step.seconds, step.detail
+        );
+        for l in &step.log_tail {
+            eprintln!("    | {l}");
+        }
+    })?;
+    match format {
+        lint::Format::Text => print!("{}", report.text()),
+        lint::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
     // The demo's simulated node runs its `pct` through this binary (`pve-appstore __pct ...`).
     #[cfg(feature = "demo")]
@@ -691,6 +814,27 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }),
+        Command::Catalog {
+            command:
+                CatalogCommand::Plan {
+                    catalog,
+                    app,
+                    gpu,
+                    format,
+                },
+        } => catalog_plan(&catalog, &app, gpu.as_deref(), format),
+        #[cfg(feature = "demo")]
+        Command::Catalog {
+            command:
+                CatalogCommand::Test {
+                    catalog,
+                    apps,
+                    all_sources,
+                    package_cache,
+                    pve,
+                    format,
+                },
+        } => catalog_test(catalog, apps, all_sources, package_cache, &pve, format),
         Command::Catalog {
             command: CatalogCommand::Schema { config },
         } => {

@@ -157,6 +157,54 @@ impl fmt::Display for RelPath {
     }
 }
 
+/// Where an app's scripts install its software from (`sources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Debian's archive.
+    Debian,
+    /// The Python Package Index.
+    Pypi,
+    /// The npm registry.
+    Npm,
+    /// Anything else: the https URL scripts download from.
+    Url(String),
+}
+
+impl Source {
+    /// `debian`, `pypi`, `npm` or an https URL; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "debian" => Some(Source::Debian),
+            "pypi" => Some(Source::Pypi),
+            "npm" => Some(Source::Npm),
+            url if url.starts_with("https://")
+                && url.len() > "https://".len()
+                && !url.chars().any(char::is_whitespace) =>
+            {
+                Some(Source::Url(url.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Debian => "debian",
+            Source::Pypi => "pypi",
+            Source::Npm => "npm",
+            Source::Url(u) => u,
+        })
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A validated app manifest. Only [`parse_manifest`] and [`Manifest::from_raw`] make one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
@@ -168,6 +216,7 @@ pub struct Manifest {
     categories: Vec<String>,
     tags: Vec<String>,
     homepage: Option<String>,
+    sources: Vec<Source>,
     license: Option<String>,
     maintainers: Vec<String>,
     icon: Option<RelPath>,
@@ -497,6 +546,17 @@ impl Manifest {
     pub fn homepage(&self) -> Option<&str> {
         self.homepage.as_deref()
     }
+    /// Where the scripts install from (empty when the manifest does not say).
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// True when every source is Debian's archive, PyPI or npm (what test machines reach), and the
+    /// manifest names at least one.
+    pub fn installs_from_public_registries(&self) -> bool {
+        !self.sources.is_empty() && self.sources.iter().all(|s| !matches!(s, Source::Url(_)))
+    }
+
     /// License.
     pub fn license(&self) -> Option<&str> {
         self.license.as_deref()

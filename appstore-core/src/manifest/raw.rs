@@ -49,6 +49,11 @@ pub struct RawManifest {
     /// Shown first under the "featured" sort.
     #[serde(default)]
     pub featured: bool,
+    /// Where the scripts install the software from, so admins see whom they trust and tests know
+    /// what they can reach: `debian` (Debian's archive), `pypi`, `npm`, or the https URL of any other
+    /// source (a vendor's apt repository, a release download). Extension beyond the original spec.
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// Minimum versions this app needs. Extension beyond the original spec.
     #[serde(default)]
     pub requires: Option<RawRequires>,

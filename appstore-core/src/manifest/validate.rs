@@ -270,6 +270,26 @@ impl Validator {
                 self.err("homepage", format!("`{h}` is not an http(s) URL"));
             }
         }
+        for (i, src) in raw.sources.iter().enumerate() {
+            if Source::parse(src).is_none() {
+                self.hint(
+                    index("sources", i),
+                    format!("`{src}` is not a known source"),
+                    "write `debian`, `pypi`, `npm`, or the https URL the scripts download from",
+                );
+            }
+        }
+        if let Some(dup) = raw
+            .sources
+            .iter()
+            .enumerate()
+            .find(|(i, s)| raw.sources[..*i].contains(s))
+        {
+            self.err(
+                index("sources", dup.0),
+                format!("`{}` is listed twice", dup.1),
+            );
+        }
         for (i, m) in raw.maintainers.iter().enumerate() {
             if m.trim().is_empty() {
                 self.err(index("maintainers", i), "must not be empty");
@@ -315,6 +335,11 @@ impl Validator {
                     categories: raw.categories,
                     tags: raw.tags,
                     homepage: raw.homepage,
+                    sources: raw
+                        .sources
+                        .iter()
+                        .filter_map(|s| Source::parse(s))
+                        .collect(),
                     license: raw.license,
                     maintainers: raw.maintainers,
                     icon,

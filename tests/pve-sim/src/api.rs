@@ -1080,6 +1080,16 @@ impl Node {
             move |tasks, upid| {
                 let _lock = node_ref.root.lock_config(vmid).map_err(|e| e.to_string())?;
                 node_ref.backend.destroy(vmid)?;
+                for volid in crate::backend::storage_volumes(&conf) {
+                    node_ref.backend.volume_freed(&volid);
+                    tasks.log(
+                        upid,
+                        format!(
+                            "Logical volume \"{}\" successfully removed.",
+                            volid.split_once(':').map_or(volid.as_str(), |(_, n)| n)
+                        ),
+                    );
+                }
                 tasks.log(
                     upid,
                     format!("Logical volume \"vm-{vmid}-disk-0\" successfully removed."),
@@ -1335,6 +1345,7 @@ impl Node {
                 dst.current_mut()
                     .try_set(&target_key, &parts.join(","))
                     .map_err(|e| e.to_string())?;
+                node_ref.backend.volume_renamed(&old, &new)?;
                 tasks.log(upid, format!("renamed volume '{old}' to '{new}'"));
                 node_ref
                     .root

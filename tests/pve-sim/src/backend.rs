@@ -49,6 +49,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Tears down what the back end made on the host for this node (containers, bridge); the node's
     /// files stay. Called when a test node is dropped and when `pve-sim` exits.
     fn cleanup(&self) {}
+    /// A storage volume (`storage:name`) was renamed (`move_volume` to another container).
+    fn volume_renamed(&self, _old: &str, _new: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// A storage volume (`storage:name`) was freed with its container.
+    fn volume_freed(&self, _volid: &str) {}
+}
+
+/// The storage volumes (`storage:name`) a config's `mpN` keys hold; bind mounts are not volumes.
+pub fn storage_volumes(conf: &PveConfig) -> Vec<String> {
+    conf.current()
+        .keys()
+        .filter(|(k, _)| {
+            k.strip_prefix("mp")
+                .or_else(|| k.strip_prefix("unused"))
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|(_, v)| {
+            let first = v.split(',').next()?.trim_start_matches("volume=");
+            (!first.starts_with('/') && first.contains(':')).then(|| first.to_string())
+        })
+        .collect()
 }
 
 /// Where snapshot `name` of a container's files is kept.

@@ -30,6 +30,9 @@ pub struct HarnessOptions {
     pub pct_host: Option<std::path::PathBuf>,
     /// Where `devN` paths are found (a fixture tree with `dev/`); `None`: the host's `/`.
     pub device_root: Option<std::path::PathBuf>,
+    /// LXC back end: a directory of download caches (apt, pip, npm) every container shares, so that
+    /// a run downloads each package once. `None`: each container downloads its own.
+    pub package_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -42,6 +45,7 @@ impl Default for HarnessOptions {
             backend: "inert".into(),
             pct_host: None,
             device_root: None,
+            package_cache: None,
         }
     }
 }
@@ -91,6 +95,14 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
     let sim_root = SimRoot::open(&root)?;
     if let Some(d) = &opts.device_root {
         std::fs::write(root.join("sim/device-root"), d.display().to_string())?;
+    }
+    if let Some(cache) = &opts.package_cache {
+        let cache = std::path::absolute(cache)?;
+        std::fs::create_dir_all(&cache)?;
+        std::fs::write(
+            root.join(crate::lxc::PACKAGE_CACHE_FILE),
+            cache.display().to_string(),
+        )?;
     }
     let backend: Arc<dyn Backend> =
         Arc::from(crate::backend::backend_for(&sim_root).map_err(std::io::Error::other)?);

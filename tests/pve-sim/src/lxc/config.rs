@@ -22,6 +22,8 @@ pub(super) struct StartPlan {
     pub(super) bridge: String,
     pub(super) nets: Vec<NetPlan>,
     pub(super) devices: Vec<Device>,
+    /// Bind mounts: host directory, absolute path inside.
+    pub(super) mounts: Vec<(PathBuf, String)>,
     pub(super) raw: Vec<(String, String)>,
 }
 
@@ -84,6 +86,22 @@ pub(super) fn render_config(plan: &StartPlan) -> Result<String, String> {
     for d in &plan.devices {
         line("lxc.cgroup.devices.allow", &d.cgroup_rule());
         line("lxc.cgroup2.devices.allow", &d.cgroup_rule());
+    }
+    for (host, inside) in &plan.mounts {
+        let target = inside.trim_start_matches('/');
+        if target.is_empty() || target.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(format!(
+                "mount point '{inside}' is not a clean absolute path"
+            ));
+        }
+        line(
+            "lxc.mount.entry",
+            &format!(
+                "{} {} none bind,create=dir 0 0",
+                plain_path(host)?,
+                plain_path(Path::new(target))?
+            ),
+        );
     }
     for (k, v) in &plan.raw {
         let device_rule = k

@@ -79,6 +79,17 @@ const LXC_COMMON_CONF: &str = "/usr/share/lxc/config/common.conf";
 const ROOTFS_PACKAGES: &str = "systemd-sysv,ca-certificates";
 /// A file the finished cache holds (written last, before the rename).
 const ROOTFS_MARKER: &str = "etc/pve-sim-rootfs";
+/// Where the node keeps the path of the test bed's shared package cache (see
+/// [`crate::harness::HarnessOptions::package_cache`]).
+pub const PACKAGE_CACHE_FILE: &str = "sim/package-cache";
+/// The caches below it and where containers see them.
+const PACKAGE_CACHES: [(&str, &str); 3] = [
+    ("apt", "/var/cache/apt/archives"),
+    ("pip", "/root/.cache/pip"),
+    ("npm", "/root/.npm"),
+];
+/// The host's own extra CA certificates.
+const HOST_CA_DIR: &str = "/usr/local/share/ca-certificates";
 /// LXC's per-lxcpath lock files.
 const LXC_LOCK_DIR: &str = "/run/lxc/lock";
 /// Real LXC containers for one simulated node.
@@ -294,6 +305,27 @@ impl LxcBackend {
             }
         }
         let hook = self.lxc_dir(vmid).join("autodev-hook");
+        let mut mounts = Vec::new();
+        for (key, value) in cur.keys() {
+            if numbered(key, "mp").is_none() {
+                continue;
+            }
+            let mut parts = value.split(',');
+            let source = parts.next().unwrap_or("").trim_start_matches("volume=");
+            let Some(path) = parts.find_map(|p| p.strip_prefix("mp=")) else {
+                return Err(format!("{key}: missing 'mp' (the path inside)"));
+            };
+            let host = if source.starts_with('/') {
+                PathBuf::from(source)
+            } else {
+                let dir = self.volume_dir(source)?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("{key}: cannot create {}: {e}", dir.display()))?;
+                dir
+            };
+            mounts.push((host, path.to_string()));
+        }
+        mounts.extend(self.package_cache_mounts()?);
         let plan = StartPlan {
             hostname: hostname.clone(),
             lower: self.lower_dir(vmid),
@@ -302,12 +334,89 @@ impl LxcBackend {
             bridge: self.bridge_name(),
             nets,
             devices: devices.clone(),
+            mounts,
             raw: cur
                 .raw_lxc()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
         Ok((render_config(&plan)?, render_hook(&hostname, &devices)))
+    }
+
+    /// The host directory that holds storage volume `storage:name` (a file system of its own on PVE;
+    /// here a directory below the node's root, bind-mounted at the mount point).
+    fn volume_dir(&self, volid: &str) -> Result<PathBuf, String> {
+        let (storage, name) = volid
+            .split_once(':')
+            .filter(|(s, n)| {
+                let ok = |t: &str| {
+                    !t.is_empty()
+                        && !t.starts_with('.')
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                };
+                ok(s) && ok(n)
+            })
+            .ok_or_else(|| format!("unable to parse volume ID '{volid}'"))?;
+        Ok(self.abs_root.join("sim/volumes").join(storage).join(name))
+    }
+
+    /// The test bed's shared download caches (apt's archives, pip's and npm's caches) when the node
+    /// was given one (`sim/package-cache`): every container sees the same directories, so a package
+    /// is downloaded once per run. Not something PVE does; it keeps real-container tests fast.
+    fn package_cache_mounts(&self) -> Result<Vec<(PathBuf, String)>, String> {
+        let Ok(text) = std::fs::read_to_string(self.root.path().join(PACKAGE_CACHE_FILE)) else {
+            return Ok(Vec::new());
+        };
+        let base = PathBuf::from(text.trim());
+        let mut mounts = Vec::new();
+        for (sub, inside) in PACKAGE_CACHES {
+            let dir = base.join(sub);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            mounts.push((dir, inside.to_string()));
+        }
+        std::fs::create_dir_all(base.join("apt/partial"))
+            .map_err(|e| format!("cannot create the apt cache: {e}"))?;
+        Ok(mounts)
+    }
+
+    /// Gives the container the host's own extra CA certificates (`/usr/local/share/ca-certificates`),
+    /// in its CA directory and its bundle, so HTTPS through an intercepting proxy of the test machine
+    /// works inside. A test-bed matter: a real node's containers trust what their template trusts.
+    fn trust_host_cas(&self, vmid: u32, release: DebianRelease) -> Result<(), String> {
+        let host_dir = Path::new(HOST_CA_DIR);
+        let Ok(entries) = std::fs::read_dir(host_dir) else {
+            return Ok(());
+        };
+        let mut extra = String::new();
+        let upper = self.upper_dir(vmid);
+        let ca_dir = upper.join(HOST_CA_DIR.trim_start_matches('/'));
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "crt") || !path.is_file() {
+                continue;
+            }
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            std::fs::create_dir_all(&ca_dir)
+                .map_err(|err| format!("cannot create {}: {err}", ca_dir.display()))?;
+            std::fs::write(ca_dir.join(e.file_name()), &pem)
+                .map_err(|err| format!("cannot write a CA certificate: {err}"))?;
+            extra.push_str(pem.trim_end());
+            extra.push('\n');
+        }
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let bundle = "etc/ssl/certs/ca-certificates.crt";
+        let lower = release.cache_beside(&self.rootfs).join(bundle);
+        let mut text = std::fs::read_to_string(&lower).unwrap_or_default();
+        text.push_str(&extra);
+        let target = upper.join(bundle);
+        std::fs::create_dir_all(target.parent().unwrap_or(&upper))
+            .and_then(|()| std::fs::write(&target, text))
+            .map_err(|err| format!("cannot write the CA bundle: {err}"))
     }
 
     fn attach(&self, vmid: u32) -> Command {
@@ -370,7 +479,8 @@ impl Backend for LxcBackend {
             .map_err(|e| format!("cannot create {}: {e}", ct.display()))?;
         // Which tree the container's overlay starts from.
         std::fs::write(ct.join("debian-release"), release.number())
-            .map_err(|e| format!("cannot write {}: {e}", ct.display()))
+            .map_err(|e| format!("cannot write {}: {e}", ct.display()))?;
+        self.trust_host_cas(vmid, release)
     }
 
     fn start(&self, vmid: u32, conf: &PveConfig) -> Result<(), String> {
@@ -451,6 +561,21 @@ impl Backend for LxcBackend {
         self.stop(vmid)?;
         self.remove_lxc_dir(&self.container_name(vmid))?;
         remove_dir_if_present(&self.ct_dir(vmid))
+    }
+
+    fn volume_renamed(&self, old: &str, new: &str) -> Result<(), String> {
+        let (from, to) = (self.volume_dir(old)?, self.volume_dir(new)?);
+        if !from.exists() {
+            return Ok(());
+        }
+        std::fs::rename(&from, &to)
+            .map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))
+    }
+
+    fn volume_freed(&self, volid: &str) {
+        if let Ok(dir) = self.volume_dir(volid) {
+            let _ = remove_dir_if_present(&dir);
+        }
     }
 
     fn exec(&self, vmid: u32, argv: &[String], env: &[(String, String)]) -> Result<i32, String> {
