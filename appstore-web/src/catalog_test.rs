@@ -33,6 +33,9 @@ pub struct TestOptions {
     /// With no apps named: run the apps that download from elsewhere too (their downloads must be
     /// reachable).
     pub all_sources: bool,
+    /// Run only every n-th app (`(k, n)`: the k-th of n shards, from 1), so that several machines or
+    /// processes can share a catalog's apps. Plans are rendered in the first shard.
+    pub shard: Option<(usize, usize)>,
     /// Shared download caches (apt, pip, npm) for the containers; kept after the run.
     pub package_cache: Option<PathBuf>,
     /// The Proxmox VE release the simulated node runs.
@@ -187,10 +190,25 @@ pub fn run(
         v
     };
     anyhow::ensure!(!chosen.is_empty(), "{} has no apps", catalog.display());
-    let (run_apps, plan_apps): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|a| {
+    let (mut run_apps, mut plan_apps): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|a| {
         opts.all_sources || !opts.apps.is_empty() || a.manifest.installs_from_public_registries()
     });
 
+    if let Some((k, n)) = opts.shard {
+        anyhow::ensure!(
+            n >= 1 && (1..=n).contains(&k),
+            "--shard {k}/{n}: write K/N with 1 <= K <= N"
+        );
+        run_apps = run_apps
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k - 1)
+            .map(|(_, a)| a)
+            .collect();
+        if k != 1 {
+            plan_apps.clear();
+        }
+    }
     let mut reports = Vec::new();
     for app in &plan_apps {
         let t = Instant::now();
@@ -485,7 +503,7 @@ impl World {
             let after = self.reload(&rec)?;
             let url = self.check_url(Some(&after)).await?;
             install = Some(after);
-            Ok(format!("changed {}; {url}", names.join(", ")))
+            Ok(format!("set {}; {url}", names.join(", ")))
         })
         .await;
         run.step("uninstall-keep-data", async {
@@ -742,8 +760,9 @@ impl World {
     }
 }
 
-/// New values for every reconfigurable input: a new password for secrets, the other choice for
-/// booleans and selects; numbers and text keep their values.
+/// Values for every reconfigurable input: a new password for secrets, the other choice for booleans
+/// and selects; numbers and text keep their values (the reconfigure script runs with them all the
+/// same).
 fn reconfigure_values(
     m: &Manifest,
     install: &InstallRecord,
@@ -769,7 +788,11 @@ fn reconfigure_values(
                     None => continue,
                 }
             }
-            _ => continue,
+            // Text and numbers keep their values: the script still runs with them.
+            _ => match now {
+                Some(v) if !v.is_null() => v.clone(),
+                _ => continue,
+            },
         };
         out.insert(input.key.clone(), value);
     }

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod doctor;
 pub mod lint;
 pub mod logfile;
+pub mod manifest_doc;
 pub mod openapi;
 pub mod origin;
 pub mod plan;

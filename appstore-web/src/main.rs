@@ -172,6 +172,9 @@ enum CatalogCommand {
         /// Keep the containers' apt, pip and npm downloads here, for later runs.
         #[arg(long)]
         package_cache: Option<PathBuf>,
+        /// Run only the K-th of N equal shares of the apps (`--shard 1/2`), for parallel CI jobs.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
         /// Proxmox VE release of the simulated node: 9.1, 9.0 or 8.4.
         #[arg(long, default_value = "9.1")]
         pve: String,
@@ -179,6 +182,8 @@ enum CatalogCommand {
         #[arg(long, value_enum, default_value_t = lint::Format::Text)]
         format: lint::Format,
     },
+    /// Print the manifest reference (Markdown), generated from the JSON Schema of app.yml.
+    Reference,
     /// Print the JSON Schema of app.yml (for editors), or of config.yml with --config.
     Schema {
         /// The config file's schema instead.
@@ -681,28 +686,32 @@ fn catalog_plan(
 }
 
 #[cfg(feature = "demo")]
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{s}` is not K/N (such as 1/2)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (
+        k.parse::<usize>().map_err(|_| bad())?,
+        n.parse::<usize>().map_err(|_| bad())?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("`{s}`: K must be from 1 to N"));
+    }
+    Ok((k, n))
+}
+
+#[cfg(feature = "demo")]
 fn catalog_test(
-    catalog: PathBuf,
-    apps: Vec<String>,
-    all_sources: bool,
-    package_cache: Option<PathBuf>,
+    mut opts: appstore_web::catalog_test::TestOptions,
     pve: &str,
     format: lint::Format,
 ) -> anyhow::Result<ExitCode> {
-    let pve = match pve {
+    opts.pve = match pve {
         "9.1" => pve_sim::PveVersion::V9_1,
         "9.0" => pve_sim::PveVersion::V9_0,
         "8.4" => pve_sim::PveVersion::V8_4,
         other => anyhow::bail!("--pve `{other}`: write 9.1, 9.0 or 8.4"),
     };
-    let opts = appstore_web::catalog_test::TestOptions {
-        catalog,
-        apps,
-        all_sources,
-        package_cache,
-        pve,
-        pct_host: std::env::current_exe().context("locating this binary")?,
-    };
+    opts.pct_host = std::env::current_exe().context("locating this binary")?;
     let report = appstore_web::catalog_test::run(&opts, &mut |app, step| {
         eprintln!(
             "{app}: {} {} ({:.1} s) {}",
@@ -831,10 +840,29 @@ fn main() -> ExitCode {
                     apps,
                     all_sources,
                     package_cache,
+                    shard,
                     pve,
                     format,
                 },
-        } => catalog_test(catalog, apps, all_sources, package_cache, &pve, format),
+        } => catalog_test(
+            appstore_web::catalog_test::TestOptions {
+                catalog,
+                apps,
+                all_sources,
+                shard,
+                package_cache,
+                pve: pve_sim::PveVersion::V9_1,
+                pct_host: PathBuf::new(),
+            },
+            &pve,
+            format,
+        ),
+        Command::Catalog {
+            command: CatalogCommand::Reference,
+        } => {
+            print!("{}", appstore_web::manifest_doc::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Catalog {
             command: CatalogCommand::Schema { config },
         } => {

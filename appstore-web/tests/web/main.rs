@@ -87,6 +87,135 @@ fn the_reference_catalogs_scripts_pass_shellcheck() {
     }
 }
 
+/// The reference catalog has at least 24 apps; each says where it installs from, and the install
+/// plan of each renders: without a GPU, and with each GPU vendor it supports (the vendor's profile
+/// and device nodes, and its variables in the scripts' environment).
+#[test]
+fn every_reference_app_declares_its_sources_and_renders_its_install_plan() {
+    let snap =
+        appstore_web::lint::load(&reference_catalog().display().to_string(), "main", "").unwrap();
+    assert!(snap.broken().is_empty(), "{:?}", snap.broken());
+    assert!(snap.apps().len() >= 24, "{} apps", snap.apps().len());
+    let mut elsewhere = 0;
+    for (id, app) in snap.apps() {
+        let m = &app.manifest;
+        assert!(!m.sources().is_empty(), "{id} declares no sources");
+        if !m.installs_from_public_registries() {
+            elsewhere += 1;
+        }
+        assert!(
+            m.outputs().first().is_some_and(|o| o.key == "url"),
+            "{id}: the first output is the URL"
+        );
+        let (code, out, err) = run(bin()
+            .args(["catalog", "plan"])
+            .arg(reference_catalog())
+            .arg(id.as_str()));
+        assert_eq!(code, 0, "{id}: {err}");
+        assert!(
+            out.contains(&format!(
+                "ostemplate: <template storage>:vztmpl/<newest {}",
+                m.lxc().ostemplate
+            )),
+            "{out}"
+        );
+        assert!(out.contains("install: provision/"), "{out}");
+        for vendor in &m.gpu().supported {
+            let (code, out, err) = run(bin()
+                .args(["catalog", "plan"])
+                .arg(reference_catalog())
+                .arg(id.as_str())
+                .args(["--gpu", vendor.as_str()]));
+            assert_eq!(code, 0, "{id} --gpu {}: {err}", vendor.as_str());
+            assert!(
+                out.contains(&format!("APPSTORE_GPU_VENDOR={}", vendor.as_str())),
+                "{out}"
+            );
+            let nodes = match vendor.as_str() {
+                "nvidia" => "/dev/nvidiactl",
+                _ => "/dev/dri/renderD*",
+            };
+            assert!(out.contains(nodes), "{id} {}: {out}", vendor.as_str());
+        }
+    }
+    assert!(elsewhere >= 4, "{elsewhere} apps from elsewhere");
+    // A vendor the app does not support is refused by name.
+    let (code, _, err) = run(bin()
+        .args(["catalog", "plan"])
+        .arg(reference_catalog())
+        .args(["radicale", "--gpu", "nvidia"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("does not support that vendor"), "{err}");
+}
+
+/// The manifest reference in the catalog's CONTRIBUTING.md is what `catalog reference` generates
+/// from the JSON Schema (`UPDATE_EXPECT=1` rewrites it).
+#[test]
+fn contributing_carries_the_generated_manifest_reference() {
+    let path = reference_catalog().join("CONTRIBUTING.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (code, generated, err) = run(bin().args(["catalog", "reference"]));
+    assert_eq!(code, 0, "{err}");
+    let begin = "<!-- BEGIN GENERATED: pve-appstore catalog reference -->\n";
+    let end = "<!-- END GENERATED -->";
+    let start = text.find(begin).expect("the BEGIN marker") + begin.len();
+    let stop = text.find(end).expect("the END marker");
+    let want = format!("\n{generated}");
+    if text[start..stop] != want {
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &text[..start], &text[stop..])).unwrap();
+        } else {
+            panic!(
+                "CONTRIBUTING.md's manifest reference is stale: run the tests with UPDATE_EXPECT=1"
+            );
+        }
+    }
+    assert!(generated.contains("| `sources` |"), "{generated}");
+    assert!(generated.contains("### `GpuVendor`"), "{generated}");
+}
+
+/// The CI workflow a catalog repository copies is valid YAML with the lint, shellcheck, plan and
+/// lifecycle jobs, and every `pve-appstore` command it runs exists with the flags it passes.
+#[test]
+fn the_catalog_ci_workflow_runs_commands_that_exist() {
+    let text = std::fs::read_to_string(reference_catalog().join("ci/catalog-ci.yml")).unwrap();
+    let doc: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let jobs = doc["jobs"].as_object().unwrap();
+    for job in ["tools", "lint", "lifecycle"] {
+        assert!(jobs.contains_key(job), "job {job}");
+    }
+    let mut commands = 0;
+    for job in jobs.values() {
+        for step in job["steps"].as_array().unwrap() {
+            let Some(script) = step["run"].as_str() else {
+                continue;
+            };
+            for line in script.lines().map(str::trim) {
+                let Some(rest) = line.strip_prefix("pve-appstore ") else {
+                    continue;
+                };
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let sub: Vec<&str> = words
+                    .iter()
+                    .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                    .copied()
+                    .collect();
+                let (code, help, err) = run(bin().args(&sub).arg("--help"));
+                assert_eq!(code, 0, "{line}: {err}");
+                for flag in words.iter().filter(|w| w.starts_with("--")) {
+                    assert!(
+                        help.contains(flag),
+                        "{line}: {flag} is not an option:\n{help}"
+                    );
+                }
+                commands += 1;
+            }
+        }
+    }
+    assert!(commands >= 3, "{commands} pve-appstore commands");
+    assert!(text.contains("shellcheck -x"));
+}
+
 /// `catalog new` starts an app that lints clean and whose scripts pass shellcheck; it never
 /// overwrites an app, and a bad id says what an id looks like.
 #[test]
