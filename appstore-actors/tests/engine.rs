@@ -72,7 +72,7 @@ async fn installs_an_app_through_every_state_without_leaking_its_secret() {
     );
     assert!(text
         .iter()
-        .any(|l| l.contains("template: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst")));
+        .any(|l| l.contains("template: local:vztmpl/debian-13-standard_13.1-2_amd64.tar.zst")));
 
     let installs = store.installs().unwrap();
     assert_eq!(installs.len(), 1);
@@ -488,7 +488,7 @@ async fn install_on(
     family: &str,
 ) -> (JobState, String, common::World) {
     install_edited(version, &|t| {
-        t.replace("ostemplate: debian-12", &format!("ostemplate: {family}"))
+        t.replace("ostemplate: debian-13", &format!("ostemplate: {family}"))
     })
     .await
 }
@@ -547,7 +547,7 @@ async fn an_app_requiring_pve_9_is_refused_on_8_4_and_installs_on_9_1() {
     let (end, log, w) = install_edited(pve_sim::PveVersion::V8_4, &needs_9).await;
     assert_eq!(end, JobState::Failed, "{log}");
     assert!(
-        log.contains("radicale 1.0.0 needs Proxmox VE >=9.0; this node runs 8.4.1"),
+        log.contains("radicale 1.1.0 needs Proxmox VE >=9.0; this node runs 8.4.1"),
         "{log}"
     );
     assert!(!w.sim.root.join("etc/pve/lxc/100.conf").exists());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// A world whose node and helper find their devices in a fixture host; `None` without root.
 fn gpu_world() -> Option<(common::World, tempfile::TempDir)> {
-    gpu_world_on(pve_sim::PveVersion::V8_4)
+    gpu_world_on(pve_sim::PveVersion::V9_1)
 }
 
 fn gpu_world_on(version: pve_sim::PveVersion) -> Option<(common::World, tempfile::TempDir)> {
@@ -214,16 +214,17 @@ async fn a_node_before_pve_8_1_refuses_a_render_node_with_the_fix() {
     let (_, end, log) = install(&w, "jellyfin", ask.clone()).await;
     assert_eq!(end, JobState::Failed, "{log}");
     assert!(
-        log.contains("jellyfin 1.0.0 needs Proxmox VE >=8.1; this node runs 8.0.9"),
+        log.contains("jellyfin 1.1.0 needs Proxmox VE >=8.1; this node runs 8.0.9"),
         "{log}"
     );
-    // An app that does not declare it still meets the GPU step's own check of the release.
+    // An app that does not declare it still meets the GPU step's own check of the release (on the
+    // Debian 12 template, which 8.0 has).
     let rel = "apps/jellyfin/app.yml";
     let text = std::fs::read_to_string(w.state.path().join("catalog-src").join(rel)).unwrap();
     let undeclared: String = text
         .lines()
         .filter(|l| !l.starts_with("  pve: ") && !l.contains("arrived in Proxmox VE 8.1"))
-        .map(|l| format!("{l}\n"))
+        .map(|l| format!("{}\n", l.replace("debian-13", "debian-12")))
         .collect();
     w.snapshot = common::commit_files(&w, &[(rel, undeclared)]);
     let (_, end, log) = install(&w, "jellyfin", ask).await;

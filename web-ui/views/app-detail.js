@@ -141,6 +141,9 @@ function renderDetail(main, data) {
       h('aside', 'detail-side',
         panel('About', 'about', dl([
           ['Homepage', home ? extLink(home, 'ext') : m.homepage],
+          ['Installs from', arr(m.sources).length
+            ? h('ul', { class: 'plain', tid: 'sources' }, m.sources.map((src) => h('li', null, sourceLabel(src))))
+            : muted('Not declared')],
           ['License', m.license],
           ['Maintainers', maint.length ? h('ul', 'plain', maint.map((x) => h('li', null, x))) : null],
           req.store && ['Store version', code(req.store)],
@@ -163,6 +166,14 @@ function renderDetail(main, data) {
         panel('Outputs', 'outputs', outputs.length
           ? h('ul', 'outputs', outputs.map((o) => h('li', null, o.label || o.key, o.secret && h('span', 'badge badge-soft', 'secret'))))
           : muted('None'))))));
+}
+
+// Where the app's scripts download from: the trust an install asks for.
+function sourceLabel(src) {
+  const known = { debian: "Debian's archive", pypi: 'PyPI (Python packages)', npm: 'npm registry' };
+  if (known[src]) return known[src];
+  const url = safeUrl(src);
+  return url ? extLink(url, 'ext') : String(src);
 }
 
 export { detailView };

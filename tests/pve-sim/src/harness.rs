@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Options of a test node.
 #[derive(Debug, Clone)]
 pub struct HarnessOptions {
-    /// Release to emulate.
+    /// Release to emulate (default: 9.1, the current release).
     pub version: PveVersion,
     /// Serve HTTPS with the node's certificate.
     pub tls: bool,
@@ -38,7 +38,8 @@ pub struct HarnessOptions {
 impl Default for HarnessOptions {
     fn default() -> Self {
         HarnessOptions {
-            version: PveVersion::V8_4,
+            // The current release; tests of 8.4 say so.
+            version: PveVersion::V9_1,
             tls: false,
             task_latency: Duration::from_millis(10),
             auth_failure_delay: Duration::from_millis(20),
