@@ -27,28 +27,57 @@ const CARDS: [(&str, &str); 3] = [
 ];
 
 /// What each app's `gpu.sh configure` must have written for a vendor: (file inside, text it holds).
-fn expected(app: &str, vendor: &str) -> Vec<(&'static str, &'static str)> {
+fn expected(app: &str, vendor: &str) -> Vec<(String, String)> {
+    let unit = match app {
+        "plex" => "plexmediaserver",
+        other => other,
+    };
+    let dropin = format!("/etc/systemd/system/{unit}.service.d/appstore-gpu.conf");
+    // Every app's service learns the vendor and the nodes it was given.
+    let mut want = vec![(
+        dropin.clone(),
+        format!("Environment=\"APPSTORE_GPU_VENDOR={vendor}\""),
+    )];
+    let nodes = match vendor {
+        "intel" => "/dev/dri/renderD128",
+        "amd" if app == "ollama" => "/dev/dri/renderD129 /dev/kfd",
+        "amd" => "/dev/dri/renderD129",
+        _ => "/dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm",
+    };
+    want.push((dropin, format!("APPSTORE_GPU_DEVICES={nodes}")));
+    let encoding = "/etc/jellyfin/encoding.xml".to_string();
+    let plex_prefs =
+        "/var/lib/plexmediaserver/Library/Application Support/Plex Media Server/Preferences.xml"
+            .to_string();
     match (app, vendor) {
-        ("jellyfin", "intel") => vec![
+        ("jellyfin", "intel") => want.extend([
             (
-                "/etc/jellyfin/encoding.xml",
-                "<HardwareAccelerationType>qsv</HardwareAccelerationType>",
+                encoding.clone(),
+                "<HardwareAccelerationType>qsv</HardwareAccelerationType>".into(),
             ),
-            ("/etc/jellyfin/encoding.xml", "/dev/dri/renderD128"),
-        ],
-        ("jellyfin", "amd") => vec![
             (
-                "/etc/jellyfin/encoding.xml",
-                "<HardwareAccelerationType>vaapi</HardwareAccelerationType>",
+                encoding,
+                "<QsvDevice>/dev/dri/renderD128</QsvDevice>".into(),
             ),
-            ("/etc/jellyfin/encoding.xml", "/dev/dri/renderD129"),
-        ],
-        ("jellyfin", "nvidia") => vec![(
-            "/etc/jellyfin/encoding.xml",
-            "<HardwareAccelerationType>nvenc</HardwareAccelerationType>",
-        )],
-        _ => Vec::new(),
+        ]),
+        ("jellyfin", "amd") => want.extend([
+            (
+                encoding.clone(),
+                "<HardwareAccelerationType>vaapi</HardwareAccelerationType>".into(),
+            ),
+            (
+                encoding,
+                "<VaapiDevice>/dev/dri/renderD129</VaapiDevice>".into(),
+            ),
+        ]),
+        ("jellyfin", "nvidia") => want.push((
+            encoding,
+            "<HardwareAccelerationType>nvenc</HardwareAccelerationType>".into(),
+        )),
+        ("plex", _) => want.push((plex_prefs, "HardwareAcceleratedCodecs=\"1\"".into())),
+        _ => {}
     }
+    want
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,6 +88,8 @@ async fn the_gpu_apps_configure_the_device_of_each_vendor_they_support() {
     let dir = tempfile::tempdir().unwrap();
     let host = FixtureHost::scenario(dir.path(), Scenario::Mixed).unwrap();
     assert!(host.real_nodes, "mknod works as root");
+    // ROCm's compute node, for the AMD card.
+    host.kfd(236, 0).unwrap();
     let w = world_with(HarnessOptions {
         backend: "lxc".into(),
         task_latency: Duration::ZERO,
@@ -95,14 +126,14 @@ async fn the_gpu_apps_configure_the_device_of_each_vendor_they_support() {
             "version": "1.0.0",
             "lxc": { "ostemplate": manifest["lxc"]["ostemplate"].as_str().unwrap() },
             "gpu": serde_json::to_value(&gpu).unwrap(),
-            "provision": { "script": "gpu-config.sh", "assets": ["provision"] },
+            "provision": { "script": "gpu-config.sh", "assets": ["provision"], "upgrade": "gpu-config.sh" },
         }))
         .unwrap();
         let mut files = vec![
             (format!("apps/{id}/app.yml"), test_manifest),
             (
                 format!("apps/{id}/gpu-config.sh"),
-                "set -euo pipefail\ncd \"$(dirname \"${BASH_SOURCE[0]}\")\"\nbash provision/gpu.sh configure\nbash provision/gpu.sh check\necho \"gpu-config: check passed for $APPSTORE_GPU_VENDOR\"\n".to_string(),
+                "set -euo pipefail\ncd \"$(dirname \"${BASH_SOURCE[0]}\")\"\nbash provision/gpu.sh configure\nbash provision/gpu.sh check\necho \"gpu-config: check passed for $APPSTORE_GPU_VENDOR ${APPSTORE_NVIDIA_DRIVER_VERSION:-}\"\n".to_string(),
             ),
         ];
         for f in common::walk(&app_dir.join("provision")) {
@@ -150,7 +181,8 @@ async fn the_gpu_apps_configure_the_device_of_each_vendor_they_support() {
                 "{app} {vendor}:\n{text}"
             );
             assert!(
-                text.contains(&format!("gpu-config: check passed for {vendor}")),
+                text.contains(&format!("==> GPU: {app} check passed for {vendor}:"))
+                    && text.contains(&format!("gpu-config: check passed for {vendor}")),
                 "{app} {vendor}:\n{text}"
             );
             let record = w.engine.store.job(job).unwrap().unwrap();
@@ -163,15 +195,57 @@ async fn the_gpu_apps_configure_the_device_of_each_vendor_they_support() {
             let ctid = install.ctid.unwrap();
             for (file, needle) in expected(&app, vendor) {
                 let out = std::process::Command::new(w.sim.root.join("usr/sbin/pct"))
-                    .args(["exec", &ctid.to_string(), "--", "cat", file])
+                    .args(["exec", &ctid.to_string(), "--", "cat", &file])
                     .output()
                     .unwrap();
                 let content = String::from_utf8_lossy(&out.stdout);
                 assert!(
-                    content.contains(needle),
+                    content.contains(&needle),
                     "{app} {vendor}: {file} lacks {needle}:\n{content}"
                 );
             }
+            if vendor == "nvidia" {
+                // An upgrade's scripts learn the attached GPU as the install's did, with the
+                // host's driver version.
+                let snap = common::set_version(&w, &id, "1.0.1");
+                let request = appstore_actors::engine::MaintainRequest {
+                    install_id: install.id,
+                    ..Default::default()
+                };
+                let kind = appstore_core::job::JobKind::Upgrade;
+                let job = w
+                    .engine
+                    .create_maintain_job(kind, &snap, &install, &request)
+                    .await
+                    .unwrap();
+                let end = w
+                    .engine
+                    .run_maintain(
+                        kind,
+                        job,
+                        snap,
+                        install.clone(),
+                        request,
+                        CancelFlag::default(),
+                    )
+                    .await
+                    .unwrap();
+                let text = w
+                    .engine
+                    .store
+                    .logs(job, 0, 100_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| l.line)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                assert_eq!(end, JobState::Completed, "{app} upgrade:\n{text}");
+                assert!(
+                    text.contains("gpu-config: check passed for nvidia 550.127.05"),
+                    "{app} upgrade:\n{text}"
+                );
+            }
+            let install = w.engine.store.install(install.id).unwrap().unwrap();
             let u = w
                 .engine
                 .create_uninstall_job(&install, false)
@@ -198,11 +272,14 @@ async fn the_gpu_apps_configure_the_device_of_each_vendor_they_support() {
         "jellyfin/nvidia",
         "ollama/amd",
         "ollama/nvidia",
+        "plex/amd",
+        "plex/intel",
+        "plex/nvidia",
     ] {
         assert!(
             tested.iter().any(|t| t == want),
             "{want} not tested: {tested:?}"
         );
     }
-    assert!(tested.len() >= 7, "{tested:?}");
+    assert_eq!(tested.len(), 8, "{tested:?}");
 }

@@ -341,3 +341,49 @@ mod tests {
         assert!(err.contains("/dev/dri/renderD129 is missing"), "{err}");
     }
 }
+
+impl Engine {
+    /// The GPU container `ctid` has (from the store's attachments), as a plan for the environment of
+    /// its later scripts: vendor from the host's inventory (else from an NVIDIA or ROCm profile),
+    /// the host's NVIDIA driver version of now. `None` without an attachment or a known vendor.
+    pub(crate) async fn attached_gpu(&self, ctid: Ctid) -> Option<GpuPlan> {
+        let store = self.store.clone();
+        let mine: Vec<crate::store::GpuAttachment> =
+            super::blocking(move || store.gpu_attachments())
+                .await
+                .ok()?
+                .into_iter()
+                .filter(|a| a.ctid == ctid)
+                .collect();
+        let first = mine.first()?;
+        let profile: GpuProfile =
+            serde_json::from_value(serde_json::Value::String(first.profile.clone())).ok()?;
+        let host = candidates(&self.gpus, &[]);
+        let pci: Vec<String> = mine
+            .iter()
+            .filter_map(|a| a.pci_address.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let vendor = host
+            .candidates
+            .iter()
+            .find(|c| pci.contains(&c.pci_address))
+            .and_then(|c| c.vendor)
+            .or(match profile {
+                GpuProfile::NvidiaBasic => Some(GpuVendor::Nvidia),
+                GpuProfile::Rocm => Some(GpuVendor::Amd),
+                GpuProfile::DriRender => None,
+            })?;
+        Some(GpuPlan {
+            pci_addresses: pci,
+            vendor,
+            profile,
+            nodes: Vec::new(),
+            owners: BTreeMap::new(),
+            shared: Vec::new(),
+            driver_version: host.driver_version.filter(|_| vendor == GpuVendor::Nvidia),
+            attached: Vec::new(),
+        })
+    }
+}

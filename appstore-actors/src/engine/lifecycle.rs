@@ -255,6 +255,11 @@ impl Engine {
         ctx.maintain = Some(request.clone());
         ctx.ctid = install.ctid;
         ctx.created = true;
+        // The scripts of an upgrade or reconfigure learn the GPU the container has, as the
+        // install's did, with the host's driver version of now.
+        if let Some(ctid) = install.ctid {
+            ctx.gpu = self.attached_gpu(ctid).await;
+        }
         let ctx = serde_json::to_value(ctx).unwrap_or_default();
         Ok(self.queue_job(new, ctx).await?.id)
     }
@@ -298,7 +303,11 @@ impl Engine {
             log.clone(),
             GitCache::new(&self.config.catalog_cache),
         );
+        let ctid = install.ctid;
         work.maintain(kind, install, request);
+        if let Some(ctid) = ctid {
+            work.with_gpu(self.attached_gpu(ctid).await);
+        }
         self.drive(kind, job_id, &mut work, &log, &cancel, None)
             .await
     }

@@ -114,7 +114,7 @@ pub(super) struct InstallWork {
     ctid: Option<Ctid>,
     ip: Option<String>,
     created: bool,
-    /// The GPU plan (install).
+    /// The GPU plan (install), or the GPU the container has (upgrade, reconfigure).
     gpu: Option<GpuPlan>,
     /// Set when the service restarted in this state: the first step run is a resumed one.
     resumed_in: Option<JobState>,
@@ -180,6 +180,11 @@ impl InstallWork {
     }
 
     /// Makes this an upgrade or reconfigure of `install`.
+    /// The GPU the container has, for the environment of an upgrade's or reconfigure's scripts.
+    pub(super) fn with_gpu(&mut self, gpu: Option<GpuPlan>) {
+        self.gpu = gpu;
+    }
+
     pub(super) fn maintain(
         &mut self,
         kind: JobKind,
