@@ -678,6 +678,26 @@ impl World {
             .await
             .map_err(|e| fail(e.to_string()))?;
         self.job_ended(job, end)?;
+        // The app's uninstall hook must have run and succeeded (an uninstall goes on without it,
+        // so only its log says).
+        let hook = self
+            .snapshot()
+            .app(&install.app_id)
+            .and_then(|a| a.manifest.provision().uninstall.clone());
+        if let Some(script) = hook {
+            let lines = self.engine.store.logs(job, 0, 100_000).map_err(fail)?;
+            let done = format!("{script} finished");
+            if !lines.iter().any(|l| l.line == done) {
+                let n = lines.len().saturating_sub(40);
+                return Err(StepError {
+                    message: format!("the uninstall hook {script} did not finish cleanly"),
+                    log_tail: lines[n..]
+                        .iter()
+                        .map(|l| format!("[{}] {}", l.stream, l.line))
+                        .collect(),
+                });
+            }
+        }
         if let Some(ctid) = install.ctid {
             if self
                 .sim

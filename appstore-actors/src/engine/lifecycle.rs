@@ -425,9 +425,10 @@ impl Engine {
                 let Some(install) = install else {
                     return self.give_up(&job, "its install record is gone").await;
                 };
-                let app = snapshot
-                    .and_then(|s| s.app(&install.app_id).cloned())
-                    .filter(|a| a.manifest.version().to_string() == install.version);
+                let app = match &snapshot {
+                    Some(s) => self.installed_app(s, &install).await.ok(),
+                    None => None,
+                };
                 let stored = UninstallRequest::of(&job);
                 let mut work =
                     uninstall::UninstallWork::new(self.clone(), job.id, install, app, log.clone())
@@ -512,13 +513,16 @@ impl Engine {
         cancel: CancelFlag,
     ) -> Result<JobState, EngineError> {
         let log = JobLog::new(self, job_id);
-        let app = snapshot
-            .and_then(|s| s.app(&install.app_id).cloned())
-            .filter(|a| a.manifest.version().to_string() == install.version);
+        // The app as it was installed (from its catalog commit when the catalog moved on), for its
+        // uninstall hook; without it the hook is skipped.
+        let found = match &snapshot {
+            Some(s) => self.installed_app(s, &install).await.ok(),
+            None => None,
+        };
         let stored = self.uninstall_request(job_id).await;
         let (keep, failed_job) = (stored.keep_volumes, stored.failed_job);
         let mut work =
-            uninstall::UninstallWork::new(self.clone(), job_id, install, app, log.clone())
+            uninstall::UninstallWork::new(self.clone(), job_id, install, found, log.clone())
                 .keeping_volumes(keep)
                 .for_failed_job(failed_job);
         self.drive(JobKind::Uninstall, job_id, &mut work, &log, &cancel, None)

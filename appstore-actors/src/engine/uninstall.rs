@@ -3,10 +3,9 @@
 
 use super::{blocking, Engine, JobLog};
 use crate::store::InstallRecord;
-use appstore_catalog::CatalogApp;
+use appstore_catalog::{CatalogApp, CatalogSnapshot};
 use appstore_core::job::{JobState, StepOutcome};
 use appstore_core::Ctid;
-use appstore_helper::{Reply, Request};
 use appstore_pve::wait_task;
 use std::sync::Arc;
 
@@ -20,7 +19,8 @@ pub(super) struct UninstallWork {
     engine: Engine,
     job_id: i64,
     install: InstallRecord,
-    app: Option<Arc<CatalogApp>>,
+    /// The app as installed and the catalog snapshot it comes from.
+    app: Option<(Arc<CatalogSnapshot>, Arc<CatalogApp>)>,
     log: JobLog,
     /// The user chose to keep the data volumes for a later install.
     keep_volumes: bool,
@@ -33,7 +33,7 @@ impl UninstallWork {
         engine: Engine,
         job_id: i64,
         install: InstallRecord,
-        app: Option<Arc<CatalogApp>>,
+        app: Option<(Arc<CatalogSnapshot>, Arc<CatalogApp>)>,
         log: JobLog,
     ) -> Self {
         UninstallWork {
@@ -129,41 +129,37 @@ impl UninstallWork {
         if !running {
             return StepOutcome::Done;
         }
-        // The app's own uninstall hook, when the installed version is still in the catalog. Its
-        // scripts were removed after provisioning, so a hook that needs them is skipped with a note.
-        if let Some(script) = self
-            .app
-            .as_ref()
-            .and_then(|a| a.manifest.provision().uninstall.clone())
-        {
-            let log = self.log.clone();
-            let req = Request::RunScript {
-                ctid,
-                script: script.to_string(),
-                env: Default::default(),
-                inputs: None,
-                timeout_sec: 300,
-            };
-            match self
-                .engine
-                .helper
-                .call(req, Box::new(move |s, l| log.line_blocking(s, l)))
-                .await
-            {
-                Ok(Reply::Done {
-                    exit_code: Some(0), ..
-                }) => self.log.info(&format!("{script} finished")).await,
-                Ok(other) => {
-                    self.log
-                        .info(&format!(
-                            "{script} did not finish cleanly ({other:?}); going on"
-                        ))
-                        .await
-                }
-                Err(e) => {
-                    self.log
-                        .info(&format!("{script} could not run ({e}); going on"))
-                        .await
+        // The app's own uninstall hook, run as its other scripts are: files delivered again, the
+        // environment from the kept inputs. A hook that fails or cannot run does not stop the
+        // uninstall.
+        if let Some((snapshot, app)) = self.app.clone() {
+            if let Some(script) = app.manifest.provision().uninstall.clone() {
+                let mut work = super::install::InstallWork::new(
+                    self.engine.clone(),
+                    self.job_id,
+                    snapshot,
+                    app,
+                    super::InstallRequest {
+                        app_id: self.install.app_id.clone(),
+                        ..Default::default()
+                    },
+                    self.log.clone(),
+                    appstore_catalog::GitCache::new(&self.engine.config.catalog_cache),
+                );
+                work.with_gpu(self.engine.attached_gpu(ctid).await);
+                self.log.info(&format!("running {script}")).await;
+                match work.uninstall_hook(&self.install, script.as_str()).await {
+                    Ok(0) => self.log.info(&format!("{script} finished")).await,
+                    Ok(code) => {
+                        self.log
+                            .info(&format!("{script} exited with code {code}; going on"))
+                            .await
+                    }
+                    Err(e) => {
+                        self.log
+                            .info(&format!("{script} could not run ({e}); going on"))
+                            .await
+                    }
                 }
             }
         }
@@ -201,7 +197,7 @@ impl UninstallWork {
             let names: Vec<(String, String)> = self
                 .app
                 .as_ref()
-                .map(|a| {
+                .map(|(_, a)| {
                     a.manifest
                         .volumes()
                         .iter()

@@ -27,6 +27,32 @@ impl InstallWork {
             .map_err(|e| failed(format!("the install's inputs are not valid: {e}")))
     }
 
+    /// Runs the app's uninstall hook in `install`'s running container as the other scripts run:
+    /// the app's files delivered again, the environment rendered from the kept inputs. Returns the
+    /// script's exit code, or why it could not run.
+    pub(crate) async fn uninstall_hook(
+        &mut self,
+        install: &InstallRecord,
+        script: &str,
+    ) -> Result<i32, String> {
+        let reason = |o: StepOutcome| match o {
+            StepOutcome::Failed { reason } => reason,
+            other => format!("{other:?}"),
+        };
+        self.ctid = install.ctid;
+        self.created = true;
+        let values = self.saved_inputs(install.id).await.map_err(reason)?;
+        let taken = self.take_inputs(&values);
+        if taken != StepOutcome::Done {
+            return Err(reason(taken));
+        }
+        let pushed = self.push_assets().await;
+        if pushed != StepOutcome::Done {
+            return Err(reason(pushed));
+        }
+        self.run_script(script, 300, false).await.map_err(reason)
+    }
+
     /// Resolves `values` against this manifest and takes them as the job's inputs.
     pub(super) fn take_inputs(&mut self, values: &serde_json::Map<String, Value>) -> StepOutcome {
         match resolve(self.manifest(), values, &mut random_secret) {

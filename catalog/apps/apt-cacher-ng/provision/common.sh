@@ -74,6 +74,17 @@ write_admin() {
     mv -f "$tmp" "$ACNG_SECURITY"
 }
 
+# The package's postinst starts the proxy at once, and it exits when it cannot write to its cache:
+# so the user exists and owns the (volume's) cache directory before the package is installed. The
+# postinst's own adduser then finds the same system user and leaves it.
+ensure_user() {
+    if ! id apt-cacher-ng >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir "$ACNG_CACHE" --no-create-home \
+            --shell /usr/sbin/nologin --comment "Apt-Cacher NG" apt-cacher-ng
+        log "Created the system user apt-cacher-ng"
+    fi
+}
+
 prepare_cache() {
     install -d -o apt-cacher-ng -g apt-cacher-ng -m 0755 "$ACNG_CACHE"
     # A kept volume from an earlier install may hold files of another uid.

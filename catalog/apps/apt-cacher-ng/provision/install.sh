@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs apt-cacher-ng from Debian 12's archive, listening on the chosen port.
+# Installs apt-cacher-ng from Debian's archive, listening on the chosen port.
 # Safe to run again: every step overwrites its own result.
 set -euo pipefail
 
@@ -8,12 +8,13 @@ set -euo pipefail
 
 require_env ACNG_PORT ACNG_ADMIN_PASSWORD
 
+ensure_user
+prepare_cache
 log "Installing ${PACKAGES[*]} from the Debian archive"
 apt-get update -q
 apt_install "${PACKAGES[@]}"
 log "Installed $(dpkg-query -W -f='apt-cacher-ng ${Version}' apt-cacher-ng)"
 
-prepare_cache
 write_config
 write_admin
 

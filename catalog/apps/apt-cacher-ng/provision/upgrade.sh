@@ -8,6 +8,8 @@ set -euo pipefail
 
 require_env ACNG_PORT
 
+ensure_user
+prepare_cache
 log "Refreshing package lists"
 apt-get update -q
 before=$(dpkg-query -W -f='${Version}' apt-cacher-ng 2>/dev/null || echo none)
@@ -19,7 +21,6 @@ else
     log "apt-cacher-ng upgraded from ${before} to ${after}"
 fi
 
-prepare_cache
 write_config
 systemctl restart apt-cacher-ng
 wait_for_acng

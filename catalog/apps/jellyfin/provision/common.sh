@@ -11,9 +11,41 @@ JELLYFIN_SYSTEM_XML=/etc/jellyfin/system.xml
 KEYRING=/etc/apt/keyrings/jellyfin.asc
 SOURCES=/etc/apt/sources.list.d/jellyfin.sources
 
+PROVISION_DIR=$(dirname "${BASH_SOURCE[0]}")
+GPU_DROPIN=/etc/systemd/system/jellyfin.service.d/appstore-gpu.conf
+
 HWACCEL=${HWACCEL:-auto}
-GPU_VENDOR=${GPU_VENDOR:-}
-NVIDIA_DRIVER_VERSION=${NVIDIA_DRIVER_VERSION:-}
+
+# Installs made by version 1.0.0 of this entry recorded nothing; their GPU is recognised by its
+# device nodes (and, for render nodes, the PCI vendor id in sysfs).
+detect_gpu_vendor() {
+    local d id
+    for d in /dev/nvidia[0-9]*; do
+        if [[ -c $d ]]; then
+            printf 'nvidia'
+            return 0
+        fi
+    done
+    for d in /dev/dri/renderD*; do
+        [[ -c $d ]] || continue
+        id=$(cat "/sys/class/drm/${d##*/}/device/vendor" 2>/dev/null || true)
+        case $id in
+            0x8086) printf 'intel' && return 0 ;;
+            0x1002) printf 'amd' && return 0 ;;
+        esac
+    done
+    return 0
+}
+
+# The store passes the attached GPU as APPSTORE_GPU_VENDOR. Jobs that run later (upgrade,
+# reconfigure) may not get it: then the vendor gpu.sh configure recorded is used.
+GPU_VENDOR=${APPSTORE_GPU_VENDOR:-}
+if [[ -z $GPU_VENDOR && -f $GPU_DROPIN ]]; then
+    GPU_VENDOR=$(sed -n 's/^Environment="APPSTORE_GPU_VENDOR=\([a-z]*\)"$/\1/p' "$GPU_DROPIN" | head -n 1)
+fi
+if [[ -z $GPU_VENDOR ]]; then
+    GPU_VENDOR=$(detect_gpu_vendor)
+fi
 
 log() { printf '==> %s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -34,7 +66,7 @@ check_env() {
     esac
     case $GPU_VENDOR in
         "" | intel | amd | nvidia) ;;
-        *) die "unknown GPU_VENDOR '$GPU_VENDOR'" ;;
+        *) die "unknown GPU vendor '$GPU_VENDOR'" ;;
     esac
     if [[ -n ${JELLYFIN_SERVER_NAME:-} && ! $JELLYFIN_SERVER_NAME =~ ^[A-Za-z0-9][A-Za-z0-9\ ._-]{0,63}$ ]]; then
         die "JELLYFIN_SERVER_NAME may only contain letters, digits, spaces, '.', '_' and '-'"
@@ -45,7 +77,7 @@ check_env() {
 add_jellyfin_repository() {
     local codename arch
     # shellcheck disable=SC1091
-    codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-bookworm}")
+    codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-trixie}")
     arch=$(dpkg --print-architecture)
     log "Adding the Jellyfin repository (debian ${codename}, ${arch})"
     install -d -m 0755 /etc/apt/keyrings
@@ -78,76 +110,22 @@ add_device_groups() {
     log "jellyfin is in the groups: $(id -nG jellyfin)"
 }
 
-install_vaapi_drivers() {
-    case $GPU_VENDOR in
-        intel)
-            # Debian main only; the -non-free Intel driver would need the non-free component.
-            # jellyfin-ffmpeg also carries its own Intel media driver; these serve vainfo and fallbacks.
-            log "Installing Intel VA-API and OpenCL drivers from Debian main"
-            apt_install intel-media-va-driver i965-va-driver intel-opencl-icd vainfo
-            ;;
-        amd)
-            log "Installing the Mesa VA-API driver for AMD from Debian main"
-            apt_install mesa-va-drivers vainfo
-            ;;
-    esac
-}
-
-# NVIDIA needs userland libraries (libcuda, libnvidia-encode, libnvcuvid, nvidia-smi) of exactly the
-# host driver's version; the kernel module is the host's. The store passes that version.
-install_nvidia_userland() {
-    local ver=$NVIDIA_DRIVER_VERSION run url
-    if [[ -z $ver ]]; then
-        warn "an NVIDIA GPU is attached but the store passed no host driver version; skipping the userland"
-        warn "install NVIDIA-Linux-x86_64-<host version>.run with --no-kernel-module yourself"
-        return 0
-    fi
-    [[ $ver =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "unexpected NVIDIA driver version '$ver'"
-    [[ $(uname -m) == x86_64 ]] || die "the NVIDIA userland step only supports x86_64"
-    if find /usr/lib /usr/lib64 -maxdepth 2 -name "libnvidia-encode.so.${ver}" 2>/dev/null | grep -q .; then
-        log "NVIDIA userland ${ver} is already installed"
-        return 0
-    fi
-    apt_install kmod
-    run="/tmp/NVIDIA-Linux-x86_64-${ver}.run"
-    url="https://download.nvidia.com/XFree86/Linux-x86_64/${ver}/NVIDIA-Linux-x86_64-${ver}.run"
-    log "Downloading the NVIDIA ${ver} driver package from NVIDIA (${url})"
-    curl -fL --retry 3 --progress-bar -o "$run" "$url" ||
-        die "could not download ${url}; is ${ver} the exact version running on the host?"
-    log "Installing the NVIDIA ${ver} userland without kernel module (nvidia-installer --no-kernel-module --silent)"
-    if ! sh "$run" --no-kernel-module --silent; then
-        tail -n 40 /var/log/nvidia-installer.log >&2 || true
-        rm -f "$run"
-        die "nvidia-installer failed (log: /var/log/nvidia-installer.log)"
-    fi
-    rm -f "$run"
-    log "NVIDIA userland ${ver} installed"
-    if command -v nvidia-smi >/dev/null && nvidia-smi -L; then
-        log "nvidia-smi sees the GPU"
-    else
-        warn "nvidia-smi cannot reach the GPU yet; check that the store attached /dev/nvidia* to this container"
-    fi
-}
-
-install_gpu_support() {
+# Runs gpu.sh when a GPU is attached and GPU drivers are "auto": userland, configure, then check
+# (a failed check is reported but does not fail the install: Jellyfin still works in software).
+setup_gpu() {
+    local gpu=$PROVISION_DIR/gpu.sh
     if [[ $HWACCEL == none ]]; then
         log "GPU drivers: skipped (hardware acceleration set to 'none')"
         return 0
     fi
-    case $GPU_VENDOR in
-        "")
-            log "No GPU attached: Jellyfin will transcode in software"
-            return 0
-            ;;
-        intel | amd) install_vaapi_drivers ;;
-        nvidia) install_nvidia_userland ;;
-    esac
-    if [[ $GPU_VENDOR != nvidia ]]; then
-        if compgen -G '/dev/dri/renderD*' >/dev/null; then
-            log "Render nodes: $(stat -c '%n (%U:%G %a)' /dev/dri/renderD* | paste -sd ' ' -)"
-        else
-            warn "no /dev/dri/renderD* node in this container; hardware transcoding will not work"
-        fi
+    if [[ -z $GPU_VENDOR ]]; then
+        log "No GPU attached: Jellyfin will transcode in software"
+        return 0
+    fi
+    APPSTORE_GPU_VENDOR=$GPU_VENDOR bash "$gpu" userland
+    APPSTORE_GPU_VENDOR=$GPU_VENDOR bash "$gpu" configure
+    if ! APPSTORE_GPU_VENDOR=$GPU_VENDOR bash "$gpu" check; then
+        warn "the GPU check failed (see above); Jellyfin falls back to software transcoding"
     fi
 }
 

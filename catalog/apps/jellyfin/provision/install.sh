@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Jellyfin from its official Debian repository and, when the store attached a GPU, the
-# drivers hardware transcoding needs. Safe to run again: every step checks or overwrites its result.
+# drivers hardware transcoding needs (gpu.sh), with Jellyfin set to use the GPU. Safe to run
+# again: every step checks or overwrites its result.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -21,7 +22,7 @@ log "Installed $(dpkg-query -W -f='jellyfin-server ${Version}' jellyfin-server)"
 
 fix_data_ownership
 add_device_groups
-install_gpu_support
+setup_gpu
 
 log "Starting Jellyfin"
 systemctl daemon-reload
@@ -33,7 +34,5 @@ set_server_name
 
 log "Done. Open http://<container-ip>:8096 to create the first user and add libraries."
 if [[ -n $GPU_VENDOR && $HWACCEL != none ]]; then
-    log "For hardware transcoding choose under Dashboard > Playback > Transcoding: $(
-        [[ $GPU_VENDOR == nvidia ]] && echo 'NVIDIA NVENC' || echo 'Video Acceleration API (VA-API) or Intel QuickSync (QSV)'
-    )"
+    log "Hardware transcoding is on ($GPU_VENDOR); review it under Dashboard > Playback > Transcoding"
 fi

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Applies changed reconfigurable inputs: the server name and the GPU driver choice.
+# Applies changed reconfigurable inputs: the server name and the GPU driver choice (auto installs
+# and configures the drivers of the attached GPU; none switches Jellyfin's hardware acceleration
+# off again).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_env
-if [[ $HWACCEL != none && -n $GPU_VENDOR ]]; then
-    apt-get update -q
+if [[ $HWACCEL == none ]]; then
+    bash "$PROVISION_DIR/gpu.sh" off
+else
+    setup_gpu
 fi
-install_gpu_support
 systemctl restart jellyfin
 wait_for_jellyfin
 set_server_name

@@ -26,7 +26,7 @@ fi
 
 fix_data_ownership
 add_device_groups
-install_gpu_support
+setup_gpu
 systemctl daemon-reload
 systemctl restart jellyfin
 wait_for_jellyfin

@@ -9,8 +9,9 @@ export LC_ALL=C.UTF-8
 RADICALE_CONFIG=/etc/radicale/config
 RADICALE_USERS=/etc/radicale/users
 COLLECTIONS=/var/lib/radicale/collections
-# Radicale 3.1 checks bcrypt hashes through passlib, which needs the bcrypt module (only a
-# "Suggests" of the Debian package). htpasswd comes from apache2-utils.
+# Radicale checks bcrypt hashes with the bcrypt module (3.5 in Debian 13 directly, 3.1 in Debian 12
+# through passlib); the Debian package only suggests it. Both stay listed so an upgrade of a container
+# installed on Debian 12 keeps working. htpasswd comes from apache2-utils.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 PACKAGES=(radicale python3-passlib python3-bcrypt apache2-utils curl)
 

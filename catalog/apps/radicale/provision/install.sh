@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Radicale from Debian 12's archive (no other repository) with bcrypt htpasswd login.
+# Installs Radicale from Debian's archive (no other repository) with bcrypt htpasswd login.
 # Safe to run again: every step overwrites its own result.
 set -euo pipefail
 
