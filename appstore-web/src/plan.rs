@@ -61,18 +61,22 @@ pub struct InstallPlan {
 
 const CTID: u32 = 100;
 const IP: &str = "<container-ip>";
-const SECRET: &str = "<generated secret>";
 
 /// Renders `m`'s plan; the error names what cannot be rendered (an input, a template).
 pub fn render(m: &Manifest, opts: &PlanOptions) -> Result<InstallPlan, String> {
-    let inputs = appstore_core::inputs::resolve(m, &opts.inputs, &mut || SECRET.to_string())
-        .map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+    // Generated secrets are real random values (so they pass the field's own validation), masked
+    // wherever they appear.
+    let inputs = appstore_core::inputs::resolve(m, &opts.inputs, &mut || {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), 24)
+    })
+    .map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     let secrets = inputs.secret_values();
     let mask = |v: String| {
         if secrets
