@@ -199,12 +199,7 @@ pub fn run(
             n >= 1 && (1..=n).contains(&k),
             "--shard {k}/{n}: write K/N with 1 <= K <= N"
         );
-        run_apps = run_apps
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % n == k - 1)
-            .map(|(_, a)| a)
-            .collect();
+        run_apps = shard_of(run_apps, k, n);
         if k != 1 {
             plan_apps.clear();
         }
@@ -252,6 +247,38 @@ pub fn run(
         seconds: started.elapsed().as_secs_f64(),
         passed,
     })
+}
+
+/// How long an app's lifecycle takes, roughly, from where it installs from: npm installs are the
+/// slowest (many small packages, sometimes a native build), PyPI next, Debian's archive fastest.
+fn cost(m: &Manifest) -> u32 {
+    use appstore_core::manifest::Source;
+    let s = m.sources();
+    2 + 4 * u32::from(s.contains(&Source::Npm)) + u32::from(s.contains(&Source::Pypi))
+}
+
+/// The `k`-th of `n` shares of `apps` (from 1), balanced by [`cost`]: the costliest app first, each
+/// to the share with the least so far; ties by id, so every shard computes the same split.
+fn shard_of(mut apps: Vec<Arc<CatalogApp>>, k: usize, n: usize) -> Vec<Arc<CatalogApp>> {
+    apps.sort_by(|a, b| {
+        cost(&b.manifest)
+            .cmp(&cost(&a.manifest))
+            .then_with(|| a.manifest.id().as_str().cmp(b.manifest.id().as_str()))
+    });
+    let mut load = vec![0u32; n];
+    let mut mine = Vec::new();
+    for app in apps {
+        let (least, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        load[least] += cost(&app.manifest);
+        if least == k - 1 {
+            mine.push(app);
+        }
+    }
+    mine
 }
 
 fn reach_text(m: &Manifest) -> String {
