@@ -16,4 +16,5 @@ fi
 systemctl restart jellyfin
 wait_for_jellyfin
 set_server_name
+save_etc_to_volume
 log "Reconfiguration finished"

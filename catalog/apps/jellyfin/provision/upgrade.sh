@@ -9,6 +9,9 @@ set -euo pipefail
 check_env
 
 log "Refreshing package lists"
+apt-get update -q
+# gpg checks the repository key against the pinned fingerprint (earlier versions did not need it).
+apt_install curl ca-certificates gpg
 add_jellyfin_repository
 apt-get update -q
 before=$(dpkg-query -W -f='${Version}' jellyfin-server 2>/dev/null || echo none)
@@ -30,4 +33,5 @@ setup_gpu
 systemctl daemon-reload
 systemctl restart jellyfin
 wait_for_jellyfin
+save_etc_to_volume
 log "Upgrade finished"

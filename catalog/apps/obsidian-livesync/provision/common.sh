@@ -15,6 +15,14 @@ LIVESYNC_INI=$COUCH_LOCAL_D/50-appstore-livesync.ini
 ADMIN_INI=$COUCH_LOCAL_D/99-appstore-admin.ini
 DROPIN_DIR=/etc/systemd/system/couchdb.service.d
 DATA_DIR=/var/lib/couchdb
+# Apache CouchDB's repository signing key, trusted only when it has this fingerprint (the one the
+# CouchDB project publishes for its packages).
+COUCHDB_KEY_URL=https://couchdb.apache.org/repo/keys.asc
+COUCHDB_KEY_FPR=390EF70BB1EA12B2773962950EE62FB37A00258D
+COUCHDB_REPO=https://apache.jfrog.io/artifactory/couchdb-deb/
+KEYRING=/etc/apt/keyrings/couchdb.asc
+SOURCES=/etc/apt/sources.list.d/couchdb.sources
+DEBCONF_CACHE=/var/cache/debconf/config.dat
 OBSIDIAN_ORIGINS="app://obsidian.md, capacitor://localhost, http://localhost"
 
 log() { printf '==> %s\n' "$*"; }
@@ -54,6 +62,51 @@ require_env() {
         COUCHDB_PORT=$(normalize_port "$COUCHDB_PORT")
     fi
     return 0
+}
+
+# Downloads Apache's key file, checks that it holds the key with COUCHDB_KEY_FPR (gpg --show-keys
+# lists the fingerprints without importing anything) and writes only that key to KEYRING, then adds
+# the repository. Needs curl and gpg.
+add_couchdb_repository() {
+    local codename tmp home fprs
+    # shellcheck disable=SC1091
+    codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-bookworm}")
+    log "Adding Apache's CouchDB repository for ${codename} (key ${COUCHDB_KEY_FPR})"
+    install -d -m 0755 /etc/apt/keyrings
+    tmp=$(mktemp)
+    home=$(mktemp -d)
+    curl -fsSL --retry 3 "$COUCHDB_KEY_URL" -o "$tmp" || die "could not download $COUCHDB_KEY_URL"
+    fprs=$(GNUPGHOME=$home gpg --batch --show-keys --with-colons "$tmp" 2>/dev/null |
+        awk -F: '$1 == "pub" { want = 1 } $1 == "fpr" && want { print $10; want = 0 }') || fprs=""
+    if ! grep -qx "$COUCHDB_KEY_FPR" <<<"$fprs"; then
+        rm -rf "$tmp" "$home"
+        die "$COUCHDB_KEY_URL has no key with the fingerprint $COUCHDB_KEY_FPR (found: $(tr '\n' ' ' <<<"${fprs:-none}")); refusing to trust it"
+    fi
+    # The file may hold older keys as well; apt gets the pinned one only.
+    GNUPGHOME=$home gpg --batch --quiet --import "$tmp" 2>/dev/null ||
+        die "gpg could not read $COUCHDB_KEY_URL"
+    GNUPGHOME=$home gpg --batch --armor --export "$COUCHDB_KEY_FPR" >"$tmp.export"
+    gpgconf --homedir "$home" --kill all >/dev/null 2>&1 || true
+    rm -rf "$home"
+    grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$tmp.export" || die "could not export the CouchDB key $COUCHDB_KEY_FPR"
+    chmod 0644 "$tmp.export"
+    mv -f "$tmp.export" "$KEYRING"
+    rm -f "$tmp"
+    cat >"$SOURCES" <<EOF
+Types: deb
+URIs: ${COUCHDB_REPO}
+Suites: ${codename}
+Components: main
+Signed-By: ${KEYRING}
+EOF
+}
+
+# debconf's cache keeps the answers given to the couchdb package, among them the Erlang cookie;
+# it is world-readable by default.
+protect_debconf_cache() {
+    if [[ -f $DEBCONF_CACHE ]]; then
+        chmod 0600 "$DEBCONF_CACHE"
+    fi
 }
 
 cors_origins() {

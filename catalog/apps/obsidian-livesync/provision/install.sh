@@ -8,29 +8,11 @@ set -euo pipefail
 
 require_env ADMIN_USER ADMIN_PASSWORD COUCHDB_DATABASE COUCHDB_PORT
 
-KEYRING=/etc/apt/keyrings/couchdb.asc
-SOURCES=/etc/apt/sources.list.d/couchdb.sources
-
-log "Installing prerequisites (curl, ca-certificates)"
+log "Installing prerequisites (curl, ca-certificates, gpg)"
 apt-get update -q
-apt-get install -y -q --no-install-recommends curl ca-certificates
+apt-get install -y -q --no-install-recommends curl ca-certificates gpg
 
-# shellcheck disable=SC1091
-. /etc/os-release
-codename=${VERSION_CODENAME:-bookworm}
-log "Adding Apache's CouchDB repository for ${codename}"
-install -d -m 0755 /etc/apt/keyrings
-curl -fsSL --retry 3 https://couchdb.apache.org/repo/keys.asc -o "$KEYRING.tmp"
-grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$KEYRING.tmp" || die "the CouchDB signing key download is not a PGP key"
-chmod 0644 "$KEYRING.tmp"
-mv -f "$KEYRING.tmp" "$KEYRING"
-cat >"$SOURCES" <<EOF
-Types: deb
-URIs: https://apache.jfrog.io/artifactory/couchdb-deb/
-Suites: ${codename}
-Components: main
-Signed-By: ${KEYRING}
-EOF
+add_couchdb_repository
 
 log "Pre-seeding the package questions (standalone node, bound to 0.0.0.0)"
 # The admin account is written by this script instead of the package, because the package can only
@@ -48,6 +30,7 @@ couchdb couchdb/adminpass seen true
 couchdb couchdb/adminpass_again password
 couchdb couchdb/adminpass_again seen true
 EOF
+protect_debconf_cache
 
 # Written before the package so that CouchDB's first start already has an admin (CouchDB 3 refuses
 # to start without one) and the LiveSync settings.
@@ -61,6 +44,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold couchdb
 log "Installed $(dpkg-query -W -f='couchdb ${Version}' couchdb)"
+protect_debconf_cache
 
 fix_ownership
 systemctl daemon-reload

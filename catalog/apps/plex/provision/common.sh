@@ -14,6 +14,7 @@ PLEX_KEY_FPR=6EFFEB478A6559D75C7C4FE706C521790B9CFFDE
 PLEX_REPO=https://repo.plex.tv/deb/
 KEYRING=/etc/apt/keyrings/plexmediaserver.v2.asc
 SOURCES=/etc/apt/sources.list.d/plexmediaserver.sources
+APT_PIN=/etc/apt/preferences.d/plexmediaserver
 PLEX_HOME=/var/lib/plexmediaserver
 PREFS_DIR="$PLEX_HOME/Library/Application Support/Plex Media Server"
 PREFS="$PREFS_DIR/Preferences.xml"
@@ -84,6 +85,14 @@ Components: main
 Architectures: $(dpkg --print-architecture)
 Signed-By: ${KEYRING}
 SOURCES
+    # apt keeps the pinned version: `apt upgrade` inside the container does not move Plex.
+    cat >"$APT_PIN" <<PIN
+# Managed by PVE App Store (app plex): the catalog entry pins this version.
+Package: plexmediaserver
+Pin: version ${PLEX_VERSION}
+Pin-Priority: 1001
+PIN
+    chmod 0644 "$APT_PIN"
     # Older installs pointed at the retired repository with the old key.
     local f
     for f in /etc/apt/sources.list.d/plexmediaserver.list /etc/apt/sources.list.d/plex.list; do
@@ -101,6 +110,10 @@ install_plex_package() {
     have=$(installed_version)
     if [[ $have == "$PLEX_VERSION" ]]; then
         log "Plex Media Server $PLEX_VERSION is already installed"
+        return 0
+    fi
+    if [[ -n $have ]] && dpkg --compare-versions "$have" gt "$PLEX_VERSION"; then
+        log "Plex Media Server $have is newer than the pinned $PLEX_VERSION (updated outside the store); keeping it"
         return 0
     fi
     log "Installing plexmediaserver=$PLEX_VERSION${have:+ (over $have)}"
@@ -160,11 +173,11 @@ wait_for_plex() {
 }
 
 # Sets attributes of <Preferences .../>; every other attribute is kept. Arguments: NAME=VALUE
-# pairs whose values need no XML escaping. Plex must be stopped.
+# pairs whose values need no XML escaping. Plex must be stopped. The file is left with mode 0600:
+# it holds the server's plex.tv token once the server is claimed.
 set_prefs() {
-    local kv owner mode tmp
+    local kv owner mode=0600 tmp
     owner=$(stat -c %u:%g "$PREFS")
-    mode=$(stat -c %a "$PREFS")
     tmp=$(mktemp "$PREFS_DIR/.Preferences.xml.XXXXXX")
     cat "$PREFS" >"$tmp"
     for kv in "$@"; do
@@ -218,6 +231,7 @@ claim_server() {
         return 0
     fi
     set_prefs "PlexOnlineToken=$token"
+    chmod 0600 "$PREFS"
     log "The server is claimed for your plex.tv account"
 }
 
@@ -230,6 +244,8 @@ apply_settings() {
         sleep 1
     done
     [[ -s $PREFS ]] || die "$PREFS was not created by Plex"
+    # Plex's plex.tv token lives here once the server is claimed.
+    chmod 0600 "$PREFS"
     if [[ -z $PLEX_SERVER_NAME || $(pref FriendlyName) == "$PLEX_SERVER_NAME" ]] &&
         { [[ -z $PLEX_CLAIM_TOKEN ]] || [[ -n $(pref PlexOnlineToken) ]]; }; then
         log "Server name and claim are up to date"

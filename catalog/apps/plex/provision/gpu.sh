@@ -154,9 +154,10 @@ write_dropin() {
 # Plex's Preferences.xml
 
 # Sets attributes of the <Preferences .../> element (the file is created when missing); every
-# other attribute is kept. Arguments: NAME=VALUE pairs; values must need no XML escaping.
+# other attribute is kept. Arguments: NAME=VALUE pairs; values must need no XML escaping. The file
+# is left with mode 0600: once the server is claimed it holds its plex.tv token.
 set_prefs() {
-    local owner=$SERVICE_USER:$SERVICE_USER mode=0644 tmp kv
+    local owner=$SERVICE_USER:$SERVICE_USER mode=0600 tmp kv
     if [[ ! -d $PREFS_DIR ]]; then
         install -d -m 0755 -o "$SERVICE_USER" -g "$SERVICE_USER" "$SERVICE_HOME" \
             "$SERVICE_HOME/Library" "$SERVICE_HOME/Library/Application Support" "$PREFS_DIR"
@@ -164,7 +165,6 @@ set_prefs() {
     tmp=$(mktemp "$PREFS_DIR/.Preferences.xml.XXXXXX")
     if [[ -s $PREFS ]]; then
         owner=$(stat -c %u:%g "$PREFS")
-        mode=$(stat -c %a "$PREFS")
         cat "$PREFS" >"$tmp"
     else
         printf '%s\n' '<?xml version="1.0" encoding="utf-8"?>' '<Preferences/>' >"$tmp"

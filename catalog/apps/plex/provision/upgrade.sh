@@ -14,7 +14,7 @@ apt-get update -q
 install_plex_package
 after=$(installed_version)
 if [[ $before == "$after" ]]; then
-    log "Plex Media Server is already at the pinned version ($after)"
+    log "Plex Media Server stays at $after (pinned: $PLEX_VERSION)"
 else
     log "Plex Media Server upgraded from ${before:-none} to $after"
 fi

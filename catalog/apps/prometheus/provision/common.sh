@@ -10,7 +10,10 @@ PROM_DEFAULTS=/etc/default/prometheus
 NODE_DEFAULTS=/etc/default/prometheus-node-exporter
 PROM_CONFIG=/etc/prometheus/prometheus.yml
 WEB_CONFIG=/etc/prometheus/web-config.yml
-# The password Prometheus uses to scrape its own metrics endpoint (which the web config protects).
+# Prometheus scrapes its own metrics endpoint, which the web config protects, with an internal
+# account of its own: a random password made by these scripts, kept in SCRAPE_SECRET (readable by
+# root and the prometheus group only), so the user's password is stored nowhere but as a hash.
+SCRAPE_USER=appstore-scrape
 SCRAPE_SECRET=/etc/prometheus/self-scrape.secret
 TSDB_ROOT=/var/lib/prometheus
 TSDB_DIR=$TSDB_ROOT/metrics2
@@ -49,6 +52,9 @@ require_env() {
     done
     if [[ -n ${PROM_USER:-} && ! $PROM_USER =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$ ]]; then
         die "PROM_USER must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,31}\$"
+    fi
+    if [[ ${PROM_USER:-} == "$SCRAPE_USER" ]]; then
+        die "the username '$SCRAPE_USER' is reserved for Prometheus' own scrapes; choose another one"
     fi
     if [[ -n ${PROM_PASSWORD:-} ]]; then
         ((${#PROM_PASSWORD} >= 8 && ${#PROM_PASSWORD} <= 72)) || die "PROM_PASSWORD must have 8 to 72 characters"
@@ -130,7 +136,7 @@ global:
 scrape_configs:
   - job_name: prometheus
     basic_auth:
-      username: '${PROM_USER}'
+      username: '${SCRAPE_USER}'
       password_file: ${SCRAPE_SECRET}
     static_configs:
       - targets: ['127.0.0.1:${PROM_PORT}']
@@ -148,22 +154,36 @@ CONFIG
     out=$(promtool check config --syntax-only "$PROM_CONFIG" 2>&1) || die "promtool rejected $PROM_CONFIG: $out"
 }
 
-# The web config holds the bcrypt hash of the login; the password reaches htpasswd on stdin only.
-write_credentials() {
-    local line hash out
-    line=$(printf '%s\n' "$PROM_PASSWORD" | htpasswd -inB -C 10 "$PROM_USER" 2>/dev/null) ||
-        die "htpasswd could not hash the password"
+# Prints the bcrypt hash (cost 10) of the password on stdin for the user in $1; the password
+# reaches htpasswd on stdin only, never on a command line.
+bcrypt_hash() {
+    local line hash
+    line=$(htpasswd -inB -C 10 "$1" 2>/dev/null) || die "htpasswd could not hash the password of '$1'"
     hash=${line#*:}
-    [[ $hash == \$2* ]] || die "htpasswd did not return a bcrypt hash"
+    [[ $hash == \$2* ]] || die "htpasswd did not return a bcrypt hash for '$1'"
+    printf '%s' "$hash"
+}
+
+# The web config holds bcrypt hashes only: the user's login and the internal scrape account.
+# The scrape account gets a new random password each time (install, upgrade, reconfigure), which
+# also replaces the plain copy of the user's password that earlier versions kept in SCRAPE_SECRET.
+write_credentials() {
+    local hash scrape_secret scrape_hash out
+    hash=$(printf '%s\n' "$PROM_PASSWORD" | bcrypt_hash "$PROM_USER")
+    scrape_secret=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+    [[ $scrape_secret =~ ^[0-9a-f]{48}$ ]] || die "could not generate the scrape password"
+    scrape_hash=$(printf '%s\n' "$scrape_secret" | bcrypt_hash "$SCRAPE_USER")
+    printf '%s' "$scrape_secret" | write_file "$SCRAPE_SECRET" 0640 root:prometheus
     write_file "$WEB_CONFIG" 0640 root:prometheus <<CONFIG
-# ${MARK}: rewritten on install and reconfigure.
-# HTTP basic auth for the web UI and the API; the password is stored as a bcrypt hash.
+# ${MARK}: rewritten on install, upgrade and reconfigure.
+# HTTP basic auth for the web UI and the API; passwords are stored as bcrypt hashes only.
+# ${SCRAPE_USER} is Prometheus' own account for scraping itself (password in ${SCRAPE_SECRET}).
 basic_auth_users:
   '${PROM_USER}': '${hash}'
+  '${SCRAPE_USER}': '${scrape_hash}'
 CONFIG
-    printf '%s' "$PROM_PASSWORD" | write_file "$SCRAPE_SECRET" 0640 root:prometheus
     out=$(promtool check web-config "$WEB_CONFIG" 2>&1) || die "promtool rejected $WEB_CONFIG: $out"
-    log "Wrote the bcrypt hash for '${PROM_USER}' to $WEB_CONFIG"
+    log "Wrote the bcrypt hashes for '${PROM_USER}' and the internal '${SCRAPE_USER}' to $WEB_CONFIG"
 }
 
 restart_services() {
