@@ -312,36 +312,6 @@ pub fn describe(plan: &GpuPlan) -> String {
     )
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inside_check_names_missing_and_wrong_nodes() {
-        let p = |path: &str, minor, gid| Passthrough {
-            path: path.into(),
-            major: 226,
-            minor,
-            gid,
-            mode: "0660".into(),
-        };
-        let attached = [
-            p("/dev/dri/renderD128", 128, Some(993)),
-            p("/dev/dri/renderD129", 129, Some(993)),
-        ];
-        let ok = [
-            "/dev/dri/renderD128 993 e2 80 660".to_string(),
-            "/dev/dri/renderD129 993 e2 81 660".to_string(),
-        ];
-        assert_eq!(verify_inside(&attached, &ok), Ok(()));
-        let bad = ["/dev/dri/renderD128 0 e2 80 660".to_string()];
-        let err = verify_inside(&attached, &bad).unwrap_err();
-        assert!(err.contains("belongs to group 0 instead of 993"), "{err}");
-        assert!(err.contains("/dev/dri/renderD129 is missing"), "{err}");
-    }
-}
-
 impl Engine {
     /// The GPU container `ctid` has (from the store's attachments), as a plan for the environment of
     /// its later scripts: vendor from the host's inventory (else from an NVIDIA or ROCm profile),
@@ -385,5 +355,35 @@ impl Engine {
             driver_version: host.driver_version.filter(|_| vendor == GpuVendor::Nvidia),
             attached: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_check_names_missing_and_wrong_nodes() {
+        let p = |path: &str, minor, gid| Passthrough {
+            path: path.into(),
+            major: 226,
+            minor,
+            gid,
+            mode: "0660".into(),
+        };
+        let attached = [
+            p("/dev/dri/renderD128", 128, Some(993)),
+            p("/dev/dri/renderD129", 129, Some(993)),
+        ];
+        let ok = [
+            "/dev/dri/renderD128 993 e2 80 660".to_string(),
+            "/dev/dri/renderD129 993 e2 81 660".to_string(),
+        ];
+        assert_eq!(verify_inside(&attached, &ok), Ok(()));
+        let bad = ["/dev/dri/renderD128 0 e2 80 660".to_string()];
+        let err = verify_inside(&attached, &bad).unwrap_err();
+        assert!(err.contains("belongs to group 0 instead of 993"), "{err}");
+        assert!(err.contains("/dev/dri/renderD129 is missing"), "{err}");
     }
 }

@@ -988,6 +988,10 @@ mod tests {
                 mode: 0o660,
                 deny_write: false,
             }],
+            mounts: vec![(
+                "/tmp/r/sim/volumes/local-lvm/vm-101-disk-1".into(),
+                "/var/lib/app".into(),
+            )],
             raw: vec![
                 ("lxc.cgroup2.devices.allow".into(), "c 226:* rwm".into()),
                 (
@@ -1017,11 +1021,18 @@ lxc.net.0.ipv4.address = 10.1.2.3/24
 lxc.net.0.ipv4.gateway = 10.1.2.1
 lxc.cgroup.devices.allow = c 226:128 rwm
 lxc.cgroup2.devices.allow = c 226:128 rwm
+lxc.mount.entry = /tmp/r/sim/volumes/local-lvm/vm-101-disk-1 var/lib/app none bind,create=dir 0 0
 lxc.cgroup.devices.allow = c 226:* rwm
 lxc.cgroup2.devices.allow = c 226:* rwm
 lxc.mount.entry = /dev/dri dev/dri none bind,optional,create=dir
 ";
         assert_eq!(render_config(&plan()).unwrap(), expect);
+        let mut escape = plan();
+        escape.mounts[0].1 = "/var/../etc".into();
+        check(
+            render_config(&escape),
+            r#"Err("mount point '/var/../etc' is not a clean absolute path")"#,
+        );
         let mut bad = plan();
         bad.upper = "/tmp/a:b/upper".into();
         check(
