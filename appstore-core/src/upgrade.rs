@@ -14,6 +14,8 @@ pub enum UpgradeCheck {
         from: String,
         /// Offered.
         to: String,
+        /// What changed on the way, newest first (from the manifest's `changelog`).
+        changes: Vec<crate::manifest::ChangelogEntry>,
     },
     /// The catalog has nothing newer.
     UpToDate {
@@ -69,7 +71,12 @@ pub fn check(installed: &str, manifest: &Manifest) -> UpgradeCheck {
             };
         }
     }
-    UpgradeCheck::Available { from, to }
+    let changes = manifest
+        .changes_since(&current)
+        .into_iter()
+        .cloned()
+        .collect();
+    UpgradeCheck::Available { from, to, changes }
 }
 
 #[cfg(test)]
@@ -92,9 +99,45 @@ mod tests {
             check("1.0.0", &m),
             UpgradeCheck::Available {
                 from: "1.0.0".into(),
-                to: "1.1.0".into()
+                to: "1.1.0".into(),
+                changes: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn the_changes_on_the_way_come_with_the_offer_newest_first() {
+        let text = "id: demo\nname: Demo\ndescription: d\nversion: 1.2.0\nlxc: { ostemplate: debian-13 }\nprovision: { script: install.sh, upgrade: up.sh }\nchangelog:\n  - { version: 1.0.0, changes: [First release] }\n  - { version: 1.2.0, date: 2026-12-01, changes: [Debian 13, New port input] }\n  - { version: 1.1.0, date: 2026-11-02, changes: [Faster health check] }\n";
+        let m = parse_manifest(text, None).unwrap();
+        match check("1.0.0", &m) {
+            UpgradeCheck::Available { changes, .. } => {
+                let versions: Vec<String> = changes.iter().map(|c| c.version.to_string()).collect();
+                assert_eq!(versions, ["1.2.0", "1.1.0"]);
+                assert_eq!(changes[0].date.as_deref(), Some("2026-12-01"));
+                assert_eq!(changes[0].changes, ["Debian 13", "New port input"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match check("1.1.0", &m) {
+            UpgradeCheck::Available { changes, .. } => assert_eq!(changes.len(), 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_changelog_is_refused_by_field_with_the_fix() {
+        let text = "id: demo\nname: Demo\ndescription: d\nversion: 1.1.0\nlxc: { ostemplate: debian-13 }\nprovision: { script: install.sh }\nchangelog:\n  - { version: 1.2.0, changes: [Too new] }\n  - { version: 1.0.0, date: 2026-02-30, changes: [] }\n  - { version: 1.0.0, changes: [Again] }\n  - { version: one, changes: [x] }\n";
+        let errors = parse_manifest(text, None).unwrap_err().to_string();
+        for want in [
+            "changelog[0].version: 1.2.0 is newer than the app's `version`",
+            "changelog[1].date: `2026-02-30` is not a date",
+            "YYYY-MM-DD",
+            "changelog[1].changes: must list at least one change",
+            "changelog[2].version: 1.0.0 is listed twice",
+            "changelog[3].version: `one` is not a semantic version",
+        ] {
+            assert!(errors.contains(want), "{want}\n{errors}");
+        }
     }
 
     #[test]

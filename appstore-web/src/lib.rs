@@ -21,3 +21,4 @@ pub mod scaffold;
 pub mod server;
 pub mod tls;
 pub mod ui;
+pub mod updates;

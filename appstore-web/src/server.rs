@@ -120,6 +120,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         jobs: services.jobs,
         gpus: services.gpus,
         gpu_changes: services.gpu_changes,
+        updates: tokio::sync::broadcast::channel(64).0,
         auth,
         apps_cache: Default::default(),
         config_summary: Arc::new(crate::debug::redact_config(&settings.config_summary)),
@@ -127,6 +128,14 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         demo_gpus: settings.demo_gpus.clone(),
         allowed_hosts: Arc::new(crate::origin::AllowedHosts::new(&settings.allowed_hosts)),
     };
+    if let Some(jobs) = &state.jobs {
+        crate::updates::watch(
+            state.catalog.clone(),
+            jobs.store.clone(),
+            state.updates.clone(),
+            Duration::from_secs(5),
+        );
+    }
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.
         let (mut rx, cache) = (jobs.events.subscribe(), Arc::clone(&state.apps_cache));

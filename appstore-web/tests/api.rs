@@ -28,6 +28,7 @@ fn app_on(
         }),
         jobs: None,
         gpus: GpuHandle::default(),
+        updates: tokio::sync::broadcast::channel(4).0,
         gpu_changes: tokio::sync::broadcast::channel(4).0,
         auth: None,
         apps_cache: Default::default(),

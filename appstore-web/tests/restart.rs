@@ -21,6 +21,10 @@ fn release_steady_1_1(dir: &Path) {
         "retry_safe: true }",
         "retry_safe: true, upgrade: upgrade.sh }",
     );
+    let text = format!(
+        "{}\nchangelog:\n  - {{ version: 1.1.0, date: 2026-12-01, changes: [Upgrades in place] }}\n",
+        text.trim_end()
+    );
     std::fs::write(app.join("app.yml"), text).unwrap();
     std::fs::write(app.join("upgrade.sh"), "echo upgrading\n").unwrap();
     let repo = git2::Repository::open(dir).unwrap();
@@ -315,6 +319,20 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
     assert!(remaining.len() >= upgrade_states.len());
     for (&state, (install_id, ctid)) in upgrade_states.iter().zip(remaining) {
         let service = setup.serve(Some(state));
+        // The offer carries the release's changes, for the admin to read before upgrading.
+        let offer = setup.get("/api/installs")["installs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == json!(install_id))
+            .unwrap()["upgrade"]
+            .clone();
+        assert_eq!(offer["status"], "available", "{offer}");
+        assert_eq!(
+            offer["changes"],
+            json!([{"version": "1.1.0", "date": "2026-12-01", "changes": ["Upgrades in place"]}]),
+            "{offer}"
+        );
         let job = setup.post("/api/upgrade", json!({"install_id": install_id}))["job_id"]
             .as_i64()
             .unwrap();

@@ -47,6 +47,16 @@ function installedCard(i) {
     confirmBox, status);
 }
 
+// What an upgrade brings, from the catalog's changelog, read before the upgrade button is pressed.
+function changelogPanel(up) {
+  const entries = arr(up.changes);
+  return panel(`What's new in ${up.to}`, 'changelog', entries.length
+    ? h('div', null, entries.map((e) => h('div', { class: 'changelog-entry', tid: 'changelog-entry', 'data-version': e.version },
+      h('h3', null, 'v' + e.version, e.date && h('span', 'muted', ' · ' + e.date)),
+      h('ul', null, arr(e.changes).map((c) => h('li', null, c))))))
+    : h('p', 'muted', 'The catalog gives no changelog for this version.'));
+}
+
 // -- shared pieces of the installed-app views
 const outputUrl = (i) => arr(i.outputs).map((o) => (typeof o.value === 'string' && /^https?:\/\//.test(o.value) ? safeUrl(o.value) : null)).find(Boolean);
 const stateClass = (s) => (s === 'completed' || s === 'running' || s === 'installed' ? 'ok' : s === 'failed' || s === 'stopped' ? 'warn' : 'info');
@@ -133,6 +143,7 @@ function installDetailView(main, id, ctx) {
       confirmBox, status,
       h('div', 'detail-grid',
         h('div', null,
+          up.status === 'available' && changelogPanel(up),
           livePanel(d),
           panel('Volumes', 'volumes', arr(c.volumes).length ? table('volumes', ['Mount', 'Volume', 'Size'], h('tbody', null, arr(c.volumes).map((v) =>
             h('tr', { tid: 'volume-row' }, h('td', null, code(v.mount || '—')), h('td', null, code(v.volume, 'break')), h('td', null, v.size || '—')))))

@@ -196,7 +196,7 @@ impl Engine {
                     EngineError::Rejected(format!("{} is no longer in the catalog", install.app_id))
                 })?;
                 match appstore_core::upgrade::check(&install.version, &app.manifest) {
-                    appstore_core::upgrade::UpgradeCheck::Available { from, to } => {
+                    appstore_core::upgrade::UpgradeCheck::Available { from, to, .. } => {
                         let action = format!("upgrade {} from {from} to {to}", install.app_id);
                         (app, action)
                     }

@@ -229,8 +229,21 @@ pub struct Manifest {
     outputs: Vec<OutputSpec>,
     gpu: GpuSpec,
     volumes: Vec<VolumeSpec>,
+    changelog: Vec<ChangelogEntry>,
     #[serde(skip)]
     files: Vec<(String, RelPath)>,
+}
+
+/// One version's changes (`changelog`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangelogEntry {
+    /// The version.
+    #[serde(serialize_with = "ser_display")]
+    pub version: semver::Version,
+    /// Release date, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// What changed.
+    pub changes: Vec<String>,
 }
 
 fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -546,6 +559,19 @@ impl Manifest {
     pub fn homepage(&self) -> Option<&str> {
         self.homepage.as_deref()
     }
+    /// Every version's changes, newest first.
+    pub fn changelog(&self) -> &[ChangelogEntry] {
+        &self.changelog
+    }
+
+    /// The changes an install at `from` gets by upgrading to this version, newest first.
+    pub fn changes_since(&self, from: &semver::Version) -> Vec<&ChangelogEntry> {
+        self.changelog
+            .iter()
+            .filter(|e| &e.version > from && &e.version <= &self.version)
+            .collect()
+    }
+
     /// Where the scripts install from (empty when the manifest does not say).
     pub fn sources(&self) -> &[Source] {
         &self.sources

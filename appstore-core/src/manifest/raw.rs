@@ -74,6 +74,23 @@ pub struct RawManifest {
     /// it.
     #[serde(default)]
     pub volumes: Vec<RawVolume>,
+    /// What changed in each version of this catalog entry, newest first; shown before an upgrade.
+    /// Extension beyond the original spec.
+    #[serde(default)]
+    pub changelog: Vec<RawChangelogEntry>,
+}
+
+/// One version's changes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawChangelogEntry {
+    /// The catalog version (semver), at most the manifest's `version`.
+    pub version: String,
+    /// Release date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// What changed, one line each, for the admin deciding whether to upgrade.
+    pub changes: Vec<String>,
 }
 
 /// Minimum versions (semver requirements such as `>=8.1`).

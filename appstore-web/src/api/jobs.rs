@@ -364,7 +364,21 @@ pub(super) async fn all_events(state: ApiState) -> ApiResult {
             };
             Some((Ok::<_, Infallible>(e), rx))
         });
-    let events = futures_util::stream::select(job_events, gpu_events);
+    let update_events =
+        futures_util::stream::unfold(state.updates.subscribe(), move |mut rx| async move {
+            let e = match rx.recv().await {
+                Ok(notice) => warp::sse::Event::default()
+                    .event("update")
+                    .data(serde_json::to_string(&notice).unwrap_or_default()),
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, Infallible>(e), rx))
+        });
+    let events = futures_util::stream::select(
+        futures_util::stream::select(job_events, gpu_events),
+        update_events,
+    );
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 

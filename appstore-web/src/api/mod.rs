@@ -43,6 +43,8 @@ pub struct ApiState {
     pub gpus: appstore_actors::GpuHandle,
     /// New GPU inventories as they are found (for `/api/events`).
     pub gpu_changes: tokio::sync::broadcast::Sender<appstore_actors::GpuChange>,
+    /// Newer catalog versions offered to installs, each once (for `/api/events`).
+    pub updates: tokio::sync::broadcast::Sender<crate::updates::UpdateNotice>,
     /// Password login, when `web.auth.mode` is `password` (`None`: no login).
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// Rendered `GET /api/apps` pages.

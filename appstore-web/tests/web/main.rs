@@ -1493,3 +1493,115 @@ fn a_store_failure_is_a_500_with_its_cause() {
         "{body}"
     );
 }
+
+/// A catalog release newer than an install is announced once on `/api/events` as an `update`
+/// event with its changelog, and the installs API offers it with the same changes.
+#[test]
+fn a_newer_release_is_announced_as_an_update_with_its_changelog() {
+    let catalog = tempfile::tempdir().unwrap();
+    let src = reference_catalog().join("apps/radicale");
+    let dest = catalog.path().join("apps/radicale");
+    for f in walk(&src) {
+        let to = dest.join(f.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let commit = |message: &str| {
+        let repo = git2::Repository::open(catalog.path())
+            .or_else(|_| {
+                let r = git2::Repository::init(catalog.path())?;
+                r.set_head("refs/heads/main")?;
+                Ok::<_, git2::Error>(r)
+            })
+            .unwrap();
+        let mut index = repo.index().unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap();
+    };
+    commit("radicale");
+    let demo = Demo::start_with(&["--catalog", catalog.path().to_str().unwrap()]);
+    let install_id = demo.install_radicale("Update-Secret-1");
+    let version = demo
+        .get("/api/installs")
+        .json::<serde_json::Value>()
+        .unwrap()["installs"][0]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The event stream, read on a thread until the update arrives.
+    let events_url = format!("{}/api/events", demo.base);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap()
+            .get(events_url)
+            .send()
+            .unwrap();
+        let mut event = String::new();
+        for line in BufReader::new(resp).lines() {
+            let Ok(line) = line else { return };
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                if event == "update" {
+                    let _ = tx.send(serde_json::from_str::<serde_json::Value>(d.trim()).unwrap());
+                }
+            }
+        }
+    });
+    // Release 1.9.0 with a changelog entry, and refresh.
+    let manifest = dest.join("app.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replacen(&format!("\nversion: {version}"), "\nversion: 1.9.0", 1)
+        .replace(
+            "changelog:\n",
+            "changelog:\n  - version: 1.9.0\n    date: 2026-12-06\n    changes: [Faster logins]\n",
+        );
+    std::fs::write(&manifest, text).unwrap();
+    commit("radicale 1.9.0");
+    json_client()
+        .post(format!("{}/api/catalog/refresh", demo.base))
+        .send()
+        .unwrap();
+    let notice = rx
+        .recv_timeout(std::time::Duration::from_secs(40))
+        .expect("an update event");
+    assert_eq!(notice["install_id"], install_id, "{notice}");
+    assert_eq!(notice["app_id"], "radicale");
+    assert_eq!(notice["from"], version.as_str());
+    assert_eq!(notice["to"], "1.9.0");
+    assert_eq!(
+        notice["changes"][0]["changes"][0], "Faster logins",
+        "{notice}"
+    );
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    let offer = &installs["installs"][0]["upgrade"];
+    assert_eq!(offer["status"], "available", "{offer}");
+    assert_eq!(offer["changes"][0]["version"], "1.9.0", "{offer}");
+    // Announced once: nothing more arrives for the same release.
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(7)).is_err());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -99,7 +99,7 @@ impl InstallWork {
         };
         let id = self.manifest().id().to_string();
         match check(&install.version, self.manifest()) {
-            UpgradeCheck::Available { from, to } => {
+            UpgradeCheck::Available { from, to, .. } => {
                 self.log
                     .info(&format!(
                         "upgrading {id} from {from} to {to} (catalog commit {})",
