@@ -170,8 +170,8 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     assert!(report.ends_with(":3142/acng-report.html"), "{report}");
     assert!([200, 401].contains(&http_status(&report)), "{report}");
 
-    // A catalog commit releases radicale 1.1.0: the upgrade runs its script for real.
-    let v2 = common::set_version(&w, "radicale", "1.1.0");
+    // A catalog commit releases radicale 1.9.0: the upgrade runs its script for real.
+    let v2 = common::set_version(&w, "radicale", "1.9.0");
     let request = MaintainRequest {
         install_id: radicale_install.id,
         ..Default::default()
@@ -206,7 +206,7 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
         .install(radicale_install.id)
         .unwrap()
         .unwrap();
-    assert_eq!(upgraded.version, "1.1.0");
+    assert_eq!(upgraded.version, "1.9.0");
     assert!([200, 302, 401].contains(&http_status(&output(&upgraded, "url"))));
 
     // An install script that fails: its own error in the log, the container stopped and tagged.
