@@ -56,6 +56,7 @@ export const api = {
   installs: () => request('GET', '/api/installs'),
   uninstall: (installId, keepVolumes) => request('POST', '/api/uninstall', { body: { install_id: installId, keep_volumes: keepVolumes } }),
   upgrade: (installId) => request('POST', '/api/upgrade', { body: { install_id: installId } }),
+  upgradeAll: () => request('POST', '/api/upgrade-all'),
   installDetail: (id) => request('GET', '/api/installs/' + encodeURIComponent(id)),
   reconfigure: (installId, inputs, restart) => request('POST', '/api/reconfigure', { body: { install_id: installId, inputs, restart } }),
   gpus: () => request('GET', '/api/gpus'),

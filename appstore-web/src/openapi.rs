@@ -121,6 +121,10 @@ pub const ROUTES: &[ApiRoute] = &[
         ..r("POST", "/api/upgrade", "jobs", "Upgrade an install to the catalog's version")
     },
     ApiRoute {
+        answer: Answer::Json(Some(schema_of::<params::UpgradeAll>)),
+        ..r("POST", "/api/upgrade-all", "jobs", "Upgrade every install the catalog offers a newer version, one job each")
+    },
+    ApiRoute {
         body: Some(schema_of::<MaintainRequest>),
         ok: JOB_ACCEPTED,
         answer: ACCEPTED_JOB,

@@ -19,7 +19,20 @@ function installedView(main, _, ctx) {
         h('p', 'muted', 'Pick an app and install it; it shows up here.'), h('a', { class: 'btn btn-primary', href: '#/apps' }, 'Browse apps')));
       return;
     }
-    main.replaceChildren(h('section', { class: 'installed', tid: 'installed' }, h('h1', null, 'Installed apps'),
+    const offers = installs.filter((i) => i.upgrade?.status === 'available');
+    const allStatus = h('div', { tid: 'upgrade-all-status' });
+    main.replaceChildren(h('section', { class: 'installed', tid: 'installed' },
+      h('div', 'page-head', h('h1', null, 'Installed apps'),
+        offers.length > 0 && h('button', { type: 'button', class: 'btn btn-primary', tid: 'upgrade-all', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try {
+            const r = await api.upgradeAll();
+            allStatus.replaceChildren(h('p', 'muted', `${plural(arr(r.queued).length, 'upgrade')} queued`),
+              arr(r.queued).map((q) => h('p', null, h('a', { href: '#/jobs/' + q.job_id }, `${q.app_id} ${q.from} → ${q.to}`))),
+              arr(r.refused).length > 0 && h('ul', null, r.refused.map((x) => h('li', 'field-error', `${x.app_id}: ${x.reason}`))));
+          } catch (err) { allStatus.replaceChildren(errorBox(err)); ev.target.disabled = false; }
+        } }, `Update all (${offers.length})`)),
+      allStatus,
       h('div', 'grid', installs.map((i) => installedCard(i)))));
   };
   load();

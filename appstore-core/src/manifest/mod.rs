@@ -568,7 +568,7 @@ impl Manifest {
     pub fn changes_since(&self, from: &semver::Version) -> Vec<&ChangelogEntry> {
         self.changelog
             .iter()
-            .filter(|e| &e.version > from && &e.version <= &self.version)
+            .filter(|e| &e.version > from && e.version <= self.version)
             .collect()
     }
 

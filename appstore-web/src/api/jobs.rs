@@ -149,6 +149,47 @@ pub(super) async fn submit_maintain(state: ApiState, kind: JobKind, body: Bytes)
         .map_err(submit_error)
 }
 
+/// `POST /api/upgrade-all`: an upgrade job for every install the catalog offers a newer version
+/// (each with its snapshot, health check and rollback, as a single upgrade); one refusal does not
+/// stop the others.
+pub(super) async fn upgrade_all(state: ApiState) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let snapshot = state.catalog.snapshot().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catalog_unavailable",
+            "the catalog has not been loaded yet",
+        )
+    })?;
+    let store = jobs.store.clone();
+    let installs = read(move || store.installs()).await?;
+    let mut answer = params::UpgradeAll {
+        queued: Vec::new(),
+        refused: Vec::new(),
+    };
+    for offer in crate::updates::offers(&installs, &snapshot) {
+        let request = MaintainRequest {
+            install_id: offer.install_id,
+            ..Default::default()
+        };
+        match jobs.maintain(JobKind::Upgrade, request).await {
+            Ok(job_id) => answer.queued.push(params::QueuedUpgrade {
+                install_id: offer.install_id,
+                app_id: offer.app_id,
+                from: offer.from,
+                to: offer.to,
+                job_id,
+            }),
+            Err(e) => answer.refused.push(params::RefusedUpgrade {
+                install_id: offer.install_id,
+                app_id: offer.app_id,
+                reason: submit_error(e).message().to_string(),
+            }),
+        }
+    }
+    ok_json(&serde_json::to_value(&answer).unwrap_or_default())
+}
+
 /// `POST /api/jobs/{id}/destroy`: removes the container a failed or canceled install left.
 pub(super) async fn destroy_failed(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;

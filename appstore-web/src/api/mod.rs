@@ -131,6 +131,11 @@ impl ApiError {
         self
     }
 
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn not_found(what: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
     }
@@ -174,7 +179,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 32] = [
+pub const ROUTER_KEYS: [(&str, &str); 33] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -189,6 +194,7 @@ pub const ROUTER_KEYS: [(&str, &str); 32] = [
     ("POST", "/api/jobs/{job_id}/cancel"),
     ("GET", "/api/installs"),
     ("POST", "/api/upgrade"),
+    ("POST", "/api/upgrade-all"),
     ("POST", "/api/reconfigure"),
     ("GET", "/api/installs/{install_id}/upgrade"),
     ("GET", "/api/volumes"),
@@ -324,6 +330,12 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         .and(warp::body::content_length_limit(64 * 1024))
         .and(warp::body::bytes())
         .and_then(|s, b| respond(submit_maintain(s, JobKind::Upgrade, b)));
+    let upgrade_all_route = api
+        .and(warp::path("upgrade-all"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and_then(|s| respond(upgrade_all(s)));
     let reconfigure = api
         .and(warp::path("reconfigure"))
         .and(warp::path::end())
@@ -472,6 +484,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         cancel.boxed(),
         installs.boxed(),
         upgrade.boxed(),
+        upgrade_all_route.boxed(),
         reconfigure.boxed(),
         plan.boxed(),
         volumes.boxed(),

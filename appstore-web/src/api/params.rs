@@ -322,6 +322,42 @@ pub struct JobAccepted {
     pub url: String,
 }
 
+/// What `POST /api/upgrade-all` did: one upgrade job per install the catalog offers a newer
+/// version, and the installs whose upgrade was refused, with why.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UpgradeAll {
+    /// Upgrade jobs made.
+    pub queued: Vec<QueuedUpgrade>,
+    /// Offers that could not be queued (the container is busy, the engine refused, ...).
+    pub refused: Vec<RefusedUpgrade>,
+}
+
+/// One upgrade job of `POST /api/upgrade-all`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueuedUpgrade {
+    /// The install.
+    pub install_id: i64,
+    /// Its app.
+    pub app_id: String,
+    /// From this version.
+    pub from: String,
+    /// To this one.
+    pub to: String,
+    /// The job.
+    pub job_id: i64,
+}
+
+/// An upgrade `POST /api/upgrade-all` could not queue.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RefusedUpgrade {
+    /// The install.
+    pub install_id: i64,
+    /// Its app.
+    pub app_id: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// An error: a stable code, a message for people and what is wrong with each named field.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorBody {

@@ -488,12 +488,16 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
     let found: serde_json::Value = demo.get("/api/apps?q=caldav").json().unwrap();
     assert_eq!(found["apps"][0]["id"], "radicale");
     let media: serde_json::Value = demo.get("/api/apps?category=media").json().unwrap();
+    let jellyfin = media["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "jellyfin")
+        .expect("jellyfin is a media app");
     assert_eq!(
-        media["apps"][0]["gpu"]["supported"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
+        jellyfin["gpu"]["supported"].as_array().unwrap().len(),
+        3,
+        "{jellyfin}"
     );
 
     let detail: serde_json::Value = demo.get("/api/apps/obsidian-livesync").json().unwrap();
@@ -537,13 +541,17 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
         .starts_with("unknown parameter"));
 
     // Pages: `total` counts every match, `offset` and `limit` pick the slice.
+    let count = reference_app_count() as u64;
     let names: serde_json::Value = demo.get("/api/apps?sort=name&limit=3").json().unwrap();
     assert_eq!(
         (names["total"].as_u64(), names["limit"].as_u64()),
-        (Some(4), Some(3))
+        (Some(count), Some(3))
     );
     let rest: serde_json::Value = demo
-        .get("/api/apps?sort=name&limit=3&offset=3")
+        .get(&format!(
+            "/api/apps?sort=name&limit=200&offset={}",
+            count - 1
+        ))
         .json()
         .unwrap();
     let page_ids = |v: &serde_json::Value| -> Vec<String> {
@@ -554,11 +562,12 @@ fn demo_serves_the_reference_catalog_and_the_ui() {
             .map(|a| a["id"].as_str().unwrap().to_string())
             .collect()
     };
+    // By display name: Actual Budget, AdGuard Home, Apt-Cacher NG first; Valkey last.
     assert_eq!(
         page_ids(&names),
-        ["apt-cacher-ng", "jellyfin", "obsidian-livesync"]
+        ["actual-budget", "adguard-home", "apt-cacher-ng"]
     );
-    assert_eq!(page_ids(&rest), ["radicale"]);
+    assert_eq!(page_ids(&rest), ["valkey"]);
 
     let page = demo.get("/");
     assert_eq!(page.status(), 200);
@@ -1495,9 +1504,10 @@ fn a_store_failure_is_a_500_with_its_cause() {
 }
 
 /// A catalog release newer than an install is announced once on `/api/events` as an `update`
-/// event with its changelog, and the installs API offers it with the same changes.
+/// event with its changelog, the installs API offers it with the same changes, and "update all"
+/// upgrades every install that has an offer.
 #[test]
-fn a_newer_release_is_announced_as_an_update_with_its_changelog() {
+fn a_newer_release_is_announced_with_its_changelog_and_update_all_takes_it() {
     let catalog = tempfile::tempdir().unwrap();
     let src = reference_catalog().join("apps/radicale");
     let dest = catalog.path().join("apps/radicale");
@@ -1591,6 +1601,30 @@ fn a_newer_release_is_announced_as_an_update_with_its_changelog() {
     assert_eq!(offer["changes"][0]["version"], "1.9.0", "{offer}");
     // Announced once: nothing more arrives for the same release.
     assert!(rx.recv_timeout(std::time::Duration::from_secs(7)).is_err());
+    // "Update all": one upgrade job per offer; afterwards nothing is left to upgrade.
+    let all: serde_json::Value = json_client()
+        .post(format!("{}/api/upgrade-all", demo.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(all["refused"], serde_json::json!([]), "{all}");
+    let queued = all["queued"].as_array().unwrap();
+    assert_eq!(queued.len(), 1, "{all}");
+    assert_eq!(queued[0]["install_id"], install_id);
+    assert_eq!(queued[0]["to"], "1.9.0");
+    let job = queued[0]["job_id"].as_i64().unwrap();
+    assert_eq!(demo.wait_for_job(job)["job"]["state"], "completed");
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    assert_eq!(installs["installs"][0]["version"], "1.9.0");
+    assert_eq!(installs["installs"][0]["upgrade"]["status"], "up_to_date");
+    let again: serde_json::Value = json_client()
+        .post(format!("{}/api/upgrade-all", demo.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again, serde_json::json!({"queued": [], "refused": []}));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
