@@ -166,3 +166,81 @@ mod tests {
         assert!(check_env_name("APPSTORE_CTID").is_ok());
     }
 }
+
+/// Where a script runs, as its templates and environment see it.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptSite {
+    /// The container.
+    pub ctid: Option<crate::Ctid>,
+    /// Its hostname.
+    pub hostname: String,
+    /// Its IPv4 address (empty before it has one).
+    pub ip: String,
+    /// The PVE node.
+    pub node: String,
+    /// The resource pool.
+    pub pool: String,
+    /// The attached GPU's vendor, and the host's NVIDIA driver version.
+    pub gpu: Option<(crate::manifest::GpuVendor, Option<String>)>,
+}
+
+/// The values templates render from (`{ip}`, `{inputs.port}`, `{gpu.vendor}`, ...).
+pub fn template_context(
+    m: &crate::manifest::Manifest,
+    inputs: Option<&crate::inputs::ResolvedInputs>,
+    site: &ScriptSite,
+) -> serde_json::Value {
+    let (vendor, driver) = match &site.gpu {
+        Some((v, d)) => (v.as_str(), d.clone().unwrap_or_default()),
+        None => ("", String::new()),
+    };
+    serde_json::json!({
+        "ctid": site.ctid, "hostname": site.hostname, "ip": site.ip, "node": site.node,
+        "pool": site.pool,
+        "app": {"id": m.id(), "name": m.name(), "version": m.version().to_string()},
+        "inputs": inputs.map(|i| i.to_json()).unwrap_or(serde_json::json!({})),
+        "gpu": {"vendor": vendor, "driver_version": driver},
+    })
+}
+
+/// A script's environment: every non-secret input as `INPUT_<KEY>`, the store's own `APPSTORE_*`
+/// values, `DEBIAN_FRONTEND`, and the manifest's `provision.env` rendered from
+/// [`template_context`]. The error names the `provision.env` entry that does not render.
+pub fn environment(
+    m: &crate::manifest::Manifest,
+    inputs: Option<&crate::inputs::ResolvedInputs>,
+    site: &ScriptSite,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let ctx = template_context(m, inputs, site);
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in inputs
+        .iter()
+        .flat_map(|i| i.iter())
+        .filter(|(_, v)| !v.secret)
+    {
+        env.insert(
+            format!("INPUT_{}", k.to_ascii_uppercase()),
+            v.value.to_string(),
+        );
+    }
+    env.insert(
+        "APPSTORE_CTID".into(),
+        site.ctid.map(|c| c.to_string()).unwrap_or_default(),
+    );
+    env.insert("APPSTORE_APP_ID".into(), m.id().to_string());
+    env.insert("APPSTORE_APP_VERSION".into(), m.version().to_string());
+    if let Some((vendor, driver)) = &site.gpu {
+        env.insert("APPSTORE_GPU_VENDOR".into(), vendor.as_str().into());
+        if let Some(v) = driver {
+            // The userland the app installs must match the host's kernel module exactly.
+            env.insert("APPSTORE_NVIDIA_DRIVER_VERSION".into(), v.clone());
+        }
+    }
+    env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
+    for (k, tpl) in &m.provision().env {
+        let value =
+            crate::template::render(tpl, &ctx).map_err(|e| format!("provision.env.{k}: {e}"))?;
+        env.insert(k.clone(), value);
+    }
+    Ok(env)
+}

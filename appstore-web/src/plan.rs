@@ -4,9 +4,9 @@
 //! Values the node decides (container id, address) are placeholders; secrets are never shown.
 
 use appstore_core::manifest::{GpuProfile, GpuVendor, Manifest, VolumeSource};
-use appstore_core::template;
+use appstore_core::script_env::{self, ScriptSite};
+use appstore_core::{template, Ctid};
 use serde::Serialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Where the plan places the app (the store's defaults on a node).
@@ -90,15 +90,18 @@ pub fn render(m: &Manifest, opts: &PlanOptions) -> Result<InstallPlan, String> {
     };
     let lxc = m.lxc();
     let gpu_vendor = opts.gpu.filter(|v| m.gpu().supported.contains(v));
-    let ctx = json!({
-        "ctid": CTID, "hostname": m.id().as_str(), "ip": IP, "node": "<node>", "pool": opts.pool,
-        "app": {"id": m.id(), "name": m.name(), "version": m.version().to_string()},
-        "inputs": inputs.to_json(),
-        "gpu": {
-            "vendor": gpu_vendor.map(|v| v.as_str()).unwrap_or_default(),
-            "driver_version": if gpu_vendor == Some(GpuVendor::Nvidia) { "<host driver version>" } else { "" },
-        },
-    });
+    let site = ScriptSite {
+        ctid: Some(Ctid::new(CTID).map_err(|e| e.to_string())?),
+        hostname: m.id().to_string(),
+        ip: IP.into(),
+        node: "<node>".into(),
+        pool: opts.pool.clone(),
+        gpu: gpu_vendor.map(|v| {
+            let driver = (v == GpuVendor::Nvidia).then(|| "<host driver version>".to_string());
+            (v, driver)
+        }),
+    };
+    let ctx = script_env::template_context(m, Some(&inputs), &site);
 
     let mut container = vec![
         ("vmid".to_string(), format!("<next free id, e.g. {CTID}>")),
@@ -153,38 +156,18 @@ pub fn render(m: &Manifest, opts: &PlanOptions) -> Result<InstallPlan, String> {
         container.push((format!("mp{i}"), value));
     }
 
-    let mut env = BTreeMap::new();
-    for (k, v) in inputs.iter().filter(|(_, v)| !v.secret) {
-        env.insert(
-            format!("INPUT_{}", k.to_ascii_uppercase()),
-            v.value.to_string(),
-        );
-    }
-    env.insert("APPSTORE_CTID".into(), CTID.to_string());
-    env.insert("APPSTORE_APP_ID".into(), m.id().to_string());
-    env.insert("APPSTORE_APP_VERSION".into(), m.version().to_string());
-    if let Some(v) = gpu_vendor {
-        env.insert("APPSTORE_GPU_VENDOR".into(), v.as_str().into());
-        if v == GpuVendor::Nvidia {
-            env.insert(
-                "APPSTORE_NVIDIA_DRIVER_VERSION".into(),
-                "<host driver version>".into(),
-            );
-        }
-    }
-    env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
-    for (k, tpl) in &m.provision().env {
-        let value = template::render(tpl, &ctx).map_err(|e| format!("provision.env.{k}: {e}"))?;
-        let redacted = m.provision().redact_keys.contains(k);
-        env.insert(
-            k.clone(),
-            if redacted {
-                "<redacted>".into()
+    // The scripts' environment as the engine makes it, secrets masked.
+    let env: BTreeMap<String, String> = script_env::environment(m, Some(&inputs), &site)?
+        .into_iter()
+        .map(|(k, v)| {
+            let shown = if m.provision().redact_keys.contains(&k) {
+                "<redacted>".to_string()
             } else {
-                mask(value)
-            },
-        );
-    }
+                mask(v)
+            };
+            (k, shown)
+        })
+        .collect();
 
     let p = m.provision();
     let mut scripts = vec![(

@@ -1,6 +1,7 @@
 //! App manifests (`app.yml`): the validated [`Manifest`] and [`parse_manifest`], which reports every
 //! problem at once with its field path.
 
+mod changelog;
 pub mod raw;
 mod rules;
 mod validate;

@@ -55,56 +55,37 @@ impl InstallWork {
         StepOutcome::Done
     }
 
+    /// Where the scripts run, for their templates and environment.
+    fn site(&self) -> appstore_core::script_env::ScriptSite {
+        appstore_core::script_env::ScriptSite {
+            ctid: self.ctid,
+            hostname: self
+                .request
+                .hostname
+                .clone()
+                .unwrap_or_else(|| self.manifest().id().to_string()),
+            ip: self.ip.clone().unwrap_or_default(),
+            node: self.node().to_string(),
+            pool: self.engine.config.pool.clone(),
+            gpu: self
+                .gpu
+                .as_ref()
+                .map(|g| (g.vendor, g.driver_version.clone())),
+        }
+    }
+
     pub(super) fn context(&self) -> Value {
-        let m = self.manifest();
-        json!({
-            "ctid": self.ctid, "hostname": self.request.hostname.clone().unwrap_or_else(|| m.id().to_string()),
-            "ip": self.ip.clone().unwrap_or_default(), "node": self.node(), "pool": self.engine.config.pool,
-            "app": {"id": m.id(), "name": m.name(), "version": m.version().to_string()},
-            "inputs": self.inputs.as_ref().map(|i| i.to_json()).unwrap_or(json!({})),
-            "gpu": {
-                "vendor": self.gpu.as_ref().map(|g| g.vendor_name()).unwrap_or(""),
-                "driver_version": self.gpu.as_ref().and_then(|g| g.driver_version.clone()).unwrap_or_default(),
-            },
-        })
+        appstore_core::script_env::template_context(
+            self.manifest(),
+            self.inputs.as_ref(),
+            &self.site(),
+        )
     }
 
     /// The script's environment: the manifest's `provision.env`, every non-secret input as
     /// `INPUT_<KEY>`, and the store's own `APPSTORE_*` values.
     pub(super) fn env(&self) -> Result<BTreeMap<String, String>, String> {
-        let ctx = self.context();
-        let mut env = BTreeMap::new();
-        if let Some(inputs) = &self.inputs {
-            for (k, v) in inputs.iter().filter(|(_, v)| !v.secret) {
-                env.insert(
-                    format!("INPUT_{}", k.to_ascii_uppercase()),
-                    v.value.to_string(),
-                );
-            }
-        }
-        env.insert(
-            "APPSTORE_CTID".into(),
-            self.ctid.map(|c| c.to_string()).unwrap_or_default(),
-        );
-        env.insert("APPSTORE_APP_ID".into(), self.manifest().id().to_string());
-        env.insert(
-            "APPSTORE_APP_VERSION".into(),
-            self.manifest().version().to_string(),
-        );
-        if let Some(g) = &self.gpu {
-            env.insert("APPSTORE_GPU_VENDOR".into(), g.vendor_name().into());
-            if let Some(v) = &g.driver_version {
-                // The userland the app installs must match the host's kernel module exactly.
-                env.insert("APPSTORE_NVIDIA_DRIVER_VERSION".into(), v.clone());
-            }
-        }
-        env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
-        for (k, tpl) in &self.manifest().provision().env {
-            let value =
-                template::render(tpl, &ctx).map_err(|e| format!("provision.env.{k}: {e}"))?;
-            env.insert(k.clone(), value);
-        }
-        Ok(env)
+        appstore_core::script_env::environment(self.manifest(), self.inputs.as_ref(), &self.site())
     }
 
     /// Runs one of the app's scripts; `with_inputs` hands it the inputs (`$APPSTORE_INPUTS`, a

@@ -1,13 +1,9 @@
-//! `pve-appstore catalog test`: a catalog maintainer's lifecycle run. Each app is installed, checked,
-//! upgraded, reconfigured, uninstalled keeping its data, reinstalled and uninstalled again, in real
-//! LXC containers of a simulated Proxmox VE node, through the product's own engine and root helper
-//! (in process). Apps whose `sources` are not all Debian's archive, PyPI or npm are not run: their
-//! install plan is rendered instead (see [`crate::plan`]).
-//!
-//! Every step is timed and reported; a failed step ends that app's run with the job's last log lines,
-//! and the next app starts. The simulated node and every container it made go when the run ends.
+//! The simulated node, the engine and the catalog repository of a `catalog test` run, and the eight
+//! steps of one app's lifecycle on them.
 
-use crate::plan;
+use super::report::{fail, no_install, Outcome, Runner, StepError, StepReport};
+use super::url::UrlTarget;
+use super::{commit_all, TestOptions};
 use anyhow::Context as _;
 use appstore_actors::engine::{
     CancelFlag, Engine, EngineConfig, InProcessHelper, InstallRequest, MaintainRequest,
@@ -17,296 +13,12 @@ use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache, GitCatalog, GitSou
 use appstore_core::job::{JobKind, JobState};
 use appstore_core::manifest::{InputType, InputValue, Manifest, VolumeSource};
 use appstore_core::Ctid;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct TestOptions {
-    /// The catalog directory (the one that holds `apps/`).
-    pub catalog: PathBuf,
-    /// Apps to test, each run whatever its sources; empty: every app, where apps that download from
-    /// elsewhere than Debian, PyPI or npm get their plan rendered instead.
-    pub apps: Vec<String>,
-    /// With no apps named: run the apps that download from elsewhere too (their downloads must be
-    /// reachable).
-    pub all_sources: bool,
-    /// Run only every n-th app (`(k, n)`: the k-th of n shards, from 1), so that several machines or
-    /// processes can share a catalog's apps. Plans are rendered in the first shard.
-    pub shard: Option<(usize, usize)>,
-    /// Shared download caches (apt, pip, npm) for the containers; kept after the run.
-    pub package_cache: Option<PathBuf>,
-    /// The Proxmox VE release the simulated node runs.
-    pub pve: pve_sim::PveVersion,
-    /// The `pve-appstore` binary, which runs the simulated node's `pct`.
-    pub pct_host: PathBuf,
-}
-
-/// One step of one app.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    /// `install`, `url`, `upgrade`, `reconfigure`, `uninstall-keep-data`, `reinstall`, `data-kept`,
-    /// `uninstall`, or `plan` for apps that are not run.
-    pub step: String,
-    /// `passed`, `failed` or `skipped`.
-    pub result: String,
-    /// Seconds it took.
-    pub seconds: f64,
-    /// What was seen (the URL's answer, the versions, why it was skipped, the error).
-    pub detail: String,
-    /// The job's last log lines, when it failed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub log_tail: Vec<String>,
-}
-
-/// One app's run.
-#[derive(Debug, Clone, Serialize)]
-pub struct AppReport {
-    /// The app.
-    pub app: String,
-    /// Its catalog version.
-    pub version: String,
-    /// Its `sources`.
-    pub sources: Vec<String>,
-    /// `lifecycle` (run in containers) or `plan` (rendered only).
-    pub mode: String,
-    /// Every step, in order.
-    pub steps: Vec<StepReport>,
-    /// Seconds for the whole app.
-    pub seconds: f64,
-    /// True when no step failed.
-    pub passed: bool,
-}
-
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
-pub struct TestReport {
-    /// Per app.
-    pub apps: Vec<AppReport>,
-    /// Seconds for everything, the node's start included.
-    pub seconds: f64,
-    /// True when every app passed.
-    pub passed: bool,
-}
-
-impl TestReport {
-    /// The report for people.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for app in &self.apps {
-            out.push_str(&format!(
-                "{} {} ({}; sources: {}) {} in {:.0} s\n",
-                app.app,
-                app.version,
-                app.mode,
-                if app.sources.is_empty() {
-                    "not declared".to_string()
-                } else {
-                    app.sources.join(", ")
-                },
-                if app.passed { "PASSED" } else { "FAILED" },
-                app.seconds
-            ));
-            for s in &app.steps {
-                out.push_str(&format!(
-                    "  {:<20} {:<7} {:>7.1} s  {}\n",
-                    s.step, s.result, s.seconds, s.detail
-                ));
-                for l in &s.log_tail {
-                    out.push_str(&format!("      | {l}\n"));
-                }
-            }
-        }
-        let failed = self.apps.iter().filter(|a| !a.passed).count();
-        out.push_str(&format!(
-            "{} apps, {} passed, {} failed, {:.0} s\n",
-            self.apps.len(),
-            self.apps.len() - failed,
-            failed,
-            self.seconds
-        ));
-        out
-    }
-}
-
-/// Runs the lifecycle of the chosen apps; `progress` gets each finished step as it happens.
-pub fn run(
-    opts: &TestOptions,
-    progress: &mut dyn FnMut(&str, &StepReport),
-) -> anyhow::Result<TestReport> {
-    let started = Instant::now();
-    let catalog = std::fs::canonicalize(&opts.catalog).with_context(|| {
-        format!(
-            "cannot read the catalog directory {}",
-            opts.catalog.display()
-        )
-    })?;
-    anyhow::ensure!(
-        catalog.join("apps").is_dir(),
-        "{} has no apps/ directory; give the catalog directory (the one that holds apps/)",
-        catalog.display()
-    );
-    let state = tempfile::Builder::new()
-        .prefix("pve-appstore-catalog-test-")
-        .tempdir()?;
-    let source_dir = state.path().join("catalog");
-    copy_tree(&catalog, &source_dir)?;
-    let url = commit_all(&source_dir, "catalog under test")?;
-    let source = GitSource {
-        url,
-        branch: "main".into(),
-        path: String::new(),
-    };
-    let cache = state.path().join("catalog-cache");
-    let snapshot = GitCatalog::new(GitCache::new(&cache), source.clone())
-        .refresh()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .snapshot;
-    let problems: Vec<String> = snapshot
-        .broken()
-        .iter()
-        .map(|b| format!("apps/{} has {} problem(s)", b.dir, b.diagnostics.len()))
-        .collect();
-    let chosen: Vec<Arc<CatalogApp>> = if opts.apps.is_empty() {
-        snapshot.apps().values().cloned().collect()
-    } else {
-        let mut v = Vec::new();
-        for id in &opts.apps {
-            match snapshot.app(id) {
-                Some(app) => v.push(Arc::clone(app)),
-                None => anyhow::bail!(
-                    "no app `{id}` in {} that lints clean{}",
-                    catalog.display(),
-                    if problems.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (lint: {})", problems.join("; "))
-                    }
-                ),
-            }
-        }
-        v
-    };
-    anyhow::ensure!(!chosen.is_empty(), "{} has no apps", catalog.display());
-    let (mut run_apps, mut plan_apps): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|a| {
-        opts.all_sources || !opts.apps.is_empty() || a.manifest.installs_from_public_registries()
-    });
-
-    if let Some((k, n)) = opts.shard {
-        anyhow::ensure!(
-            n >= 1 && (1..=n).contains(&k),
-            "--shard {k}/{n}: write K/N with 1 <= K <= N"
-        );
-        run_apps = shard_of(run_apps, k, n);
-        if k != 1 {
-            plan_apps.clear();
-        }
-    }
-    let mut reports = Vec::new();
-    for app in &plan_apps {
-        let t = Instant::now();
-        let (result, detail) = match plan::render(&app.manifest, &plan::PlanOptions::default()) {
-            Ok(p) => (
-                "passed",
-                format!(
-                    "not run: installs from {}; plan: {} lines (`pve-appstore catalog plan`)",
-                    reach_text(&app.manifest),
-                    p.text().lines().count()
-                ),
-            ),
-            Err(e) => ("failed", e),
-        };
-        let step = StepReport {
-            step: "plan".into(),
-            result: result.into(),
-            seconds: t.elapsed().as_secs_f64(),
-            detail,
-            log_tail: Vec::new(),
-        };
-        progress(app.manifest.id().as_str(), &step);
-        reports.push(app_report(&app.manifest, "plan", vec![step], t));
-    }
-    if !run_apps.is_empty() {
-        let world = World::start(opts, state.path(), source, snapshot)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        for app in &run_apps {
-            let t = Instant::now();
-            let steps = rt.block_on(world.lifecycle(app, progress));
-            reports.push(app_report(&app.manifest, "lifecycle", steps, t));
-        }
-    }
-    reports.sort_by(|a, b| a.app.cmp(&b.app));
-    let passed = reports.iter().all(|r| r.passed);
-    Ok(TestReport {
-        apps: reports,
-        seconds: started.elapsed().as_secs_f64(),
-        passed,
-    })
-}
-
-/// How long an app's lifecycle takes, roughly, from where it installs from: npm installs are the
-/// slowest (many small packages, sometimes a native build), PyPI next, Debian's archive fastest.
-fn cost(m: &Manifest) -> u32 {
-    use appstore_core::manifest::Source;
-    let s = m.sources();
-    2 + 4 * u32::from(s.contains(&Source::Npm)) + u32::from(s.contains(&Source::Pypi))
-}
-
-/// The `k`-th of `n` shares of `apps` (from 1), balanced by [`cost`]: the costliest app first, each
-/// to the share with the least so far; ties by id, so every shard computes the same split.
-fn shard_of(mut apps: Vec<Arc<CatalogApp>>, k: usize, n: usize) -> Vec<Arc<CatalogApp>> {
-    apps.sort_by(|a, b| {
-        cost(&b.manifest)
-            .cmp(&cost(&a.manifest))
-            .then_with(|| a.manifest.id().as_str().cmp(b.manifest.id().as_str()))
-    });
-    let mut load = vec![0u32; n];
-    let mut mine = Vec::new();
-    for app in apps {
-        let (least, _) = load
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, l)| (**l, *i))
-            .unwrap_or((0, &0));
-        load[least] += cost(&app.manifest);
-        if least == k - 1 {
-            mine.push(app);
-        }
-    }
-    mine
-}
-
-fn reach_text(m: &Manifest) -> String {
-    if m.sources().is_empty() {
-        "undeclared sources (no `sources` in app.yml)".into()
-    } else {
-        m.sources()
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-fn app_report(m: &Manifest, mode: &str, steps: Vec<StepReport>, t: Instant) -> AppReport {
-    AppReport {
-        app: m.id().to_string(),
-        version: m.version().to_string(),
-        sources: m.sources().iter().map(|s| s.to_string()).collect(),
-        mode: mode.into(),
-        passed: steps.iter().all(|s| s.result != "failed"),
-        steps,
-        seconds: t.elapsed().as_secs_f64(),
-    }
-}
+use std::time::Duration;
 
 /// The simulated node, the engine and the catalog repository of a run.
-struct World {
+pub(super) struct World {
     sim: pve_sim::harness::RunningSim,
     engine: Engine,
     source: GitSource,
@@ -316,7 +28,7 @@ struct World {
 }
 
 impl World {
-    fn start(
+    pub(super) fn start(
         opts: &TestOptions,
         state: &Path,
         source: GitSource,
@@ -443,7 +155,7 @@ impl World {
         Ok(next.to_string())
     }
 
-    async fn lifecycle(
+    pub(super) async fn lifecycle(
         &self,
         app: &Arc<CatalogApp>,
         progress: &mut dyn FnMut(&str, &StepReport),
@@ -476,11 +188,13 @@ impl World {
         run.step("install", async {
             let (rec, detail) = self.install(&id).await?;
             install = Some(rec);
-            Ok(detail)
+            Ok(detail.into())
         })
         .await;
-        run.step("url", async { self.check_url(install.as_ref()).await })
-            .await;
+        run.step("url", async {
+            self.check_url(install.as_ref()).await.map(Outcome::Passed)
+        })
+        .await;
         run.step("upgrade", async {
             let rec = install.clone().ok_or_else(no_install)?;
             let next = self.bump_version(&app.manifest).map_err(fail)?;
@@ -502,7 +216,7 @@ impl World {
             }
             let detail = format!("{} -> {next}", rec.version);
             install = Some(after);
-            Ok(detail)
+            Ok(detail.into())
         })
         .await;
         run.step("reconfigure", async {
@@ -514,7 +228,7 @@ impl World {
                 .manifest;
             let changes = reconfigure_values(manifest, &rec);
             if changes.is_empty() {
-                return Ok(Skip::because("no reconfigurable inputs").into());
+                return Ok(Outcome::Skipped("no reconfigurable inputs".into()));
             }
             let names: Vec<String> = changes.keys().cloned().collect();
             self.maintain(
@@ -530,7 +244,7 @@ impl World {
             let after = self.reload(&rec)?;
             let url = self.check_url(Some(&after)).await?;
             install = Some(after);
-            Ok(format!("set {}; {url}", names.join(", ")))
+            Ok(format!("set {}; {url}", names.join(", ")).into())
         })
         .await;
         run.step("uninstall-keep-data", async {
@@ -543,16 +257,13 @@ impl World {
             }
             self.uninstall(&rec, true).await?;
             install = None;
-            Ok(format!(
-                "{} volume(s) kept with a marker file",
-                markers.len()
-            ))
+            Ok(format!("{} volume(s) kept with a marker file", markers.len()).into())
         })
         .await;
         run.step("reinstall", async {
             let (rec, detail) = self.install(&id).await?;
             install = Some(rec);
-            Ok(detail)
+            Ok(detail.into())
         })
         .await;
         run.step("data-kept", async {
@@ -561,7 +272,7 @@ impl World {
                 .ctid
                 .ok_or_else(|| fail("the install has no container"))?;
             if markers.is_empty() {
-                return Ok(Skip::because("the app has no volumes").into());
+                return Ok(Outcome::Skipped("the app has no volumes".into()));
             }
             for (path, text) in &markers {
                 let found = self.read_file(ctid, path)?;
@@ -570,14 +281,14 @@ impl World {
                 }
             }
             let url = self.check_url(Some(&rec)).await?;
-            Ok(format!("{} marker(s) found; {url}", markers.len()))
+            Ok(format!("{} marker(s) found; {url}", markers.len()).into())
         })
         .await;
         run.step("uninstall", async {
             let rec = install.clone().ok_or_else(no_install)?;
             self.uninstall(&rec, false).await?;
             install = None;
-            Ok("container and volumes removed".to_string())
+            Ok(Outcome::Passed("container and volumes removed".into()))
         })
         .await;
         // Whatever a failed step left: the app's containers go (the node goes at the end anyway).
@@ -864,264 +575,4 @@ fn output(install: &InstallRecord, key: &str) -> Option<String> {
         .get("value")?
         .as_str()
         .map(str::to_string)
-}
-
-/// Where a `url` output points.
-#[derive(Debug, PartialEq)]
-struct UrlTarget {
-    scheme: String,
-    host: String,
-    port: u16,
-    path: String,
-}
-
-impl UrlTarget {
-    fn parse(url: &str) -> Result<UrlTarget, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("`{url}` is not a URL (scheme://host...)"))?;
-        let scheme = scheme.to_ascii_lowercase();
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_string()),
-            None => (rest, "/".to_string()),
-        };
-        let hostport = authority.rsplit('@').next().unwrap_or(authority);
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("`{url}` has a bad port `{p}`"))?,
-            ),
-            None => (
-                hostport.to_string(),
-                default_port(&scheme).ok_or_else(|| {
-                    format!("`{url}` names no port and `{scheme}` has no default one")
-                })?,
-            ),
-        };
-        if host.is_empty() {
-            return Err(format!("`{url}` has no host"));
-        }
-        Ok(UrlTarget {
-            scheme,
-            host,
-            port,
-            path,
-        })
-    }
-
-    async fn probe(&self) -> Result<String, String> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let connect = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(&addr),
-        )
-        .await
-        .map_err(|_| format!("no answer from {addr} within 5 s"))?
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        if self.scheme != "http" {
-            drop(connect);
-            return Ok(format!("accepts TCP connections on port {}", self.port));
-        }
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = connect;
-        let request = format!(
-            "GET {} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: pve-appstore-catalog-test\r\n\r\n",
-            self.path
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut head = vec![0u8; 1024];
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut head))
-            .await
-            .map_err(|_| format!("{addr} sent no HTTP answer within 10 s"))?
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&head[..n]);
-        let status: u16 = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("{addr} did not answer HTTP: {:?}", text.lines().next()))?;
-        if status < 400 || status == 401 {
-            Ok(format!("answered HTTP {status}"))
-        } else {
-            Err(format!("answered HTTP {status}"))
-        }
-    }
-}
-
-fn default_port(scheme: &str) -> Option<u16> {
-    Some(match scheme {
-        "http" => 80,
-        "https" => 443,
-        "mqtt" => 1883,
-        "mqtts" => 8883,
-        "postgres" | "postgresql" => 5432,
-        "mysql" | "mariadb" => 3306,
-        "redis" | "valkey" => 6379,
-        "smb" => 445,
-        "dns" => 53,
-        "ssh" => 22,
-        "ftp" => 21,
-        "sip" => 5060,
-        _ => return None,
-    })
-}
-
-/// Why a step failed.
-struct StepError {
-    message: String,
-    log_tail: Vec<String>,
-}
-
-fn fail(e: impl std::fmt::Display) -> StepError {
-    StepError {
-        message: e.to_string(),
-        log_tail: Vec::new(),
-    }
-}
-
-fn no_install() -> StepError {
-    fail("no install to work on (an earlier step failed)")
-}
-
-/// A step's success text, or the reason it had nothing to do.
-struct Skip(String);
-
-impl Skip {
-    fn because(why: &str) -> Skip {
-        Skip(why.to_string())
-    }
-}
-
-impl From<Skip> for String {
-    fn from(s: Skip) -> String {
-        format!("{SKIPPED}{}", s.0)
-    }
-}
-
-const SKIPPED: &str = "\u{0}skipped:";
-
-struct Runner<'a> {
-    steps: &'a mut Vec<StepReport>,
-    progress: &'a mut dyn FnMut(&str, &StepReport),
-    app: &'a str,
-    failed: bool,
-}
-
-impl Runner<'_> {
-    async fn step(
-        &mut self,
-        name: &str,
-        work: impl std::future::Future<Output = Result<String, StepError>>,
-    ) {
-        let t = Instant::now();
-        let report = if self.failed {
-            StepReport {
-                step: name.into(),
-                result: "skipped".into(),
-                seconds: 0.0,
-                detail: "an earlier step failed".into(),
-                log_tail: Vec::new(),
-            }
-        } else {
-            match work.await {
-                Ok(detail) => match detail.strip_prefix(SKIPPED) {
-                    Some(why) => StepReport {
-                        step: name.into(),
-                        result: "skipped".into(),
-                        seconds: t.elapsed().as_secs_f64(),
-                        detail: why.into(),
-                        log_tail: Vec::new(),
-                    },
-                    None => StepReport {
-                        step: name.into(),
-                        result: "passed".into(),
-                        seconds: t.elapsed().as_secs_f64(),
-                        detail,
-                        log_tail: Vec::new(),
-                    },
-                },
-                Err(e) => {
-                    self.failed = true;
-                    StepReport {
-                        step: name.into(),
-                        result: "failed".into(),
-                        seconds: t.elapsed().as_secs_f64(),
-                        detail: e.message,
-                        log_tail: e.log_tail,
-                    }
-                }
-            }
-        };
-        (self.progress)(self.app, &report);
-        self.steps.push(report);
-    }
-}
-
-/// Copies a catalog directory (without `.git`) into `dest`.
-fn copy_tree(src: &Path, dest: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dest)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".git" {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let to = dest.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &to)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &to)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
-        // Symlinks are left out: the catalog refuses them anyway.
-    }
-    Ok(())
-}
-
-/// Commits everything in `dir` (a repository is made on the first call); its `file://` URL.
-fn commit_all(dir: &Path, message: &str) -> anyhow::Result<String> {
-    let repo = match git2::Repository::open(dir) {
-        Ok(r) => r,
-        Err(_) => {
-            let r = git2::Repository::init(dir)?;
-            r.set_head("refs/heads/main")?;
-            r
-        }
-    };
-    let mut index = repo.index()?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
-    index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = git2::Signature::now("catalog test", "catalog-test@localhost")?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    Ok(format!("file://{}", dir.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_targets_name_host_and_port() {
-        let t = UrlTarget::parse("http://10.1.2.3:8080/login").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.path.as_str()),
-            ("10.1.2.3", 8080, "/login")
-        );
-        let t = UrlTarget::parse("postgresql://app@10.1.2.3/appdb").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("10.1.2.3", 5432));
-        let t = UrlTarget::parse("smb://10.1.2.3/share").unwrap();
-        assert_eq!(t.port, 445);
-        assert!(UrlTarget::parse("gopher://10.1.2.3/")
-            .unwrap_err()
-            .contains("no default"));
-        assert!(UrlTarget::parse("10.1.2.3:80").is_err());
-    }
 }
