@@ -114,6 +114,17 @@ pub struct SubmitDestroyFailed {
     pub job_id: i64,
 }
 
+/// Request a power, resource or start-at-boot change of an install's container; answers with
+/// the job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, SubmitError>")]
+pub struct SubmitControl {
+    /// The install.
+    pub install_id: i64,
+    /// The change.
+    pub control: appstore_core::control::Control,
+}
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Finished(i64);
@@ -133,6 +144,10 @@ enum Work {
         install: InstallRecord,
         request: MaintainRequest,
         snapshot: Arc<CatalogSnapshot>,
+    },
+    Control {
+        install: InstallRecord,
+        control: appstore_core::control::Control,
     },
     /// A job a restart interrupted.
     Resume {
@@ -188,6 +203,11 @@ impl Actor for JobActor {
                 } => {
                     engine
                         .run_maintain(kind, job_id, snapshot, install, request, cancel)
+                        .await
+                }
+                Work::Control { install, control } => {
+                    engine
+                        .run_control(job_id, install, control, cancel, None)
                         .await
                 }
                 Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
@@ -480,6 +500,23 @@ impl Handler<SubmitMaintain> for JobRegistry {
                     request,
                     snapshot,
                 },
+            })
+        })
+    }
+}
+
+impl Handler<SubmitControl> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
+
+    fn handle(&mut self, msg: SubmitControl, _: &mut Self::Context) -> Self::Result {
+        let find = installed(self.engine.clone(), msg.install_id);
+        let control = msg.control;
+        self.submit_on_container(find, move |engine, install: InstallRecord| async move {
+            let job_id = engine.create_control_job(&install, &control).await?;
+            Ok(Queued {
+                job_id,
+                ctid: install.ctid,
+                work: Work::Control { install, control },
             })
         })
     }

@@ -57,6 +57,16 @@ pub struct ReadContainer {
     pub ctid: Ctid,
 }
 
+/// Ask for one container's usage history from PVE's RRD data (never cached).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<appstore_pve::types::RrdRow>, String>")]
+pub struct ReadHistory {
+    /// The container.
+    pub ctid: Ctid,
+    /// Hour, day or week.
+    pub timeframe: appstore_pve::types::Timeframe,
+}
+
 /// Ask for the run state of every container the store's token can see (one API call, never
 /// cached): `vmid -> running|stopped`.
 #[derive(Debug, Message)]
@@ -229,6 +239,19 @@ impl Handler<ReadContainer> for ProxmoxActor {
                 status,
                 config: config.options,
             })
+        })
+    }
+}
+
+impl Handler<ReadHistory> for ProxmoxActor {
+    type Result = ResponseFuture<Result<Vec<appstore_pve::types::RrdRow>, String>>;
+
+    fn handle(&mut self, msg: ReadHistory, _: &mut Self::Context) -> Self::Result {
+        let (pve, node) = (Arc::clone(&self.pve), self.node.clone());
+        Box::pin(async move {
+            pve.lxc_rrddata(&node, msg.ctid, msg.timeframe)
+                .await
+                .map_err(|e| format!("reading the history of container {}: {e}", msg.ctid))
         })
     }
 }

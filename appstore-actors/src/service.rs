@@ -291,4 +291,35 @@ impl JobsService {
             Err(e) => Err(unavailable(e).to_string()),
         }
     }
+
+    /// Container `ctid`'s usage history over `timeframe`, from PVE's RRD data.
+    pub async fn history(
+        &self,
+        ctid: Ctid,
+        timeframe: appstore_pve::types::Timeframe,
+    ) -> Result<Vec<appstore_pve::types::RrdRow>, String> {
+        match self
+            .proxmox
+            .send(crate::proxmox::ReadHistory { ctid, timeframe })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(unavailable(e).to_string()),
+        }
+    }
+
+    /// Queues a power, resource or start-at-boot change of an install's container.
+    pub async fn control(
+        &self,
+        install_id: i64,
+        control: appstore_core::control::Control,
+    ) -> Result<i64, SubmitError> {
+        self.registry
+            .send(crate::jobs::SubmitControl {
+                install_id,
+                control,
+            })
+            .await
+            .map_err(unavailable)?
+    }
 }

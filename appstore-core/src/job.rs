@@ -18,6 +18,8 @@ pub enum JobKind {
     Upgrade,
     /// Change an installed app's reconfigurable inputs.
     Reconfigure,
+    /// Power, resources or start-at-boot of an installed app's container.
+    Control,
 }
 
 impl JobKind {
@@ -28,6 +30,7 @@ impl JobKind {
             JobKind::Uninstall => "uninstall",
             JobKind::Upgrade => "upgrade",
             JobKind::Reconfigure => "reconfigure",
+            JobKind::Control => "control",
         }
     }
 
@@ -95,6 +98,8 @@ pub enum JobState {
     RemoveSnapshot,
     /// Reconfigure: the reconfigure script.
     RunReconfigure,
+    /// Control: the power, resource or start-at-boot change (a PVE task or config write).
+    ApplyControl,
     /// Done.
     Completed,
     /// Ended with an error.
@@ -140,6 +145,7 @@ impl JobState {
             JobState::Rollback => "rollback",
             JobState::RemoveSnapshot => "remove_snapshot",
             JobState::RunReconfigure => "run_reconfigure",
+            JobState::ApplyControl => "apply_control",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
@@ -209,6 +215,7 @@ pub fn steps(kind: JobKind) -> &'static [JobState] {
             S::Healthcheck,
             S::CollectOutputs,
         ],
+        JobKind::Control => &[S::Queued, S::CheckBoundary, S::ApplyControl],
     }
 }
 
@@ -437,6 +444,7 @@ mod tests {
             JobKind::Uninstall,
             JobKind::Upgrade,
             JobKind::Reconfigure,
+            JobKind::Control,
         ] {
             assert_eq!(walk(kind).last(), Some(&S::Completed), "{kind:?}");
         }
@@ -553,6 +561,7 @@ mod tests {
             JobKind::Uninstall,
             JobKind::Upgrade,
             JobKind::Reconfigure,
+            JobKind::Control,
         ] {
             for s in steps(kind)
                 .iter()
@@ -580,6 +589,7 @@ mod kind_names {
             JobKind::Uninstall,
             JobKind::Upgrade,
             JobKind::Reconfigure,
+            JobKind::Control,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
             assert_eq!(JobKind::parse(k.as_str()), Some(k));

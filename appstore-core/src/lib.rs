@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod config;
+pub mod control;
 pub mod ctid;
 pub mod device;
 pub mod diag;

@@ -390,6 +390,34 @@ impl PveApi for HttpPve {
         .await
     }
 
+    async fn lxc_reboot(&self, node: &str, vmid: Ctid) -> Result<Upid> {
+        self.upid("POST", &format!("{}/status/reboot", lxc(node, vmid)), &[])
+            .await
+    }
+
+    async fn lxc_resize(&self, node: &str, vmid: Ctid, disk: &str, size: &str) -> Result<Upid> {
+        self.upid(
+            "PUT",
+            &format!("{}/resize", lxc(node, vmid)),
+            &[p("disk", disk), p("size", size)],
+        )
+        .await
+    }
+
+    async fn lxc_rrddata(
+        &self,
+        node: &str,
+        vmid: Ctid,
+        timeframe: Timeframe,
+    ) -> Result<Vec<RrdRow>> {
+        self.call(
+            "GET",
+            &format!("{}/rrddata", lxc(node, vmid)),
+            &[p("timeframe", timeframe.as_str()), p("cf", "AVERAGE")],
+        )
+        .await
+    }
+
     async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid> {
         let params = if purge { vec![p("purge", 1)] } else { vec![] };
         self.upid("DELETE", &lxc(node, vmid), &params).await

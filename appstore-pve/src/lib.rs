@@ -75,6 +75,17 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
     async fn lxc_stop(&self, node: &str, vmid: Ctid) -> Result<Upid>;
     /// `POST .../status/shutdown` with a timeout in seconds (a task).
     async fn lxc_shutdown(&self, node: &str, vmid: Ctid, timeout_sec: u32) -> Result<Upid>;
+    /// `POST .../status/reboot` (a task).
+    async fn lxc_reboot(&self, node: &str, vmid: Ctid) -> Result<Upid>;
+    /// `PUT .../resize`: grows config key `disk` (`rootfs`, `mpN`) to `size` (`12G`, or `+2G`; a task).
+    async fn lxc_resize(&self, node: &str, vmid: Ctid, disk: &str, size: &str) -> Result<Upid>;
+    /// `GET .../rrddata?timeframe=&cf=AVERAGE`: PVE's usage history of the container, oldest row first.
+    async fn lxc_rrddata(
+        &self,
+        node: &str,
+        vmid: Ctid,
+        timeframe: Timeframe,
+    ) -> Result<Vec<RrdRow>>;
     /// `DELETE /nodes/{node}/lxc/{vmid}` (a task); `purge` also removes it from its pool.
     async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid>;
     /// `GET .../interfaces` (8.1+): `None` while stopped.

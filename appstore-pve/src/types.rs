@@ -506,3 +506,65 @@ impl CreateLxc {
         f
     }
 }
+
+/// A time frame of PVE's RRD data; each has 70 rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timeframe {
+    /// One row a minute.
+    Hour,
+    /// One row per 30 minutes.
+    Day,
+    /// One row per 3 hours.
+    Week,
+}
+
+impl Timeframe {
+    /// The name PVE takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timeframe::Hour => "hour",
+            Timeframe::Day => "day",
+            Timeframe::Week => "week",
+        }
+    }
+
+    /// The frame called `s`.
+    pub fn parse(s: &str) -> Option<Timeframe> {
+        [Timeframe::Hour, Timeframe::Day, Timeframe::Week]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// One row of a container's RRD data; a row from before the container existed (or while the node
+/// was down) has only `time`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct RrdRow {
+    /// Start of the row's interval, seconds since the epoch.
+    pub time: u64,
+    /// CPU use, a fraction of `maxcpu` cores (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxcpu: Option<f64>,
+    /// Memory in use, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<f64>,
+    /// Memory limit, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxmem: Option<f64>,
+    /// Received, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netin: Option<f64>,
+    /// Sent, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netout: Option<f64>,
+    /// Read from disk, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskread: Option<f64>,
+    /// Written to disk, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskwrite: Option<f64>,
+}

@@ -186,6 +186,16 @@ pub const ROUTES: &[ApiRoute] = &[
             "Debug bundle: job metadata without secrets, redacted config, last 200 log lines",
         )
     },
+    ApiRoute {
+        body: Some(schema_of::<appstore_core::control::Control>),
+        ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
+        ..r("POST", "/api/installs/{install_id}/control", "installs", "Start, stop, shut down, reboot, resize or set start-at-boot of an install's container (a `control` job)")
+    },
+    ApiRoute {
+        query: Some(schema_of::<params::HistoryParams>),
+        ..r("GET", "/api/installs/{install_id}/history", "installs", "The container's CPU, memory, network and disk I/O over the last hour, day or week (PVE's RRD data)")
+    },
 ];
 
 /// A path parameter's schema: ids are whole numbers, the rest text.

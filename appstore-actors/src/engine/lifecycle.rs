@@ -323,6 +323,7 @@ impl Engine {
         let log = JobLog::new(self, job.id);
         let state = job.state;
         match job.kind {
+            JobKind::Control => self.resume_control(job, cancel).await,
             kind @ (JobKind::Upgrade | JobKind::Reconfigure) => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(c) => c,

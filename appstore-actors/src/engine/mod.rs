@@ -4,6 +4,7 @@
 //! layer only schedules it and tests drive it directly against the simulator.
 
 mod boundary;
+mod control;
 pub mod gpu;
 pub mod host;
 mod install;
@@ -28,6 +29,7 @@ pub(crate) trait Steps {
 pub(crate) use boundary::{
     adopt_created_container, check_boundary, container_description, created_by_job,
 };
+pub use control::ControlRequest;
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
 pub use install::{
     reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest,

@@ -4,6 +4,7 @@
 //! state, the error shape and the route table.
 
 mod apps;
+mod day2;
 mod gpus;
 mod installs;
 mod jobs;
@@ -179,7 +180,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 33] = [
+pub const ROUTER_KEYS: [(&str, &str); 35] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -213,11 +214,14 @@ pub const ROUTER_KEYS: [(&str, &str); 33] = [
     ("GET", "/api/demo/gpus"),
     ("POST", "/api/demo/gpus"),
     ("POST", "/api/installs/{install_id}/outputs/{key}/reveal"),
+    ("POST", "/api/installs/{install_id}/control"),
+    ("GET", "/api/installs/{install_id}/history"),
 ];
 
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
+    let [control, history] = day2::filters(state.clone());
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -503,6 +507,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         demo_list.boxed(),
         demo_set.boxed(),
         reveal.boxed(),
+        control,
+        history,
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

@@ -422,3 +422,35 @@ mod tests {
         assert!(query::<NoParams>(&params(&[("x", "1")])).is_err());
     }
 }
+
+/// `GET /api/installs/{install_id}/history`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    /// The time frame: the last hour (one point a minute), day or week.
+    #[serde(default)]
+    pub timeframe: HistoryFrame,
+}
+
+/// A time frame of the history charts.
+#[derive(Debug, Default, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryFrame {
+    /// The last hour.
+    #[default]
+    Hour,
+    /// The last day.
+    Day,
+    /// The last week.
+    Week,
+}
+
+impl From<HistoryFrame> for appstore_pve::types::Timeframe {
+    fn from(f: HistoryFrame) -> Self {
+        match f {
+            HistoryFrame::Hour => appstore_pve::types::Timeframe::Hour,
+            HistoryFrame::Day => appstore_pve::types::Timeframe::Day,
+            HistoryFrame::Week => appstore_pve::types::Timeframe::Week,
+        }
+    }
+}

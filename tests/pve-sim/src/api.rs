@@ -71,6 +71,8 @@ pub struct Node {
     pub backend: Arc<dyn Backend>,
     /// SHA-256 fingerprint of the API certificate, when serving TLS.
     pub fingerprint: Option<String>,
+    /// The containers' RRD data.
+    pub rrd: crate::metrics::Rrd,
 }
 
 /// Storages of the simulated node: (id, type, content).
@@ -127,7 +129,7 @@ fn vmid_of(p: &Params) -> Result<u32, ApiErr> {
 }
 
 impl Node {
-    fn users(&self) -> Result<UserCfg, ApiErr> {
+    pub(crate) fn users(&self) -> Result<UserCfg, ApiErr> {
         UserCfg::parse(&self.root.read_user_cfg_text()).map_err(|e| ApiErr::runtime(e.to_string()))
     }
 
@@ -159,7 +161,7 @@ impl Node {
         }
     }
 
-    fn conf(&self, vmid: u32) -> Result<(PveConfig, String), ApiErr> {
+    pub(crate) fn conf(&self, vmid: u32) -> Result<(PveConfig, String), ApiErr> {
         self.root.read_conf(vmid).ok_or_else(|| {
             ApiErr::runtime(format!(
                 "Configuration file 'nodes/{}/lxc/{vmid}.conf' does not exist",
@@ -181,7 +183,7 @@ impl Node {
 
     /// Runs `work` as a task after the configured latency; returns the UPID at once. Work that must
     /// undo itself on failure (create) does so inside `work`; an injected failure runs no work.
-    fn task(
+    pub(crate) fn task(
         &self,
         kind: &str,
         id: &str,
@@ -299,6 +301,8 @@ impl Node {
             }
             ("POST", "/nodes/{node}/lxc/{vmid}/move_volume") => self.move_volume(p, &users, caller),
             ("GET", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshots(p),
+            ("GET", "/nodes/{node}/lxc/{vmid}/rrddata") => self.rrddata(p),
+            ("PUT", "/nodes/{node}/lxc/{vmid}/resize") => self.resize(p, caller),
             ("POST", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshot_create(p, caller),
             ("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}") => self.snapshot_delete(p, caller),
             ("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback") => self.snapshot_rollback(p, caller),
@@ -1201,6 +1205,10 @@ impl Node {
                 if running {
                     return Err(ApiErr::runtime(format!("CT {vmid} already running")));
                 }
+            }
+            // PVE's reboot says "VM" here.
+            "vzreboot" if !running => {
+                return Err(ApiErr::runtime(format!("VM {vmid} not running")))
             }
             _ if !running => return Err(ApiErr::runtime(format!("CT {vmid} not running"))),
             _ => {}

@@ -55,6 +55,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
     /// A storage volume (`storage:name`) was freed with its container.
     fn volume_freed(&self, _volid: &str) {}
+    /// The running container's usage counters, when the back end can read them.
+    fn usage(&self, _vmid: u32) -> Option<Usage> {
+        None
+    }
+}
+
+/// A running container's usage counters (monotonic except `mem` and `disk_used`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time, ns.
+    pub cpu_ns: u64,
+    /// Memory in use, bytes.
+    pub mem: u64,
+    /// Bytes received.
+    pub net_in: u64,
+    /// Bytes sent.
+    pub net_out: u64,
+    /// Bytes read from disk.
+    pub disk_read: u64,
+    /// Bytes written to disk.
+    pub disk_write: u64,
+    /// Root disk in use, bytes.
+    pub disk_used: u64,
 }
 
 /// The storage volumes (`storage:name`) a config's `mpN` keys hold; bind mounts are not volumes.

@@ -33,6 +33,8 @@ pub struct HarnessOptions {
     /// LXC back end: a directory of download caches (apt, pip, npm) every container shares, so that
     /// a run downloads each package once. `None`: each container downloads its own.
     pub package_cache: Option<std::path::PathBuf>,
+    /// How often the node samples its containers for the RRD data (a real node: every 10 s).
+    pub rrd_sample_every: Duration,
 }
 
 impl Default for HarnessOptions {
@@ -47,6 +49,7 @@ impl Default for HarnessOptions {
             pct_host: None,
             device_root: None,
             package_cache: None,
+            rrd_sample_every: Duration::from_secs(10),
         }
     }
 }
@@ -119,6 +122,7 @@ pub fn start(opts: HarnessOptions) -> std::io::Result<RunningSim> {
         tasks: Default::default(),
         backend: Arc::clone(&backend),
         fingerprint: tls.as_ref().map(|(_, f)| f.clone()),
+        rrd: crate::metrics::Rrd::new(opts.rrd_sample_every),
     });
     let record = root.join("sim/requests.jsonl");
     let server = Arc::new(Server::new(

@@ -10,6 +10,8 @@ pub mod api;
 pub mod backend;
 pub mod harness;
 pub mod lxc;
+pub mod metrics;
+pub mod ops;
 pub mod pct;
 pub mod pvesh;
 pub mod pveum;

@@ -59,6 +59,7 @@ pub fn run(root: SimRoot, version: PveVersion, args: &[String]) -> Outcome {
         tasks: Default::default(),
         backend,
         fingerprint: None,
+        rrd: Default::default(),
     });
     let server = Server::new(node, Duration::ZERO, None);
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -399,6 +399,15 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    // The node samples its containers for the RRD data, as `pvestatd` does.
+    let node = Arc::clone(&server.node);
+    let _sampler = crate::server::AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(node.rrd.every()).await;
+            let n = Arc::clone(&node);
+            let _ = tokio::task::spawn_blocking(move || n.sample_usage()).await;
+        }
+    }));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -423,5 +432,14 @@ pub async fn serve(
                 }
             }
         });
+    }
+}
+
+/// Aborts a task when dropped (the sampler ends with the server loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

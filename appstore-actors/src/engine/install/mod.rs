@@ -43,13 +43,13 @@ fn random_secret() -> String {
         .collect()
 }
 
-fn failed(reason: impl Into<String>) -> StepOutcome {
+pub(in crate::engine) fn failed(reason: impl Into<String>) -> StepOutcome {
     StepOutcome::Failed {
         reason: reason.into(),
     }
 }
 
-fn pve_failed(what: &str, e: PveError) -> StepOutcome {
+pub(in crate::engine) fn pve_failed(what: &str, e: PveError) -> StepOutcome {
     let mut reason = format!("{what}: {e}");
     if let PveError::TaskFailed { log, .. } = &e {
         if let Some(last) = log.iter().rev().find(|l| !l.starts_with("TASK ERROR")) {

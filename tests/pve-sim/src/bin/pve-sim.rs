@@ -109,6 +109,7 @@ fn main() {
             tasks: Default::default(),
             backend: node_backend,
             fingerprint: tls.as_ref().map(|(_, f)| f.clone()),
+            rrd: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(&listen)
             .await

@@ -47,6 +47,7 @@ mod config;
 mod devices;
 mod network;
 mod rootfs;
+mod usage;
 
 use config::*;
 use devices::*;
@@ -576,6 +577,10 @@ impl Backend for LxcBackend {
         if let Ok(dir) = self.volume_dir(volid) {
             let _ = remove_dir_if_present(&dir);
         }
+    }
+
+    fn usage(&self, vmid: u32) -> Option<crate::backend::Usage> {
+        self.read_usage(vmid)
     }
 
     fn exec(&self, vmid: u32, argv: &[String], env: &[(String, String)]) -> Result<i32, String> {
