@@ -162,7 +162,7 @@ pub fn start(options: ServiceOptions) -> Services {
         let engine = Engine {
             config: e.config.clone(),
             pve: Arc::clone(&e.pve),
-            helper: e.helper,
+            helper: Arc::clone(&e.helper),
             store: e.store.clone(),
             events: broadcast::channel(4096).0,
             secrets: e.secrets.clone(),
@@ -179,6 +179,7 @@ pub fn start(options: ServiceOptions) -> Services {
         JobsService {
             registry,
             proxmox,
+            helper: e.helper,
             store: e.store,
             events,
             secrets: e.secrets,
@@ -197,6 +198,8 @@ pub fn start(options: ServiceOptions) -> Services {
 pub struct JobsService {
     registry: Addr<JobRegistry>,
     proxmox: Addr<ProxmoxActor>,
+    /// The root helper, for reads inside containers (an app's service log).
+    helper: Arc<dyn crate::engine::HostHelper>,
     /// Reads jobs, logs and installs.
     pub store: Store,
     /// Job states and log lines as they happen.
@@ -306,6 +309,43 @@ impl JobsService {
             Ok(r) => r,
             Err(e) => Err(unavailable(e).to_string()),
         }
+    }
+
+    /// The service log of `unit` in container `ctid` through the helper (which checks the pool
+    /// boundary again): the last `lines` entries, or those after `after`; with the cursor to go on
+    /// from.
+    pub async fn app_log(
+        &self,
+        ctid: Ctid,
+        unit: &str,
+        lines: u32,
+        after: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), String> {
+        let collected = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&collected);
+        let reply = self
+            .helper
+            .call(
+                appstore_helper::protocol::Request::Journal {
+                    ctid,
+                    unit: unit.to_string(),
+                    lines,
+                    after_cursor: after,
+                },
+                Box::new(move |stream, line| {
+                    if stream == "stdout" {
+                        if let Ok(mut v) = sink.lock() {
+                            v.push(line.to_string());
+                        }
+                    }
+                }),
+            )
+            .await?;
+        if let appstore_helper::protocol::Reply::Failed { error, .. } = reply {
+            return Err(error.message);
+        }
+        let lines = collected.lock().map(|v| v.clone()).unwrap_or_default();
+        Ok(appstore_core::journal::split_cursor(lines))
     }
 
     /// Queues a power, resource or start-at-boot change of an install's container.

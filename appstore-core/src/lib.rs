@@ -29,6 +29,7 @@ pub mod diag;
 pub mod gpu;
 pub mod inputs;
 pub mod job;
+pub mod journal;
 pub mod manifest;
 pub mod network;
 pub mod ostemplate;

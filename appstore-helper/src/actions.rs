@@ -313,6 +313,26 @@ impl Helper {
             Request::CheckMounts { .. } => {
                 checks::mounts(&self.config, ctid, &conf)?;
             }
+            Request::Journal {
+                unit,
+                lines,
+                after_cursor,
+                ..
+            } => {
+                let bad = |message: String| Refusal {
+                    code: "bad_request",
+                    message,
+                };
+                appstore_core::journal::check_unit(unit).map_err(|e| bad(format!("unit: {e}")))?;
+                if let Some(c) = after_cursor {
+                    appstore_core::journal::check_cursor(c)
+                        .map_err(|e| bad(format!("after_cursor: {e}")))?;
+                }
+                let max = appstore_core::journal::MAX_LINES;
+                if *lines == 0 || *lines > max {
+                    return Err(bad(format!("lines must be 1..={max}")));
+                }
+            }
             Request::Status { .. }
             | Request::ContainerGroups { .. }
             | Request::SmokeTest { .. } => {}
@@ -347,6 +367,17 @@ impl Helper {
             Request::SmokeTest { tool, .. } => {
                 let argv: Vec<&str> = tool.argv().to_vec();
                 self.exec_lines(&id, &argv, &[], emit)
+            }
+            Request::Journal {
+                unit,
+                lines,
+                after_cursor,
+                ..
+            } => {
+                let argv = appstore_core::journal::argv(unit, *lines, after_cursor.as_deref());
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                // journalctl exits 1 when the unit has no entries yet.
+                self.exec_lines(&id, &argv, &[0, 1], emit)
             }
             Request::DetachDevices { paths, .. } => self.detach(ctid, paths),
             Request::SetFeatures { features, .. } => self.edit_config(ctid, |c| {

@@ -123,6 +123,20 @@ pub enum Request {
         /// Which test.
         tool: SmokeTool,
     },
+    /// Reads the app's service log inside the container: one fixed `journalctl` command
+    /// (`appstore_core::journal::argv`) for `unit`, the last `lines` entries or those after
+    /// `after_cursor`; output lines, the last one `-- cursor: ...`.
+    Journal {
+        /// Container id (running).
+        ctid: Ctid,
+        /// The systemd unit (checked by `appstore_core::journal::check_unit`).
+        unit: String,
+        /// How many entries at most (1..=2000).
+        lines: u32,
+        /// Only entries after this cursor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_cursor: Option<String>,
+    },
 }
 
 /// The GPU smoke tests a manifest may ask for; each is one fixed command.
@@ -143,7 +157,8 @@ impl Request {
             | Request::Status { ctid }
             | Request::ContainerGroups { ctid }
             | Request::InspectDevices { ctid, .. }
-            | Request::SmokeTest { ctid, .. } => *ctid,
+            | Request::SmokeTest { ctid, .. }
+            | Request::Journal { ctid, .. } => *ctid,
         }
     }
 
@@ -162,6 +177,7 @@ impl Request {
             Request::ContainerGroups { .. } => "container_groups",
             Request::InspectDevices { .. } => "inspect_devices",
             Request::SmokeTest { .. } => "smoke_test",
+            Request::Journal { .. } => "journal",
         }
     }
 }

@@ -314,6 +314,8 @@ fn demo(
         task_latency: Duration::from_millis(300),
         pct_host: Some(std::env::current_exe().context("locating this binary")?),
         device_root: Some(demo_gpus.root().to_path_buf()),
+        // A real node samples every 10 s; the demo's charts fill faster.
+        rrd_sample_every: Duration::from_secs(2),
         ..Default::default()
     })
     .context("starting the PVE simulator")?;

@@ -196,6 +196,15 @@ pub const ROUTES: &[ApiRoute] = &[
         query: Some(schema_of::<params::HistoryParams>),
         ..r("GET", "/api/installs/{install_id}/history", "installs", "The container's CPU, memory, network and disk I/O over the last hour, day or week (PVE's RRD data)")
     },
+    ApiRoute {
+        query: Some(schema_of::<params::AppLogParams>),
+        ..r("GET", "/api/installs/{install_id}/app-log", "installs", "The newest entries of the app's own service log (the journal of the unit its manifest names), read inside the container by the root helper")
+    },
+    ApiRoute {
+        query: Some(schema_of::<params::AppLogParams>),
+        answer: Answer::EventStream,
+        ..r("GET", "/api/installs/{install_id}/app-log/stream", "installs", "The app's service log followed: the newest entries, then each new one (`line` events)")
+    },
 ];
 
 /// A path parameter's schema: ids are whole numbers, the rest text.

@@ -156,6 +156,61 @@ test('installed app page: live state from PVE, outputs, volumes and history; rec
   assert.doesNotMatch(await page.textContent(tid('job-log')), /New-Secret-77/);
 });
 
+test('installed app page: history charts from PVE, the app log, and container controls that run as jobs', async () => {
+  const installs = (await (await page.request.get(base + '/api/installs')).json()).installs;
+  const radicale = installs.find((i) => i.app_id === 'radicale' && i.status === 'installed');
+  assert.ok(radicale, 'radicale is installed by the wizard test');
+  const pageUrl = `${base}/#/installed/${radicale.id}`;
+  await page.goto(pageUrl);
+  await page.waitForSelector(tid('history'));
+  // The demo node samples every 2 s; the CPU chart gets a line (or a first dot) from PVE's rows.
+  await page.waitForFunction(() => {
+    const p = document.querySelector('[data-chart="cpu"] path.series');
+    return p && Number(p.dataset.points) >= 1;
+  }, null, { timeout: 60000 });
+  assert.equal(await page.locator(tid('chart')).count(), 4);
+  assert.match(await page.textContent('[data-chart="memory"]'), /Used: \d/);
+  await shot('history-charts');
+  // The app's own log: its unit's journal, read inside the container; follow streams it.
+  await page.waitForFunction(() => /Started radicale\.service/.test(document.querySelector('[data-testid="app-log"]')?.textContent || ''));
+  assert.match(await page.textContent(tid('app-log-status')), /journalctl --unit radicale\.service/);
+  await page.check(tid('app-log-follow'));
+  await page.waitForFunction(() => document.querySelector('[data-testid="app-log"]')?.dataset.following === 'true');
+  await page.uncheck(tid('app-log-follow'));
+  await page.click(tid('frame-day'));
+  await page.waitForFunction(() => document.querySelector('[data-testid="charts"]')?.dataset.frame === 'day');
+  assert.equal(await page.getAttribute(tid('frame-day'), 'aria-pressed'), 'true');
+
+  // Resize: above the cap is refused on its field; within it, a control job changes the config.
+  await page.fill(tid('res-cores'), '999');
+  await page.click(tid('resize-submit'));
+  await page.waitForFunction(() => /cap/.test(document.querySelector('[data-testid="control-error"][data-field="cores"]')?.textContent || ''));
+  await page.fill(tid('res-cores'), '2');
+  await page.click(tid('resize-submit'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  assert.match(await page.textContent(tid('job-log')), /setting cores=2/);
+  await page.goto(pageUrl);
+  await page.waitForSelector(tid('ct-config'));
+  assert.match(await page.textContent(tid('ct-config')), /cores\s*2/);
+  assert.equal(await page.inputValue(tid('res-cores')), '2');
+
+  // Shut down, then start: the buttons follow the container's state.
+  assert.equal(await page.isDisabled(tid('control-start')), true);
+  await page.click(tid('control-shutdown'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  await page.goto(pageUrl);
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'stopped', tid('ct-status'));
+  assert.equal(await page.isDisabled(tid('control-shutdown')), true);
+  await page.click(tid('control-start'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  await page.goto(pageUrl);
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'running', tid('ct-status'));
+  await shot('controls');
+});
+
 const root = process.getuid?.() === 0;
 
 test('install wizard GPU step: vendor, name and PCI address per GPU, auto or a chosen one, passed through', { skip: !root && 'the demo GPU host needs root for its device nodes' }, async () => {

@@ -1,10 +1,12 @@
 // Views: the installed apps (cards with open, upgrade, reconfigure and uninstall) and one installed
-// app's page (live state from PVE, outputs with secret reveal, volumes, config, job history).
+// app's page (live state from PVE, history charts, container controls, outputs with secret reveal,
+// volumes, config, job history).
 import { api } from '../api.js';
 import { safeUrl } from '../markdown.js';
 import { h, $, muted, code, icon, appIcon, errorBox, loading, panel, dl, table } from '../dom.js';
 import { arr, plural, fmtBytes, fmtUptime, msTime } from '../format.js';
 import { session } from '../session.js';
+import { controlsPanel, historyPanel, appLogPanel } from './day2.js';
 
 function installedView(main, _, ctx) {
   document.title = 'Installed · PVE App Store';
@@ -158,6 +160,8 @@ function installDetailView(main, id, ctx) {
         h('div', null,
           up.status === 'available' && changelogPanel(up),
           livePanel(d),
+          live && d.container && !d.container.error && historyPanel(d.id, ctx),
+          live && app?.manifest?.service && appLogPanel(d.id, ctx),
           panel('Volumes', 'volumes', arr(c.volumes).length ? table('volumes', ['Mount', 'Volume', 'Size'], h('tbody', null, arr(c.volumes).map((v) =>
             h('tr', { tid: 'volume-row' }, h('td', null, code(v.mount || '—')), h('td', null, code(v.volume, 'break')), h('td', null, v.size || '—')))))
             : h('p', 'muted', live ? 'No volumes reported.' : 'The container is gone.')),
@@ -168,6 +172,7 @@ function installDetailView(main, id, ctx) {
               h('td', null, msTime(j.created_at)), h('td', null, j.user_action || '', j.error && h('p', 'field-error', j.error))))))),
           config.length > 0 && panel('Container config', 'ct-config', dl(config.map(([k, v]) => [k, code(v, 'break')])))),
         h('aside', 'detail-side',
+          live && d.container && !d.container.error && controlsPanel(d),
           panel('Outputs', 'outputs', arr(d.outputs).length ? h('ul', 'outputs', arr(d.outputs).map((o) => h('li', { tid: 'output', 'data-key': o.key },
             h('span', null, o.label || o.key, ': '), o.secret ? secretOutput(d.id, o) : code(o.value ?? ''),
             !o.secret && h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Copy ${o.label || o.key}`, onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'))))

@@ -217,6 +217,7 @@ pub struct Manifest {
     categories: Vec<String>,
     tags: Vec<String>,
     homepage: Option<String>,
+    service: Option<String>,
     sources: Vec<Source>,
     license: Option<String>,
     maintainers: Vec<String>,
@@ -571,6 +572,11 @@ impl Manifest {
             .iter()
             .filter(|e| &e.version > from && e.version <= self.version)
             .collect()
+    }
+
+    /// The systemd unit that runs the app (its journal is the app's log).
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
     }
 
     /// Where the scripts install from (empty when the manifest does not say).

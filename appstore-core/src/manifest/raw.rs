@@ -54,6 +54,10 @@ pub struct RawManifest {
     /// source (a vendor's apt repository, a release download). Extension beyond the original spec.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// The systemd unit that runs the app inside its container (`radicale` or
+    /// `radicale.service`): its journal is the app's log on the installed app's page.
+    #[serde(default)]
+    pub service: Option<String>,
     /// Minimum versions this app needs. Extension beyond the original spec.
     #[serde(default)]
     pub requires: Option<RawRequires>,

@@ -295,6 +295,15 @@ impl Validator {
                 format!("`{}` is listed twice", dup.1),
             );
         }
+        if let Some(unit) = &raw.service {
+            if let Err(e) = crate::journal::check_unit(unit) {
+                self.hint(
+                    "service",
+                    e,
+                    "name the systemd unit that runs the app, such as `radicale.service`",
+                );
+            }
+        }
         for (i, m) in raw.maintainers.iter().enumerate() {
             if m.trim().is_empty() {
                 self.err(index("maintainers", i), "must not be empty");
@@ -341,6 +350,7 @@ impl Validator {
                     categories: raw.categories,
                     tags: raw.tags,
                     homepage: raw.homepage,
+                    service: raw.service,
                     sources: raw
                         .sources
                         .iter()

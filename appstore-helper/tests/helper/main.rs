@@ -831,3 +831,42 @@ fn real_container_scripts_get_stdin_variables_and_stop_at_their_limit_lxc() {
 fn ct(id: u32) -> Ctid {
     Ctid::new(id).unwrap()
 }
+
+#[test]
+fn journal_reads_are_one_fixed_command_with_checked_unit_and_cursor() {
+    let w = world(false);
+    let journal = |ctid: u32, unit: &str, after: Option<&str>| Request::Journal {
+        ctid: Ctid::new(ctid).unwrap(),
+        unit: unit.into(),
+        lines: 50,
+        after_cursor: after.map(str::to_string),
+    };
+    // The store's container: the unit's entries and a cursor to go on from.
+    let (reply, lines) = w.call(&journal(100, "radicale.service", None));
+    assert!(matches!(reply, Reply::Done { .. }), "{reply:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("Started radicale.service")),
+        "{lines:?}"
+    );
+    let cursor = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("stdout: -- cursor: "))
+        .expect("a cursor")
+        .to_string();
+    let (_, after) = w.call(&journal(100, "radicale.service", Some(&cursor)));
+    assert!(!after.iter().any(|l| l.contains("Started")), "{after:?}");
+    // Anything that could change the command is refused before it runs.
+    for (unit, cursor) in [
+        ("radicale; reboot", None),
+        ("--output=json", None),
+        ("radicale", Some("s=1 --file=/etc/shadow")),
+    ] {
+        let (code, message) = w.refused(&journal(100, unit, cursor));
+        assert_eq!(code, "bad_request", "{message}");
+    }
+    // Outside the boundary: another pool, no managed tag.
+    for id in [101, 102, 103] {
+        let (code, _) = w.refused(&journal(id, "radicale", None));
+        assert_eq!(code, "boundary", "container {id}");
+    }
+}

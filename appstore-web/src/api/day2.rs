@@ -1,5 +1,6 @@
 //! Day-2 routes of an installed app: container controls (power, resources, start at boot) as jobs,
-//! and the usage history from PVE's RRD data.
+//! the usage history from PVE's RRD data, and the app's own service log (its journal, read inside
+//! the container through the root helper), once or followed.
 
 use super::*;
 use appstore_core::control::Control;
@@ -47,8 +48,110 @@ pub(super) async fn history(state: ApiState, id: i64, query: HashMap<String, Str
     ok_json(&json!({"install_id": id, "ctid": ctid, "timeframe": p.timeframe, "rows": rows}))
 }
 
+/// The install's container and the systemd unit its app's manifest names.
+async fn app_service(
+    state: &ApiState,
+    jobs: &JobsService,
+    id: i64,
+) -> Result<(appstore_core::Ctid, String), ApiError> {
+    let (install, ctid) = install_with_container(jobs, id).await?;
+    let unit = state
+        .catalog
+        .snapshot()
+        .and_then(|s| s.app(&install.app_id).cloned())
+        .and_then(|a| a.manifest.service().map(str::to_string))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_service",
+                format!(
+                    "the manifest of {} names no service unit (`service`), so there is no app log to show; the container's own log is in PVE",
+                    install.app_id
+                ),
+            )
+        })?;
+    Ok((ctid, unit))
+}
+
+fn helper_error(e: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "helper_failed", e)
+}
+
+/// `GET /api/installs/{install_id}/app-log?lines=N`: the newest entries of the app's service log.
+pub(super) async fn app_log(state: ApiState, id: i64, query: HashMap<String, String>) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let p: params::AppLogParams = params::query(&query)?;
+    let (ctid, unit) = app_service(&state, &jobs, id).await?;
+    let (lines, cursor) = jobs
+        .app_log(ctid, &unit, p.lines, None)
+        .await
+        .map_err(helper_error)?;
+    ok_json(&json!({"install_id": id, "unit": unit, "lines": lines, "cursor": cursor}))
+}
+
+/// How often a followed log asks for new entries.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /api/installs/{install_id}/app-log/stream?lines=N`: the newest entries, then each new one
+/// as it is written (`line` events), until the client goes away; `error` when a read fails.
+pub(super) async fn app_log_stream(
+    state: ApiState,
+    id: i64,
+    query: HashMap<String, String>,
+) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let p: params::AppLogParams = params::query(&query)?;
+    let (ctid, unit) = app_service(&state, &jobs, id).await?;
+    // Read once before answering, so a refusal is an HTTP error rather than an event.
+    let (first, cursor) = jobs
+        .app_log(ctid, &unit, p.lines, None)
+        .await
+        .map_err(helper_error)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(256);
+    let line = |l: String| warp::sse::Event::default().event("line").data(l);
+    // The reader runs until the client goes away (its channel closes).
+    tokio::spawn(async move {
+        let mut cursor = cursor;
+        for l in first {
+            if tx.send(line(l)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            if tx.is_closed() {
+                return;
+            }
+            let event = match jobs
+                .app_log(ctid, &unit, appstore_core::journal::MAX_LINES, cursor.clone())
+                .await
+            {
+                Ok((lines, next)) => {
+                    if next.is_some() {
+                        cursor = next;
+                    }
+                    for l in lines {
+                        if tx.send(line(l)).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => warp::sse::Event::default().event("error").data(e),
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
+}
+
 /// The filters of this module's routes, in the order of their `ROUTER_KEYS` entries.
-pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 2] {
+pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 4] {
     let with_state = warp::any().map(move || state.clone());
     let install = warp::path("api")
         .and(warp::path("installs"))
@@ -65,8 +168,23 @@ pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpRespo
         .and(warp::path("history"))
         .and(warp::path::end())
         .and(warp::get())
-        .and(with_state)
+        .and(with_state.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|id, s, q| respond(history(s, id, q)));
-    [control.boxed(), history.boxed()]
+    let log = install
+        .and(warp::path("app-log"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|id, s, q| respond(app_log(s, id, q)));
+    let log_stream = install
+        .and(warp::path("app-log"))
+        .and(warp::path("stream"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_state)
+        .and(warp::query::<HashMap<String, String>>())
+        .and_then(|id, s, q| respond(app_log_stream(s, id, q)));
+    [control.boxed(), history.boxed(), log.boxed(), log_stream.boxed()]
 }

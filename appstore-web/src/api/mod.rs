@@ -180,7 +180,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 35] = [
+pub const ROUTER_KEYS: [(&str, &str); 37] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -216,12 +216,14 @@ pub const ROUTER_KEYS: [(&str, &str); 35] = [
     ("POST", "/api/installs/{install_id}/outputs/{key}/reveal"),
     ("POST", "/api/installs/{install_id}/control"),
     ("GET", "/api/installs/{install_id}/history"),
+    ("GET", "/api/installs/{install_id}/app-log"),
+    ("GET", "/api/installs/{install_id}/app-log/stream"),
 ];
 
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
-    let [control, history] = day2::filters(state.clone());
+    let [control, history, app_log, app_log_stream] = day2::filters(state.clone());
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -509,6 +511,8 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         reveal.boxed(),
         control,
         history,
+        app_log,
+        app_log_stream,
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

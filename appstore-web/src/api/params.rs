@@ -454,3 +454,17 @@ impl From<HistoryFrame> for appstore_pve::types::Timeframe {
         }
     }
 }
+
+/// `GET /api/installs/{install_id}/app-log` and its stream.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppLogParams {
+    /// How many of the newest entries to read first.
+    #[serde(default = "app_log_lines")]
+    #[schemars(range(min = 1, max = 2000))]
+    pub lines: u32,
+}
+
+fn app_log_lines() -> u32 {
+    200
+}

@@ -373,6 +373,39 @@ impl Backend for Inert {
                 println!("[inert] env: {}; inputs: {inputs} bytes", names.join(" "));
                 Ok(0)
             }
+            // The service log of an inert container: its unit started when the container did,
+            // then one line a minute (it runs no processes that would write more).
+            ["journalctl", rest @ ..] => {
+                let unit = rest
+                    .windows(2)
+                    .find(|w| w[0] == "--unit")
+                    .map_or("app", |w| w[1]);
+                let after: u64 = rest
+                    .windows(2)
+                    .find(|w| w[0] == "--after-cursor")
+                    .and_then(|w| w[1].rsplit("i=").next()?.parse().ok())
+                    .unwrap_or(0);
+                let Some(up) = self.uptime(vmid) else {
+                    println!("-- No entries --");
+                    return Ok(0);
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let start = now.saturating_sub(up);
+                let last = up / 60 + 1;
+                for i in (after + 1)..=last {
+                    let (t, text) = if i == 1 {
+                        (start, format!("systemd[1]: Started {unit}."))
+                    } else {
+                        (start + (i - 1) * 60, format!("{unit}[1]: running (an inert container of the simulator has no processes)"))
+                    };
+                    println!("{} ct{vmid} {text}", iso_time(t));
+                }
+                println!("-- cursor: s=inert{vmid};i={last}");
+                Ok(0)
+            }
             ["rm", "-rf" | "-f" | "-r", "--", path] | ["rm", "-rf" | "-f" | "-r", path] => {
                 let p = self.inside(vmid, path)?;
                 let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
@@ -442,4 +475,36 @@ impl Backend for Inert {
 pub(crate) fn seconds_since_modified(path: &Path) -> Option<u64> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
     Some(modified.elapsed().map(|d| d.as_secs()).unwrap_or(0))
+}
+
+/// `2026-12-06T10:00:00+0000` (UTC), as `journalctl --output short-iso` prints times.
+fn iso_time(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn iso_times_are_utc_calendar_dates() {
+        assert_eq!(super::iso_time(0), "1970-01-01T00:00:00+0000");
+        assert_eq!(super::iso_time(1_796_558_400), "2026-12-06T12:00:00+0000");
+        assert_eq!(super::iso_time(951_782_400), "2000-02-29T00:00:00+0000");
+    }
 }
