@@ -209,7 +209,7 @@ fn kill(mut child: Child) {
 }
 
 #[test]
-fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
+fn killed_after_every_step_of_every_job_kind_the_jobs_resume_and_settle() {
     let setup = Setup::new();
     let mut installs = Vec::new();
     for &state in steps(JobKind::Install) {
@@ -363,6 +363,42 @@ fn killed_after_every_install_and_uninstall_step_the_jobs_resume_and_settle() {
             .1;
         assert!(
             !conf.contains("[appstore_job_"),
+            "killed after {state}: {conf}"
+        );
+        kill(service);
+    }
+
+    // Container controls, killed after each of their steps: each resize lands once and the job
+    // completes.
+    let (install_id, ctid) = remaining[0];
+    for (n, &state) in steps(JobKind::Control).iter().enumerate() {
+        let cores = n + 2;
+        let service = setup.serve(Some(state));
+        let job = setup.post(
+            &format!("/api/installs/{install_id}/control"),
+            json!({"action": "resize", "cores": cores, "memory_mb": 256 * (n + 1)}),
+        )["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "control killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        let conf = &setup
+            .containers()
+            .into_iter()
+            .find(|(id, _)| *id == ctid)
+            .unwrap()
+            .1;
+        assert!(
+            conf.contains(&format!("cores: {cores}\n")),
             "killed after {state}: {conf}"
         );
         kill(service);
