@@ -26,7 +26,7 @@ Usage: install.sh [options]            install, or upgrade an existing install i
        install.sh --uninstall [--remove-containers]
 
   --non-interactive        ask nothing; take flags, the answers file and defaults
-  --answers FILE           KEY=value lines (POOL, CREATE_POOL, STORAGE, TEMPLATE_STORAGE, BRIDGE,
+  --answers FILE           KEY=value lines (POOL, CREATE_POOL, STORAGE, TEMPLATE_STORAGE, BACKUP_STORAGE, BRIDGE,
                            GPU_POLICY, GPU_ALLOWLIST, CORES, MEMORY_MB, DISK_GB, MAX_CORES, MAX_MEMORY_MB,
                            MAX_DISK_GB, BIND, PORT, PASSWORD, CATALOG_URL, CATALOG_BRANCH,
                            CATALOG_PATH, DOWNLOAD_TEMPLATES)
@@ -60,7 +60,7 @@ say() { echo "==> $*"; }
 # ---------------------------------------------------------------- answers
 
 declare -A A=(
-    [POOL]=appstore [CREATE_POOL]=yes [STORAGE]="" [TEMPLATE_STORAGE]="" [BRIDGE]=""
+    [POOL]=appstore [CREATE_POOL]=yes [STORAGE]="" [TEMPLATE_STORAGE]="" [BACKUP_STORAGE]="" [BRIDGE]=""
     [GPU_POLICY]=opt-in [GPU_ALLOWLIST]="" [CORES]=1 [MEMORY_MB]=512 [DISK_GB]=4
     [MAX_CORES]=8 [MAX_MEMORY_MB]=16384 [MAX_DISK_GB]=256
     [BIND]=0.0.0.0 [PORT]=8088 [PASSWORD]="" [CATALOG_URL]="" [CATALOG_BRANCH]=main [CATALOG_PATH]=""
@@ -222,12 +222,16 @@ discover() {
     POOLS=$(pvesh get /pools --output-format json | json_values poolid || true)
     STORAGES=$(pvesh get "/nodes/$NODE/storage" --content rootdir --output-format json | json_values storage || true)
     TEMPLATE_STORAGES=$(pvesh get "/nodes/$NODE/storage" --content vztmpl --output-format json | json_values storage || true)
+    BACKUP_STORAGES=$(pvesh get "/nodes/$NODE/storage" --content backup --output-format json | json_values storage || true)
     BRIDGES=$(pvesh get "/nodes/$NODE/network" --type any_bridge --output-format json | json_values iface || true)
     [[ -n $STORAGES ]] || die "no storage on $NODE can hold containers"
     [[ -n $BRIDGES ]] || die "no bridge on $NODE"
     [[ -n ${A[STORAGE]} ]] || A[STORAGE]=$(head -n1 <<<"$STORAGES")
     if [[ -z ${A[TEMPLATE_STORAGE]} ]]; then
         A[TEMPLATE_STORAGE]=$(grep -xF local <<<"$TEMPLATE_STORAGES" || head -n1 <<<"$TEMPLATE_STORAGES")
+    fi
+    if [[ -z ${A[BACKUP_STORAGE]} ]]; then
+        A[BACKUP_STORAGE]=$(grep -xF local <<<"$BACKUP_STORAGES" || head -n1 <<<"$BACKUP_STORAGES" || true)
     fi
     if [[ -z ${A[BRIDGE]} ]]; then
         A[BRIDGE]=$(grep -xF vmbr0 <<<"$BRIDGES" || head -n1 <<<"$BRIDGES")
@@ -242,6 +246,8 @@ questions() {
     ask STORAGE "Storage for container disks" $STORAGES
     # shellcheck disable=SC2086
     ask TEMPLATE_STORAGE "Storage of container templates" $TEMPLATE_STORAGES
+    # shellcheck disable=SC2086
+    ask BACKUP_STORAGE "Storage for the apps' backups (vzdump)" $BACKUP_STORAGES
     # shellcheck disable=SC2086
     ask BRIDGE "Network bridge for the apps" $BRIDGES
     ask DOWNLOAD_TEMPLATES "Download missing Debian templates when an app needs one?" yes no
@@ -274,6 +280,9 @@ check_answers() {
     done
     [[ ${A[POOL]} =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || die "pool: '${A[POOL]}' is not a PVE pool id"
     grep -qxF -- "${A[STORAGE]}" <<<"$STORAGES" || die "storage: '${A[STORAGE]}' cannot hold containers (usable: $(tr '\n' ' ' <<<"$STORAGES"))"
+    if [[ -n ${A[BACKUP_STORAGE]} ]]; then
+        grep -qxF -- "${A[BACKUP_STORAGE]}" <<<"$BACKUP_STORAGES" || die "backup storage: '${A[BACKUP_STORAGE]}' cannot hold backups (usable: $(tr '\n' ' ' <<<"$BACKUP_STORAGES"))"
+    fi
     grep -qxF -- "${A[BRIDGE]}" <<<"$BRIDGES" || die "bridge: '${A[BRIDGE]}' is not a bridge of $NODE"
     case ${A[GPU_POLICY]} in none | opt-in | allowlist) ;; *) die "gpu-policy: none, opt-in or allowlist" ;; esac
     local addr
@@ -344,9 +353,11 @@ setup_pve() {
     fi
     local download=()
     [[ ${A[DOWNLOAD_TEMPLATES]} == yes ]] && download=(--download-templates)
+    local backups=()
+    [[ -n ${A[BACKUP_STORAGE]} ]] && backups=(--backup-storage "${A[BACKUP_STORAGE]}")
     local plan
     plan=$(pve-appstore pve-grants --pool "${A[POOL]}" --storage "${A[STORAGE]}" \
-        --template-storage "${A[TEMPLATE_STORAGE]}" --bridge "${A[BRIDGE]}" "${download[@]}")
+        --template-storage "${A[TEMPLATE_STORAGE]}" --bridge "${A[BRIDGE]}" "${download[@]}" "${backups[@]}")
     local existing kind name what
     existing=$(pveum role list --output-format json | json_values roleid)
     while read -r kind name what; do
@@ -435,6 +446,7 @@ proxmox:
 defaults:
   storage: $(yaml_string "${A[STORAGE]}")
   template_storage: $(yaml_string "${A[TEMPLATE_STORAGE]}")
+  backup_storage: $(yaml_string "${A[BACKUP_STORAGE]}")
   bridge: $(yaml_string "${A[BRIDGE]}")
   cores: ${A[CORES]}
   memory_mb: ${A[MEMORY_MB]}

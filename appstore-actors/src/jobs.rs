@@ -125,6 +125,17 @@ pub struct SubmitControl {
     pub control: appstore_core::control::Control,
 }
 
+/// Request a backup of an install's container; answers with the job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, SubmitError>")]
+pub struct SubmitBackup(pub crate::engine::BackupRequest);
+
+/// Request a restore of one of the store's backups (into a new container, or over its install's
+/// container); answers with the job id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, SubmitError>")]
+pub struct SubmitRestore(pub crate::engine::RestoreRequest);
+
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct Finished(i64);
@@ -148,6 +159,15 @@ enum Work {
     Control {
         install: InstallRecord,
         control: appstore_core::control::Control,
+    },
+    Backup {
+        install: InstallRecord,
+        request: crate::engine::BackupRequest,
+    },
+    Restore {
+        request: crate::engine::RestoreRequest,
+        over: Option<InstallRecord>,
+        snapshot: Arc<CatalogSnapshot>,
     },
     /// A job a restart interrupted.
     Resume {
@@ -208,6 +228,20 @@ impl Actor for JobActor {
                 Work::Control { install, control } => {
                     engine
                         .run_control(job_id, install, control, cancel, None)
+                        .await
+                }
+                Work::Backup { install, request } => {
+                    engine
+                        .run_backup(job_id, install, request, cancel, None)
+                        .await
+                }
+                Work::Restore {
+                    request,
+                    over,
+                    snapshot,
+                } => {
+                    engine
+                        .run_restore(job_id, snapshot, request, over, cancel)
                         .await
                 }
                 Work::Resume { job, snapshot } => engine.resume(job, snapshot, cancel).await,
@@ -519,6 +553,62 @@ impl Handler<SubmitControl> for JobRegistry {
                 work: Work::Control { install, control },
             })
         })
+    }
+}
+
+impl Handler<SubmitBackup> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
+
+    fn handle(&mut self, msg: SubmitBackup, _: &mut Self::Context) -> Self::Result {
+        let request = msg.0;
+        let find = installed(self.engine.clone(), request.install_id);
+        self.submit_on_container(find, move |engine, install: InstallRecord| async move {
+            let job_id = engine.create_backup_job(&install, &request).await?;
+            Ok(Queued {
+                job_id,
+                ctid: install.ctid,
+                work: Work::Backup { install, request },
+            })
+        })
+    }
+}
+
+impl Handler<SubmitRestore> for JobRegistry {
+    type Result = ResponseActFuture<Self, Result<i64, SubmitError>>;
+
+    fn handle(&mut self, msg: SubmitRestore, _: &mut Self::Context) -> Self::Result {
+        let Some(snapshot) = self.catalog.snapshot() else {
+            return Box::pin(actix::fut::ready(Err(SubmitError::CatalogNotLoaded)));
+        };
+        let request = msg.0;
+        let engine = self.engine.clone();
+        let over_id = request.over_install;
+        let find = async move {
+            match over_id {
+                Some(id) => {
+                    let (install, ctid) = installed(engine, id).await?;
+                    Ok((Some(install), ctid))
+                }
+                None => Ok((None, None)),
+            }
+        };
+        self.submit_on_container(
+            find,
+            move |engine, over: Option<InstallRecord>| async move {
+                let job_id = engine
+                    .create_restore_job(&snapshot, &request, over.as_ref())
+                    .await?;
+                Ok(Queued {
+                    job_id,
+                    ctid: over.as_ref().and_then(|i| i.ctid),
+                    work: Work::Restore {
+                        request,
+                        over,
+                        snapshot,
+                    },
+                })
+            },
+        )
     }
 }
 

@@ -14,8 +14,8 @@ pub mod store;
 pub use catalog::{CatalogActor, CatalogHandle, CatalogStatus, RefreshCatalog};
 pub use gpu::{GpuChange, GpuDelta, GpuHandle, GpuManagerActor, GpuStatus, Rescan};
 pub use jobs::{
-    CancelJob, JobRegistry, SubmitDestroyFailed, SubmitError, SubmitInstall, SubmitMaintain,
-    SubmitUninstall,
+    CancelJob, JobRegistry, SubmitBackup, SubmitDestroyFailed, SubmitError, SubmitInstall,
+    SubmitMaintain, SubmitRestore, SubmitUninstall,
 };
 pub use proxmox::{
     ContainerState, Discover, Discovery, ListContainers, ProxmoxActor, ReadContainer,

@@ -27,6 +27,8 @@ pub struct Discovery {
     pub template_storage: Option<String>,
     /// Storages that can hold container disks.
     pub storages: Vec<StorageInfo>,
+    /// Storages that can hold backups (content `backup`) the token sees.
+    pub backup_storages: Vec<StorageInfo>,
     /// Bridges the token may use.
     pub bridges: Vec<NetworkInterface>,
     /// Container templates on the template storage.
@@ -148,6 +150,13 @@ async fn discover(
             errors.push(format!("storages: {e}"));
             Vec::new()
         });
+    let backup_storages = pve
+        .storages(&node, Some("backup"))
+        .await
+        .unwrap_or_else(|e| {
+            errors.push(format!("backup storages: {e}"));
+            Vec::new()
+        });
     let bridges = pve.bridges(&node).await.unwrap_or_else(|e| {
         errors.push(format!("bridges: {e}"));
         Vec::new()
@@ -184,6 +193,7 @@ async fn discover(
         pools,
         template_storage,
         storages,
+        backup_storages,
         bridges,
         templates,
         default_storage: defaults.0,

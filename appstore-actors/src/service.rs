@@ -171,6 +171,8 @@ pub fn start(options: ServiceOptions) -> Services {
             gpu_claims: Default::default(),
         };
         let events = engine.events.clone();
+        let pve_for_reads = Arc::clone(&e.pve);
+        let node_name = e.config.node.clone();
         let (pve, config, max_age) = (e.pve, e.config, e.discovery_max_age);
         let proxmox = Supervisor::start(move |_| ProxmoxActor::new(pve, &config, max_age));
         let (h, max) = (handle.clone(), e.max_concurrent);
@@ -179,6 +181,8 @@ pub fn start(options: ServiceOptions) -> Services {
         JobsService {
             registry,
             proxmox,
+            pve: Arc::clone(&pve_for_reads),
+            node: node_name,
             helper: e.helper,
             store: e.store,
             events,
@@ -200,6 +204,10 @@ pub struct JobsService {
     proxmox: Addr<ProxmoxActor>,
     /// The root helper, for reads inside containers (an app's service log).
     helper: Arc<dyn crate::engine::HostHelper>,
+    /// PVE, for reads that are not jobs (the backups on a storage).
+    pve: Arc<dyn appstore_pve::PveApi>,
+    /// The node.
+    node: String,
     /// Reads jobs, logs and installs.
     pub store: Store,
     /// Job states and log lines as they happen.
@@ -346,6 +354,37 @@ impl JobsService {
         }
         let lines = collected.lock().map(|v| v.clone()).unwrap_or_default();
         Ok(appstore_core::journal::split_cursor(lines))
+    }
+
+    /// Queues a backup of an install's container.
+    pub async fn backup(&self, request: crate::engine::BackupRequest) -> Result<i64, SubmitError> {
+        self.registry
+            .send(crate::jobs::SubmitBackup(request))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Queues a restore of one of the store's backups.
+    pub async fn restore(
+        &self,
+        request: crate::engine::RestoreRequest,
+    ) -> Result<i64, SubmitError> {
+        self.registry
+            .send(crate::jobs::SubmitRestore(request))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// The backups of container `ctid` on `storage`, as PVE lists them.
+    pub async fn list_backups(
+        &self,
+        storage: &str,
+        ctid: Ctid,
+    ) -> Result<Vec<appstore_pve::types::BackupVolume>, String> {
+        self.pve
+            .backups(&self.node, storage, ctid)
+            .await
+            .map_err(|e| format!("listing the backups on `{storage}`: {e}"))
     }
 
     /// Queues a power, resource or start-at-boot change of an install's container.

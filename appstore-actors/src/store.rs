@@ -43,6 +43,9 @@ pub enum StoreError {
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Schema changes in order; the database's `user_version` says how many ran.
+mod backups;
+pub use backups::{BackupPolicy, BackupRecord};
+
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
     "CREATE TABLE apps (
@@ -142,9 +145,32 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 5: backups the store made (what app and version each archive holds, for a restore after the
+    // install is gone) and each install's backup settings (storage, mode, retention, schedule).
+    "CREATE TABLE backups (
+        volid TEXT PRIMARY KEY,
+        install_id INTEGER NOT NULL,
+        app_id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        commit_id TEXT,
+        ctid INTEGER NOT NULL,
+        storage TEXT NOT NULL,
+        job_id INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX backups_install ON backups(install_id);
+    CREATE TABLE backup_policies (
+        install_id INTEGER PRIMARY KEY,
+        storage TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        keep_last INTEGER NOT NULL,
+        schedule TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
 ];
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

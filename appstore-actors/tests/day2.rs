@@ -249,3 +249,195 @@ async fn the_history_is_pve_rrd_data_with_empty_rows_before_the_container() {
         .unwrap();
     assert!(week.windows(2).all(|p| p[1].time - p[0].time == 1800));
 }
+
+async fn backup(
+    w: &World,
+    install: &InstallRecord,
+    storage: &str,
+    keep_last: u32,
+) -> (i64, JobState, Vec<String>) {
+    let request = appstore_actors::engine::BackupRequest {
+        install_id: install.id,
+        storage: storage.into(),
+        mode: Default::default(),
+        keep_last,
+    };
+    let job = w.engine.create_backup_job(install, &request).await.unwrap();
+    let end = w
+        .engine
+        .run_backup(job, install.clone(), request, CancelFlag::default(), None)
+        .await
+        .unwrap();
+    (job, end, job_lines(w, job))
+}
+
+fn job_lines(w: &World, job: i64) -> Vec<String> {
+    let mut lines: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 5000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    if let Some(e) = w.engine.store.job(job).unwrap().unwrap().error {
+        lines.push(e);
+    }
+    lines
+}
+
+/// The inert back end keeps a container's files here.
+fn ct_file(w: &World, ctid: u32, path: &str) -> std::path::PathBuf {
+    w.sim.root.join(format!("sim/ct/{ctid}/fs")).join(path)
+}
+
+async fn restore(
+    w: &World,
+    request: appstore_actors::engine::RestoreRequest,
+    over: Option<&InstallRecord>,
+) -> (JobState, Vec<String>) {
+    let job = w
+        .engine
+        .create_restore_job(&w.snapshot, &request, over)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_restore(
+            job,
+            Arc::clone(&w.snapshot),
+            request,
+            over.cloned(),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    (end, job_lines(w, job))
+}
+
+#[tokio::test]
+async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_old_one() {
+    let w = fast_world();
+    let app = install(&w).await;
+    let ctid = app.ctid.unwrap();
+    let marker = ct_file(&w, ctid.get(), "var/lib/radicale/marker");
+    assert!(
+        w.sim.root.join(format!("sim/ct/{ctid}/fs")).is_dir(),
+        "inert container files"
+    );
+    std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    std::fs::write(&marker, "first").unwrap();
+
+    // A backup through PVE's vzdump: the task's own log, the archive on `local`, the store's record.
+    let (_, end, lines) = backup(&w, &app, "local", 2).await;
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("INFO: Starting Backup of VM")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("creating vzdump archive")),
+        "{lines:#?}"
+    );
+    let list = w.engine.pve.backups("pve1", "local", ctid).await.unwrap();
+    assert_eq!(list.len(), 1);
+    let first = list[0].volid.clone();
+    assert!(
+        first.starts_with(&format!("local:backup/vzdump-lxc-{ctid}-"))
+            && first.ends_with(".tar.zst"),
+        "{first}"
+    );
+    let record = w.engine.store.backup(&first).unwrap().unwrap();
+    assert_eq!(
+        (record.app_id.as_str(), record.install_id),
+        ("radicale", app.id)
+    );
+
+    // Two more: the retention keeps the newest two.
+    std::fs::write(&marker, "second").unwrap();
+    for _ in 0..2 {
+        let (_, end, lines) = backup(&w, &app, "local", 2).await;
+        assert_eq!(end, JobState::Completed, "{lines:#?}");
+    }
+    let list = w.engine.pve.backups("pve1", "local", ctid).await.unwrap();
+    assert_eq!(list.len(), 2, "{list:#?}");
+    assert!(
+        list.iter().all(|b| b.volid != first),
+        "the oldest was removed"
+    );
+    assert!(w.engine.store.backup(&first).unwrap().is_none());
+    let newest = list.iter().max_by_key(|b| b.ctime).unwrap().volid.clone();
+
+    // A storage without backup content: the job fails with PVE's words.
+    let (_, end, lines) = backup(&w, &app, "local-lvm", 0).await;
+    assert_eq!(end, JobState::Failed);
+    assert!(
+        lines.iter().any(|l| l.contains("does not support backups")),
+        "{lines:#?}"
+    );
+
+    // Restore into a new container: a new install with the app's outputs, in the pool, with the
+    // files of the backup.
+    let (end, lines) = restore(
+        &w,
+        appstore_actors::engine::RestoreRequest {
+            volid: newest.clone(),
+            over_install: None,
+            storage: None,
+        },
+        None,
+    )
+    .await;
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    let installs = w.engine.store.installs().unwrap();
+    let restored = installs.iter().find(|i| i.ctid != Some(ctid)).unwrap();
+    assert_eq!(restored.app_id, "radicale");
+    assert!(restored.outputs.contains(":5232/"), "{}", restored.outputs);
+    let new_ctid = restored.ctid.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(ct_file(&w, new_ctid.get(), "var/lib/radicale/marker")).unwrap(),
+        "second"
+    );
+    let tags = config(&w, restored, "tags").await.unwrap();
+    assert!(tags.contains("appstore-managed"), "{tags}");
+    assert_eq!(status(&w, restored).await, "running");
+
+    // Restore over the original: its files go back to the backup's.
+    std::fs::write(&marker, "changed after the backup").unwrap();
+    let (end, lines) = restore(
+        &w,
+        appstore_actors::engine::RestoreRequest {
+            volid: newest.clone(),
+            over_install: Some(app.id),
+            storage: None,
+        },
+        Some(&app),
+    )
+    .await;
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "second");
+    assert_eq!(status(&w, &app).await, "running");
+    assert_eq!(w.engine.store.installs().unwrap().len(), 2);
+
+    // A backup of one install cannot be restored over another.
+    let err = w
+        .engine
+        .create_restore_job(
+            &w.snapshot,
+            &appstore_actors::engine::RestoreRequest {
+                volid: newest,
+                over_install: Some(restored.id),
+                storage: None,
+            },
+            Some(restored),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("restore it into a new container instead"),
+        "{err}"
+    );
+}

@@ -11,12 +11,14 @@ pub const ROLE: &str = "PVEAppStore";
 pub const TEMPLATE_ROLE: &str = "PVEAppStoreTemplates";
 
 /// The role's privileges, held on `/pool/<pool>` and so on every container in it: read the pool;
-/// create, read, configure, start, stop and destroy containers; snapshots for safe upgrades. The
-/// same on 8.4 and 9.x: none of them is one that 9.x removed (`VM.Monitor`).
+/// create, read, configure, start, stop and destroy containers; snapshots for safe upgrades;
+/// backups and restores. The same on 8.4 and 9.x: none of them is one that 9.x removed
+/// (`VM.Monitor`).
 pub const POOL_PRIVILEGES: &[&str] = &[
     "Pool.Audit",
     "VM.Allocate",
     "VM.Audit",
+    "VM.Backup",
     "VM.Config.CPU",
     "VM.Config.Disk",
     "VM.Config.Memory",
@@ -40,6 +42,8 @@ pub struct Placement {
     pub bridges: Vec<String>,
     /// Missing templates may be downloaded.
     pub download_templates: bool,
+    /// Where the apps' backups go (content `backup`).
+    pub backup_storage: Option<String>,
 }
 
 /// Privileges needed on one ACL path, and what for.
@@ -70,6 +74,18 @@ pub fn grants(placement: &Placement) -> Vec<Grant> {
             privileges: vec!["Datastore.AllocateSpace", "Datastore.Audit"],
             role: "PVEDatastoreUser",
             why: "allocate container disks and volumes",
+        });
+    }
+    if let Some(b) = placement
+        .backup_storage
+        .as_ref()
+        .filter(|b| !storages.contains(b.as_str()))
+    {
+        out.push(Grant {
+            path: format!("/storage/{b}"),
+            privileges: vec!["Datastore.AllocateSpace", "Datastore.Audit"],
+            role: "PVEDatastoreUser",
+            why: "write the apps' backups, list them, and remove those beyond the retention",
         });
     }
     if let Some(t) = &placement.template_storage {
@@ -154,6 +170,7 @@ mod tests {
 
     fn placement(download: bool) -> Placement {
         Placement {
+            backup_storage: Some("backups".into()),
             pool: "appstore".into(),
             storages: vec!["local-lvm".into()],
             template_storage: Some("local".into()),
@@ -171,14 +188,20 @@ mod tests {
             [
                 "/pool/appstore",
                 "/storage/local-lvm",
+                "/storage/backups",
                 "/storage/local",
                 "/sdn/zones/localnetwork/vmbr0"
             ]
         );
-        assert_eq!(g[2].privileges, ["Datastore.Audit"]);
-        let g = grants(&placement(true));
         assert_eq!(
             g[2].privileges,
+            ["Datastore.AllocateSpace", "Datastore.Audit"]
+        );
+        assert!(g[0].privileges.contains(&"VM.Backup"));
+        assert_eq!(g[3].privileges, ["Datastore.Audit"]);
+        let g = grants(&placement(true));
+        assert_eq!(
+            g[3].privileges,
             ["Datastore.AllocateTemplate", "Datastore.Audit"]
         );
         assert!(POOL_PRIVILEGES.windows(2).all(|w| w[0] < w[1]));

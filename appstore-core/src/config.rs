@@ -94,6 +94,9 @@ pub struct RawDefaults {
     /// `vztmpl` content the token sees, `local` first).
     #[serde(default)]
     pub template_storage: Option<String>,
+    /// Storage for the apps' backups (content `backup`; default: none chosen, the UI asks).
+    #[serde(default)]
+    pub backup_storage: Option<String>,
     /// Cores when the app names none (default 1).
     #[serde(default)]
     pub cores: Option<u32>,
@@ -288,6 +291,8 @@ pub struct Config {
     pub bridge: String,
     /// Template storage; `None`: found on the node.
     pub template_storage: Option<String>,
+    /// Backup storage the installer granted; `None`: none chosen.
+    pub backup_storage: Option<String>,
     /// Default cores.
     pub cores: u32,
     /// Default memory.
@@ -511,6 +516,17 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             ),
         );
     }
+    let backup_storage = raw
+        .defaults
+        .backup_storage
+        .clone()
+        .filter(|b| !b.is_empty());
+    if let Some(b) = backup_storage.as_ref().filter(|b| !is_storage_id(b)) {
+        d.push(
+            "defaults.backup_storage",
+            format!("`{b}` is not a PVE storage id; name a storage with content `backup`, such as `local`"),
+        );
+    }
     let caps = ResourceCaps {
         max_cores: raw.caps.max_cores.unwrap_or(8),
         max_memory_mb: raw.caps.max_memory_mb.unwrap_or(16384),
@@ -706,6 +722,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         storage,
         bridge,
         template_storage,
+        backup_storage,
         cores,
         memory_mb,
         disk_gb,

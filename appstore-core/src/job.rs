@@ -20,6 +20,11 @@ pub enum JobKind {
     Reconfigure,
     /// Power, resources or start-at-boot of an installed app's container.
     Control,
+    /// A PVE backup (`vzdump`) of an installed app's container, then the retention.
+    Backup,
+    /// An installed app's container made again from one of its backups: into a new container, or
+    /// over the existing one.
+    Restore,
 }
 
 impl JobKind {
@@ -31,6 +36,8 @@ impl JobKind {
             JobKind::Upgrade => "upgrade",
             JobKind::Reconfigure => "reconfigure",
             JobKind::Control => "control",
+            JobKind::Backup => "backup",
+            JobKind::Restore => "restore",
         }
     }
 
@@ -100,6 +107,12 @@ pub enum JobState {
     RunReconfigure,
     /// Control: the power, resource or start-at-boot change (a PVE task or config write).
     ApplyControl,
+    /// Backup: the `vzdump` task.
+    Backup,
+    /// Backup: older backups beyond the retention removed.
+    PruneBackups,
+    /// Restore: PVE's restore task (a create with `restore=1`).
+    RestoreContainer,
     /// Done.
     Completed,
     /// Ended with an error.
@@ -146,6 +159,9 @@ impl JobState {
             JobState::RemoveSnapshot => "remove_snapshot",
             JobState::RunReconfigure => "run_reconfigure",
             JobState::ApplyControl => "apply_control",
+            JobState::Backup => "backup",
+            JobState::PruneBackups => "prune_backups",
+            JobState::RestoreContainer => "restore_container",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
@@ -216,6 +232,21 @@ pub fn steps(kind: JobKind) -> &'static [JobState] {
             S::CollectOutputs,
         ],
         JobKind::Control => &[S::Queued, S::CheckBoundary, S::ApplyControl],
+        JobKind::Backup => &[S::Queued, S::CheckBoundary, S::Backup, S::PruneBackups],
+        // A restore into a new container skips the boundary check and the stop; one over the
+        // existing container skips the allocation.
+        JobKind::Restore => &[
+            S::Queued,
+            S::ValidateRequest,
+            S::CheckBoundary,
+            S::AllocateCtid,
+            S::StopContainer,
+            S::RestoreContainer,
+            S::StartContainer,
+            S::WaitForNetwork,
+            S::Healthcheck,
+            S::CollectOutputs,
+        ],
     }
 }
 
@@ -445,6 +476,8 @@ mod tests {
             JobKind::Upgrade,
             JobKind::Reconfigure,
             JobKind::Control,
+            JobKind::Backup,
+            JobKind::Restore,
         ] {
             assert_eq!(walk(kind).last(), Some(&S::Completed), "{kind:?}");
         }
@@ -562,6 +595,8 @@ mod tests {
             JobKind::Upgrade,
             JobKind::Reconfigure,
             JobKind::Control,
+            JobKind::Backup,
+            JobKind::Restore,
         ] {
             for s in steps(kind)
                 .iter()
@@ -590,6 +625,8 @@ mod kind_names {
             JobKind::Upgrade,
             JobKind::Reconfigure,
             JobKind::Control,
+            JobKind::Backup,
+            JobKind::Restore,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
             assert_eq!(JobKind::parse(k.as_str()), Some(k));

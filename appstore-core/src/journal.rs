@@ -15,7 +15,9 @@ pub fn check_unit(unit: &str) -> Result<(), String> {
         ));
     }
     if unit.starts_with('-') || unit.starts_with('.') {
-        return Err(format!("`{unit}` is not a unit name: it must start with a letter or digit"));
+        return Err(format!(
+            "`{unit}` is not a unit name: it must start with a letter or digit"
+        ));
     }
     if let Some(bad) = unit
         .chars()
@@ -90,7 +92,12 @@ mod tests {
 
     #[test]
     fn unit_names_and_cursors_are_checked() {
-        for ok in ["radicale", "radicale.service", "forgejo@main.service", "a-b_c:d"] {
+        for ok in [
+            "radicale",
+            "radicale.service",
+            "forgejo@main.service",
+            "a-b_c:d",
+        ] {
             assert_eq!(check_unit(ok), Ok(()), "{ok}");
         }
         for bad in ["", "-x", "a b", "a;rm", "$(x)", "a/b", &"a".repeat(129)] {

@@ -37,6 +37,7 @@ pub mod policy;
 pub mod pve_config;
 pub mod pve_pools;
 pub mod redact;
+pub mod schedule;
 mod schema_check;
 pub mod script_env;
 pub mod template;

@@ -418,6 +418,43 @@ impl PveApi for HttpPve {
         .await
     }
 
+    async fn vzdump(&self, node: &str, spec: &Vzdump) -> Result<Upid> {
+        self.upid(
+            "POST",
+            &format!("/nodes/{}/vzdump", enc(node)),
+            &spec.form(),
+        )
+        .await
+    }
+
+    async fn backups(&self, node: &str, storage: &str, vmid: Ctid) -> Result<Vec<BackupVolume>> {
+        self.call(
+            "GET",
+            &format!("/nodes/{}/storage/{}/content", enc(node), enc(storage)),
+            &[p("content", "backup"), p("vmid", vmid)],
+        )
+        .await
+    }
+
+    async fn delete_volume(&self, node: &str, storage: &str, volid: &str) -> Result<Upid> {
+        self.upid(
+            "DELETE",
+            &format!(
+                "/nodes/{}/storage/{}/content/{}",
+                enc(node),
+                enc(storage),
+                enc(volid)
+            ),
+            &[],
+        )
+        .await
+    }
+
+    async fn lxc_restore(&self, node: &str, spec: &RestoreLxc) -> Result<Upid> {
+        self.upid("POST", &format!("/nodes/{}/lxc", enc(node)), &spec.form())
+            .await
+    }
+
     async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid> {
         let params = if purge { vec![p("purge", 1)] } else { vec![] };
         self.upid("DELETE", &lxc(node, vmid), &params).await

@@ -86,6 +86,14 @@ pub trait PveApi: Send + Sync + std::fmt::Debug {
         vmid: Ctid,
         timeframe: Timeframe,
     ) -> Result<Vec<RrdRow>>;
+    /// `POST /nodes/{node}/vzdump` of one container (a task).
+    async fn vzdump(&self, node: &str, spec: &Vzdump) -> Result<Upid>;
+    /// `GET .../storage/{storage}/content?content=backup&vmid=`: the container's backups there.
+    async fn backups(&self, node: &str, storage: &str, vmid: Ctid) -> Result<Vec<BackupVolume>>;
+    /// `DELETE .../storage/{storage}/content/{volume}` (a task).
+    async fn delete_volume(&self, node: &str, storage: &str, volid: &str) -> Result<Upid>;
+    /// `POST /nodes/{node}/lxc` with `restore=1` (a task).
+    async fn lxc_restore(&self, node: &str, spec: &RestoreLxc) -> Result<Upid>;
     /// `DELETE /nodes/{node}/lxc/{vmid}` (a task); `purge` also removes it from its pool.
     async fn lxc_destroy(&self, node: &str, vmid: Ctid, purge: bool) -> Result<Upid>;
     /// `GET .../interfaces` (8.1+): `None` while stopped.

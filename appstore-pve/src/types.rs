@@ -501,13 +501,17 @@ impl CreateLxc {
             f.push(("description".to_string(), d.clone()));
         }
         for (i, storage, size, path) in &self.volumes {
-            f.push((format!("mp{i}"), format!("{storage}:{size},mp={path}")));
+            // Data volumes go into PVE's backups (`vzdump` leaves a volume out without it).
+            f.push((
+                format!("mp{i}"),
+                format!("{storage}:{size},mp={path},backup=1"),
+            ));
         }
         f
     }
 }
 
-/// A time frame of PVE's RRD data; each has 70 rows.
+/// A time frame of PVE's RRD data (8.x: 70 rows each; 9.x: more, at finer steps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Timeframe {
@@ -567,4 +571,128 @@ pub struct RrdRow {
     /// Written to disk, bytes per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diskwrite: Option<f64>,
+}
+
+/// How `vzdump` backs up a running container.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMode {
+    /// A storage snapshot while the container runs (PVE falls back to suspend where the storage
+    /// cannot snapshot).
+    #[default]
+    Snapshot,
+    /// Copy, then freeze the container for a final sync.
+    Suspend,
+    /// Stop the container for the backup, then start it again.
+    Stop,
+}
+
+impl BackupMode {
+    /// The name PVE takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMode::Snapshot => "snapshot",
+            BackupMode::Suspend => "suspend",
+            BackupMode::Stop => "stop",
+        }
+    }
+}
+
+/// One `vzdump` of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vzdump {
+    /// The container.
+    pub vmid: Ctid,
+    /// The backup storage.
+    pub storage: String,
+    /// Mode.
+    pub mode: BackupMode,
+    /// Notes kept beside the archive (`{{guestname}}`, `{{vmid}}` are PVE's variables).
+    pub notes: Option<String>,
+}
+
+impl Vzdump {
+    /// The form parameters: zstd, no pruning by PVE (the store prunes, with fewer privileges).
+    pub fn form(&self) -> Vec<(String, String)> {
+        let mut f = vec![
+            ("vmid".to_string(), self.vmid.to_string()),
+            ("storage".to_string(), self.storage.clone()),
+            ("mode".to_string(), self.mode.as_str().to_string()),
+            ("compress".to_string(), "zstd".to_string()),
+            ("remove".to_string(), "0".to_string()),
+        ];
+        if let Some(n) = &self.notes {
+            f.push(("notes-template".to_string(), n.clone()));
+        }
+        f
+    }
+}
+
+/// A backup archive on a storage (`GET .../storage/{storage}/content?content=backup`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BackupVolume {
+    /// `local:backup/vzdump-lxc-101-2026_12_06-10_00_00.tar.zst`.
+    pub volid: String,
+    /// Bytes.
+    #[serde(default, deserialize_with = "opt_int_or_string")]
+    pub size: Option<u64>,
+    /// When it was made, seconds since the epoch.
+    #[serde(default, deserialize_with = "opt_int_or_string")]
+    pub ctime: Option<u64>,
+    /// The container it is of.
+    #[serde(default, deserialize_with = "opt_int_or_string")]
+    pub vmid: Option<u64>,
+    /// `tar.zst`, ...
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The first line of its notes.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// Protected from pruning and deletion.
+    #[serde(default, deserialize_with = "opt_int_or_string")]
+    pub protected: Option<u64>,
+}
+
+/// A restore of a backup archive into a container (`POST /nodes/{node}/lxc` with `restore=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreLxc {
+    /// The container id (a new one, or the one to overwrite with `force`).
+    pub vmid: Ctid,
+    /// The archive's volume id.
+    pub archive: String,
+    /// Storage for the root disk and volumes.
+    pub storage: String,
+    /// Pool of a new container.
+    pub pool: Option<String>,
+    /// Overwrite the existing (stopped) container.
+    pub force: bool,
+    /// New MAC addresses (the original may still run).
+    pub unique: bool,
+    /// Options sent, which win over the archive's (`description`).
+    pub options: Vec<(String, String)>,
+}
+
+impl RestoreLxc {
+    /// The form parameters.
+    pub fn form(&self) -> Vec<(String, String)> {
+        let mut f = vec![
+            ("vmid".to_string(), self.vmid.to_string()),
+            ("ostemplate".to_string(), self.archive.clone()),
+            ("restore".to_string(), "1".to_string()),
+            ("storage".to_string(), self.storage.clone()),
+        ];
+        if let Some(p) = &self.pool {
+            f.push(("pool".to_string(), p.clone()));
+        }
+        if self.force {
+            f.push(("force".to_string(), "1".to_string()));
+        }
+        if self.unique {
+            f.push(("unique".to_string(), "1".to_string()));
+        }
+        f.extend(self.options.iter().cloned());
+        f
+    }
 }

@@ -286,6 +286,7 @@ async fn permissions(
         template_storage: template_storage.cloned(),
         bridges: vec![config.bridge.clone()],
         download_templates: config.download_templates,
+        backup_storage: config.backup_storage.clone(),
     };
     let grants = access::grants(&placement);
     let mut have = std::collections::BTreeMap::new();

@@ -97,6 +97,9 @@ enum Command {
         /// Missing templates may be downloaded.
         #[arg(long)]
         download_templates: bool,
+        /// The storage the apps' backups go to.
+        #[arg(long)]
+        backup_storage: Option<String>,
     },
     /// Print the GPUs of this host (or of a fixture tree).
     Gpus {
@@ -780,6 +783,7 @@ fn main() -> ExitCode {
             template_storage,
             bridges,
             download_templates,
+            backup_storage,
         } => {
             print!(
                 "{}",
@@ -789,6 +793,7 @@ fn main() -> ExitCode {
                     template_storage,
                     bridges,
                     download_templates,
+                    backup_storage,
                 })
             );
             Ok(ExitCode::SUCCESS)

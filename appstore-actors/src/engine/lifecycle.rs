@@ -324,6 +324,8 @@ impl Engine {
         let state = job.state;
         match job.kind {
             JobKind::Control => self.resume_control(job, cancel).await,
+            JobKind::Backup => self.resume_backup(job, cancel).await,
+            JobKind::Restore => self.resume_restore(job, snapshot, cancel).await,
             kind @ (JobKind::Upgrade | JobKind::Reconfigure) => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(c) => c,
@@ -572,9 +574,11 @@ impl Engine {
     /// The container a failed or canceled install left behind, as an install record an uninstall
     /// can remove (it was never recorded as installed).
     pub fn failed_install_of(job: &crate::store::JobRecord) -> Result<InstallRecord, String> {
-        if job.kind != JobKind::Install
-            || !matches!(job.state, JobState::Failed | JobState::Canceled)
-        {
+        // A restore into a new container leaves one as an install does; a restore over an
+        // install's container (which names the install) does not.
+        let makes_container = job.kind == JobKind::Install
+            || (job.kind == JobKind::Restore && job.install_id.is_none());
+        if !makes_container || !matches!(job.state, JobState::Failed | JobState::Canceled) {
             return Err(format!(
                 "job {} is a {} job in `{}`; only a failed or canceled install leaves a container to destroy",
                 job.id, job.kind, job.state

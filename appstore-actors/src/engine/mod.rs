@@ -3,6 +3,7 @@
 //! publishing them to subscribers. Plain async code over traits (`PveApi`, `HostHelper`), so the actor
 //! layer only schedules it and tests drive it directly against the simulator.
 
+mod backup;
 mod boundary;
 mod control;
 pub mod gpu;
@@ -10,6 +11,7 @@ pub mod host;
 mod install;
 mod lifecycle;
 mod log;
+mod restore;
 mod uninstall;
 pub mod volumes;
 
@@ -26,13 +28,15 @@ pub(crate) trait Steps {
     }
 }
 
+pub use backup::BackupRequest;
 pub(crate) use boundary::{
     adopt_created_container, check_boundary, container_description, created_by_job,
 };
 pub use control::ControlRequest;
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
 pub use install::{
-    reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest,
+    reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, RestoreRequest,
+    UninstallRequest,
 };
 pub use log::{JobLog, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES};
 

@@ -123,7 +123,12 @@ pub(super) async fn app_log_stream(
                 return;
             }
             let event = match jobs
-                .app_log(ctid, &unit, appstore_core::journal::MAX_LINES, cursor.clone())
+                .app_log(
+                    ctid,
+                    &unit,
+                    appstore_core::journal::MAX_LINES,
+                    cursor.clone(),
+                )
                 .await
             {
                 Ok((lines, next)) => {
@@ -186,5 +191,10 @@ pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpRespo
         .and(with_state)
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|id, s, q| respond(app_log_stream(s, id, q)));
-    [control.boxed(), history.boxed(), log.boxed(), log_stream.boxed()]
+    [
+        control.boxed(),
+        history.boxed(),
+        log.boxed(),
+        log_stream.boxed(),
+    ]
 }

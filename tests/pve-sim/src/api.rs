@@ -133,7 +133,7 @@ impl Node {
         UserCfg::parse(&self.root.read_user_cfg_text()).map_err(|e| ApiErr::runtime(e.to_string()))
     }
 
-    fn modify_users(
+    pub(crate) fn modify_users(
         &self,
         f: impl FnOnce(&mut UserCfg) -> Result<(), String>,
     ) -> Result<(), ApiErr> {
@@ -252,7 +252,7 @@ impl Node {
                 Ok(json!({"comment": pool.comment, "members": self.pool_members(&users, id)}))
             }
             ("GET", "/nodes/{node}/storage") => Ok(self.storages(p, &users, caller)),
-            ("GET", "/nodes/{node}/storage/{storage}/content") => self.storage_content(p),
+            ("GET", "/nodes/{node}/storage/{storage}/content") => self.storage_content(p, &users, caller),
             ("GET", "/nodes/{node}/aplinfo") => Ok(Value::Array(
                 self.appliances()
                     .iter()
@@ -265,6 +265,7 @@ impl Node {
             ("POST", "/nodes/{node}/aplinfo") => self.download_template(p, caller),
             ("GET", "/nodes/{node}/network") => Ok(self.network(p, &users, caller)),
             ("GET", "/nodes/{node}/lxc") => Ok(self.lxc_list(&users, caller)),
+            ("POST", "/nodes/{node}/lxc") if flag(p, "restore") => self.restore(p, &users, caller),
             ("POST", "/nodes/{node}/lxc") => self.create(p, &users, caller),
             ("DELETE", "/nodes/{node}/lxc/{vmid}") => self.destroy(p, caller),
             ("GET", "/nodes/{node}/lxc/{vmid}/config") => {
@@ -303,6 +304,8 @@ impl Node {
             ("GET", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshots(p),
             ("GET", "/nodes/{node}/lxc/{vmid}/rrddata") => self.rrddata(p),
             ("PUT", "/nodes/{node}/lxc/{vmid}/resize") => self.resize(p, caller),
+            ("POST", "/nodes/{node}/vzdump") => self.vzdump(p, &users, caller),
+            ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => self.delete_volume(p, &users, caller),
             ("POST", "/nodes/{node}/lxc/{vmid}/snapshot") => self.snapshot_create(p, caller),
             ("DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}") => self.snapshot_delete(p, caller),
             ("POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback") => self.snapshot_rollback(p, caller),
@@ -615,7 +618,12 @@ impl Node {
         )
     }
 
-    fn storage_content(&self, p: &Params) -> Result<Value, ApiErr> {
+    fn storage_content(
+        &self,
+        p: &Params,
+        users: &UserCfg,
+        caller: &Caller,
+    ) -> Result<Value, ApiErr> {
         let storage = get(p, "storage").unwrap_or_default();
         let Some((_, _, content)) = STORAGES.iter().find(|(id, _, _)| *id == storage) else {
             return Err(ApiErr::runtime(format!(
@@ -661,6 +669,10 @@ impl Node {
                     }
                 }
             }
+        }
+        if content.contains("backup") && want.is_none_or(|w| w == "backup") {
+            let vmid = get(p, "vmid").and_then(|v| v.parse().ok());
+            out.extend(self.backup_volumes(storage, vmid, users, caller));
         }
         Ok(Value::Array(out))
     }

@@ -59,6 +59,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn usage(&self, _vmid: u32) -> Option<Usage> {
         None
     }
+    /// Where the files of storage volume `volid` are, when the back end keeps them.
+    fn volume_path(&self, _volid: &str) -> Option<PathBuf> {
+        None
+    }
+    /// What a backup must carry besides the container's files to be restored (the LXC back end:
+    /// the Debian release its overlay starts from).
+    fn backup_extra(&self, _vmid: u32) -> Option<String> {
+        None
+    }
+    /// Prepares container `vmid` for a restore and returns the directory its files go to.
+    fn restore_target(&self, vmid: u32, extra: Option<&str>) -> Result<PathBuf, String>;
 }
 
 /// A running container's usage counters (monotonic except `mem` and `disk_used`).
@@ -261,6 +272,16 @@ impl Backend for Inert {
 
     fn start(&self, vmid: u32, _conf: &PveConfig) -> Result<(), String> {
         self.set_state(vmid, "running")
+    }
+
+    fn restore_target(&self, vmid: u32, _extra: Option<&str>) -> Result<PathBuf, String> {
+        let fs = self.fs(vmid);
+        if fs.exists() {
+            std::fs::remove_dir_all(&fs).map_err(|e| format!("{}: {e}", fs.display()))?;
+        }
+        std::fs::create_dir_all(&fs).map_err(|e| e.to_string())?;
+        self.set_state(vmid, "stopped")?;
+        Ok(fs)
     }
 
     fn stop(&self, vmid: u32) -> Result<(), String> {
@@ -478,7 +499,7 @@ pub(crate) fn seconds_since_modified(path: &Path) -> Option<u64> {
 }
 
 /// `2026-12-06T10:00:00+0000` (UTC), as `journalctl --output short-iso` prints times.
-fn iso_time(epoch: u64) -> String {
+pub(crate) fn iso_time(epoch: u64) -> String {
     let days = (epoch / 86_400) as i64;
     let secs = epoch % 86_400;
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod api;
 pub mod backend;
+pub mod backup;
 pub mod harness;
 pub mod lxc;
 pub mod metrics;

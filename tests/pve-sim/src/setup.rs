@@ -90,7 +90,7 @@ token:appstore@pve!store:0:1:PVE App Store:
 token:nobody@pve!none:0:1::
 pool:appstore:PVE App Store apps::local-lvm:
 pool:other:Containers the store must not touch:::
-role:AppStore:Pool.Audit,VM.Allocate,VM.Audit,VM.Config.CPU,VM.Config.Disk,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt,VM.Snapshot,VM.Snapshot.Rollback:
+role:AppStore:Pool.Audit,VM.Allocate,VM.Audit,VM.Backup,VM.Config.CPU,VM.Config.Disk,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt,VM.Snapshot,VM.Snapshot.Rollback:
 acl:1:/pool/appstore:appstore@pve,appstore@pve!store:AppStore:
 acl:1:/sdn/zones/localnetwork/vmbr0:appstore@pve,appstore@pve!store:PVESDNUser:
 acl:1:/storage/local:appstore@pve,appstore@pve!store:PVEDatastoreUser:

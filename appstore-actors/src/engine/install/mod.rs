@@ -8,9 +8,11 @@ mod gpu_steps;
 mod maintain;
 mod provision;
 mod request;
+mod restore;
 
 pub use maintain::reconfigure_keys;
 pub use request::{InstallRequest, MaintainRequest, NetworkRequest, UninstallRequest};
+pub use restore::RestoreRequest;
 
 use super::gpu::GpuPlan;
 use super::{blocking, Engine, JobLog};
@@ -83,6 +85,12 @@ pub(super) struct InstallContext {
     /// The GPU chosen and, once attached, what was passed through.
     #[serde(default)]
     pub(super) gpu: Option<GpuPlan>,
+    /// Restore: what is restored, and where.
+    #[serde(default)]
+    pub(super) restore: Option<restore::RestoreRequest>,
+    /// Restore: PVE's restore task, once started.
+    #[serde(default)]
+    pub(super) restore_upid: Option<String>,
 }
 
 impl InstallContext {
@@ -118,6 +126,10 @@ pub(super) struct InstallWork {
     gpu: Option<GpuPlan>,
     /// Set when the service restarted in this state: the first step run is a resumed one.
     resumed_in: Option<JobState>,
+    /// Restore: what is restored, and where.
+    restore: Option<restore::RestoreRequest>,
+    /// Restore: PVE's restore task, once started.
+    restore_upid: Option<String>,
 }
 
 impl InstallWork {
@@ -148,6 +160,8 @@ impl InstallWork {
             created: false,
             gpu: None,
             resumed_in: None,
+            restore: None,
+            restore_upid: None,
         }
     }
 
@@ -175,6 +189,11 @@ impl InstallWork {
         self.created = ctx.created;
         self.pve_snapshot = ctx.snapshot;
         self.gpu = ctx.gpu;
+        self.restore = ctx.restore;
+        self.restore_upid = ctx.restore_upid;
+        if self.restore.is_some() {
+            self.kind = JobKind::Restore;
+        }
         self.resumed_in = Some(state);
         Ok(())
     }
@@ -223,6 +242,8 @@ impl InstallWork {
             maintain: self.existing.as_ref().map(|(_, r)| r.clone()),
             snapshot: self.pve_snapshot.clone(),
             gpu: self.gpu.clone(),
+            restore: self.restore.clone(),
+            restore_upid: self.restore_upid.clone(),
         };
         serde_json::to_value(ctx).unwrap_or(Value::Null)
     }
@@ -254,6 +275,14 @@ impl InstallWork {
         }
         match (self.kind, state) {
             (_, JobState::Queued) => return StepOutcome::Done,
+            (JobKind::Restore, s)
+                if !matches!(
+                    s,
+                    JobState::WaitForNetwork | JobState::Healthcheck | JobState::CollectOutputs
+                ) =>
+            {
+                return self.restore_step(s).await
+            }
             (JobKind::Upgrade | JobKind::Reconfigure, JobState::CheckBoundary) => {
                 return match self.ctid {
                     Some(ctid) => super::check_boundary(&self.engine, ctid).await,
@@ -359,7 +388,9 @@ impl InstallWork {
     /// After a failure or cancel: the container (if this job made one) is stopped and tagged failed.
     pub(super) async fn after_failure_impl(&mut self) {
         let _ = std::fs::remove_file(self.job_dir().join("files.tar"));
-        if self.kind != JobKind::Install {
+        let new_container = self.kind == JobKind::Install
+            || (self.kind == JobKind::Restore && self.existing.is_none());
+        if !new_container {
             // An installed app stays as the rollback (or the failed step) left it, running.
             return;
         }

@@ -583,6 +583,28 @@ impl Backend for LxcBackend {
         self.read_usage(vmid)
     }
 
+    fn volume_path(&self, volid: &str) -> Option<PathBuf> {
+        self.volume_dir(volid).ok()
+    }
+
+    fn backup_extra(&self, vmid: u32) -> Option<String> {
+        Some(self.release(vmid).number().to_string())
+    }
+
+    fn restore_target(&self, vmid: u32, extra: Option<&str>) -> Result<PathBuf, String> {
+        let release = match extra {
+            Some("13") => DebianRelease::Trixie,
+            _ => DebianRelease::Bookworm,
+        };
+        ensure_rootfs(&release.cache_beside(&self.rootfs), release)?;
+        let ct = self.ct_dir(vmid);
+        remove_dir_if_present(&ct)?;
+        std::fs::create_dir_all(&ct).map_err(|e| format!("cannot create {}: {e}", ct.display()))?;
+        std::fs::write(ct.join("debian-release"), release.number())
+            .map_err(|e| format!("cannot write {}: {e}", ct.display()))?;
+        Ok(self.upper_dir(vmid))
+    }
+
     fn exec(&self, vmid: u32, argv: &[String], env: &[(String, String)]) -> Result<i32, String> {
         self.init_pid(vmid)?;
         // lxc-attach's own failures go to this log too, so they can be told from a command exiting 1.
