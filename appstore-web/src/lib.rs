@@ -18,6 +18,7 @@ pub mod origin;
 pub mod plan;
 pub mod reference;
 pub mod scaffold;
+pub mod schedules;
 pub mod server;
 pub mod tls;
 pub mod ui;

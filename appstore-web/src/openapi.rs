@@ -205,6 +205,25 @@ pub const ROUTES: &[ApiRoute] = &[
         answer: Answer::EventStream,
         ..r("GET", "/api/installs/{install_id}/app-log/stream", "installs", "The app's service log followed: the newest entries, then each new one (`line` events)")
     },
+    r("GET", "/api/installs/{install_id}/backups", "backups", "The install's backups as PVE lists them, its backup settings, and the host directories a backup leaves out"),
+    ApiRoute {
+        body: Some(schema_of::<crate::api::BackupNow>),
+        body_optional: true,
+        ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
+        ..r("POST", "/api/installs/{install_id}/backup", "backups", "Back the install up now with PVE's vzdump (zstd), then keep the newest N (a `backup` job)")
+    },
+    ApiRoute {
+        body: Some(schema_of::<crate::api::PolicyBody>),
+        ..r("POST", "/api/installs/{install_id}/backup-policy", "backups", "Set the install's backup storage, mode, retention and schedule (UTC)")
+    },
+    r("GET", "/api/backups", "backups", "Every backup the store made, with its install's state"),
+    ApiRoute {
+        body: Some(schema_of::<appstore_actors::engine::RestoreRequest>),
+        ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
+        ..r("POST", "/api/restore", "backups", "Restore a backup into a new container, or over its install's container (a `restore` job)")
+    },
 ];
 
 /// A path parameter's schema: ids are whole numbers, the rest text.

@@ -135,6 +135,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             state.updates.clone(),
             Duration::from_secs(5),
         );
+        crate::schedules::watch(jobs.clone(), Duration::from_secs(15));
     }
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.

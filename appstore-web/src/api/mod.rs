@@ -4,6 +4,7 @@
 //! state, the error shape and the route table.
 
 mod apps;
+mod backups;
 mod day2;
 mod gpus;
 mod installs;
@@ -14,6 +15,7 @@ mod system;
 
 use apps::*;
 pub use apps::{app_summary, AppsCache, APPS_PAGE};
+pub use backups::{BackupNow, PolicyBody};
 use gpus::*;
 use installs::*;
 use jobs::*;
@@ -180,7 +182,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 37] = [
+pub const ROUTER_KEYS: [(&str, &str); 42] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -218,12 +220,19 @@ pub const ROUTER_KEYS: [(&str, &str); 37] = [
     ("GET", "/api/installs/{install_id}/history"),
     ("GET", "/api/installs/{install_id}/app-log"),
     ("GET", "/api/installs/{install_id}/app-log/stream"),
+    ("GET", "/api/installs/{install_id}/backups"),
+    ("POST", "/api/installs/{install_id}/backup"),
+    ("POST", "/api/installs/{install_id}/backup-policy"),
+    ("GET", "/api/backups"),
+    ("POST", "/api/restore"),
 ];
 
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
     let [control, history, app_log, app_log_stream] = day2::filters(state.clone());
+    let [backups_list, backup_now, backup_policy, backups_all, restore] =
+        backups::filters(state.clone());
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -513,6 +522,11 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         history,
         app_log,
         app_log_stream,
+        backups_list,
+        backup_now,
+        backup_policy,
+        backups_all,
+        restore,
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

@@ -1639,3 +1639,111 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Waits (bounded) for a job of `kind` on install `install`; its id.
+fn wait_for_job_of(demo: &Demo, kind: &str, install: i64, secs: u64) -> i64 {
+    for _ in 0..secs * 4 {
+        let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+        if let Some(j) = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kind"] == kind && j["install_id"] == install)
+        {
+            return j["id"].as_i64().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("no {kind} job for install {install} within {secs} s");
+}
+
+#[test]
+fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
+    let demo = Demo::start();
+    let id = demo.install_radicale("Backup-Secret-1");
+    let client = json_client();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", demo.base))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let listed: serde_json::Value = demo
+        .get(&format!("/api/installs/{id}/backups"))
+        .json()
+        .unwrap();
+    assert_eq!(listed["backups"], serde_json::json!([]));
+    assert_eq!(listed["policy"]["schedule"], "off");
+    assert_eq!(listed["host_directories"], serde_json::json!([]));
+
+    // A schedule that is not one: refused on its field, nothing stored.
+    let r = post(
+        &format!("/api/installs/{id}/backup-policy"),
+        serde_json::json!({"storage": "local", "keep_last": 2, "schedule": "hourly"}),
+    );
+    assert_eq!(r.status().as_u16(), 400);
+    let err: serde_json::Value = r.json().unwrap();
+    assert!(
+        err["error"]["fields"]["schedule"]
+            .as_str()
+            .unwrap()
+            .contains("daily HH:MM"),
+        "{err}"
+    );
+
+    // The current minute (UTC): the scheduler queues the backup at its next check.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let schedule = format!("daily {:02}:{:02}", now % 86_400 / 3600, now % 3600 / 60);
+    let r = post(
+        &format!("/api/installs/{id}/backup-policy"),
+        serde_json::json!({"storage": "local", "mode": "snapshot", "keep_last": 2, "schedule": schedule}),
+    );
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+    let job = wait_for_job_of(&demo, "backup", id, 40);
+    let done = demo.wait_for_job(job);
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    let listed: serde_json::Value = demo
+        .get(&format!("/api/installs/{id}/backups"))
+        .json()
+        .unwrap();
+    let backups = listed["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{listed}");
+    assert_eq!(backups[0]["version"], "1.1.0");
+    assert_eq!(backups[0]["restorable"], true);
+    assert_eq!(listed["schedule_utc"], schedule.as_str());
+
+    // On demand, then a restore of it into a new container: a second install of the app.
+    let r: serde_json::Value = post(&format!("/api/installs/{id}/backup"), serde_json::json!({}))
+        .json()
+        .unwrap();
+    let done = demo.wait_for_job(r["job_id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    let volid = backups[0]["volid"].as_str().unwrap().to_string();
+    let r: serde_json::Value = post("/api/restore", serde_json::json!({"volid": volid}))
+        .json()
+        .unwrap();
+    let done = demo.wait_for_job(r["job_id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    let radicales = installs["installs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["app_id"] == "radicale" && i["status"] == "installed")
+        .count();
+    assert_eq!(radicales, 2, "{installs}");
+    let all: serde_json::Value = demo.get("/api/backups").json().unwrap();
+    assert_eq!(all["backups"].as_array().unwrap().len(), 2, "{all}");
+    // An unknown backup: refused on its field.
+    let r = post(
+        "/api/restore",
+        serde_json::json!({"volid": "local:backup/nothing.tar.zst"}),
+    );
+    assert_eq!(r.status().as_u16(), 400);
+    let err: serde_json::Value = r.json().unwrap();
+    assert!(err["error"]["fields"]["volid"].is_string(), "{err}");
+}

@@ -1,0 +1,135 @@
+//! Scheduled backups: every install whose backup settings name a schedule gets a `backup` job when
+//! its slot comes (a slot missed while the service was down is made up within a day). Each slot is
+//! tried once; a failed backup waits for the next slot.
+
+use appstore_actors::engine::BackupRequest;
+use appstore_actors::store::BackupPolicy;
+use appstore_core::schedule::Schedule;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The backups due at `now` (seconds): for each policy with a schedule whose install is installed,
+/// unless that slot was tried already (`tried`: install -> slot) or a backup was made since.
+pub fn due(
+    policies: &[BackupPolicy],
+    installed: &dyn Fn(i64) -> bool,
+    last_backup: &dyn Fn(i64) -> Option<u64>,
+    tried: &BTreeMap<i64, u64>,
+    now: u64,
+) -> Vec<(BackupRequest, u64)> {
+    policies
+        .iter()
+        .filter(|p| installed(p.install_id))
+        .filter_map(|p| {
+            let schedule = Schedule::parse(&p.schedule).ok()?;
+            let slot = schedule.last_slot(now)?;
+            let fresh = tried.get(&p.install_id) != Some(&slot);
+            (fresh && schedule.due(last_backup(p.install_id), now)).then(|| {
+                let mode = match p.mode.as_str() {
+                    "suspend" => appstore_pve::types::BackupMode::Suspend,
+                    "stop" => appstore_pve::types::BackupMode::Stop,
+                    _ => appstore_pve::types::BackupMode::Snapshot,
+                };
+                (
+                    BackupRequest {
+                        install_id: p.install_id,
+                        storage: p.storage.clone(),
+                        mode,
+                        keep_last: p.keep_last,
+                    },
+                    slot,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Checks the schedules every `every` and queues the backups that are due.
+pub fn watch(jobs: appstore_actors::JobsService, every: Duration) {
+    tokio::spawn(async move {
+        let mut tried: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let store = jobs.store.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let policies = store.backup_policies()?;
+                let installs = store.installs()?;
+                let mut last = BTreeMap::new();
+                for p in &policies {
+                    if let Some(t) = store.last_backup_at(p.install_id)? {
+                        last.insert(p.install_id, (t / 1000) as u64);
+                    }
+                }
+                Ok::<_, appstore_actors::store::StoreError>((policies, installs, last))
+            })
+            .await;
+            let Ok(Ok((policies, installs, last))) = read else {
+                continue;
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let installed = |id: i64| {
+                installs
+                    .iter()
+                    .any(|i| i.id == id && i.status == "installed")
+            };
+            let last_backup = |id: i64| last.get(&id).copied();
+            for (request, slot) in due(&policies, &installed, &last_backup, &tried, now) {
+                let id = request.install_id;
+                tried.insert(id, slot);
+                match jobs.backup(request).await {
+                    Ok(job) => tracing::info!(install = id, job, "scheduled backup queued"),
+                    Err(e) => tracing::warn!(install = id, error = %e, "scheduled backup refused"),
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(id: i64, schedule: &str) -> BackupPolicy {
+        BackupPolicy {
+            install_id: id,
+            storage: "local".into(),
+            mode: "stop".into(),
+            keep_last: 2,
+            schedule: schedule.into(),
+        }
+    }
+
+    // 2026-12-06 12:00 UTC.
+    const NOON: u64 = 1_796_558_400;
+
+    #[test]
+    fn each_slot_is_tried_once_and_only_for_installed_apps() {
+        let policies = [
+            policy(1, "daily 11:30"),
+            policy(2, "off"),
+            policy(3, "daily 11:30"),
+        ];
+        let installed = |id: i64| id != 3;
+        let never = |_: i64| None;
+        let tried = BTreeMap::new();
+        let due_now = due(&policies, &installed, &never, &tried, NOON);
+        assert_eq!(due_now.len(), 1);
+        let (req, slot) = &due_now[0];
+        assert_eq!((req.install_id, req.keep_last), (1, 2));
+        assert_eq!(req.mode, appstore_pve::types::BackupMode::Stop);
+        // Tried: not again in this slot; a backup made after the slot: not due either.
+        let tried = BTreeMap::from([(1, *slot)]);
+        assert!(due(&policies, &installed, &never, &tried, NOON + 60).is_empty());
+        let after = |_: i64| Some(NOON - 60);
+        assert!(due(&policies, &installed, &after, &BTreeMap::new(), NOON).is_empty());
+        // The next day's slot is new.
+        assert_eq!(
+            due(&policies, &installed, &never, &tried, NOON + 86_400).len(),
+            1
+        );
+    }
+}
