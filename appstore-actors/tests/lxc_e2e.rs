@@ -1,7 +1,8 @@
 //! The whole engine on real containers (the simulator's LXC back end): two apps of the reference
 //! catalog that use only Debian packages are installed through every state, their health checks pass
 //! and their URLs answer from the host; one is upgraded after a catalog commit bumps its version;
-//! both are uninstalled. An app whose install script fails ends `failed` with the script's own error
+//! radicale's own log is read through the helper, it is backed up with its data volume and
+//! restored into a new container and over itself; all are uninstalled. An app whose install script fails ends `failed` with the script's own error
 //! in the log and its container stopped and tagged. Needs root, LXC, debootstrap and the Debian
 //! mirror; skipped otherwise, unless `APPSTORE_REQUIRE_LXC=1` (CI) makes that a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first failure
@@ -96,6 +97,105 @@ fn states(w: &World, job: i64) -> Vec<String> {
         .into_iter()
         .map(|t| t.to_state)
         .collect()
+}
+
+/// Runs `sh -c script` in container `ctid` (the test bed's `pct exec`); its standard output.
+fn in_container(w: &World, ctid: appstore_core::Ctid, script: &str) -> String {
+    let out = std::process::Command::new(w.sim.root.join("usr/sbin/pct"))
+        .args(["exec", &ctid.to_string(), "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The app's service log through the helper's fixed journalctl command.
+async fn journal(w: &World, ctid: appstore_core::Ctid, unit: &str) -> Vec<String> {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let reply = w
+        .engine
+        .helper
+        .call(
+            appstore_helper::Request::Journal {
+                ctid,
+                unit: unit.into(),
+                lines: 200,
+                after_cursor: None,
+            },
+            Box::new(move |_, line| sink.lock().unwrap().push(line.to_string())),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(reply, appstore_helper::Reply::Done { .. }),
+        "{reply:?}"
+    );
+    let v = lines.lock().unwrap().clone();
+    v
+}
+
+async fn backup_of(w: &World, install: &InstallRecord) -> String {
+    let request = appstore_actors::engine::BackupRequest {
+        install_id: install.id,
+        storage: "local".into(),
+        mode: Default::default(),
+        keep_last: 1,
+    };
+    let job = w.engine.create_backup_job(install, &request).await.unwrap();
+    let end = w
+        .engine
+        .run_backup(job, install.clone(), request, CancelFlag::default(), None)
+        .await
+        .unwrap();
+    let logs = logs_of(w, job).await;
+    assert_eq!(end, JobState::Completed, "{logs:#?}");
+    let list = w
+        .engine
+        .pve
+        .backups("pve1", "local", install.ctid.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1, "keep the last 1: {list:#?}");
+    list[0].volid.clone()
+}
+
+async fn restore_of(
+    w: &World,
+    snapshot: &Arc<CatalogSnapshot>,
+    volid: &str,
+    over: Option<&InstallRecord>,
+) -> Done {
+    let request = appstore_actors::engine::RestoreRequest {
+        volid: volid.into(),
+        over_install: over.map(|i| i.id),
+        storage: None,
+    };
+    let job = w
+        .engine
+        .create_restore_job(snapshot, &request, over)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_restore(
+            job,
+            Arc::clone(snapshot),
+            request,
+            over.cloned(),
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    Done {
+        job,
+        end,
+        logs: logs_of(w, job).await,
+    }
 }
 
 fn pct_status(w: &World, ctid: appstore_core::Ctid) -> String {
@@ -209,6 +309,37 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     assert_eq!(upgraded.version, "1.9.0");
     assert!([200, 302, 401].contains(&http_status(&output(&upgraded, "url"))));
 
+    // The app's own log: radicale's journal, read through the helper.
+    let ctid = upgraded.ctid.unwrap();
+    let log = journal(&w, ctid, "radicale.service").await;
+    assert!(log.iter().any(|l| l.contains("radicale")), "{log:#?}");
+    assert!(log.last().unwrap().starts_with("-- cursor: "), "{log:#?}");
+
+    // A backup with its data volume, then a restore into a new container and one over the
+    // original: the data comes back, the app answers.
+    let data = "/var/lib/radicale/collections/appstore-marker";
+    in_container(&w, ctid, &format!("echo before-backup > {data}"));
+    let volid = backup_of(&w, &upgraded).await;
+    in_container(&w, ctid, &format!("echo after-backup > {data}"));
+    let copy = restore_of(&w, &v2, &volid, None).await;
+    assert_eq!(copy.end, JobState::Completed, "{:#?}", copy.logs);
+    let copy_install = install_of(&w, copy.job);
+    let copy_ctid = copy_install.ctid.unwrap();
+    assert_ne!(copy_ctid, ctid);
+    assert_eq!(
+        in_container(&w, copy_ctid, &format!("cat {data}")),
+        "before-backup"
+    );
+    assert!([200, 302, 401].contains(&http_status(&output(&copy_install, "url"))));
+    let over = restore_of(&w, &v2, &volid, Some(&upgraded)).await;
+    assert_eq!(over.end, JobState::Completed, "{:#?}", over.logs);
+    assert_eq!(
+        in_container(&w, ctid, &format!("cat {data}")),
+        "before-backup"
+    );
+    let upgraded = w.engine.store.install(upgraded.id).unwrap().unwrap();
+    assert!([200, 302, 401].contains(&http_status(&output(&upgraded, "url"))));
+
     // An install script that fails: its own error in the log, the container stopped and tagged.
     let broken = common::commit_files(
         &w,
@@ -258,7 +389,7 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     assert!(conf.contains("appstore-failed"), "{conf}");
 
     // Both apps uninstalled: their containers are gone.
-    for install in [upgraded, acng_install] {
+    for install in [upgraded, acng_install, copy_install] {
         let job = w
             .engine
             .create_uninstall_job(&install, false)

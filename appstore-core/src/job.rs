@@ -244,6 +244,7 @@ pub fn steps(kind: JobKind) -> &'static [JobState] {
             S::RestoreContainer,
             S::StartContainer,
             S::WaitForNetwork,
+            S::PushAssets,
             S::Healthcheck,
             S::CollectOutputs,
         ],

@@ -404,6 +404,96 @@ fn killed_after_every_step_of_every_job_kind_the_jobs_resume_and_settle() {
         kill(service);
     }
 
+    // Backups, killed after each of their steps: each job makes one backup, found again after
+    // the restart instead of made twice.
+    let backups_of = |id: i64| -> Vec<String> {
+        setup.get(&format!("/api/installs/{id}/backups"))["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["volid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for &state in steps(JobKind::Backup) {
+        let service = setup.serve(Some(state));
+        let before_count = backups_of(install_id).len();
+        let job = setup.post(
+            &format!("/api/installs/{install_id}/backup"),
+            json!({"storage": "local", "keep_last": 0}),
+        )["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "backup killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        assert_eq!(
+            backups_of(install_id).len(),
+            before_count + 1,
+            "backup killed after {state}: {lines:#?}"
+        );
+        kill(service);
+        // Archive names have a one-second resolution.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+
+    // Restores into a new container, killed after each of their steps: each makes one container
+    // and one install.
+    let service = setup.serve(None);
+    let volid = backups_of(install_id)[0].clone();
+    kill(service);
+    for &state in steps(JobKind::Restore) {
+        let service = setup.serve(Some(state));
+        let job = setup.post("/api/restore", json!({"volid": volid}))["job_id"]
+            .as_i64()
+            .unwrap();
+        setup.wait_for_line(job, &format!("holding after `{state}`"));
+        let before = setup.logs(job);
+        kill(service);
+        let service = setup.serve(None);
+        let settled = setup.wait_settled(job);
+        let lines = setup.logs(job);
+        assert_eq!(
+            settled["job"]["state"], "completed",
+            "restore killed after {state}: {lines:#?}"
+        );
+        assert_log_whole(&lines, &before);
+        let mine = setup.containers_of_job(job);
+        assert_eq!(
+            mine.len(),
+            1,
+            "restore killed after {state}: containers {mine:?}"
+        );
+        kill(service);
+    }
+    // And over the install's own container, killed right after PVE's restore.
+    let service = setup.serve(Some(JobState::RestoreContainer));
+    let job = setup.post(
+        "/api/restore",
+        json!({"volid": volid, "over_install": install_id}),
+    )["job_id"]
+        .as_i64()
+        .unwrap();
+    setup.wait_for_line(job, "holding after `restore_container`");
+    kill(service);
+    let service = setup.serve(None);
+    let settled = setup.wait_settled(job);
+    assert_eq!(
+        settled["job"]["state"],
+        "completed",
+        "{:#?}",
+        setup.logs(job)
+    );
+    assert!(setup.containers().iter().any(|(id, _)| *id == ctid));
+    kill(service);
+
     // Nothing orphaned: every container left is an install the store knows, or the failed one.
     let service = setup.serve(None);
     // The failed install's container goes on request; a completed install is not "failed".

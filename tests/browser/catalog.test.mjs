@@ -156,7 +156,7 @@ test('installed app page: live state from PVE, outputs, volumes and history; rec
   assert.doesNotMatch(await page.textContent(tid('job-log')), /New-Secret-77/);
 });
 
-test('installed app page: history charts from PVE, the app log, and container controls that run as jobs', async () => {
+test('installed app page: history charts from PVE, the app log, container controls and backups, each a job', async () => {
   const installs = (await (await page.request.get(base + '/api/installs')).json()).installs;
   const radicale = installs.find((i) => i.app_id === 'radicale' && i.status === 'installed');
   assert.ok(radicale, 'radicale is installed by the wizard test');
@@ -209,6 +209,33 @@ test('installed app page: history charts from PVE, the app log, and container co
   await page.goto(pageUrl);
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'running', tid('ct-status'));
   await shot('controls');
+
+  // Backups: settings checked on their fields, a backup now, then a restore over the container
+  // after a confirmation.
+  await page.waitForSelector(tid('backup-policy'));
+  await page.waitForSelector(tid('no-backups'));
+  await page.fill(tid('bk-schedule'), 'every night');
+  await page.click(tid('policy-submit'));
+  await page.waitForFunction(() => /daily HH:MM/.test(document.querySelector('[data-testid="policy-error"][data-field="schedule"]')?.textContent || ''));
+  await page.fill(tid('bk-schedule'), 'weekly sun 03:00');
+  await page.fill(tid('bk-keep_last'), '2');
+  await page.click(tid('policy-submit'));
+  await page.waitForSelector(tid('policy-saved'));
+  await page.waitForFunction(() => document.querySelector('#bk-schedule')?.value === 'weekly sun 03:00');
+  await page.click(tid('backup-now'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  assert.match(await page.textContent(tid('job-log')), /INFO: Backup job finished successfully/);
+  await page.goto(pageUrl);
+  await page.waitForSelector(tid('backup-row'));
+  assert.match(await page.textContent(tid('backup-list')), /v1\.1\.0/);
+  await shot('backups');
+  await page.click(tid('restore-over'));
+  await page.waitForSelector(`${tid('restore-confirm')}:not([hidden])`);
+  await page.click(tid('restore-over-confirm'));
+  await page.waitForSelector(tid('job'));
+  await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
+  assert.match(await page.textContent(tid('job-log')), /restored from the backup/);
 });
 
 const root = process.getuid?.() === 0;

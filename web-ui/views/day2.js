@@ -2,7 +2,7 @@
 // runs as a job) and history charts drawn as plain SVG from PVE's RRD data.
 import { api } from '../api.js';
 import { h, panel, errorBox } from '../dom.js';
-import { arr, fmtBytes } from '../format.js';
+import { arr, fmtBytes, timeEl } from '../format.js';
 
 // -- controls
 function controlsPanel(d) {
@@ -202,4 +202,79 @@ function appLogPanel(installId, ctx) {
     status, pre);
 }
 
-export { controlsPanel, historyPanel, appLogPanel };
+// -- backups: PVE's vzdump on demand and on a schedule, retention, restore
+function backupsPanel(d, ctx) {
+  const body = h('div', { tid: 'backups-body' }, h('p', 'muted', 'Loading backups…'));
+  const status = h('div', { tid: 'backup-status', 'aria-live': 'polite' });
+  const toJob = (r) => { location.hash = '#/jobs/' + r.job_id; };
+  const fail = (err, form) => {
+    status.replaceChildren(errorBox(err));
+    if (form && err.fields) for (const [k, v] of Object.entries(err.fields)) {
+      const slot = form.querySelector(`[data-testid="policy-error"][data-field="${k}"]`);
+      if (slot) slot.textContent = v;
+    }
+  };
+  async function load() {
+    let r, disc;
+    try {
+      [r, disc] = await Promise.all([api.backups(d.id), api.discovery().catch(() => null)]);
+    } catch (err) { if (ctx.alive) body.replaceChildren(errorBox(err)); return; }
+    if (!ctx.alive) return;
+    const p = r.policy || {};
+    const storages = arr(disc?.backup_storages).map((s) => s.storage);
+    if (p.storage && !storages.includes(p.storage)) storages.unshift(p.storage);
+    const field = (key, label, input, help) => h('div', 'field', h('label', { for: 'bk-' + key }, label), input,
+      help && h('p', 'hint muted small', help),
+      h('span', { class: 'field-error', tid: 'policy-error', 'data-field': key, role: 'alert' }));
+    const form = h('form', { class: 'backup-policy', tid: 'backup-policy', onsubmit: async (e) => {
+      e.preventDefault();
+      for (const slot of form.querySelectorAll('[data-testid="policy-error"]')) slot.textContent = '';
+      const v = (k) => form.querySelector('#bk-' + k).value;
+      try {
+        await api.setBackupPolicy(d.id, { storage: v('storage'), mode: v('mode'), keep_last: Number(v('keep_last')), schedule: v('schedule').trim() || 'off' });
+        status.replaceChildren(h('p', { class: 'muted', tid: 'policy-saved' }, 'Backup settings saved.'));
+        load();
+      } catch (err) { fail(err, form); }
+    } },
+    h('div', 'resize-fields',
+      field('storage', 'Storage', h('select', { id: 'bk-storage', tid: 'bk-storage' }, storages.map((s) => h('option', { value: s, selected: s === p.storage }, s)))),
+      field('mode', 'Mode', h('select', { id: 'bk-mode', tid: 'bk-mode' }, ['snapshot', 'suspend', 'stop'].map((m) => h('option', { value: m, selected: m === p.mode }, m)))),
+      field('keep_last', 'Keep last', h('input', { id: 'bk-keep_last', type: 'number', min: 0, max: 1000, value: p.keep_last ?? 3, tid: 'bk-keep_last' }), '0 keeps all'),
+      field('schedule', 'Schedule (UTC)', h('input', { id: 'bk-schedule', value: p.schedule || 'off', tid: 'bk-schedule', placeholder: 'daily 03:00' }), 'off, daily HH:MM or weekly sun HH:MM')),
+    h('button', { type: 'submit', class: 'btn', tid: 'policy-submit' }, 'Save settings'));
+    const hostDirs = arr(r.host_directories);
+    const rows = arr(r.backups);
+    const restoreButtons = (b) => {
+      const confirm = h('div', { class: 'confirm', hidden: true, tid: 'restore-confirm' },
+        h('p', null, `Restore over container ${d.ctid}? Everything it holds since ${new Date((b.ctime || 0) * 1000).toLocaleString()} is lost.`),
+        h('div', 'wizard-foot',
+          h('button', { type: 'button', class: 'btn', onclick: () => { confirm.hidden = true; } }, 'Cancel'),
+          h('button', { type: 'button', class: 'btn btn-primary', tid: 'restore-over-confirm', onclick: async () => {
+            try { toJob(await api.restore({ volid: b.volid, over_install: d.id })); } catch (err) { fail(err); }
+          } }, 'Restore over it')));
+      return [h('div', 'job-actions',
+        h('button', { type: 'button', class: 'btn btn-sm', tid: 'restore-new', disabled: !b.restorable, onclick: async () => {
+          try { toJob(await api.restore({ volid: b.volid })); } catch (err) { fail(err); }
+        } }, 'Restore as new'),
+        h('button', { type: 'button', class: 'btn btn-sm', tid: 'restore-over', disabled: !b.restorable, onclick: () => { confirm.hidden = false; } }, 'Restore over this')), confirm];
+    };
+    body.replaceChildren(
+      h('div', 'job-actions', h('button', { type: 'button', class: 'btn', tid: 'backup-now', onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try { toJob(await api.backupNow(d.id)); } catch (err) { fail(err); ev.currentTarget.disabled = false; }
+      } }, 'Back up now')),
+      hostDirs.length > 0 && h('p', { class: 'badge t-warn', tid: 'host-dirs-note' },
+        `Not in PVE backups: host directories bind-mounted into the container (${hostDirs.map((v) => v.mount || v.key).join(', ')}). Back them up on the host.`),
+      rows.length
+        ? h('ul', { class: 'backup-list', tid: 'backup-list' }, rows.map((b) => h('li', { tid: 'backup-row', 'data-volid': b.volid },
+          h('div', null, timeEl(b.ctime), ' ', h('span', 'muted', `${b.version ? 'v' + b.version + ' · ' : ''}${fmtBytes(b.size)} · ${b.storage}`)),
+          h('code', 'break small', b.volid), ...restoreButtons(b))))
+        : h('p', { class: 'muted', tid: 'no-backups' }, 'No backups yet.'),
+      h('h3', 'sub', 'Settings'), form,
+      arr(r.errors).length > 0 && h('ul', null, r.errors.map((e) => h('li', 'field-error', e))));
+  }
+  load();
+  return panel('Backups', 'backups', body, status);
+}
+
+export { controlsPanel, historyPanel, appLogPanel, backupsPanel };

@@ -6,7 +6,7 @@ import { safeUrl } from '../markdown.js';
 import { h, $, muted, code, icon, appIcon, errorBox, loading, panel, dl, table } from '../dom.js';
 import { arr, plural, fmtBytes, fmtUptime, msTime } from '../format.js';
 import { session } from '../session.js';
-import { controlsPanel, historyPanel, appLogPanel } from './day2.js';
+import { controlsPanel, historyPanel, appLogPanel, backupsPanel } from './day2.js';
 
 function installedView(main, _, ctx) {
   document.title = 'Installed · PVE App Store';
@@ -162,6 +162,7 @@ function installDetailView(main, id, ctx) {
           livePanel(d),
           live && d.container && !d.container.error && historyPanel(d.id, ctx),
           live && app?.manifest?.service && appLogPanel(d.id, ctx),
+          live && backupsPanel(d, ctx),
           panel('Volumes', 'volumes', arr(c.volumes).length ? table('volumes', ['Mount', 'Volume', 'Size'], h('tbody', null, arr(c.volumes).map((v) =>
             h('tr', { tid: 'volume-row' }, h('td', null, code(v.mount || '—')), h('td', null, code(v.volume, 'break')), h('td', null, v.size || '—')))))
             : h('p', 'muted', live ? 'No volumes reported.' : 'The container is gone.')),

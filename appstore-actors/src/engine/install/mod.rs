@@ -278,7 +278,10 @@ impl InstallWork {
             (JobKind::Restore, s)
                 if !matches!(
                     s,
-                    JobState::WaitForNetwork | JobState::Healthcheck | JobState::CollectOutputs
+                    JobState::WaitForNetwork
+                        | JobState::PushAssets
+                        | JobState::Healthcheck
+                        | JobState::CollectOutputs
                 ) =>
             {
                 return self.restore_step(s).await
