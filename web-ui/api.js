@@ -66,6 +66,7 @@ export const api = {
   backupNow: (installId) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/backup', { body: {} }),
   setBackupPolicy: (installId, policy) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/backup-policy', { body: policy }),
   restore: (req) => request('POST', '/api/restore', { body: req }),
+  setUpdatePolicy: (installId, policy) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/update-policy', { body: policy }),
   gpus: () => request('GET', '/api/gpus'),
   revealOutput: (installId, key, password) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/outputs/' + encodeURIComponent(key) + '/reveal', { body: password == null ? {} : { password } }),
   gpuOptions: (id) => request('GET', '/api/apps/' + encodeURIComponent(id) + '/gpu-options'),

@@ -44,7 +44,9 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Schema changes in order; the database's `user_version` says how many ran.
 mod backups;
+mod updates;
 pub use backups::{BackupPolicy, BackupRecord};
+pub use updates::{OfferRecord, StoredUpdatePolicy};
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -167,6 +169,23 @@ const MIGRATIONS: &[&str] = &[
         keep_last INTEGER NOT NULL,
         schedule TEXT NOT NULL,
         updated_at INTEGER NOT NULL
+    );",
+    // 6: each install's update policy, and when the store first saw each version offered to an
+    // install (the hold-off of automatic updates counts from it when the changelog has no date)
+    // and whether an automatic upgrade to it was tried.
+    "CREATE TABLE update_policies (
+        install_id INTEGER PRIMARY KEY,
+        mode TEXT NOT NULL,
+        maint_window TEXT NOT NULL,
+        hold_off_days INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE update_offers (
+        install_id INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        attempted_job INTEGER,
+        PRIMARY KEY (install_id, version)
     );",
 ];
 

@@ -41,6 +41,7 @@ pub mod schedule;
 mod schema_check;
 pub mod script_env;
 pub mod template;
+pub mod update_policy;
 pub mod upgrade;
 pub mod yaml;
 

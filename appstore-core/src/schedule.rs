@@ -137,16 +137,25 @@ pub struct Window {
 impl Window {
     /// Reads `daily 02:00-05:00` or `sat 01:00-04:00`.
     pub fn parse(text: &str) -> Result<Window, String> {
-        let bad = || {
-            format!("`{text}` is not a window; write `daily HH:MM-HH:MM` or `<day> HH:MM-HH:MM` (UTC), such as `daily 02:00-05:00`")
-        };
-        let (day, range) = text.trim().split_once(' ').ok_or_else(bad)?;
+        Window::parse_parts(text).map_err(|why| {
+            format!("`{text}` is not a window ({why}); write `daily HH:MM-HH:MM` or `<day> HH:MM-HH:MM` (UTC), such as `daily 02:00-05:00`")
+        })
+    }
+
+    fn parse_parts(text: &str) -> Result<Window, String> {
+        let (day, range) = text
+            .trim()
+            .split_once(' ')
+            .ok_or("a day and a time range are needed")?;
         let weekday = if day == "daily" {
             None
         } else {
             Some(parse_day(day)?)
         };
-        let (a, b) = range.trim().split_once('-').ok_or_else(bad)?;
+        let (a, b) = range
+            .trim()
+            .split_once('-')
+            .ok_or("the time range needs a `-`")?;
         let (start, end) = (parse_hhmm(a)?, parse_hhmm(b)?);
         let minutes = if end > start {
             end - start

@@ -205,6 +205,10 @@ pub const ROUTES: &[ApiRoute] = &[
         answer: Answer::EventStream,
         ..r("GET", "/api/installs/{install_id}/app-log/stream", "installs", "The app's service log followed: the newest entries, then each new one (`line` events)")
     },
+    ApiRoute {
+        body: Some(schema_of::<params::UpdatePolicyBody>),
+        ..r("POST", "/api/installs/{install_id}/update-policy", "installs", "Set the install's update policy: off, notify, or automatic in a maintenance window (UTC) after a hold-off")
+    },
     r("GET", "/api/installs/{install_id}/backups", "backups", "The install's backups as PVE lists them, its backup settings, and the host directories a backup leaves out"),
     ApiRoute {
         body: Some(schema_of::<crate::api::BackupNow>),

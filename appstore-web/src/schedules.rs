@@ -1,6 +1,9 @@
-//! Scheduled backups: every install whose backup settings name a schedule gets a `backup` job when
-//! its slot comes (a slot missed while the service was down is made up within a day). Each slot is
-//! tried once; a failed backup waits for the next slot.
+//! Scheduled work. Backups: every install whose backup settings name a schedule gets a `backup`
+//! job when its slot comes (a slot missed while the service was down is made up within a day);
+//! each slot is tried once, and a failed backup waits for the next slot. Automatic updates: an
+//! install whose update policy is `automatic` gets the safe upgrade job (snapshot, script, health
+//! check, rollback) to an offered version once that version is past the hold-off and the
+//! maintenance window is open; each version is tried once.
 
 use appstore_actors::engine::BackupRequest;
 use appstore_actors::store::BackupPolicy;
@@ -83,6 +86,106 @@ pub fn watch(jobs: appstore_actors::JobsService, every: Duration) {
                 match jobs.backup(request).await {
                     Ok(job) => tracing::info!(install = id, job, "scheduled backup queued"),
                     Err(e) => tracing::warn!(install = id, error = %e, "scheduled backup refused"),
+                }
+            }
+        }
+    });
+}
+
+/// An install's update policy: its own, or the default (notify).
+pub fn policy_of(
+    stored: Option<&appstore_actors::store::StoredUpdatePolicy>,
+) -> appstore_core::update_policy::UpdatePolicy {
+    use appstore_core::update_policy::{UpdateMode, UpdatePolicy};
+    let Some(p) = stored else {
+        return UpdatePolicy::default();
+    };
+    let default = UpdatePolicy::default();
+    UpdatePolicy {
+        mode: match p.mode.as_str() {
+            "off" => UpdateMode::Off,
+            "automatic" => UpdateMode::Automatic,
+            _ => UpdateMode::Notify,
+        },
+        window: appstore_core::schedule::Window::parse(&p.window).unwrap_or(default.window),
+        hold_off_days: p.hold_off_days,
+    }
+}
+
+/// Checks the offers every `every` and queues the automatic upgrades that are due.
+pub fn watch_updates(
+    catalog: appstore_actors::CatalogService,
+    jobs: appstore_actors::JobsService,
+    every: Duration,
+) {
+    use appstore_core::update_policy::{date_epoch, AutoUpgrade};
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(snapshot) = catalog.snapshot() else {
+                continue;
+            };
+            let store = jobs.store.clone();
+            let snap = std::sync::Arc::clone(&snapshot);
+            let read = tokio::task::spawn_blocking(move || {
+                let installs = store.installs()?;
+                let policies = store.update_policies()?;
+                let mut due = Vec::new();
+                for offer in crate::updates::offers(&installs, &snap) {
+                    let seen = store.see_offer(offer.install_id, &offer.to)?;
+                    let policy =
+                        policy_of(policies.iter().find(|p| p.install_id == offer.install_id));
+                    if seen.attempted_job.is_some() {
+                        continue;
+                    }
+                    // The version's age: its changelog date, else when the store first saw it.
+                    let released = offer
+                        .changes
+                        .iter()
+                        .find(|c| c.version.to_string() == offer.to)
+                        .and_then(|c| c.date.as_deref().and_then(date_epoch))
+                        .unwrap_or((seen.first_seen_at / 1000) as u64);
+                    due.push((offer, policy, released));
+                }
+                Ok::<_, appstore_actors::store::StoreError>(due)
+            })
+            .await;
+            let Ok(Ok(due)) = read else {
+                continue;
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            for (offer, policy, released) in due {
+                match policy.decide(&offer.to, released, now) {
+                    AutoUpgrade::Now => {
+                        let request = appstore_actors::engine::MaintainRequest {
+                            install_id: offer.install_id,
+                            ..Default::default()
+                        };
+                        match jobs
+                            .maintain(appstore_core::job::JobKind::Upgrade, request)
+                            .await
+                        {
+                            Ok(job) => {
+                                tracing::info!(install = offer.install_id, to = %offer.to, job, "automatic upgrade queued");
+                                let (store, v) = (jobs.store.clone(), offer.to.clone());
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    store.offer_attempted(offer.install_id, &v, job)
+                                })
+                                .await;
+                            }
+                            Err(e) => {
+                                tracing::warn!(install = offer.install_id, error = %e, "automatic upgrade refused")
+                            }
+                        }
+                    }
+                    AutoUpgrade::Wait(why) => {
+                        tracing::debug!(install = offer.install_id, to = %offer.to, %why, "automatic upgrade waits")
+                    }
+                    AutoUpgrade::Never => {}
                 }
             }
         }

@@ -136,6 +136,11 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             Duration::from_secs(5),
         );
         crate::schedules::watch(jobs.clone(), Duration::from_secs(15));
+        crate::schedules::watch_updates(
+            state.catalog.clone(),
+            jobs.clone(),
+            Duration::from_secs(15),
+        );
     }
     if let Some(jobs) = &state.jobs {
         // A completed job can change the "popular" order: the next apps request re-counts.

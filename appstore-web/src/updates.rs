@@ -80,7 +80,7 @@ pub fn watch(
 ) {
     tokio::spawn(async move {
         let mut announced = Announced::default();
-        let mut seen: Option<(Arc<CatalogSnapshot>, usize)> = None;
+        let mut seen: Option<(Arc<CatalogSnapshot>, Vec<i64>)> = None;
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
@@ -88,12 +88,29 @@ pub fn watch(
                 continue;
             };
             let store2 = store.clone();
-            let Ok(Ok(installs)) = tokio::task::spawn_blocking(move || store2.installs()).await
+            let Ok(Ok((installs, policies))) = tokio::task::spawn_blocking(move || {
+                Ok::<_, appstore_actors::store::StoreError>((
+                    store2.installs()?,
+                    store2.update_policies()?,
+                ))
+            })
+            .await
             else {
                 continue;
             };
-            // Nothing to do unless the catalog or the set of installs changed.
-            let key = (Arc::clone(&snapshot), installs.len());
+            // An install whose update policy is `off` gets no notices.
+            let installs: Vec<InstallRecord> = installs
+                .into_iter()
+                .filter(|i| {
+                    crate::schedules::policy_of(policies.iter().find(|p| p.install_id == i.id))
+                        .notifies()
+                })
+                .collect();
+            // Nothing to do unless the catalog or the set of notified installs changed.
+            let key = (
+                Arc::clone(&snapshot),
+                installs.iter().map(|i| i.id).collect::<Vec<_>>(),
+            );
             if seen
                 .as_ref()
                 .is_some_and(|(s, n)| Arc::ptr_eq(s, &key.0) && *n == key.1)

@@ -156,6 +156,9 @@ test('installed app page: live state from PVE, outputs, volumes and history; rec
   assert.doesNotMatch(await page.textContent(tid('job-log')), /New-Secret-77/);
 });
 
+// The job page's log has a line matching `re` (the log streams in; the state may arrive first).
+const waitLog = (re) => page.waitForFunction((src) => new RegExp(src).test(document.querySelector('[data-testid="job-log"]')?.textContent || ''), re.source);
+
 test('installed app page: history charts from PVE, the app log, container controls and backups, each a job', async () => {
   const installs = (await (await page.request.get(base + '/api/installs')).json()).installs;
   const radicale = installs.find((i) => i.app_id === 'radicale' && i.status === 'installed');
@@ -189,7 +192,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.click(tid('resize-submit'));
   await page.waitForSelector(tid('job'));
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
-  assert.match(await page.textContent(tid('job-log')), /setting cores=2/);
+  await waitLog(/setting cores=2/);
   await page.goto(pageUrl);
   await page.waitForSelector(tid('ct-config'));
   assert.match(await page.textContent(tid('ct-config')), /cores\s*2/);
@@ -210,6 +213,20 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'running', tid('ct-status'));
   await shot('controls');
 
+  // Update policy: a window that is not one is refused on its field; automatic is saved and shown
+  // in the list.
+  await page.selectOption(tid('up-mode'), 'automatic');
+  await page.fill(tid('up-window'), 'at night');
+  await page.click(tid('update-policy-submit'));
+  await page.waitForFunction(() => /HH:MM-HH:MM/.test(document.querySelector('[data-testid="update-policy-error"][data-field="window"]')?.textContent || ''));
+  await page.fill(tid('up-window'), 'sun 02:00-04:00');
+  await page.fill(tid('up-hold_off_days'), '7');
+  await page.click(tid('update-policy-submit'));
+  await page.waitForSelector(tid('update-policy-saved'));
+  await page.click(tid('nav-installed'));
+  await page.waitForFunction(() => /Automatic updates · sun 02:00-04:00 UTC/.test(document.querySelector('[data-testid="auto-updates"]')?.textContent || ''));
+  await page.goto(pageUrl);
+
   // Backups: settings checked on their fields, a backup now, then a restore over the container
   // after a confirmation.
   await page.waitForSelector(tid('backup-policy'));
@@ -225,7 +242,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.click(tid('backup-now'));
   await page.waitForSelector(tid('job'));
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
-  assert.match(await page.textContent(tid('job-log')), /INFO: Backup job finished successfully/);
+  await waitLog(/INFO: Backup job finished successfully/);
   await page.goto(pageUrl);
   await page.waitForSelector(tid('backup-row'));
   assert.match(await page.textContent(tid('backup-list')), /v1\.1\.0/);
@@ -235,7 +252,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.click(tid('restore-over-confirm'));
   await page.waitForSelector(tid('job'));
   await page.waitForFunction((s) => document.querySelector(s)?.textContent === 'completed', tid('job-state'), { timeout: 60000 });
-  assert.match(await page.textContent(tid('job-log')), /restored from the backup/);
+  await waitLog(/restored from the backup/);
 });
 
 const root = process.getuid?.() === 0;

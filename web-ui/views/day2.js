@@ -277,4 +277,36 @@ function backupsPanel(d, ctx) {
   return panel('Backups', 'backups', body, status);
 }
 
-export { controlsPanel, historyPanel, appLogPanel, backupsPanel };
+// -- update policy: off, notify, or automatic in a maintenance window after a hold-off
+function updatesPanel(d) {
+  const p = d.update_policy || { mode: 'notify', window: 'daily 03:00-05:00', hold_off_days: 3 };
+  const status = h('div', { tid: 'update-policy-status', 'aria-live': 'polite' });
+  const err = (key) => h('span', { class: 'field-error', tid: 'update-policy-error', 'data-field': key, role: 'alert' });
+  const form = h('form', { class: 'update-policy', tid: 'update-policy', onsubmit: async (e) => {
+    e.preventDefault();
+    for (const slot of form.querySelectorAll('[data-testid="update-policy-error"]')) slot.textContent = '';
+    const v = (k) => form.querySelector('#up-' + k).value;
+    try {
+      const r = await api.setUpdatePolicy(d.id, { mode: v('mode'), window: v('window'), hold_off_days: Number(v('hold_off_days')) });
+      status.replaceChildren(h('p', { class: 'muted', tid: 'update-policy-saved' }, `Saved: ${r.update_policy.mode}.`));
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+      for (const [k, m] of Object.entries(error.fields || {})) {
+        const slot = form.querySelector(`[data-testid="update-policy-error"][data-field="${k}"]`);
+        if (slot) slot.textContent = m;
+      }
+    }
+  } },
+  h('div', 'resize-fields',
+    h('div', 'field', h('label', { for: 'up-mode' }, 'Updates'),
+      h('select', { id: 'up-mode', tid: 'up-mode' }, [['off', 'Off (no notices)'], ['notify', 'Notify me'], ['automatic', 'Automatic']].map(([m, label]) => h('option', { value: m, selected: m === p.mode }, label))), err('mode')),
+    h('div', 'field', h('label', { for: 'up-window' }, 'Window (UTC)'),
+      h('input', { id: 'up-window', value: p.window, tid: 'up-window', placeholder: 'daily 03:00-05:00' }), err('window')),
+    h('div', 'field', h('label', { for: 'up-hold_off_days' }, 'Hold-off (days)'),
+      h('input', { id: 'up-hold_off_days', type: 'number', min: 0, max: 365, value: p.hold_off_days, tid: 'up-hold_off_days' }), err('hold_off_days'))),
+  h('p', 'hint muted small', 'Automatic updates run in the window, only to versions at least the hold-off old; each takes a snapshot, runs the upgrade and its health check, and rolls back on failure.'),
+  h('button', { type: 'submit', class: 'btn', tid: 'update-policy-submit' }, 'Save'));
+  return panel('Update policy', 'update-policy-panel', form, status);
+}
+
+export { controlsPanel, historyPanel, appLogPanel, backupsPanel, updatesPanel };

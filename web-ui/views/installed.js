@@ -6,7 +6,7 @@ import { safeUrl } from '../markdown.js';
 import { h, $, muted, code, icon, appIcon, errorBox, loading, panel, dl, table } from '../dom.js';
 import { arr, plural, fmtBytes, fmtUptime, msTime } from '../format.js';
 import { session } from '../session.js';
-import { controlsPanel, historyPanel, appLogPanel, backupsPanel } from './day2.js';
+import { controlsPanel, historyPanel, appLogPanel, backupsPanel, updatesPanel } from './day2.js';
 
 function installedView(main, _, ctx) {
   document.title = 'Installed · PVE App Store';
@@ -49,7 +49,8 @@ function installedCard(i) {
     h('div', 'card-head', h('div', null, h('h2', 'card-name', h('a', { href: '#/installed/' + i.id, tid: 'installed-link' }, i.app_id)),
       h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? ''))),
       i.container_status && h('span', { class: 'pill t-' + stateClass(i.container_status), tid: 'ct-status' }, i.container_status)),
-    up.status === 'available' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
+    up.status === 'available' && i.update_policy?.mode !== 'off' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
+    i.update_policy?.mode === 'automatic' && h('p', { class: 'muted small', tid: 'auto-updates' }, `Automatic updates · ${i.update_policy.window} UTC`),
     up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
     h('div', 'job-actions',
       url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
@@ -174,6 +175,7 @@ function installDetailView(main, id, ctx) {
           config.length > 0 && panel('Container config', 'ct-config', dl(config.map(([k, v]) => [k, code(v, 'break')])))),
         h('aside', 'detail-side',
           live && d.container && !d.container.error && controlsPanel(d),
+          live && updatesPanel(d),
           panel('Outputs', 'outputs', arr(d.outputs).length ? h('ul', 'outputs', arr(d.outputs).map((o) => h('li', { tid: 'output', 'data-key': o.key },
             h('span', null, o.label || o.key, ': '), o.secret ? secretOutput(d.id, o) : code(o.value ?? ''),
             !o.secret && h('button', { type: 'button', class: 'btn btn-sm', 'aria-label': `Copy ${o.label || o.key}`, onclick: () => navigator.clipboard?.writeText(String(o.value)) }, 'Copy'))))

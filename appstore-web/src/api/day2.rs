@@ -155,8 +155,50 @@ pub(super) async fn app_log_stream(
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 
+/// `POST /api/installs/{install_id}/update-policy`: off, notify or automatic, with the
+/// maintenance window and hold-off of automatic upgrades.
+pub(super) async fn set_update_policy(state: ApiState, id: i64, body: Bytes) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let p: params::UpdatePolicyBody = params::body(&body)?;
+    let default = appstore_core::update_policy::UpdatePolicy::default();
+    let window = match p.window.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        Some(w) => appstore_core::schedule::Window::parse(w).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("window: {e}"),
+            )
+            .field("window", e)
+        })?,
+        None => default.window,
+    };
+    let mode = serde_json::to_value(p.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "notify".into());
+    let stored = appstore_actors::store::StoredUpdatePolicy {
+        install_id: id,
+        mode,
+        window: window.to_string(),
+        hold_off_days: p.hold_off_days.unwrap_or(default.hold_off_days),
+    };
+    let store = jobs.store.clone();
+    let saved = stored.clone();
+    read(move || {
+        store
+            .install(id)?
+            .map(|_| store.set_update_policy(&saved))
+            .transpose()
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
+    ok_json(
+        &json!({"install_id": id, "update_policy": super::installs::policy_view(Some(&stored))}),
+    )
+}
+
 /// The filters of this module's routes, in the order of their `ROUTER_KEYS` entries.
-pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 4] {
+pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 5] {
     let with_state = warp::any().map(move || state.clone());
     let install = warp::path("api")
         .and(warp::path("installs"))
@@ -188,13 +230,22 @@ pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpRespo
         .and(warp::path("stream"))
         .and(warp::path::end())
         .and(warp::get())
-        .and(with_state)
+        .and(with_state.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|id, s, q| respond(app_log_stream(s, id, q)));
+    let policy = install
+        .and(warp::path("update-policy"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state)
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
+        .and_then(|id, s, b| respond(set_update_policy(s, id, b)));
     [
         control.boxed(),
         history.boxed(),
         log.boxed(),
         log_stream.boxed(),
+        policy.boxed(),
     ]
 }

@@ -175,7 +175,8 @@ pub(super) fn install_view(
 pub(super) async fn list_installs(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
-    let installs = read(move || store.installs()).await?;
+    let (installs, policies) =
+        read(move || Ok((store.installs()?, store.update_policies()?))).await?;
     let snapshot = state.catalog.snapshot();
     // The run state of each container, from PVE in one call; unknown when PVE does not answer.
     let live = jobs.container_states().await.ok();
@@ -183,6 +184,7 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
         .iter()
         .map(|i| {
             let mut v = install_view(i, snapshot.as_ref());
+            v["update_policy"] = policy_view(policies.iter().find(|p| p.install_id == i.id));
             v["container_status"] = match (&live, i.ctid) {
                 (Some(map), Some(ctid)) if i.status != "removed" => json!(map
                     .get(&u64::from(ctid.get()))
@@ -201,16 +203,18 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
 pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
-    let (install, history) = read(move || {
+    let (install, history, policy) = read(move || {
         let Some(install) = store.install(id)? else {
             return Ok(None);
         };
         let history = store.install_jobs(&install)?;
-        Ok(Some((install, history)))
+        let policy = store.update_policy(id)?;
+        Ok(Some((install, history, policy)))
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
     let mut view = install_view(&install, state.catalog.snapshot().as_ref());
+    view["update_policy"] = policy_view(policy.as_ref());
     view["jobs"] = json!(history);
     let live = match install.ctid {
         Some(ctid) if install.status != "removed" => {
@@ -234,6 +238,12 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     };
     view["container"] = live;
     ok_json(&view)
+}
+
+/// An install's update policy as the API shows it (the default when it has none of its own).
+pub(super) fn policy_view(p: Option<&appstore_actors::store::StoredUpdatePolicy>) -> Value {
+    let policy = crate::schedules::policy_of(p);
+    json!({"mode": policy.mode, "window": policy.window.to_string(), "hold_off_days": policy.hold_off_days})
 }
 
 /// A `rootfs` / `mpN` config value as parts: volume, mount point, size.

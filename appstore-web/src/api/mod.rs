@@ -182,7 +182,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 42] = [
+pub const ROUTER_KEYS: [(&str, &str); 43] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -220,6 +220,7 @@ pub const ROUTER_KEYS: [(&str, &str); 42] = [
     ("GET", "/api/installs/{install_id}/history"),
     ("GET", "/api/installs/{install_id}/app-log"),
     ("GET", "/api/installs/{install_id}/app-log/stream"),
+    ("POST", "/api/installs/{install_id}/update-policy"),
     ("GET", "/api/installs/{install_id}/backups"),
     ("POST", "/api/installs/{install_id}/backup"),
     ("POST", "/api/installs/{install_id}/backup-policy"),
@@ -230,7 +231,7 @@ pub const ROUTER_KEYS: [(&str, &str); 42] = [
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
-    let [control, history, app_log, app_log_stream] = day2::filters(state.clone());
+    let [control, history, app_log, app_log_stream, update_policy] = day2::filters(state.clone());
     let [backups_list, backup_now, backup_policy, backups_all, restore] =
         backups::filters(state.clone());
     let with_state = warp::any().map(move || state.clone());
@@ -522,6 +523,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         history,
         app_log,
         app_log_stream,
+        update_policy,
         backups_list,
         backup_now,
         backup_policy,

@@ -468,3 +468,18 @@ pub struct AppLogParams {
 fn app_log_lines() -> u32 {
     200
 }
+
+/// `POST /api/installs/{install_id}/update-policy`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicyBody {
+    /// `off` (no notices), `notify` (notices; the admin upgrades) or `automatic`.
+    pub mode: appstore_core::update_policy::UpdateMode,
+    /// When automatic upgrades may run: `daily HH:MM-HH:MM` or `<day> HH:MM-HH:MM` (UTC).
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Days a version must be old before it is taken automatically.
+    #[serde(default)]
+    #[schemars(range(max = 365))]
+    pub hold_off_days: Option<u32>,
+}

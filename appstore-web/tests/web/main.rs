@@ -1618,6 +1618,75 @@ fn a_newer_release_is_announced_with_its_changelog_and_update_all_takes_it() {
     let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
     assert_eq!(installs["installs"][0]["version"], "1.9.0");
     assert_eq!(installs["installs"][0]["upgrade"]["status"], "up_to_date");
+    assert_eq!(installs["installs"][0]["update_policy"]["mode"], "notify");
+
+    // Automatic updates: a window that is not one is refused on its field; with a window open now
+    // and no hold-off, the next release is taken by itself (the same safe upgrade).
+    let policy_url = format!("{}/api/installs/{install_id}/update-policy", demo.base);
+    let r = json_client()
+        .post(&policy_url)
+        .json(&serde_json::json!({"mode": "automatic", "window": "nightly"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let err: serde_json::Value = r.json().unwrap();
+    assert!(
+        err["error"]["fields"]["window"]
+            .as_str()
+            .unwrap()
+            .contains("HH:MM-HH:MM"),
+        "{err}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = (now % 86_400) / 60; // this minute, UTC
+    let hm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    let window = format!("daily {}-{}", hm(start), hm(start + 90));
+    let r = json_client()
+        .post(&policy_url)
+        .json(&serde_json::json!({"mode": "automatic", "window": window, "hold_off_days": 0}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+    let text = std::fs::read_to_string(&manifest).unwrap().replacen(
+        "\nversion: 1.9.0",
+        "\nversion: 1.10.0",
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    commit("radicale 1.10.0");
+    json_client()
+        .post(format!("{}/api/catalog/refresh", demo.base))
+        .send()
+        .unwrap();
+    let mut upgraded = false;
+    for _ in 0..160 {
+        let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+        if installs["installs"][0]["version"] == "1.10.0" {
+            upgraded = true;
+            assert_eq!(
+                installs["installs"][0]["update_policy"]["mode"],
+                "automatic"
+            );
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        upgraded,
+        "the automatic upgrade to 1.10.0 did not happen within 40 s"
+    );
+    let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+    let auto = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["kind"] == "upgrade" && j["manifest_version"] == "1.10.0")
+        .unwrap();
+    let done = demo.wait_for_job(auto["id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "completed", "{done}");
     let again: serde_json::Value = json_client()
         .post(format!("{}/api/upgrade-all", demo.base))
         .send()
