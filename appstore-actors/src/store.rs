@@ -44,8 +44,10 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Schema changes in order; the database's `user_version` says how many ran.
 mod backups;
+mod notify;
 mod updates;
 pub use backups::{BackupPolicy, BackupRecord};
+pub use notify::StoredTarget;
 pub use updates::{OfferRecord, StoredUpdatePolicy};
 
 const MIGRATIONS: &[&str] = &[
@@ -186,6 +188,13 @@ const MIGRATIONS: &[&str] = &[
         first_seen_at INTEGER NOT NULL,
         attempted_job INTEGER,
         PRIMARY KEY (install_id, version)
+    );",
+    // 7: notification targets added in the UI (the target as JSON; its token sealed).
+    "CREATE TABLE notify_targets (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        token_sealed TEXT,
+        created_at INTEGER NOT NULL
     );",
 ];
 

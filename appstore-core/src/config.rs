@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// Where state and logs go.
     #[serde(default)]
     pub paths: RawPaths,
+    /// Webhook targets (ntfy, Gotify, JSON) told about updates, failed backups and GPU drift.
+    #[serde(default)]
+    pub notifications: Vec<crate::notify::NotifyTarget>,
 }
 
 /// PVE API access.
@@ -315,6 +318,8 @@ pub struct Config {
     pub auth: AuthMode,
     /// Extra host names the web UI answers to.
     pub allowed_hosts: Vec<String>,
+    /// Notification targets from the config (the UI adds its own).
+    pub notifications: Vec<crate::notify::NotifyTarget>,
     /// HTTPS files.
     pub web_tls: Option<RawWebTls>,
     /// Catalog URL; `None`: the reference catalog built into the store.
@@ -527,6 +532,11 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
             format!("`{b}` is not a PVE storage id; name a storage with content `backup`, such as `local`"),
         );
     }
+    for (i, t) in raw.notifications.iter().enumerate() {
+        for (field, problem) in t.check() {
+            d.push(format!("notifications[{i}].{field}"), problem);
+        }
+    }
     let caps = ResourceCaps {
         max_cores: raw.caps.max_cores.unwrap_or(8),
         max_memory_mb: raw.caps.max_memory_mb.unwrap_or(16384),
@@ -738,6 +748,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         port,
         auth: raw.web.auth.mode,
         allowed_hosts: raw.web.allowed_hosts.clone(),
+        notifications: raw.notifications.clone(),
         web_tls: raw.web.tls,
         catalog_url: raw.catalog.url.clone(),
         catalog_branch,

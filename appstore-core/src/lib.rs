@@ -32,6 +32,7 @@ pub mod job;
 pub mod journal;
 pub mod manifest;
 pub mod network;
+pub mod notify;
 pub mod ostemplate;
 pub mod policy;
 pub mod pve_config;

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod lint;
 pub mod logfile;
 pub mod manifest_doc;
+pub mod notify;
 pub mod openapi;
 pub mod origin;
 pub mod plan;

@@ -405,6 +405,7 @@ fn demo(
         gpu_policy: appstore_core::gpu::GpuPolicy::default(),
         demo_gpus: Some(Arc::clone(&demo_gpus)),
         allowed_hosts: Vec::new(),
+        notifications: Vec::new(),
         tls,
     });
     drop(sim);
@@ -484,6 +485,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         gpu_policy: config.gpu_rules(),
         demo_gpus: None,
         allowed_hosts: config.allowed_hosts.clone(),
+        notifications: config.notifications.clone(),
         tls: config.web_tls.as_ref().map(|t| tls::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),

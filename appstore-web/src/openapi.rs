@@ -228,6 +228,18 @@ pub const ROUTES: &[ApiRoute] = &[
         answer: ACCEPTED_JOB,
         ..r("POST", "/api/restore", "backups", "Restore a backup into a new container, or over its install's container (a `restore` job)")
     },
+    r("GET", "/api/notifications", "notifications", "Notification targets (from config.yml and the UI) and the events they can get"),
+    ApiRoute {
+        body: Some(schema_of::<crate::api::NewTarget>),
+        ok: (201, "Created"),
+        ..r("POST", "/api/notifications", "notifications", "Add an ntfy, Gotify or JSON webhook target (its token kept sealed)")
+    },
+    r("POST", "/api/notifications/{id}/delete", "notifications", "Remove a target added in the UI"),
+    ApiRoute {
+        body: Some(schema_of::<crate::api::TestBody>),
+        body_optional: true,
+        ..r("POST", "/api/notifications/test", "notifications", "Send a test notification to one target or to all; each result")
+    },
 ];
 
 /// A path parameter's schema: ids are whole numbers, the rest text.

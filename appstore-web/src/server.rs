@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
     /// Host names the API answers to besides IP addresses, `localhost` and the node's own.
     pub allowed_hosts: Vec<String>,
+    /// Notification targets from the config.
+    pub notifications: Vec<appstore_core::notify::NotifyTarget>,
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside [`appstore_actors::block_on`].
@@ -115,6 +117,13 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         gpu_rescan_every: Duration::from_secs(60),
         engine,
     });
+    let notifier = services.jobs.as_ref().map(|j| {
+        Arc::new(crate::notify::Notifier::new(
+            settings.notifications.clone(),
+            j.store.clone(),
+            j.secrets.clone(),
+        ))
+    });
     let state = ApiState {
         catalog: services.catalog,
         jobs: services.jobs,
@@ -127,6 +136,8 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         gpu_policy: settings.gpu_policy.clone(),
         demo_gpus: settings.demo_gpus.clone(),
         allowed_hosts: Arc::new(crate::origin::AllowedHosts::new(&settings.allowed_hosts)),
+        notifier,
+        drift: tokio::sync::broadcast::channel(64).0,
     };
     if let Some(jobs) = &state.jobs {
         crate::updates::watch(
@@ -136,6 +147,13 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             Duration::from_secs(5),
         );
         crate::schedules::watch(jobs.clone(), Duration::from_secs(15));
+        if let Some(n) = &state.notifier {
+            Arc::clone(n).run(
+                jobs.events.subscribe(),
+                state.updates.subscribe(),
+                state.drift.subscribe(),
+            );
+        }
         crate::schedules::watch_updates(
             state.catalog.clone(),
             jobs.clone(),

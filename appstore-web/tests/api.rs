@@ -33,6 +33,8 @@ fn app_on(
         auth: None,
         apps_cache: Default::default(),
         config_summary: Arc::new(serde_json::json!({"mode": "test"})),
+        notifier: None,
+        drift: tokio::sync::broadcast::channel(4).0,
         gpu_policy: Default::default(),
         demo_gpus: None,
         allowed_hosts: Default::default(),

@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import http from 'node:http';
 
 const base = process.env.APPSTORE_URL;
 const password = process.env.APPSTORE_PASSWORD;
@@ -309,6 +310,44 @@ test('GPU page: the inventory, live over the event stream', async () => {
     await page.click(tid('demo-plug-0000:01:00.0'));
     await page.waitForFunction((s) => document.querySelectorAll(s).length === 2, tid('gpu-row'));
   } else await shot('gpus');
+});
+
+test('notifications: a target is checked on its fields, tested, and removed', async () => {
+  // A local endpoint standing in for a webhook receiver.
+  const received = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { received.push({ path: req.url, headers: req.headers, body }); res.end(); });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const hook = `http://127.0.0.1:${server.address().port}/hook`;
+  try {
+    await page.goto(base + '/#/system');
+    await page.waitForSelector(tid('notify-form'));
+    await page.fill(tid('nt-name'), 'lab hook');
+    await page.selectOption(tid('nt-kind'), 'webhook');
+    await page.fill(tid('nt-url'), 'not a url');
+    await page.click(tid('notify-add'));
+    await page.waitForFunction(() => /http\(s\) URL/.test(document.querySelector('[data-testid="notify-error"][data-field="url"]')?.textContent || ''));
+    await page.fill(tid('nt-url'), hook);
+    await page.fill(tid('nt-token'), 'Browser-Hook-Token');
+    await page.uncheck(tid('nt-event-update_available'));
+    await page.click(tid('notify-add'));
+    await page.waitForSelector(`${tid('notify-target')}[data-name="lab hook"]`);
+    assert.match(await page.textContent(`${tid('notify-target')}[data-name="lab hook"]`), /token kept sealed/);
+    assert.doesNotMatch(await page.textContent(tid('notifications')), /Browser-Hook-Token/);
+    await shot('notifications');
+    await page.click(`${tid('notify-target')}[data-name="lab hook"] ${tid('notify-test')}`);
+    await page.waitForFunction(() => /lab hook: delivered/.test(document.querySelector('[data-testid="notify-results"]')?.textContent || ''));
+    assert.equal(received.length, 1);
+    assert.equal(JSON.parse(received[0].body).event, 'test');
+    assert.equal(received[0].headers.authorization, 'Bearer Browser-Hook-Token');
+    await page.click(`${tid('notify-target')}[data-name="lab hook"] ${tid('notify-delete')}`);
+    await page.waitForSelector(tid('no-notify-targets'));
+  } finally {
+    server.close();
+  }
 });
 
 test('system page: catalog status, the node as discovered, and a debug bundle without secrets', async () => {

@@ -221,7 +221,7 @@ function backupsPanel(d, ctx) {
     } catch (err) { if (ctx.alive) body.replaceChildren(errorBox(err)); return; }
     if (!ctx.alive) return;
     const p = r.policy || {};
-    const storages = arr(disc?.backup_storages).map((s) => s.storage);
+    const storages = arr(disc?.pve?.backup_storages).map((s) => s.storage);
     if (p.storage && !storages.includes(p.storage)) storages.unshift(p.storage);
     const field = (key, label, input, help) => h('div', 'field', h('label', { for: 'bk-' + key }, label), input,
       help && h('p', 'hint muted small', help),

@@ -1,9 +1,10 @@
 // View: System (catalog source and health, refresh, broken apps, the Proxmox node as discovered,
-// and the debug bundle).
+// notification targets, and the debug bundle).
 import { api } from '../api.js';
 import { safeUrl } from '../markdown.js';
 import { h, $, muted, code, icon, errorBox, loading, dl, extLink } from '../dom.js';
 import { sleep, arr, plural, timeEl, fmtBytes } from '../format.js';
+import { notificationsPanel } from './notify.js';
 
 function systemView(main, _, ctx) {
   document.title = 'System · PVE App Store';
@@ -64,6 +65,7 @@ function systemView(main, _, ctx) {
                 code(d.path || '(app)', 'diag-path'), ': ', d.message || '', d.hint && h('span', 'diag-hint', ` (${d.hint})`))))))]
           : h('p', 'ok-line', icon('check', 'i-sm'), 'Every app in the catalog passed validation.')),
       discoveryPanel(),
+      notificationsPanel(ctx),
       h('section', { class: 'panel', tid: 'debug' }, h('h2', 'panel-title', 'Support'),
         h('p', 'muted', 'The debug bundle holds the last jobs with their transitions, the configuration with credentials removed, the last 200 service log lines and the last 200 lines of the newest failed job. Secrets are never in it.'),
         h('a', { class: 'btn', href: '/api/debug/bundle', download: 'pve-appstore-debug.json', tid: 'debug-bundle' }, 'Download debug bundle'))));

@@ -10,6 +10,7 @@ mod gpus;
 mod installs;
 mod jobs;
 mod login;
+mod notify;
 pub mod params;
 mod system;
 
@@ -20,6 +21,7 @@ use gpus::*;
 use installs::*;
 use jobs::*;
 use login::*;
+pub use notify::{NewTarget, TestBody};
 use system::*;
 
 use appstore_actors::engine::{InstallRequest, JobEvent, MaintainRequest};
@@ -60,6 +62,10 @@ pub struct ApiState {
     pub demo_gpus: Option<Arc<crate::demo::DemoGpus>>,
     /// Host names the API answers to (against DNS rebinding).
     pub allowed_hosts: Arc<crate::origin::AllowedHosts>,
+    /// Sends notifications, when this mode runs the job engine.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// GPU drift as it is found (for the notifications).
+    pub drift: tokio::sync::broadcast::Sender<appstore_core::notify::Notification>,
 }
 
 fn jobs_of(state: &ApiState) -> Result<JobsService, ApiError> {
@@ -182,7 +188,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 43] = [
+pub const ROUTER_KEYS: [(&str, &str); 47] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -226,6 +232,10 @@ pub const ROUTER_KEYS: [(&str, &str); 43] = [
     ("POST", "/api/installs/{install_id}/backup-policy"),
     ("GET", "/api/backups"),
     ("POST", "/api/restore"),
+    ("GET", "/api/notifications"),
+    ("POST", "/api/notifications"),
+    ("POST", "/api/notifications/{id}/delete"),
+    ("POST", "/api/notifications/test"),
 ];
 
 /// Every `/api` route.
@@ -234,6 +244,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let [control, history, app_log, app_log_stream, update_policy] = day2::filters(state.clone());
     let [backups_list, backup_now, backup_policy, backups_all, restore] =
         backups::filters(state.clone());
+    let [notify_list, notify_add, notify_delete, notify_test] = notify::filters(state.clone());
     let with_state = warp::any().map(move || state.clone());
     let api = warp::path("api");
     let health = api
@@ -529,6 +540,10 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         backup_policy,
         backups_all,
         restore,
+        notify_list,
+        notify_add,
+        notify_delete,
+        notify_test,
     ];
     let [first, rest @ ..] = filters;
     let mut all = first;

@@ -1816,3 +1816,208 @@ fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
     let err: serde_json::Value = r.json().unwrap();
     assert!(err["error"]["fields"]["volid"].is_string(), "{err}");
 }
+
+/// A local HTTP endpoint that records every request: (path, headers lower-cased, body).
+fn capture_server() -> (
+    String,
+    std::sync::mpsc::Receiver<(String, Vec<(String, String)>, String)>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let head = text[..i].to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < i + 4 + len {
+                        let n = stream.read(&mut chunk).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = String::from_utf8_lossy(&buf[i + 4..]).to_string();
+                    break (head, body);
+                }
+            };
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let mut lines = head.lines();
+            let path = lines
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let headers = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let _ = tx.send((path, headers, body));
+        }
+    });
+    (base, rx)
+}
+
+#[test]
+fn notification_targets_are_tested_and_told_about_failed_backups() {
+    let (hooks, received) = capture_server();
+    let demo = Demo::start();
+    let id = demo.install_radicale("Notify-Secret-1");
+    let client = json_client();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", demo.base))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    // Bad targets are refused on their fields.
+    let r = post(
+        "/api/notifications",
+        serde_json::json!({"name": " ", "kind": "gotify", "url": "ftp://x"}),
+    );
+    assert_eq!(r.status().as_u16(), 400);
+    let err: serde_json::Value = r.json().unwrap();
+    assert!(
+        err["error"]["fields"]["name"].is_string() && err["error"]["fields"]["url"].is_string(),
+        "{err}"
+    );
+    // A JSON webhook with a token, and ntfy for failed backups only.
+    let r = post(
+        "/api/notifications",
+        serde_json::json!({"name": "hook", "kind": "webhook", "url": format!("{hooks}/hook"), "token": "Hook-Token-9"}),
+    );
+    assert_eq!(r.status().as_u16(), 201);
+    let hook_id = r.json::<serde_json::Value>().unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = post(
+        "/api/notifications",
+        serde_json::json!({"name": "phone", "kind": "ntfy", "url": format!("{hooks}/lab"), "events": ["backup_failed"]}),
+    );
+    assert_eq!(r.status().as_u16(), 201);
+    let listed: serde_json::Value = demo.get("/api/notifications").json().unwrap();
+    assert_eq!(listed["targets"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["targets"][0]["has_token"], true);
+    assert!(!listed.to_string().contains("Hook-Token-9"), "{listed}");
+
+    // The test button reaches both.
+    let r: serde_json::Value = post("/api/notifications/test", serde_json::json!({}))
+        .json()
+        .unwrap();
+    assert!(
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["ok"] == true),
+        "{r}"
+    );
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            received
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap(),
+        );
+    }
+    let hook = got
+        .iter()
+        .find(|(p, _, _)| p == "/hook")
+        .expect("the webhook");
+    let body: serde_json::Value = serde_json::from_str(&hook.2).unwrap();
+    assert_eq!(body["event"], "test");
+    assert!(
+        hook.1
+            .contains(&("authorization".into(), "Bearer Hook-Token-9".into())),
+        "{:?}",
+        hook.1
+    );
+    let ntfy = got.iter().find(|(p, _, _)| p == "/lab").expect("ntfy");
+    assert!(
+        ntfy.1
+            .iter()
+            .any(|(k, v)| k == "title" && v.contains("test notification")),
+        "{:?}",
+        ntfy.1
+    );
+
+    // A backup to a storage that cannot hold backups fails: both targets hear of it.
+    let r: serde_json::Value = post(
+        &format!("/api/installs/{id}/backup"),
+        serde_json::json!({"storage": "local-lvm"}),
+    )
+    .json()
+    .unwrap();
+    let done = demo.wait_for_job(r["job_id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "failed", "{done}");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            received
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap(),
+        );
+    }
+    let hook = got
+        .iter()
+        .find(|(p, _, _)| p == "/hook")
+        .expect("the webhook");
+    let body: serde_json::Value = serde_json::from_str(&hook.2).unwrap();
+    assert_eq!(body["event"], "backup_failed", "{body}");
+    assert_eq!(body["install_id"], id);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not support backups"),
+        "{body}"
+    );
+    let ntfy = got.iter().find(|(p, _, _)| p == "/lab").expect("ntfy");
+    assert!(
+        ntfy.1.contains(&("priority".into(), "4".into())),
+        "{:?}",
+        ntfy.1
+    );
+
+    // Targets added in the UI can be removed there.
+    assert_eq!(
+        post(
+            &format!("/api/notifications/{hook_id}/delete"),
+            serde_json::json!({})
+        )
+        .status()
+        .as_u16(),
+        200
+    );
+    assert_eq!(
+        post(
+            &format!("/api/notifications/{hook_id}/delete"),
+            serde_json::json!({})
+        )
+        .status()
+        .as_u16(),
+        404
+    );
+}
