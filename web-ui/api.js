@@ -66,6 +66,7 @@ export const api = {
   backupNow: (installId) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/backup', { body: {} }),
   setBackupPolicy: (installId, policy) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/backup-policy', { body: policy }),
   restore: (req) => request('POST', '/api/restore', { body: req }),
+  gpuSync: (installId) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/gpu-sync', { body: {} }),
   setUpdatePolicy: (installId, policy) => request('POST', '/api/installs/' + encodeURIComponent(installId) + '/update-policy', { body: policy }),
   notifications: () => request('GET', '/api/notifications'),
   addNotification: (target) => request('POST', '/api/notifications', { body: target }),

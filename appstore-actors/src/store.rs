@@ -196,6 +196,12 @@ const MIGRATIONS: &[&str] = &[
         token_sealed TEXT,
         created_at INTEGER NOT NULL
     );",
+    // 8: the NVIDIA driver a container's GPU userland was last set up for (GPU drift).
+    "CREATE TABLE gpu_userland (
+        ctid INTEGER PRIMARY KEY,
+        driver_version TEXT NOT NULL,
+        synced_at INTEGER NOT NULL
+    );",
 ];
 
 pub(crate) fn now_ms() -> i64 {

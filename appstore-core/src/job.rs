@@ -25,6 +25,9 @@ pub enum JobKind {
     /// An installed app's container made again from one of its backups: into a new container, or
     /// over the existing one.
     Restore,
+    /// An app's GPU set up again: attached anew from the host's inventory, the app's `gpu_sync`
+    /// script, the GPU check and the health check (after a driver change, or a card came back).
+    GpuSync,
 }
 
 impl JobKind {
@@ -38,6 +41,7 @@ impl JobKind {
             JobKind::Control => "control",
             JobKind::Backup => "backup",
             JobKind::Restore => "restore",
+            JobKind::GpuSync => "gpu_sync",
         }
     }
 
@@ -113,6 +117,8 @@ pub enum JobState {
     PruneBackups,
     /// Restore: PVE's restore task (a create with `restore=1`).
     RestoreContainer,
+    /// GPU sync: the app's `gpu_sync` script.
+    RunGpuSync,
     /// Done.
     Completed,
     /// Ended with an error.
@@ -162,6 +168,7 @@ impl JobState {
             JobState::Backup => "backup",
             JobState::PruneBackups => "prune_backups",
             JobState::RestoreContainer => "restore_container",
+            JobState::RunGpuSync => "run_gpu_sync",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Canceled => "canceled",
@@ -247,6 +254,16 @@ pub fn steps(kind: JobKind) -> &'static [JobState] {
             S::PushAssets,
             S::Healthcheck,
             S::CollectOutputs,
+        ],
+        JobKind::GpuSync => &[
+            S::Queued,
+            S::CheckBoundary,
+            S::ValidateRequest,
+            S::AttachGpu,
+            S::StartContainer,
+            S::PushAssets,
+            S::RunGpuSync,
+            S::Healthcheck,
         ],
     }
 }
@@ -413,7 +430,7 @@ pub enum Resume {
 pub fn resume(state: JobState, retry_safe: bool) -> Resume {
     match state {
         s if s.is_terminal() => Resume::Settled,
-        S::Provision | S::RunUpgrade | S::RunReconfigure if !retry_safe => Resume::Fail(format!(
+        S::Provision | S::RunUpgrade | S::RunReconfigure | S::RunGpuSync if !retry_safe => Resume::Fail(format!(
             "the service restarted while `{state}` was running, and the app's scripts are not marked retry_safe; \
              the container was left as it was: destroy the failed install and install again"
         )),
@@ -479,6 +496,7 @@ mod tests {
             JobKind::Control,
             JobKind::Backup,
             JobKind::Restore,
+            JobKind::GpuSync,
         ] {
             assert_eq!(walk(kind).last(), Some(&S::Completed), "{kind:?}");
         }
@@ -598,6 +616,7 @@ mod tests {
             JobKind::Control,
             JobKind::Backup,
             JobKind::Restore,
+            JobKind::GpuSync,
         ] {
             for s in steps(kind)
                 .iter()
@@ -628,6 +647,7 @@ mod kind_names {
             JobKind::Control,
             JobKind::Backup,
             JobKind::Restore,
+            JobKind::GpuSync,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
             assert_eq!(JobKind::parse(k.as_str()), Some(k));

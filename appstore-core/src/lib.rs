@@ -27,6 +27,7 @@ pub mod ctid;
 pub mod device;
 pub mod diag;
 pub mod gpu;
+pub mod gpu_drift;
 pub mod inputs;
 pub mod job;
 pub mod journal;

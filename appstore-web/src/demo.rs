@@ -67,6 +67,31 @@ impl DemoGpus {
             .collect()
     }
 
+    /// Installs NVIDIA driver `version` on the simulated host (what a host update does), then has
+    /// the GPU manager look again.
+    pub fn set_nvidia_driver(&self, version: &str) -> Result<(), String> {
+        if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Err(format!(
+                "`{version}` is not a driver version such as 560.35.03"
+            ));
+        }
+        self.host
+            .nvidia_driver(version)
+            .map_err(|e| format!("changing the simulated NVIDIA driver: {e}"))?;
+        let nvidia = DEMO_CARDS
+            .iter()
+            .find(|(_, name)| name.contains("NVIDIA"))
+            .map_or("0000:01:00.0", |(a, _)| *a);
+        let _ = self.events.lock().unwrap_or_else(|e| e.into_inner()).send(
+            appstore_gpu::hotplug::Uevent {
+                action: "change".into(),
+                subsystem: "pci".into(),
+                sysname: nvidia.into(),
+            },
+        );
+        Ok(())
+    }
+
     /// Plugs the card at `pci` in or out, then has the GPU manager look again.
     pub fn set(&self, pci: &str, plugged: bool) -> Result<(), String> {
         if !DEMO_CARDS.iter().any(|(a, _)| *a == pci) {

@@ -10,6 +10,7 @@ pub mod connect;
 pub mod debug;
 pub mod demo;
 pub mod doctor;
+pub mod gpu_drift;
 pub mod lint;
 pub mod logfile;
 pub mod manifest_doc;

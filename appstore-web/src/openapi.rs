@@ -209,6 +209,11 @@ pub const ROUTES: &[ApiRoute] = &[
         body: Some(schema_of::<params::UpdatePolicyBody>),
         ..r("POST", "/api/installs/{install_id}/update-policy", "installs", "Set the install's update policy: off, notify, or automatic in a maintenance window (UTC) after a hold-off")
     },
+    ApiRoute {
+        ok: JOB_ACCEPTED,
+        answer: ACCEPTED_JOB,
+        ..r("POST", "/api/installs/{install_id}/gpu-sync", "installs", "Set the app's GPU up again: attach it from the host's inventory, run its gpu_sync script, check it (a `gpu_sync` job)")
+    },
     r("GET", "/api/installs/{install_id}/backups", "backups", "The install's backups as PVE lists them, its backup settings, and the host directories a backup leaves out"),
     ApiRoute {
         body: Some(schema_of::<crate::api::BackupNow>),

@@ -147,6 +147,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             Duration::from_secs(5),
         );
         crate::schedules::watch(jobs.clone(), Duration::from_secs(15));
+        crate::gpu_drift::watch(state.clone());
         if let Some(n) = &state.notifier {
             Arc::clone(n).run(
                 jobs.events.subscribe(),

@@ -38,6 +38,10 @@ function installedView(main, _, ctx) {
       h('div', 'grid', installs.map((i) => installedCard(i)))));
   };
   load();
+  // GPU drift is flagged live: the list reloads when the hot-plug view finds some.
+  const events = new EventSource('/api/events');
+  events.addEventListener('gpu_drift', () => { if (ctx.alive) load(); else events.close(); });
+  return { cleanup: () => events.close() };
 }
 
 function installedCard(i) {
@@ -51,6 +55,7 @@ function installedCard(i) {
       i.container_status && h('span', { class: 'pill t-' + stateClass(i.container_status), tid: 'ct-status' }, i.container_status)),
     up.status === 'available' && i.update_policy?.mode !== 'off' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
     i.update_policy?.mode === 'automatic' && h('p', { class: 'muted small', tid: 'auto-updates' }, `Automatic updates · ${i.update_policy.window} UTC`),
+    arr(i.gpu_drift).map((d) => h('p', { class: 'badge t-warn', tid: 'gpu-drift', 'data-kind': d.kind }, d.message)),
     up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
     h('div', 'job-actions',
       url && h('a', { class: 'btn btn-sm', href: url, target: '_blank', rel: 'noopener noreferrer' }, 'Open'),
@@ -159,6 +164,11 @@ function installDetailView(main, id, ctx) {
       confirmBox, status,
       h('div', 'detail-grid',
         h('div', null,
+          arr(d.gpu_drift).length > 0 && panel('GPU drift', 'gpu-drift-panel',
+            arr(d.gpu_drift).map((x) => h('p', { class: 'badge t-warn', tid: 'gpu-drift', 'data-kind': x.kind }, x.message)),
+            h('button', { type: 'button', class: 'btn', tid: 'gpu-sync', onclick: async () => {
+              try { const r = await api.gpuSync(d.id); location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
+            } }, 'GPU sync')),
           up.status === 'available' && changelogPanel(up),
           livePanel(d),
           live && d.container && !d.container.error && historyPanel(d.id, ctx),

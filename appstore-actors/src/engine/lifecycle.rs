@@ -216,18 +216,30 @@ impl Engine {
                     .installed_app(snapshot, install)
                     .await
                     .map_err(EngineError::Rejected)?;
-                reconfigure_keys(&app.manifest, &request.inputs)?;
-                let keys: Vec<&str> = request.inputs.keys().map(String::as_str).collect();
-                let action = format!(
-                    "reconfigure {} ({})",
-                    install.app_id,
-                    if keys.is_empty() {
-                        "no changes".to_string()
-                    } else {
-                        keys.join(", ")
+                if kind == JobKind::GpuSync {
+                    if install.ctid.is_none() {
+                        return Err(EngineError::Conflict("the install has no container".into()));
                     }
-                );
-                (app, action)
+                    let action = format!(
+                        "GPU sync of {} (container {})",
+                        install.app_id,
+                        shown_ctid(install.ctid)
+                    );
+                    (app, action)
+                } else {
+                    reconfigure_keys(&app.manifest, &request.inputs)?;
+                    let keys: Vec<&str> = request.inputs.keys().map(String::as_str).collect();
+                    let action = format!(
+                        "reconfigure {} ({})",
+                        install.app_id,
+                        if keys.is_empty() {
+                            "no changes".to_string()
+                        } else {
+                            keys.join(", ")
+                        }
+                    );
+                    (app, action)
+                }
             }
         };
         let new = NewJob {
@@ -326,7 +338,7 @@ impl Engine {
             JobKind::Control => self.resume_control(job, cancel).await,
             JobKind::Backup => self.resume_backup(job, cancel).await,
             JobKind::Restore => self.resume_restore(job, snapshot, cancel).await,
-            kind @ (JobKind::Upgrade | JobKind::Reconfigure) => {
+            kind @ (JobKind::Upgrade | JobKind::Reconfigure | JobKind::GpuSync) => {
                 let ctx = match self.load_context(job.id).await {
                     Ok(c) => c,
                     Err(e) => return self.give_up(&job, &e).await,

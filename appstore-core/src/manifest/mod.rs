@@ -464,6 +464,8 @@ pub struct ProvisionSpec {
     pub healthcheck: Option<Healthcheck>,
     /// Reconfigure script.
     pub reconfigure: Option<RelPath>,
+    /// GPU setup run again after the host's driver changed or a card came back.
+    pub gpu_sync: Option<RelPath>,
     /// Keep the provision directory.
     pub keep_provision_dir: bool,
 }

@@ -74,6 +74,7 @@ pub(super) fn raw_files(raw: &RawManifest) -> Vec<(String, RelPath)> {
         ("upgrade", &p.upgrade),
         ("uninstall", &p.uninstall),
         ("reconfigure", &p.reconfigure),
+        ("gpu_sync", &p.gpu_sync),
     ] {
         named.extend(s.iter().map(|s| (format!("provision.{name}"), s.as_str())));
     }
@@ -700,6 +701,7 @@ impl Validator {
         let upgrade = opt("upgrade", &r.upgrade);
         let uninstall = opt("uninstall", &r.uninstall);
         let reconfigure = opt("reconfigure", &r.reconfigure);
+        let gpu_sync = opt("gpu_sync", &r.gpu_sync);
         if reconfigure.is_none() {
             for (i, inp) in inputs.iter().enumerate() {
                 if inp.reconfigurable {
@@ -765,6 +767,7 @@ impl Validator {
             uninstall,
             healthcheck,
             reconfigure,
+            gpu_sync,
             keep_provision_dir: r.keep_provision_dir,
         })
     }

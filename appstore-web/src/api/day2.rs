@@ -197,8 +197,22 @@ pub(super) async fn set_update_policy(state: ApiState, id: i64, body: Bytes) -> 
     )
 }
 
+/// `POST /api/installs/{install_id}/gpu-sync`: a GPU sync job (attach again from the host's
+/// inventory, the app's `gpu_sync` script, the GPU check and the health check).
+pub(super) async fn gpu_sync(state: ApiState, id: i64) -> ApiResult {
+    let jobs = jobs_of(&state)?;
+    let request = MaintainRequest {
+        install_id: id,
+        ..Default::default()
+    };
+    jobs.maintain(JobKind::GpuSync, request)
+        .await
+        .map(job_accepted)
+        .map_err(submit_error)
+}
+
 /// The filters of this module's routes, in the order of their `ROUTER_KEYS` entries.
-pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 5] {
+pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpResponse,)>; 6] {
     let with_state = warp::any().map(move || state.clone());
     let install = warp::path("api")
         .and(warp::path("installs"))
@@ -233,6 +247,12 @@ pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpRespo
         .and(with_state.clone())
         .and(warp::query::<HashMap<String, String>>())
         .and_then(|id, s, q| respond(app_log_stream(s, id, q)));
+    let sync = install
+        .and(warp::path("gpu-sync"))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(with_state.clone())
+        .and_then(|id, s| respond(gpu_sync(s, id)));
     let policy = install
         .and(warp::path("update-policy"))
         .and(warp::path::end())
@@ -247,5 +267,6 @@ pub(super) fn filters(state: ApiState) -> [warp::filters::BoxedFilter<(WarpRespo
         log.boxed(),
         log_stream.boxed(),
         policy.boxed(),
+        sync.boxed(),
     ]
 }

@@ -63,8 +63,29 @@ pub(super) async fn demo_gpus_set(state: ApiState, body: Bytes) -> ApiResult {
         .ok_or_else(|| ApiError::not_found("GPU simulation exists only in the demo"))?;
     let plug: params::PlugBody = params::body(&body)?;
     let demo = Arc::clone(demo);
-    let pci = plug.pci_address.clone();
-    let done = tokio::task::spawn_blocking(move || demo.set(&pci, plug.present))
+    let (field, work): (&str, Box<dyn FnOnce() -> Result<(), String> + Send>) = match (
+        plug.nvidia_driver_version,
+        plug.pci_address,
+        plug.present,
+    ) {
+        (Some(v), None, None) => (
+            "nvidia_driver_version",
+            Box::new(move || demo.set_nvidia_driver(&v)),
+        ),
+        (None, Some(pci), Some(present)) => {
+            ("pci_address", Box::new(move || demo.set(&pci, present)))
+        }
+        _ => return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give pci_address and present (plug a card in or out), or nvidia_driver_version alone",
+        )
+        .field(
+            "pci_address",
+            "give it with present, or give nvidia_driver_version alone",
+        )),
+    };
+    let done = tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match done {
@@ -74,8 +95,7 @@ pub(super) async fn demo_gpus_set(state: ApiState, body: Bytes) -> ApiResult {
         )
         .into_response()),
         Err(e) => Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone())
-                .field("pci_address", e),
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.clone()).field(field, e),
         ),
     }
 }

@@ -175,8 +175,16 @@ pub(super) fn install_view(
 pub(super) async fn list_installs(state: ApiState) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
-    let (installs, policies) =
-        read(move || Ok((store.installs()?, store.update_policies()?))).await?;
+    let (installs, policies, attachments, userland) = read(move || {
+        Ok((
+            store.installs()?,
+            store.update_policies()?,
+            store.gpu_attachments()?,
+            store.gpu_userland()?,
+        ))
+    })
+    .await?;
+    let drift = crate::gpu_drift::compute(&installs, &attachments, &userland, &state.gpus.status());
     let snapshot = state.catalog.snapshot();
     // The run state of each container, from PVE in one call; unknown when PVE does not answer.
     let live = jobs.container_states().await.ok();
@@ -185,6 +193,7 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
         .map(|i| {
             let mut v = install_view(i, snapshot.as_ref());
             v["update_policy"] = policy_view(policies.iter().find(|p| p.install_id == i.id));
+            v["gpu_drift"] = drift_view(drift.get(&i.id));
             v["container_status"] = match (&live, i.ctid) {
                 (Some(map), Some(ctid)) if i.status != "removed" => json!(map
                     .get(&u64::from(ctid.get()))
@@ -203,18 +212,26 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
 pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();
-    let (install, history, policy) = read(move || {
+    let gpus = state.gpus.clone();
+    let (install, history, policy, drift) = read(move || {
         let Some(install) = store.install(id)? else {
             return Ok(None);
         };
         let history = store.install_jobs(&install)?;
         let policy = store.update_policy(id)?;
-        Ok(Some((install, history, policy)))
+        let drift = crate::gpu_drift::compute(
+            std::slice::from_ref(&install),
+            &store.gpu_attachments()?,
+            &store.gpu_userland()?,
+            &gpus.status(),
+        );
+        Ok(Some((install, history, policy, drift)))
     })
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
     let mut view = install_view(&install, state.catalog.snapshot().as_ref());
     view["update_policy"] = policy_view(policy.as_ref());
+    view["gpu_drift"] = drift_view(drift.get(&id));
     view["jobs"] = json!(history);
     let live = match install.ctid {
         Some(ctid) if install.status != "removed" => {
@@ -238,6 +255,20 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     };
     view["container"] = live;
     ok_json(&view)
+}
+
+/// An install's GPU drift as the API shows it: kind, message and the details.
+fn drift_view(d: Option<&Vec<appstore_core::gpu_drift::Drift>>) -> Value {
+    Value::Array(
+        d.into_iter()
+            .flatten()
+            .map(|x| {
+                let mut v = serde_json::to_value(x).unwrap_or_default();
+                v["message"] = json!(x.message());
+                v
+            })
+            .collect(),
+    )
 }
 
 /// An install's update policy as the API shows it (the default when it has none of its own).

@@ -416,9 +416,20 @@ pub(super) async fn all_events(state: ApiState) -> ApiResult {
             };
             Some((Ok::<_, Infallible>(e), rx))
         });
+    let drift_events =
+        futures_util::stream::unfold(state.drift.subscribe(), move |mut rx| async move {
+            let e = match rx.recv().await {
+                Ok(n) => warp::sse::Event::default()
+                    .event("gpu_drift")
+                    .data(serde_json::to_string(&n).unwrap_or_default()),
+                Err(RecvError::Lagged(n)) => lagged(n),
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, Infallible>(e), rx))
+        });
     let events = futures_util::stream::select(
         futures_util::stream::select(job_events, gpu_events),
-        update_events,
+        futures_util::stream::select(update_events, drift_events),
     );
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }

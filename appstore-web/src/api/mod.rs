@@ -188,7 +188,7 @@ async fn respond(
 }
 
 /// The (method, path) of each filter in `routes`, in order.
-pub const ROUTER_KEYS: [(&str, &str); 47] = [
+pub const ROUTER_KEYS: [(&str, &str); 48] = [
     ("GET", "/api/health"),
     ("GET", "/api/apps"),
     ("GET", "/api/apps/{app_id}"),
@@ -227,6 +227,7 @@ pub const ROUTER_KEYS: [(&str, &str); 47] = [
     ("GET", "/api/installs/{install_id}/app-log"),
     ("GET", "/api/installs/{install_id}/app-log/stream"),
     ("POST", "/api/installs/{install_id}/update-policy"),
+    ("POST", "/api/installs/{install_id}/gpu-sync"),
     ("GET", "/api/installs/{install_id}/backups"),
     ("POST", "/api/installs/{install_id}/backup"),
     ("POST", "/api/installs/{install_id}/backup-policy"),
@@ -241,7 +242,8 @@ pub const ROUTER_KEYS: [(&str, &str); 47] = [
 /// Every `/api` route.
 pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
     let gate = guard(state.clone());
-    let [control, history, app_log, app_log_stream, update_policy] = day2::filters(state.clone());
+    let [control, history, app_log, app_log_stream, update_policy, gpu_sync] =
+        day2::filters(state.clone());
     let [backups_list, backup_now, backup_policy, backups_all, restore] =
         backups::filters(state.clone());
     let [notify_list, notify_add, notify_delete, notify_test] = notify::filters(state.clone());
@@ -535,6 +537,7 @@ pub fn routes(state: ApiState) -> warp::filters::BoxedFilter<(WarpResponse,)> {
         app_log,
         app_log_stream,
         update_policy,
+        gpu_sync,
         backups_list,
         backup_now,
         backup_policy,

@@ -308,9 +308,14 @@ pub struct RevealBody {
 #[serde(deny_unknown_fields)]
 pub struct PlugBody {
     /// The simulated GPU.
-    pub pci_address: String,
+    #[serde(default)]
+    pub pci_address: Option<String>,
     /// Plugged in (true) or out (false).
-    pub present: bool,
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// Installs this NVIDIA driver version on the simulated host instead.
+    #[serde(default)]
+    pub nvidia_driver_version: Option<String>,
 }
 
 /// A job was made: where to follow it.

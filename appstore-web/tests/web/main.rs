@@ -2021,3 +2021,137 @@ fn notification_targets_are_tested_and_told_about_failed_backups() {
         404
     );
 }
+
+#[test]
+fn gpu_drift_is_flagged_live_and_a_returning_card_is_attached_again() {
+    let demo = Demo::start();
+    demo.wait_for_catalog();
+    let opts: serde_json::Value = demo.get("/api/apps/jellyfin/gpu-options").json().unwrap();
+    if opts["gpus"][1]["usable"] != true {
+        assert!(
+            std::env::var("APPSTORE_REQUIRE_LXC").as_deref() != Ok("1"),
+            "the demo's device nodes need root, which CI has: {opts}"
+        );
+        eprintln!("skipped: the demo's device nodes need root");
+        return;
+    }
+    let client = json_client();
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", demo.base))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let r: serde_json::Value = post("/api/install", serde_json::json!({"app_id": "jellyfin", "gpu": {"mode": "devices", "pci_addresses": ["0000:01:00.0"]}, "skip_volumes": ["media"]})).json().unwrap();
+    let done = demo.wait_for_job(r["job_id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    let installs: serde_json::Value = demo.get("/api/installs").json().unwrap();
+    let id = installs["installs"][0]["id"].as_i64().unwrap();
+    assert_eq!(installs["installs"][0]["gpu_drift"], serde_json::json!([]));
+    // The drift events, read on a thread.
+    let events_url = format!("{}/api/events", demo.base);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(90))
+            .build()
+            .unwrap()
+            .get(events_url)
+            .send()
+            .unwrap();
+        let mut event = String::new();
+        for line in BufReader::new(resp).lines() {
+            let Ok(line) = line else { return };
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                if event == "gpu_drift" {
+                    let _ = tx.send(serde_json::from_str::<serde_json::Value>(d.trim()).unwrap());
+                }
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let drift_of = || -> serde_json::Value {
+        demo.get(&format!("/api/installs/{id}"))
+            .json::<serde_json::Value>()
+            .unwrap()["gpu_drift"]
+            .clone()
+    };
+
+    // The host's NVIDIA driver changes: flagged with both versions, and announced.
+    let before: serde_json::Value = demo.get("/api/gpus").json().unwrap();
+    let old = before["inventory"]["nvidia_driver_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(
+        "/api/demo/gpus",
+        serde_json::json!({"nvidia_driver_version": "999.10.01"}),
+    );
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().unwrap());
+    let event = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a gpu_drift event");
+    assert_eq!(event["install_id"], id, "{event}");
+    let msg = event["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("container {old}, host 999.10.01")),
+        "{msg}"
+    );
+    assert_eq!(drift_of()[0]["kind"], "driver_mismatch");
+    // One click: the GPU sync sets it up for the new driver; the flag goes.
+    let r: serde_json::Value = post(
+        &format!("/api/installs/{id}/gpu-sync"),
+        serde_json::json!({}),
+    )
+    .json()
+    .unwrap();
+    let done = demo.wait_for_job(r["job_id"].as_i64().unwrap());
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    assert_eq!(drift_of(), serde_json::json!([]));
+
+    // The card is unplugged: flagged live; plugged back: attached again by a GPU sync job.
+    post(
+        "/api/demo/gpus",
+        serde_json::json!({"pci_address": "0000:01:00.0", "present": false}),
+    );
+    let event = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a gpu_drift event");
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .contains("0000:01:00.0 is gone"),
+        "{event}"
+    );
+    assert_eq!(drift_of()[0]["kind"], "vanished");
+    post(
+        "/api/demo/gpus",
+        serde_json::json!({"pci_address": "0000:01:00.0", "present": true}),
+    );
+    let job = wait_for_job_of(&demo, "gpu_sync", id, 30);
+    // The first GPU sync was the manual one; wait for the second.
+    let mut sync = job;
+    for _ in 0..120 {
+        let jobs: serde_json::Value = demo.get("/api/jobs").json().unwrap();
+        let syncs: Vec<i64> = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "gpu_sync")
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect();
+        if syncs.len() >= 2 {
+            sync = *syncs.iter().max().unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_ne!(sync, job, "no GPU sync after the card came back");
+    let done = demo.wait_for_job(sync);
+    assert_eq!(done["job"]["state"], "completed", "{done}");
+    assert_eq!(drift_of(), serde_json::json!([]));
+}

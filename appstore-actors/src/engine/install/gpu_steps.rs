@@ -163,6 +163,10 @@ impl InstallWork {
         self.gpu = Some(plan);
         // Recorded now: the store counts these users from here on.
         self.engine.gpu_claims.release(self.job_id);
+        if self.kind == JobKind::Install {
+            // The install script sets the userland up for the host's driver of now.
+            return self.record_userland().await;
+        }
         StepOutcome::Done
     }
 

@@ -5,6 +5,7 @@
 
 mod create;
 mod gpu_steps;
+mod gpu_sync;
 mod maintain;
 mod provision;
 mod request;
@@ -303,6 +304,15 @@ impl InstallWork {
             (JobKind::Reconfigure, JobState::RunReconfigure) => {
                 return self.run_reconfigure().await
             }
+            (JobKind::GpuSync, JobState::CheckBoundary) => {
+                return match self.ctid {
+                    Some(ctid) => super::check_boundary(&self.engine, ctid).await,
+                    None => failed("the install has no container"),
+                }
+            }
+            (JobKind::GpuSync, JobState::ValidateRequest) => return self.validate_gpu_sync().await,
+            (JobKind::GpuSync, JobState::AttachGpu) => return self.reattach_gpu().await,
+            (JobKind::GpuSync, JobState::RunGpuSync) => return self.run_gpu_sync().await,
             _ => {}
         }
         match state {
