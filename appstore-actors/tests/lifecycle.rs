@@ -209,42 +209,74 @@ async fn a_failed_upgrade_rolls_back_to_its_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_snapshot_support_the_upgrade_needs_consent() {
+async fn without_snapshot_support_the_upgrade_takes_a_backup_and_restores_it_on_failure() {
     let w = world();
     let before = install(&w).await;
+    let ctid = before.ctid.unwrap();
     let v2 = bump(&w, "9.9.0");
-    w.sim
-        .fail_next_task("vzsnapshot", "snapshot feature is not available")
-        .unwrap();
-    let request = MaintainRequest {
-        install_id: before.id,
-        ..Default::default()
-    };
-    let (_, end, _, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
-    assert_eq!(end, JobState::Failed);
-    assert!(
-        logs.iter().any(|l| l.contains("allow_no_snapshot")),
-        "{logs:#?}"
-    );
-    assert_eq!(
-        w.engine.store.install(before.id).unwrap().unwrap().version,
-        before.version
-    );
 
+    // The storage cannot snapshot: a backup instead, kept among the app's backups.
     w.sim
         .fail_next_task("vzsnapshot", "snapshot feature is not available")
         .unwrap();
     let request = MaintainRequest {
         install_id: before.id,
-        allow_no_snapshot: true,
         ..Default::default()
     };
     let (_, end, _, logs) = maintain(&w, JobKind::Upgrade, &v2, &before, request).await;
     assert_eq!(end, JobState::Completed, "{logs:#?}");
-    assert!(logs.iter().any(|l| l.contains("going on without one")));
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("backing it up to `local` instead")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("stays among the app's backups")),
+        "{logs:#?}"
+    );
+    assert_eq!(w.engine.store.backups_of(before.id).unwrap().len(), 1);
+    let upgraded = w.engine.store.install(before.id).unwrap().unwrap();
+    assert_eq!(upgraded.version, "9.9.0");
+
+    // A failed upgrade without snapshots is rolled back by restoring that backup.
+    let v3 = bump(&w, "9.9.5");
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // archive names have 1 s steps
+    let pct = w.sim.root.join("usr/sbin/pct");
+    assert!(std::process::Command::new(&pct)
+        .args(["stop", &ctid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    w.sim
+        .fail_next_task("vzsnapshot", "snapshot feature is not available")
+        .unwrap();
+    w.sim
+        .fail_next_task("vzstart", "startup for container failed")
+        .unwrap();
+    let request = MaintainRequest {
+        install_id: before.id,
+        ..Default::default()
+    };
+    let (job, end, _, logs) = maintain(&w, JobKind::Upgrade, &v3, &upgraded, request).await;
+    assert_eq!(end, JobState::Failed, "{logs:#?}");
+    assert!(
+        logs.iter().any(|l| l.contains("restored from the backup")),
+        "{logs:#?}"
+    );
+    let error = w.engine.store.job(job).unwrap().unwrap().error.unwrap();
+    assert!(error.contains("startup for container failed"), "{error}");
     assert_eq!(
         w.engine.store.install(before.id).unwrap().unwrap().version,
         "9.9.0"
+    );
+    let status = std::process::Command::new(&pct)
+        .args(["status", &ctid.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        "status: running"
     );
 }
 

@@ -26,16 +26,29 @@ pub(super) async fn upgrade_plan(state: ApiState, id: i64) -> ApiResult {
     let check = appstore_core::upgrade::check(&install.version, &app.manifest);
     let p = app.manifest.provision();
     let mut steps = vec![
-        format!("check that container {} is still the store's", install.ctid.map_or_else(|| "?".to_string(), |c| c.to_string())),
-        "take a PVE snapshot of the container (where its storage cannot, stop unless you allow going on without one)".to_string(),
-        format!("push the scripts of {} {} and run {}", app.manifest.id(), app.manifest.version(),
-            p.upgrade.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "-".into())),
+        format!(
+            "check that container {} is still the store's",
+            install
+                .ctid
+                .map_or_else(|| "?".to_string(), |c| c.to_string())
+        ),
+        "take a PVE snapshot of the container (where its storage cannot, a PVE backup instead)"
+            .to_string(),
+        format!(
+            "push the scripts of {} {} and run {}",
+            app.manifest.id(),
+            app.manifest.version(),
+            p.upgrade
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
     ];
     if p.healthcheck.is_some() {
         steps.push("run the health check".into());
     }
     steps.push(
-        "on failure, roll back to the snapshot; on success, remove it (unless you keep it)".into(),
+        "on failure, roll back to the snapshot (or restore the backup); on success, remove the snapshot (unless you keep it)".into(),
     );
     ok_json(&json!({"install_id": id, "check": check, "steps": steps,
         "commit": snapshot.source().commit, "manifest_sha256": app.manifest_sha256}))

@@ -2,8 +2,149 @@
 
 use super::*;
 
+/// What the upgrade's context keeps instead of a snapshot's name when it took a backup.
+const BACKUP_PREFIX: &str = "backup:";
+
 /// Upgrade and reconfigure.
 impl InstallWork {
+    /// Where the storage cannot snapshot: a PVE backup of the container (to the install's backup
+    /// storage), recorded among its backups; its volume id.
+    async fn backup_instead(&mut self, ctid: Ctid) -> Result<String, String> {
+        let Some((install, _)) = self.existing.clone() else {
+            return Err("no install to upgrade".into());
+        };
+        let store = self.engine.store.clone();
+        let id = install.id;
+        let storage = blocking(move || store.backup_policy(id))
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "local".to_string(), |p| p.storage);
+        self.log
+            .info(&format!(
+                "the container's storage cannot take snapshots; backing it up to `{storage}` instead"
+            ))
+            .await;
+        let pve = Arc::clone(&self.engine.pve);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().saturating_sub(1))
+            .unwrap_or(0);
+        let spec = appstore_pve::types::Vzdump {
+            vmid: ctid,
+            storage: storage.clone(),
+            mode: appstore_pve::types::BackupMode::Snapshot,
+            notes: Some(format!(
+                "{} {} before the upgrade to {} (PVE App Store job {})",
+                install.app_id,
+                install.version,
+                self.manifest().version(),
+                self.job_id
+            )),
+        };
+        let upid = pve
+            .vzdump(self.node(), &spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_task(
+            pve.as_ref(),
+            &upid,
+            self.engine
+                .config
+                .task_deadline
+                .max(std::time::Duration::from_secs(4 * 3600)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let made = pve
+            .backups(self.node(), &storage, ctid)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|b| b.ctime.unwrap_or(0) >= since)
+            .max_by_key(|b| b.ctime.unwrap_or(0))
+            .ok_or("the backup task ended but no new backup is on the storage")?;
+        let record = crate::store::BackupRecord {
+            volid: made.volid.clone(),
+            install_id: install.id,
+            app_id: install.app_id.clone(),
+            version: install.version.clone(),
+            manifest_sha256: install.manifest_sha256.clone(),
+            commit_id: install.commit_id.clone(),
+            ctid: i64::from(ctid.get()),
+            storage,
+            job_id: Some(self.job_id),
+            created_at: made.ctime.map_or(0, |t| t as i64 * 1000),
+        };
+        let store = self.engine.store.clone();
+        blocking(move || store.record_backup(&record))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.log
+            .info(&format!("backup {} taken before the upgrade", made.volid))
+            .await;
+        Ok(made.volid)
+    }
+
+    /// The rollback where the upgrade took a backup: the container restored over from it, then
+    /// started.
+    async fn restore_backup_taken(&mut self, ctid: Ctid, volid: &str) -> StepOutcome {
+        let pve = Arc::clone(&self.engine.pve);
+        self.log
+            .info(&format!(
+                "restoring the backup {volid} taken before the upgrade"
+            ))
+            .await;
+        if let Ok(s) = pve.lxc_status(self.node(), ctid).await {
+            if s.status == "running" {
+                if let Err(o) = self
+                    .wait(
+                        "stopping the container for the restore",
+                        pve.lxc_stop(self.node(), ctid).await,
+                    )
+                    .await
+                {
+                    return o;
+                }
+            }
+        }
+        // The root disk goes back to the storage it is on.
+        let storage = match pve.lxc_config(self.node(), ctid).await {
+            Ok(c) => c
+                .options
+                .get("rootfs")
+                .and_then(|r| r.split(':').next().map(str::to_string))
+                .unwrap_or_else(|| self.engine.config.storage.clone()),
+            Err(e) => return pve_failed("reading the container config", e),
+        };
+        let spec = appstore_pve::types::RestoreLxc {
+            vmid: ctid,
+            archive: volid.to_string(),
+            storage,
+            pool: None,
+            force: true,
+            unique: false,
+            options: Vec::new(),
+        };
+        if let Err(o) = self
+            .wait(
+                "restoring the backup",
+                pve.lxc_restore(self.node(), &spec).await,
+            )
+            .await
+        {
+            return o;
+        }
+        let started = self.start().await;
+        if started != StepOutcome::Done {
+            return started;
+        }
+        self.log
+            .info("rolled back: the previous version runs again, restored from the backup")
+            .await;
+        StepOutcome::Done
+    }
+
     /// The install's inputs as kept at its last install, upgrade or reconfigure.
     pub(super) async fn saved_inputs(
         &self,
@@ -221,15 +362,23 @@ impl InstallWork {
                 StepOutcome::Done
             }
             Err(e) if e.to_string().contains("snapshot feature is not available") => {
+                // A backup instead: a failed upgrade is restored from it.
+                let why = match self.backup_instead(ctid).await {
+                    Ok(volid) => {
+                        self.pve_snapshot = Some(format!("{BACKUP_PREFIX}{volid}"));
+                        return StepOutcome::Done;
+                    }
+                    Err(why) => why,
+                };
                 let allowed = self
                     .existing
                     .as_ref()
                     .is_some_and(|(_, r)| r.allow_no_snapshot);
                 if allowed {
-                    self.log.info("the container's storage cannot take snapshots; going on without one, as you allowed: a failed upgrade cannot be rolled back").await;
+                    self.log.info(&format!("the container's storage cannot take snapshots and the backup instead failed ({why}); going on without either, as you allowed: a failed upgrade cannot be rolled back")).await;
                     StepOutcome::Done
                 } else {
-                    failed("the container's storage cannot take snapshots, so a failed upgrade could not be rolled back; upgrade again allowing it to go on without a snapshot (`allow_no_snapshot`), or move the container to a storage that snapshots (LVM-thin, ZFS, Ceph)")
+                    failed(format!("the container's storage cannot take snapshots, and the backup instead failed ({why}), so a failed upgrade could not be rolled back; fix the backup storage, upgrade again allowing it to go on without either (`allow_no_snapshot`), or move the container to a storage that snapshots (LVM-thin, ZFS, Ceph)"))
                 }
             }
             Err(e) => pve_failed("taking a snapshot before the upgrade", e),
@@ -251,6 +400,9 @@ impl InstallWork {
         let Some(name) = self.pve_snapshot.clone() else {
             return failed("there is no snapshot to roll back to (the upgrade went on without one); the container is as the failed upgrade left it");
         };
+        if let Some(volid) = name.strip_prefix(BACKUP_PREFIX) {
+            return self.restore_backup_taken(ctid, volid).await;
+        }
         self.log
             .info(&format!("rolling back to snapshot `{name}`"))
             .await;
@@ -288,6 +440,14 @@ impl InstallWork {
         let (Some(ctid), Some(name)) = (self.ctid, self.pve_snapshot.clone()) else {
             return StepOutcome::Done;
         };
+        if let Some(volid) = name.strip_prefix(BACKUP_PREFIX) {
+            self.log
+                .info(&format!(
+                    "the backup {volid} taken before the upgrade stays among the app's backups (the retention removes it in time)"
+                ))
+                .await;
+            return StepOutcome::Done;
+        }
         if self.existing.as_ref().is_some_and(|(_, r)| r.keep_snapshot) {
             self.log
                 .info(&format!(
