@@ -281,27 +281,6 @@ impl Steps for ControlWork {
     async fn after_failure(&mut self) {}
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_current_resources_come_from_the_config() {
-        let options: std::collections::BTreeMap<String, String> = [
-            ("cores", "2"),
-            ("memory", "1024"),
-            ("rootfs", "local-lvm:vm-101-disk-0,size=8G"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let now = current(&options).unwrap();
-        assert_eq!((now.cores, now.memory_mb, now.disk_gb), (2, 1024, 8));
-        assert_eq!(size_bytes("512M"), Some(512 << 20));
-        assert_eq!(size_bytes("1T"), Some(1 << 40));
-    }
-}
-
 impl Engine {
     /// Creates the job record of control `control` of `install`; a request outside the caps (or a
     /// disk that would shrink) is refused on its field before a job exists.
@@ -382,5 +361,26 @@ impl Engine {
         };
         self.run_control(job.id, install, request.control, cancel, Some(job.state))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_resources_come_from_the_config() {
+        let options: std::collections::BTreeMap<String, String> = [
+            ("cores", "2"),
+            ("memory", "1024"),
+            ("rootfs", "local-lvm:vm-101-disk-0,size=8G"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let now = current(&options).unwrap();
+        assert_eq!((now.cores, now.memory_mb, now.disk_gb), (2, 1024, 8));
+        assert_eq!(size_bytes("512M"), Some(512 << 20));
+        assert_eq!(size_bytes("1T"), Some(1 << 40));
     }
 }

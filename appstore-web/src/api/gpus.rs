@@ -63,7 +63,8 @@ pub(super) async fn demo_gpus_set(state: ApiState, body: Bytes) -> ApiResult {
         .ok_or_else(|| ApiError::not_found("GPU simulation exists only in the demo"))?;
     let plug: params::PlugBody = params::body(&body)?;
     let demo = Arc::clone(demo);
-    let (field, work): (&str, Box<dyn FnOnce() -> Result<(), String> + Send>) = match (
+    type Work = Box<dyn FnOnce() -> Result<(), String> + Send>;
+    let (field, work): (&str, Work) = match (
         plug.nvidia_driver_version,
         plug.pci_address,
         plug.present,

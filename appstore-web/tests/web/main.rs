@@ -1817,11 +1817,11 @@ fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
     assert!(err["error"]["fields"]["volid"].is_string(), "{err}");
 }
 
-/// A local HTTP endpoint that records every request: (path, headers lower-cased, body).
-fn capture_server() -> (
-    String,
-    std::sync::mpsc::Receiver<(String, Vec<(String, String)>, String)>,
-) {
+/// One request a capture server got: path, headers (names lower-cased), body.
+type Captured = (String, Vec<(String, String)>, String);
+
+/// A local HTTP endpoint that records every request.
+fn capture_server() -> (String, std::sync::mpsc::Receiver<Captured>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

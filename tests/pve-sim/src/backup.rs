@@ -864,9 +864,8 @@ impl Node {
             .map_err(|e| e.to_string())?;
             disk += 1;
             for (k, v) in b.keys() {
-                if !k
-                    .strip_prefix("mp")
-                    .is_some_and(|n| n.parse::<u32>().is_ok())
+                if k.strip_prefix("mp")
+                    .is_none_or(|n| n.parse::<u32>().is_err())
                 {
                     continue;
                 }
@@ -930,9 +929,8 @@ impl Node {
         }
         // Volume mount points get their contents back from the archive.
         for (k, v) in conf.current().keys() {
-            if !k
-                .strip_prefix("mp")
-                .is_some_and(|n| n.parse::<u32>().is_ok())
+            if k.strip_prefix("mp")
+                .is_none_or(|n| n.parse::<u32>().is_err())
             {
                 continue;
             }

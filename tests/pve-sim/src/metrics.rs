@@ -209,7 +209,8 @@ fn row(time: u64, bucket: &[&Sample], max: bool) -> Value {
     if bucket.is_empty() {
         return Value::Object(out);
     }
-    let columns: [(&str, fn(&Sample) -> f64); 10] = [
+    type Column = (&'static str, fn(&Sample) -> f64);
+    let columns: [Column; 10] = [
         ("cpu", |s| s.cpu),
         ("maxcpu", |s| s.maxcpu),
         ("mem", |s| s.mem),

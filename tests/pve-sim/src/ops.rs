@@ -36,7 +36,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         'T' => 1 << 40,
         _ => return None,
     };
-    (value >= 0.0).then(|| (value * factor as f64) as u64)
+    (value >= 0.0).then_some((value * factor as f64) as u64)
 }
 
 /// Bytes as PVE's `format_size` writes them: the largest unit that divides them exactly.
@@ -47,7 +47,7 @@ pub fn format_size(bytes: u64) -> String {
         ('M', 1 << 20),
         ('K', 1 << 10),
     ] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }
