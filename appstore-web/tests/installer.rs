@@ -223,8 +223,11 @@ fn assert_installed(bed: &Bed) {
     );
     // The token's secret is in its file and nowhere in the config.
     let secret = bed.ok("cat /etc/pve-appstore/token").trim().to_string();
-    assert!(!bed.ok("cat /etc/pve-appstore/config.yml").contains(&secret));
-    // The privileges granted are exactly the plan: two roles, and ACLs for the user and its token.
+    let config = bed.ok("cat /etc/pve-appstore/config.yml");
+    assert!(!config.contains(&secret));
+    assert!(config.contains("backup_storage: \"local\""), "{config}");
+    // The privileges granted are exactly the plan: two roles, and ACLs for the user and its token
+    // (the backup storage, `local` by default, among them).
     let users = bed.ok("cat /etc/pve/user.cfg");
     assert!(
         users.contains(&format!(
@@ -243,7 +246,8 @@ fn assert_installed(bed: &Bed) {
         [
             "acl:1:/pool/appstore:appstore@pve,appstore@pve!store:PVEAppStore:",
             "acl:1:/sdn/zones/localnetwork/vmbr0:appstore@pve,appstore@pve!store:PVESDNUser:",
-            "acl:1:/storage/local:appstore@pve,appstore@pve!store:PVEAppStoreTemplates:",
+            // `local` holds the templates and the backups.
+            "acl:1:/storage/local:appstore@pve,appstore@pve!store:PVEAppStoreTemplates,PVEDatastoreUser:",
             "acl:1:/storage/local-lvm:appstore@pve,appstore@pve!store:PVEDatastoreUser:",
         ],
         "{users}"

@@ -174,6 +174,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   }, null, { timeout: 60000 });
   assert.equal(await page.locator(tid('chart')).count(), 4);
   assert.match(await page.textContent('[data-chart="memory"]'), /Used: \d/);
+  await page.locator(tid('history')).scrollIntoViewIfNeeded();
   await shot('history-charts');
   // The app's own log: its unit's journal, read inside the container; follow streams it.
   await page.waitForFunction(() => /Started radicale\.service/.test(document.querySelector('[data-testid="app-log"]')?.textContent || ''));
@@ -247,6 +248,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.goto(pageUrl);
   await page.waitForSelector(tid('backup-row'));
   assert.match(await page.textContent(tid('backup-list')), /v1\.1\.0/);
+  await page.locator(tid('backups')).scrollIntoViewIfNeeded();
   await shot('backups');
   await page.click(tid('restore-over'));
   await page.waitForSelector(`${tid('restore-confirm')}:not([hidden])`);
@@ -337,6 +339,7 @@ test('notifications: a target is checked on its fields, tested, and removed', as
     await page.waitForSelector(`${tid('notify-target')}[data-name="lab hook"]`);
     assert.match(await page.textContent(`${tid('notify-target')}[data-name="lab hook"]`), /token kept sealed/);
     assert.doesNotMatch(await page.textContent(tid('notifications')), /Browser-Hook-Token/);
+    await page.locator(tid('notifications')).scrollIntoViewIfNeeded();
     await shot('notifications');
     await page.click(`${tid('notify-target')}[data-name="lab hook"] ${tid('notify-test')}`);
     await page.waitForFunction(() => /lab hook: delivered/.test(document.querySelector('[data-testid="notify-results"]')?.textContent || ''));

@@ -80,7 +80,7 @@ function sizeGb(line) {
 // -- history charts
 const FRAMES = [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week']];
 const CHARTS = [
-  { key: 'cpu', title: 'CPU', series: [['cpu', 'CPU']], fmt: (v) => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %`, max: () => 1 },
+  { key: 'cpu', title: 'CPU', series: [['cpu', 'CPU']], fmt: (v) => `${(v * 100).toFixed(v < 0.1 ? 1 : 0)} %` },
   { key: 'memory', title: 'Memory', series: [['mem', 'Used']], fmt: fmtBytes, max: (rows) => Math.max(...rows.map((r) => r.maxmem ?? 0)) },
   { key: 'network', title: 'Network', series: [['netin', 'In'], ['netout', 'Out']], fmt: (v) => fmtBytes(v) + '/s' },
   { key: 'disk', title: 'Disk I/O', series: [['diskread', 'Read'], ['diskwrite', 'Write']], fmt: (v) => fmtBytes(v) + '/s' },
