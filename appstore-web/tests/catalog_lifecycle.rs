@@ -224,6 +224,7 @@ fn the_reference_catalogs_registry_apps_pass_their_whole_lifecycle() {
             [
                 "install",
                 "url",
+                "app-log",
                 "upgrade",
                 "reconfigure",
                 "uninstall-keep-data",

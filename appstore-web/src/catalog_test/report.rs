@@ -7,7 +7,7 @@ use std::time::Instant;
 /// One step of one app.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
-    /// `install`, `url`, `upgrade`, `reconfigure`, `uninstall-keep-data`, `reinstall`, `data-kept`,
+    /// `install`, `url`, `app-log`, `upgrade`, `reconfigure`, `uninstall-keep-data`, `reinstall`, `data-kept`,
     /// `uninstall`, or `plan` for apps that are not run.
     pub step: String,
     /// `passed`, `failed` or `skipped`.

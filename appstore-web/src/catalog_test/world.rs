@@ -195,6 +195,23 @@ impl World {
             self.check_url(install.as_ref()).await.map(Outcome::Passed)
         })
         .await;
+        run.step("app-log", async {
+            let rec = install.clone().ok_or_else(no_install)?;
+            let Some(unit) = app.manifest.service() else {
+                return Ok(Outcome::Skipped("the manifest names no `service`".into()));
+            };
+            let ctid = rec
+                .ctid
+                .ok_or_else(|| fail("the install has no container"))?;
+            let entries = self.journal(ctid, unit).await?;
+            if entries == 0 {
+                return Err(fail(format!(
+                    "the journal of `{unit}` is empty: is `service` the unit that runs the app?"
+                )));
+            }
+            Ok(format!("{entries} journal entries of {unit}").into())
+        })
+        .await;
         run.step("upgrade", async {
             let rec = install.clone().ok_or_else(no_install)?;
             let next = self.bump_version(&app.manifest).map_err(fail)?;
@@ -475,6 +492,38 @@ impl World {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         Err(fail(format!("{url}: {last}")))
+    }
+
+    /// How many journal entries the app's unit has, read as the installed app's page reads them
+    /// (through the helper's fixed `journalctl` command).
+    async fn journal(&self, ctid: Ctid, unit: &str) -> Result<usize, StepError> {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        let reply = self
+            .engine
+            .helper
+            .call(
+                appstore_helper::Request::Journal {
+                    ctid,
+                    unit: unit.to_string(),
+                    lines: 200,
+                    after_cursor: None,
+                },
+                Box::new(move |stream, line| {
+                    if stream == "stdout" {
+                        if let Ok(mut v) = sink.lock() {
+                            v.push(line.to_string());
+                        }
+                    }
+                }),
+            )
+            .await
+            .map_err(fail)?;
+        if let appstore_helper::Reply::Failed { error, .. } = reply {
+            return Err(fail(error.message));
+        }
+        let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
+        Ok(appstore_core::journal::split_cursor(lines).0.len())
     }
 
     fn pct(&self) -> std::process::Command {
