@@ -236,3 +236,85 @@ async fn a_node_before_pve_8_1_refuses_a_render_node_with_the_fix() {
     );
     assert!(w.engine.store.gpu_attachments().unwrap().is_empty());
 }
+
+/// A GPU sync stopped after each of its steps (as a killed service leaves it) resumes and completes,
+/// leaving the GPU attached once.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
+    use appstore_actors::engine::MaintainRequest;
+    use appstore_core::job::{steps, JobKind};
+    let Some((w, _dir)) = gpu_world() else {
+        return;
+    };
+    let (job, end, log) = install(
+        &w,
+        "jellyfin",
+        GpuRequest::Devices {
+            pci_addresses: vec!["0000:01:00.0".into()],
+        },
+    )
+    .await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    let install = w.engine.store.installs().unwrap().remove(0);
+    let ctid = install.ctid.unwrap();
+    let attached = |w: &common::World| {
+        w.engine
+            .store
+            .gpu_attachments()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.ctid == ctid)
+            .count()
+    };
+    let before = attached(&w);
+    assert!(before > 0, "job {job}: {log}");
+    for &state in steps(JobKind::GpuSync) {
+        let request = MaintainRequest {
+            install_id: install.id,
+            ..Default::default()
+        };
+        let job = w
+            .engine
+            .create_maintain_job(JobKind::GpuSync, &w.snapshot, &install, &request)
+            .await
+            .unwrap();
+        let mut held = w.engine.clone();
+        held.config.fault_hold_after = Some(state);
+        let (snapshot, rec) = (Arc::clone(&w.snapshot), install.clone());
+        let task = tokio::spawn(async move {
+            held.run_maintain(JobKind::GpuSync, job, snapshot, rec, request, CancelFlag::default())
+                .await
+        });
+        let needle = format!("holding after `{state}`");
+        let mut seen = false;
+        for _ in 0..400 {
+            let lines = w.engine.store.logs(job, 0, 10_000).unwrap();
+            if lines.iter().any(|l| l.line.contains(&needle)) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(seen, "never held after {state}");
+        task.abort();
+        let record = w.engine.store.job(job).unwrap().unwrap();
+        assert_eq!(record.state, state);
+        let end = w
+            .engine
+            .resume(record, Some(Arc::clone(&w.snapshot)), CancelFlag::default())
+            .await
+            .unwrap();
+        let lines: Vec<String> = w
+            .engine
+            .store
+            .logs(job, 0, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(end, JobState::Completed, "interrupted after {state}: {lines:#?}");
+        assert_eq!(attached(&w), before, "after {state}");
+        assert!(conf(&w, ctid).contains("dev0:"), "after {state}");
+    }
+}

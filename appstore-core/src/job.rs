@@ -430,7 +430,7 @@ pub enum Resume {
 pub fn resume(state: JobState, retry_safe: bool) -> Resume {
     match state {
         s if s.is_terminal() => Resume::Settled,
-        S::Provision | S::RunUpgrade | S::RunReconfigure | S::RunGpuSync if !retry_safe => Resume::Fail(format!(
+        S::Provision | S::RunUpgrade | S::RunReconfigure if !retry_safe => Resume::Fail(format!(
             "the service restarted while `{state}` was running, and the app's scripts are not marked retry_safe; \
              the container was left as it was: destroy the failed install and install again"
         )),

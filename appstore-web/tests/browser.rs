@@ -103,7 +103,7 @@ fn the_ui_in_chromium() {
         m.uid() == 0
     });
     assert!(
-        text.contains("pass 13") || (!root && text.contains("pass 12")),
+        text.contains("pass 14") || (!root && text.contains("pass 12")),
         "{text}"
     );
     assert!(text.contains("fail 0"), "{text}");

@@ -314,6 +314,32 @@ test('GPU page: the inventory, live over the event stream', async () => {
   } else await shot('gpus');
 });
 
+test('GPU drift: an unplugged card is flagged live on the Installed page, the app offers a GPU sync, and the card coming back clears it', { skip: !root && 'the demo GPU host needs root for its device nodes' }, async () => {
+  const card = `${tid('installed-app')}[data-app-id="jellyfin"]`;
+  await page.click(tid('nav-installed'));
+  await page.waitForSelector(card);
+  assert.equal(await page.locator(`${card} ${tid('gpu-drift')}`).count(), 0);
+  // Unplug the iGPU Jellyfin uses, from the GPU page; the Installed page flags it live.
+  await page.click(tid('nav-gpus'));
+  await page.waitForSelector(tid('demo-plug-0000:00:02.0'));
+  await page.click(tid('demo-plug-0000:00:02.0'));
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 1, tid('gpu-row'));
+  await page.click(tid('nav-installed'));
+  await page.waitForFunction((s) => /0000:00:02\.0 is gone/.test(document.querySelector(s)?.textContent || ''), `${card} ${tid('gpu-drift')}`, { timeout: 20000 });
+  await page.click(`${card} ${tid('installed-link')}`);
+  await page.waitForSelector(tid('gpu-drift-panel'));
+  assert.ok(await page.isVisible(tid('gpu-sync')));
+  await shot('gpu-drift');
+  // Plugged back: the flag goes, and a GPU sync attaches it again by itself.
+  await page.click(tid('nav-gpus'));
+  await page.waitForSelector(tid('demo-plug-0000:00:02.0'));
+  await page.click(tid('demo-plug-0000:00:02.0'));
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 2, tid('gpu-row'));
+  await page.click(tid('nav-installed'));
+  await page.waitForSelector(card);
+  await page.waitForFunction((s) => document.querySelectorAll(s).length === 0, `${card} ${tid('gpu-drift')}`, { timeout: 20000 });
+});
+
 test('notifications: a target is checked on its fields, tested, and removed', async () => {
   // A local endpoint standing in for a webhook receiver.
   const received = [];

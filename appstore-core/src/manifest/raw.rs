@@ -298,7 +298,8 @@ pub struct RawProvision {
     pub reconfigure: Option<String>,
     /// Script that sets the app's GPU up again after the host's GPU driver changed or a card came
     /// back (the NVIDIA userland to match the host's driver, the app's GPU settings); run by the
-    /// "GPU sync" job with `APPSTORE_GPU_VENDOR` and the host's driver version. Extension.
+    /// "GPU sync" job with `APPSTORE_GPU_VENDOR` and the host's driver version. It must be safe to
+    /// run again (a job interrupted by a restart runs it again). Extension.
     #[serde(default)]
     pub gpu_sync: Option<String>,
     /// Keep `/opt/appstore/provision/` in the container after the install (default false).
