@@ -283,8 +283,15 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
         held.config.fault_hold_after = Some(state);
         let (snapshot, rec) = (Arc::clone(&w.snapshot), install.clone());
         let task = tokio::spawn(async move {
-            held.run_maintain(JobKind::GpuSync, job, snapshot, rec, request, CancelFlag::default())
-                .await
+            held.run_maintain(
+                JobKind::GpuSync,
+                job,
+                snapshot,
+                rec,
+                request,
+                CancelFlag::default(),
+            )
+            .await
         });
         let needle = format!("holding after `{state}`");
         let mut seen = false;
@@ -313,7 +320,11 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
             .into_iter()
             .map(|l| l.line)
             .collect();
-        assert_eq!(end, JobState::Completed, "interrupted after {state}: {lines:#?}");
+        assert_eq!(
+            end,
+            JobState::Completed,
+            "interrupted after {state}: {lines:#?}"
+        );
         assert_eq!(attached(&w), before, "after {state}");
         assert!(conf(&w, ctid).contains("dev0:"), "after {state}");
     }

@@ -314,6 +314,19 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     let log = journal(&w, ctid, "radicale.service").await;
     assert!(log.iter().any(|l| l.contains("radicale")), "{log:#?}");
     assert!(log.last().unwrap().starts_with("-- cursor: "), "{log:#?}");
+    // PVE's usage history of the container: the node's samples of its real cgroup counters.
+    let rows = w
+        .engine
+        .pve
+        .lxc_rrddata("pve1", ctid, appstore_pve::types::Timeframe::Hour)
+        .await
+        .unwrap();
+    let sampled: Vec<_> = rows.iter().filter(|r| r.mem.is_some()).collect();
+    assert!(!sampled.is_empty(), "no samples in {rows:#?}");
+    assert!(
+        sampled.iter().all(|r| r.mem.unwrap() > 1_000_000.0),
+        "{sampled:#?}"
+    );
 
     // A backup with its data volume, then a restore into a new container and one over the
     // original: the data comes back, the app answers.

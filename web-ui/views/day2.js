@@ -258,7 +258,7 @@ function backupsPanel(d, ctx) {
         } }, 'Restore as new'),
         h('button', { type: 'button', class: 'btn btn-sm', tid: 'restore-over', disabled: !b.restorable, onclick: () => { confirm.hidden = false; } }, 'Restore over this')), confirm];
     };
-    body.replaceChildren(
+    body.replaceChildren(...[
       h('div', 'job-actions', h('button', { type: 'button', class: 'btn', tid: 'backup-now', onclick: async (ev) => {
         ev.currentTarget.disabled = true;
         try { toJob(await api.backupNow(d.id)); } catch (err) { fail(err); ev.currentTarget.disabled = false; }
@@ -271,7 +271,7 @@ function backupsPanel(d, ctx) {
           h('code', 'break small', b.volid), ...restoreButtons(b))))
         : h('p', { class: 'muted', tid: 'no-backups' }, 'No backups yet.'),
       h('h3', 'sub', 'Settings'), form,
-      arr(r.errors).length > 0 && h('ul', null, r.errors.map((e) => h('li', 'field-error', e))));
+      arr(r.errors).length > 0 && h('ul', null, r.errors.map((e) => h('li', 'field-error', e)))].filter(Boolean));
   }
   load();
   return panel('Backups', 'backups', body, status);

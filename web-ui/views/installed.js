@@ -166,7 +166,8 @@ function installDetailView(main, id, ctx) {
         h('div', null,
           arr(d.gpu_drift).length > 0 && panel('GPU drift', 'gpu-drift-panel',
             arr(d.gpu_drift).map((x) => h('p', { class: 'badge t-warn', tid: 'gpu-drift', 'data-kind': x.kind }, x.message)),
-            h('button', { type: 'button', class: 'btn', tid: 'gpu-sync', onclick: async () => {
+            // A vanished card cannot be synced; it is attached again by itself when it comes back.
+            arr(d.gpu_drift).some((x) => x.kind !== 'vanished') && h('button', { type: 'button', class: 'btn', tid: 'gpu-sync', onclick: async () => {
               try { const r = await api.gpuSync(d.id); location.hash = '#/jobs/' + r.job_id; } catch (err) { status.replaceChildren(errorBox(err)); }
             } }, 'GPU sync')),
           up.status === 'available' && changelogPanel(up),

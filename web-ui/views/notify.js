@@ -48,7 +48,7 @@ function notificationsPanel(ctx) {
       arr(r.events).map((ev) => h('label', { class: 'toggle' }, h('input', { type: 'checkbox', name: 'nt-event', value: ev, checked: true, tid: 'nt-event-' + ev }), ' ', EVENT_LABELS[ev] || ev)),
       err('events')),
     h('button', { type: 'submit', class: 'btn', tid: 'notify-add' }, 'Add target'));
-    body.replaceChildren(
+    body.replaceChildren(...[
       targets.length
         ? h('ul', { class: 'backup-list', tid: 'notify-targets' }, targets.map((t) => h('li', { tid: 'notify-target', 'data-name': t.name },
           h('div', null, h('strong', null, t.name), h('span', 'muted', ` ${t.kind} · ${t.source === 'config' ? 'config.yml' : 'added here'}${t.has_token ? ' · token kept sealed' : ''}`)),
@@ -62,7 +62,7 @@ function notificationsPanel(ctx) {
         : h('p', { class: 'muted', tid: 'no-notify-targets' }, 'No targets yet.'),
       targets.length > 0 && h('button', { type: 'button', class: 'btn', tid: 'notify-test-all',
         onclick: async () => { try { show((await api.testNotifications(null)).results); } catch (error) { status.replaceChildren(errorBox(error)); } } }, 'Test all'),
-      h('h3', 'sub', 'Add a target'), form);
+      h('h3', 'sub', 'Add a target'), form].filter(Boolean));
   }
   load();
   return panel('Notifications', 'notifications', h('p', 'muted', 'Webhook targets hear about updates, failed backups and GPU drift. Targets can also be set in config.yml (notifications).'), body, status);

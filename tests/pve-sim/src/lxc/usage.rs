@@ -34,10 +34,12 @@ impl LxcBackend {
     }
 }
 
-/// The cgroup v2 directory of process `pid`.
+/// The cgroup v2 directory of process `pid`: for a container's init, the container's own cgroup
+/// (systemd inside moves itself into `init.scope` below it).
 fn cgroup_dir(pid: u32) -> Option<PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let rel = rel.strip_suffix("/init.scope").unwrap_or(rel);
     let dir = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
     dir.is_dir().then_some(dir)
 }
