@@ -110,30 +110,30 @@ async fn power_controls_run_as_jobs_and_check_the_state_first() {
     let app = install(&w).await;
     assert_eq!(status(&w, &app).await, "running");
 
-    let (end, _) = control(&w, &app, Control::Shutdown).await;
+    let (end, _) = control(&w, &app, Control::Shutdown {}).await;
     assert_eq!(end, JobState::Completed);
     assert_eq!(status(&w, &app).await, "stopped");
     // Stopping a stopped container is done at once, without a PVE task that would fail.
-    let (end, logs) = control(&w, &app, Control::Stop).await;
+    let (end, logs) = control(&w, &app, Control::Stop {}).await;
     assert_eq!(end, JobState::Completed);
     assert!(
         logs.iter().any(|l| l.contains("stopped already")),
         "{logs:?}"
     );
     // A reboot of a stopped container starts it.
-    let (end, logs) = control(&w, &app, Control::Reboot).await;
+    let (end, logs) = control(&w, &app, Control::Reboot {}).await;
     assert_eq!(end, JobState::Completed, "{logs:?}");
     assert!(
         logs.iter().any(|l| l.contains("starting it instead")),
         "{logs:?}"
     );
     assert_eq!(status(&w, &app).await, "running");
-    let (end, _) = control(&w, &app, Control::Reboot).await;
+    let (end, _) = control(&w, &app, Control::Reboot {}).await;
     assert_eq!(end, JobState::Completed);
     assert_eq!(status(&w, &app).await, "running");
-    let (end, _) = control(&w, &app, Control::Stop).await;
+    let (end, _) = control(&w, &app, Control::Stop {}).await;
     assert_eq!(end, JobState::Completed);
-    let (end, _) = control(&w, &app, Control::Start).await;
+    let (end, _) = control(&w, &app, Control::Start {}).await;
     assert_eq!(end, JobState::Completed);
     assert_eq!(status(&w, &app).await, "running");
 }
@@ -204,7 +204,7 @@ async fn a_container_that_lost_the_managed_tag_is_not_controlled() {
         )
         .await
         .unwrap();
-    let (end, logs) = control(&w, &app, Control::Stop).await;
+    let (end, logs) = control(&w, &app, Control::Stop {}).await;
     assert_eq!(end, JobState::Failed);
     assert!(logs.iter().any(|l| l.contains("managed")), "{logs:?}");
     assert_eq!(status(&w, &app).await, "running");

@@ -93,8 +93,9 @@ async fn installs_an_app_through_every_state_without_leaking_its_secret() {
     );
     assert!(
         conf.contains("unprivileged: 1\n")
-            && conf
-                .contains("mp0: local-lvm:vm-100-disk-1,mp=/var/lib/radicale/collections,size=2G"),
+            && conf.contains(
+                "mp0: local-lvm:vm-100-disk-1,mp=/var/lib/radicale/collections,backup=1,size=2G"
+            ),
         "{conf}"
     );
     // The provision dir and inputs.json are gone from the container.

@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Control {
     /// Start a stopped container.
-    Start,
+    Start {},
     /// Stop at once (like pulling the plug).
-    Stop,
+    Stop {},
     /// Ask the container to shut down cleanly; stopped after the timeout.
-    Shutdown,
+    Shutdown {},
     /// Shut down and start again.
-    Reboot,
+    Reboot {},
     /// New cores and memory, and a root disk grown to `disk_gb`; each is optional.
     Resize {
         /// CPU cores.
@@ -53,10 +53,10 @@ impl Control {
     /// The action's name (`start`, `resize`, ...).
     pub fn name(&self) -> &'static str {
         match self {
-            Control::Start => "start",
-            Control::Stop => "stop",
-            Control::Shutdown => "shutdown",
-            Control::Reboot => "reboot",
+            Control::Start {} => "start",
+            Control::Stop {} => "stop",
+            Control::Shutdown {} => "shutdown",
+            Control::Reboot {} => "reboot",
             Control::Resize { .. } => "resize",
             Control::Onboot { .. } => "onboot",
         }
@@ -207,6 +207,6 @@ mod tests {
             disk_gb: None,
         };
         assert!(empty.check(&caps(), now).is_err());
-        assert_eq!(Control::Reboot.check(&caps(), now), Ok(()));
+        assert_eq!(Control::Reboot {}.check(&caps(), now), Ok(()));
     }
 }

@@ -210,7 +210,7 @@ async fn lifecycle_over_tls(version: PveVersion) {
     assert_eq!(cfg.options["rootfs"], "local-lvm:vm-100-disk-0,size=4G");
     assert_eq!(
         cfg.options["mp0"],
-        "local-lvm:vm-100-disk-1,mp=/var/lib/radicale/collections,size=2G"
+        "local-lvm:vm-100-disk-1,mp=/var/lib/radicale/collections,backup=1,size=2G"
     );
     assert_eq!(cfg.options["unprivileged"], "1");
     assert!(cfg.options["net0"].starts_with(

@@ -239,7 +239,7 @@ pub const ROUTES: &[ApiRoute] = &[
         ok: (201, "Created"),
         ..r("POST", "/api/notifications", "notifications", "Add an ntfy, Gotify or JSON webhook target (its token kept sealed)")
     },
-    r("POST", "/api/notifications/{id}/delete", "notifications", "Remove a target added in the UI"),
+    r("POST", "/api/notifications/{target_id}/delete", "notifications", "Remove a target added in the UI"),
     ApiRoute {
         body: Some(schema_of::<crate::api::TestBody>),
         body_optional: true,

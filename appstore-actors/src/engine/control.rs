@@ -84,7 +84,7 @@ impl ControlWork {
         let pve = self.engine.pve.as_ref();
         let node = self.engine.config.node.as_str();
         match &self.control {
-            Control::Start => {
+            Control::Start {} => {
                 if self.running(ctid).await? {
                     self.log
                         .info(&format!("container {ctid} is running already"))
@@ -95,14 +95,14 @@ impl ControlWork {
                 self.wait("starting the container", pve.lxc_start(node, ctid).await)
                     .await
             }
-            Control::Stop | Control::Shutdown => {
+            Control::Stop {} | Control::Shutdown {} => {
                 if !self.running(ctid).await? {
                     self.log
                         .info(&format!("container {ctid} is stopped already"))
                         .await;
                     return Ok(());
                 }
-                if self.control == Control::Stop {
+                if matches!(self.control, Control::Stop {}) {
                     self.log
                         .info(&format!("stopping container {ctid} at once"))
                         .await;
@@ -121,7 +121,7 @@ impl ControlWork {
                     .await
                 }
             }
-            Control::Reboot => {
+            Control::Reboot {} => {
                 if !self.running(ctid).await? {
                     self.log
                         .info(&format!(

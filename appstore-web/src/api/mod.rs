@@ -235,7 +235,7 @@ pub const ROUTER_KEYS: [(&str, &str); 48] = [
     ("POST", "/api/restore"),
     ("GET", "/api/notifications"),
     ("POST", "/api/notifications"),
-    ("POST", "/api/notifications/{id}/delete"),
+    ("POST", "/api/notifications/{target_id}/delete"),
     ("POST", "/api/notifications/test"),
 ];
 

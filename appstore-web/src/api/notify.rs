@@ -94,7 +94,7 @@ pub(super) async fn add(state: ApiState, body: Bytes) -> ApiResult {
     .into_response())
 }
 
-/// `POST /api/notifications/{id}/delete`.
+/// `POST /api/notifications/{target_id}/delete`.
 pub(super) async fn delete(state: ApiState, id: i64) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let store = jobs.store.clone();

@@ -185,6 +185,7 @@ fn concrete(path: &str) -> String {
     path.replace("{app_id}", "radicale")
         .replace("{job_id}", "999")
         .replace("{install_id}", "999")
+        .replace("{target_id}", "999")
         .replace("{key}", "password")
 }
 
