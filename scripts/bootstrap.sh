@@ -3,9 +3,10 @@
 # Only missing packages are installed; a machine that has everything is left untouched.
 set -euo pipefail
 
-# lxc, debootstrap, debian-archive-keyring, iproute2, nftables: the real LXC back end of tests/pve-sim.
+# lxc, debootstrap, debian-archive-keyring, iproute2, nftables: the real LXC back end of tests/pve-sim;
+# zstd: the simulated node's vzdump archives (GNU tar --zstd), as on a real node.
 packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates sudo
-          lxc debootstrap debian-archive-keyring iproute2 nftables)
+          lxc debootstrap debian-archive-keyring iproute2 nftables zstd)
 
 # The test command adds what only the tests need (BOOTSTRAP_TEST=1): Chromium for the browser tests,
 # and Node.js with npm when there is no node at all.

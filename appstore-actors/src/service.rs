@@ -329,31 +329,7 @@ impl JobsService {
         lines: u32,
         after: Option<String>,
     ) -> Result<(Vec<String>, Option<String>), String> {
-        let collected = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Arc::clone(&collected);
-        let reply = self
-            .helper
-            .call(
-                appstore_helper::protocol::Request::Journal {
-                    ctid,
-                    unit: unit.to_string(),
-                    lines,
-                    after_cursor: after,
-                },
-                Box::new(move |stream, line| {
-                    if stream == "stdout" {
-                        if let Ok(mut v) = sink.lock() {
-                            v.push(line.to_string());
-                        }
-                    }
-                }),
-            )
-            .await?;
-        if let appstore_helper::protocol::Reply::Failed { error, .. } = reply {
-            return Err(error.message);
-        }
-        let lines = collected.lock().map(|v| v.clone()).unwrap_or_default();
-        Ok(appstore_core::journal::split_cursor(lines))
+        crate::engine::host::read_journal(self.helper.as_ref(), ctid, unit, lines, after).await
     }
 
     /// Queues a backup of an install's container.

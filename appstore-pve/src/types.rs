@@ -590,6 +590,15 @@ pub enum BackupMode {
 }
 
 impl BackupMode {
+    /// The mode called `s` (as stored); `snapshot` for anything else.
+    pub fn parse(s: &str) -> BackupMode {
+        match s {
+            "suspend" => BackupMode::Suspend,
+            "stop" => BackupMode::Stop,
+            _ => BackupMode::Snapshot,
+        }
+    }
+
     /// The name PVE takes.
     pub fn as_str(self) -> &'static str {
         match self {

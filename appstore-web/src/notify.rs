@@ -58,27 +58,27 @@ impl Notifier {
 
     /// Every target: the config's first, then the UI's.
     pub async fn targets(&self) -> Vec<Target> {
-        let mut out: Vec<Target> = self
-            .config_targets
-            .iter()
-            .map(|t| Target {
-                id: None,
-                source: "config",
-                target: t.clone(),
-                token: t.token_file.as_ref().and_then(|f| {
-                    std::fs::read_to_string(f)
-                        .map(|s| s.trim().to_string())
-                        .map_err(|e| tracing::warn!(target = %t.name, file = %f, error = %e, "notification token file unreadable"))
-                        .ok()
-                }),
-            })
-            .collect();
-        let store = self.store.clone();
-        let stored = tokio::task::spawn_blocking(move || store.notify_targets())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        // The token files and the database are read off the async threads.
+        let (config, store) = (self.config_targets.clone(), self.store.clone());
+        let (mut out, stored) = tokio::task::spawn_blocking(move || {
+            let from_config: Vec<Target> = config
+                .into_iter()
+                .map(|t| Target {
+                    id: None,
+                    source: "config",
+                    token: t.token_file.as_ref().and_then(|f| {
+                        std::fs::read_to_string(f)
+                            .map(|s| s.trim().to_string())
+                            .map_err(|e| tracing::warn!(target = %t.name, file = %f, error = %e, "notification token file unreadable"))
+                            .ok()
+                    }),
+                    target: t,
+                })
+                .collect();
+            (from_config, store.notify_targets().unwrap_or_default())
+        })
+        .await
+        .unwrap_or_default();
         for s in stored {
             let Ok(target) = serde_json::from_str::<NotifyTarget>(&s.target) else {
                 continue;

@@ -28,16 +28,11 @@ pub fn due(
             let slot = schedule.last_slot(now)?;
             let fresh = tried.get(&p.install_id) != Some(&slot);
             (fresh && schedule.due(last_backup(p.install_id), now)).then(|| {
-                let mode = match p.mode.as_str() {
-                    "suspend" => appstore_pve::types::BackupMode::Suspend,
-                    "stop" => appstore_pve::types::BackupMode::Stop,
-                    _ => appstore_pve::types::BackupMode::Snapshot,
-                };
                 (
                     BackupRequest {
                         install_id: p.install_id,
                         storage: p.storage.clone(),
-                        mode,
+                        mode: appstore_pve::types::BackupMode::parse(&p.mode),
                         keep_last: p.keep_last,
                     },
                     slot,

@@ -76,29 +76,11 @@ impl BackupWork {
     /// This job's backup among the container's, if it was made.
     async fn made(&self, ctid: Ctid) -> Result<Option<BackupVolume>, StepOutcome> {
         let since = (self.since_ms / 1000).saturating_sub(1) as u64;
-        Ok(self
-            .list(ctid)
-            .await?
-            .into_iter()
-            .filter(|b| b.ctime.unwrap_or(0) >= since)
-            .max_by_key(|b| b.ctime.unwrap_or(0)))
+        Ok(newest_since(self.list(ctid).await?, since))
     }
 
     async fn record(&self, b: &BackupVolume, ctid: Ctid) -> Result<(), StepOutcome> {
-        let record = BackupRecord {
-            volid: b.volid.clone(),
-            install_id: self.install.id,
-            app_id: self.install.app_id.clone(),
-            version: self.install.version.clone(),
-            manifest_sha256: self.install.manifest_sha256.clone(),
-            commit_id: self.install.commit_id.clone(),
-            ctid: i64::from(ctid.get()),
-            storage: self.request.storage.clone(),
-            job_id: Some(self.job_id),
-            created_at: b
-                .ctime
-                .map_or_else(crate::store::now_ms, |t| t as i64 * 1000),
-        };
+        let record = backup_record(&self.install, b, ctid, &self.request.storage, self.job_id);
         let store = self.engine.store.clone();
         blocking(move || store.record_backup(&record))
             .await
@@ -209,6 +191,37 @@ impl BackupWork {
             self.log.info(&format!("removed {}", b.volid)).await;
         }
         Ok(())
+    }
+}
+
+/// The newest of `list` made at or after `since` (seconds since the epoch).
+pub(super) fn newest_since(list: Vec<BackupVolume>, since: u64) -> Option<BackupVolume> {
+    list.into_iter()
+        .filter(|b| b.ctime.unwrap_or(0) >= since)
+        .max_by_key(|b| b.ctime.unwrap_or(0))
+}
+
+/// The store's record of backup `b` of `install`'s container `ctid`, made by job `job_id`.
+pub(super) fn backup_record(
+    install: &InstallRecord,
+    b: &BackupVolume,
+    ctid: Ctid,
+    storage: &str,
+    job_id: i64,
+) -> BackupRecord {
+    BackupRecord {
+        volid: b.volid.clone(),
+        install_id: install.id,
+        app_id: install.app_id.clone(),
+        version: install.version.clone(),
+        manifest_sha256: install.manifest_sha256.clone(),
+        commit_id: install.commit_id.clone(),
+        ctid: i64::from(ctid.get()),
+        storage: storage.to_string(),
+        job_id: Some(job_id),
+        created_at: b
+            .ctime
+            .map_or_else(crate::store::now_ms, |t| t as i64 * 1000),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::store::InstallRecord;
 use appstore_core::control::Control;
 use appstore_core::job::{JobState, StepOutcome};
 use appstore_core::Ctid;
-use appstore_pve::{wait_task, PveError, Upid};
+use appstore_pve::{PveError, Upid};
 use serde::{Deserialize, Serialize};
 
 /// What a control job records as its request (and reads back when it resumes).
@@ -59,15 +59,7 @@ impl ControlWork {
     }
 
     async fn wait(&self, what: &str, upid: Result<Upid, PveError>) -> Result<(), StepOutcome> {
-        let upid = upid.map_err(|e| pve_failed(what, e))?;
-        wait_task(
-            self.engine.pve.as_ref(),
-            &upid,
-            self.engine.config.task_deadline,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| pve_failed(what, e))
+        super::install::wait_for(&self.engine, what, upid).await
     }
 
     async fn running(&self, ctid: Ctid) -> Result<bool, StepOutcome> {

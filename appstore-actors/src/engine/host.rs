@@ -81,3 +81,38 @@ impl HostHelper for SocketHelper {
         .map_err(|e| e.to_string())?
     }
 }
+
+/// The service log of `unit` in container `ctid`, read by the helper's fixed `journalctl` command:
+/// the last `lines` entries (or those after `after`), and the cursor to go on from.
+pub async fn read_journal(
+    helper: &dyn HostHelper,
+    ctid: appstore_core::Ctid,
+    unit: &str,
+    lines: u32,
+    after: Option<String>,
+) -> Result<(Vec<String>, Option<String>), String> {
+    let collected = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&collected);
+    let reply = helper
+        .call(
+            Request::Journal {
+                ctid,
+                unit: unit.to_string(),
+                lines,
+                after_cursor: after,
+            },
+            Box::new(move |stream, line| {
+                if stream == "stdout" {
+                    if let Ok(mut v) = sink.lock() {
+                        v.push(line.to_string());
+                    }
+                }
+            }),
+        )
+        .await?;
+    if let Reply::Failed { error, .. } = reply {
+        return Err(error.message);
+    }
+    let lines = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(appstore_core::journal::split_cursor(lines))
+}

@@ -125,22 +125,15 @@ pub(super) async fn backup_now(state: ApiState, id: i64, body: Bytes) -> ApiResu
     let request = BackupRequest {
         install_id: id,
         storage: req.storage.unwrap_or(policy.storage),
-        mode: req.mode.unwrap_or_else(|| mode_of(&policy.mode)),
+        mode: req
+            .mode
+            .unwrap_or_else(|| appstore_pve::types::BackupMode::parse(&policy.mode)),
         keep_last: req.keep_last.unwrap_or(policy.keep_last),
     };
     jobs.backup(request)
         .await
         .map(job_accepted)
         .map_err(submit_error)
-}
-
-fn mode_of(text: &str) -> appstore_pve::types::BackupMode {
-    use appstore_pve::types::BackupMode;
-    match text {
-        "suspend" => BackupMode::Suspend,
-        "stop" => BackupMode::Stop,
-        _ => BackupMode::Snapshot,
-    }
 }
 
 /// `POST /api/installs/{install_id}/backup-policy`: the install's backup settings.

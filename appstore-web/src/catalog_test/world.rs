@@ -497,33 +497,16 @@ impl World {
     /// How many journal entries the app's unit has, read as the installed app's page reads them
     /// (through the helper's fixed `journalctl` command).
     async fn journal(&self, ctid: Ctid, unit: &str) -> Result<usize, StepError> {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let sink = std::sync::Arc::clone(&lines);
-        let reply = self
-            .engine
-            .helper
-            .call(
-                appstore_helper::Request::Journal {
-                    ctid,
-                    unit: unit.to_string(),
-                    lines: 200,
-                    after_cursor: None,
-                },
-                Box::new(move |stream, line| {
-                    if stream == "stdout" {
-                        if let Ok(mut v) = sink.lock() {
-                            v.push(line.to_string());
-                        }
-                    }
-                }),
-            )
-            .await
-            .map_err(fail)?;
-        if let appstore_helper::Reply::Failed { error, .. } = reply {
-            return Err(fail(error.message));
-        }
-        let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
-        Ok(appstore_core::journal::split_cursor(lines).0.len())
+        let (entries, _) = appstore_actors::engine::host::read_journal(
+            self.engine.helper.as_ref(),
+            ctid,
+            unit,
+            200,
+            None,
+        )
+        .await
+        .map_err(fail)?;
+        Ok(entries.len())
     }
 
     fn pct(&self) -> std::process::Command {

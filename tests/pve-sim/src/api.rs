@@ -122,11 +122,7 @@ fn flag(p: &Params, k: &str) -> bool {
     get(p, k) == Some("1")
 }
 
-fn vmid_of(p: &Params) -> Result<u32, ApiErr> {
-    get(p, "vmid")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiErr::param("vmid", "property is missing and it is not optional"))
-}
+use crate::ops::vmid_of;
 
 impl Node {
     pub(crate) fn users(&self) -> Result<UserCfg, ApiErr> {

@@ -57,21 +57,13 @@ impl ArchiveName {
         };
         Some(ArchiveName {
             vmid: vmid.parse().ok()?,
-            ctime: epoch_of(y, mo, d) + h * 3600 + mi * 60 + s,
+            ctime: appstore_core::update_policy::date_epoch(&format!("{y:04}-{mo:02}-{d:02}"))?
+                + h * 3600
+                + mi * 60
+                + s,
             format: format.to_string(),
         })
     }
-}
-
-/// Days from the civil date to 1970-01-01, in seconds.
-fn epoch_of(y: u64, m: u64, d: u64) -> u64 {
-    let y = y as i64 - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    ((era * 146_097 + doe - 719_468) * 86_400) as u64
 }
 
 /// `YYYY_MM_DD-HH_MM_SS` of `epoch` (UTC).

@@ -56,26 +56,14 @@ impl InstallWork {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let made = pve
+        let list = pve
             .backups(self.node(), &storage, ctid)
             .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|b| b.ctime.unwrap_or(0) >= since)
-            .max_by_key(|b| b.ctime.unwrap_or(0))
+            .map_err(|e| e.to_string())?;
+        let made = crate::engine::backup::newest_since(list, since)
             .ok_or("the backup task ended but no new backup is on the storage")?;
-        let record = crate::store::BackupRecord {
-            volid: made.volid.clone(),
-            install_id: install.id,
-            app_id: install.app_id.clone(),
-            version: install.version.clone(),
-            manifest_sha256: install.manifest_sha256.clone(),
-            commit_id: install.commit_id.clone(),
-            ctid: i64::from(ctid.get()),
-            storage,
-            job_id: Some(self.job_id),
-            created_at: made.ctime.map_or(0, |t| t as i64 * 1000),
-        };
+        let record =
+            crate::engine::backup::backup_record(&install, &made, ctid, &storage, self.job_id);
         let store = self.engine.store.clone();
         blocking(move || store.record_backup(&record))
             .await

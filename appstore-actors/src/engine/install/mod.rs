@@ -52,6 +52,19 @@ pub(in crate::engine) fn failed(reason: impl Into<String>) -> StepOutcome {
     }
 }
 
+/// Waits for the PVE task `upid` (`what` it does, for the failure) within the task deadline.
+pub(in crate::engine) async fn wait_for(
+    engine: &Engine,
+    what: &str,
+    upid: Result<Upid, PveError>,
+) -> Result<(), StepOutcome> {
+    let upid = upid.map_err(|e| pve_failed(what, e))?;
+    wait_task(engine.pve.as_ref(), &upid, engine.config.task_deadline)
+        .await
+        .map(|_| ())
+        .map_err(|e| pve_failed(what, e))
+}
+
 pub(in crate::engine) fn pve_failed(what: &str, e: PveError) -> StepOutcome {
     let mut reason = format!("{what}: {e}");
     if let PveError::TaskFailed { log, .. } = &e {
@@ -340,15 +353,7 @@ impl InstallWork {
         what: &str,
         upid: Result<Upid, PveError>,
     ) -> Result<(), StepOutcome> {
-        let upid = upid.map_err(|e| pve_failed(what, e))?;
-        wait_task(
-            self.engine.pve.as_ref(),
-            &upid,
-            self.engine.config.task_deadline,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| pve_failed(what, e))
+        wait_for(&self.engine, what, upid).await
     }
 
     /// Runs a helper request and returns its stdout lines (every line also goes to the job log).
