@@ -8,7 +8,7 @@ use appstore_actors::engine::CancelFlag;
 use appstore_actors::store::InstallRecord;
 use appstore_core::control::Control;
 use appstore_core::job::{JobKind, JobState};
-use appstore_pve::types::Timeframe;
+use appstore_pve::types::{BackupMode, Timeframe};
 use common::{radicale, world_with, World};
 use pve_sim::harness::HarnessOptions;
 use std::sync::Arc;
@@ -256,10 +256,20 @@ async fn backup(
     storage: &str,
     keep_last: u32,
 ) -> (i64, JobState, Vec<String>) {
+    backup_in_mode(w, install, storage, keep_last, Default::default()).await
+}
+
+async fn backup_in_mode(
+    w: &World,
+    install: &InstallRecord,
+    storage: &str,
+    keep_last: u32,
+    mode: BackupMode,
+) -> (i64, JobState, Vec<String>) {
     let request = appstore_actors::engine::BackupRequest {
         install_id: install.id,
         storage: storage.into(),
-        mode: Default::default(),
+        mode,
         keep_last,
     };
     let job = w.engine.create_backup_job(install, &request).await.unwrap();
@@ -439,5 +449,34 @@ async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_ol
     assert!(
         err.contains("restore it into a new container instead"),
         "{err}"
+    );
+
+    // Stop mode stops the running container for the copy and starts it again, as PVE does.
+    let (_, end, lines) = backup_in_mode(&w, &app, "local", 3, BackupMode::Stop).await;
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let (stopping, archive, restarting) = (
+        at("INFO: stopping virtual guest"),
+        at("creating vzdump archive"),
+        at("INFO: restarting vm"),
+    );
+    assert!(
+        stopping.is_some() && stopping < archive && archive < restarting,
+        "{lines:#?}"
+    );
+    assert_eq!(status(&w, &app).await, "running");
+
+    // Suspend mode holds the container only while its files are copied, before the archive.
+    let (_, end, lines) = backup_in_mode(&w, &app, "local", 3, BackupMode::Suspend).await;
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let (suspending, resuming, archive) = (
+        at("INFO: suspending guest"),
+        at("INFO: resuming guest"),
+        at("creating vzdump archive"),
+    );
+    assert!(
+        suspending.is_some() && suspending < resuming && resuming < archive,
+        "{lines:#?}"
     );
 }

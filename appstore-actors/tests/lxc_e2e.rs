@@ -314,7 +314,17 @@ async fn two_debian_apps_install_upgrade_and_uninstall_in_real_containers() {
     // original: the data comes back, the app answers.
     let data = "/var/lib/radicale/collections/appstore-marker";
     in_container(&w, ctid, &format!("echo before-backup > {data}"));
+    // A file that keeps changing during the backup (as a journal does): a snapshot-mode backup
+    // of a running container must still be a consistent copy.
+    in_container(
+        &w,
+        ctid,
+        "rm -f /run/churn-stop; nohup sh -c 'while [ ! -e /run/churn-stop ]; do \
+         dd if=/dev/zero of=/var/tmp/churn bs=1M count=8 conv=notrunc status=none; done' \
+         >/dev/null 2>&1 &",
+    );
     let volid = backup_of(&w, &upgraded).await;
+    in_container(&w, ctid, "touch /run/churn-stop");
     in_container(&w, ctid, &format!("echo after-backup > {data}"));
     let copy = restore_of(&w, &v2, &volid, None).await;
     assert_eq!(copy.end, JobState::Completed, "{:#?}", copy.logs);

@@ -337,11 +337,53 @@ impl Node {
                     ));
                 }
             }
+            // (Every container volume here is on lvmthin, which snapshots: snapshot mode never
+            // falls back to suspend as it would on a directory storage.)
             let shown_mode = if running { mode } else { "stop" };
             info(format!("backup mode: {shown_mode}"));
             info("ionice priority: 7".into());
-            if running && shown_mode == "snapshot" {
-                info("create storage snapshot 'vzdump'".into());
+            let stage = tempfile::Builder::new()
+                .prefix("vzdump-")
+                .tempdir_in(self.root.path())
+                .map_err(|e| e.to_string())?;
+            // What tar reads: the container's files and its volumes (directory, mount path).
+            let mut files = Some(self.backend.files_dir(vmid)).filter(|d| d.is_dir());
+            let mut volume_dirs: Vec<(PathBuf, String)> = volumes
+                .iter()
+                .filter_map(|(volid, mount)| {
+                    let dir = self.backend.volume_path(volid).filter(|d| d.is_dir())?;
+                    Some((dir, mount.clone()))
+                })
+                .collect();
+            // A running container's files change under tar (a journal does), and tar fails on
+            // that. PVE reads a storage snapshot or a copy made while the guest was suspended;
+            // the simulator copies them while the container is frozen, for both.
+            let mut restart = None;
+            if running {
+                let held_at = now();
+                match shown_mode {
+                    "stop" => {
+                        info("stopping virtual guest".into());
+                        self.backend.stop(vmid)?;
+                        restart = Some((conf.clone(), held_at));
+                    }
+                    "snapshot" => info("create storage snapshot 'vzdump'".into()),
+                    _ => info("suspending guest".into()),
+                }
+                if shown_mode != "stop" {
+                    let copy = stage.path().join("still");
+                    self.backend.freeze(vmid)?;
+                    let copied = still_copy(&mut files, &mut volume_dirs, &copy);
+                    self.backend.thaw(vmid)?;
+                    copied?;
+                    if shown_mode == "suspend" {
+                        info("resuming guest".into());
+                        info(format!(
+                            "guest is online again after {} seconds",
+                            now().saturating_sub(held_at)
+                        ));
+                    }
+                }
             }
             std::fs::create_dir_all(dump).map_err(|e| e.to_string())?;
             let mut t = now();
@@ -364,10 +406,6 @@ impl Node {
                 conf.remove_snapshot(&s);
             }
             conf.current_mut().remove("parent");
-            let stage = tempfile::Builder::new()
-                .prefix("vzdump-")
-                .tempdir_in(self.root.path())
-                .map_err(|e| e.to_string())?;
             let etc = stage.path().join("etc/vzdump");
             std::fs::create_dir_all(&etc).map_err(|e| e.to_string())?;
             std::fs::write(etc.join("pct.conf"), conf.to_text()).map_err(|e| e.to_string())?;
@@ -391,20 +429,17 @@ impl Node {
             let mut transforms = Vec::new();
             let mut sources: Vec<(PathBuf, String)> =
                 vec![(stage.path().to_path_buf(), "./etc/vzdump".into())];
-            let files = self.backend.files_dir(vmid);
-            if files.is_dir() {
+            if let Some(files) = files {
                 sources.push((files, ".".into()));
             }
-            for (volid, mount) in &volumes {
-                if let Some(dir) = self.backend.volume_path(volid).filter(|d| d.is_dir()) {
-                    let name = dir
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
-                    transforms.push(format!("s,^\\./{name},.{mount},"));
-                    sources.push((parent, format!("./{name}")));
-                }
+            for (dir, mount) in &volume_dirs {
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+                transforms.push(format!("s,^\\./{name},.{mount},"));
+                sources.push((parent, format!("./{name}")));
             }
             for t in &transforms {
                 cmd.arg("--transform").arg(t);
@@ -412,7 +447,16 @@ impl Node {
             for (dir, what) in &sources {
                 cmd.arg("-C").arg(dir).arg(what);
             }
-            let out = cmd.output().map_err(|e| format!("tar: {e}"))?;
+            let out = cmd.output().map_err(|e| format!("tar: {e}"));
+            if let Some((c, stopped_at)) = &restart {
+                info("restarting vm".into());
+                self.backend.start(vmid, c)?;
+                info(format!(
+                    "guest is online again after {} seconds",
+                    now().saturating_sub(*stopped_at)
+                ));
+            }
+            let out = out?;
             if !out.status.success() {
                 let _ = std::fs::remove_file(&archive);
                 return Err(format!(
@@ -963,6 +1007,49 @@ impl Node {
 }
 
 /// `456MB`, `1.20GB`: how vzdump prints sizes.
+/// Copies the container's files and volume directories below `copy` (GNU `cp -a`, which keeps
+/// owners, modes, device nodes and the overlay's whiteouts) and points `files` and `volumes` at
+/// the copies.
+fn still_copy(
+    files: &mut Option<PathBuf>,
+    volumes: &mut [(PathBuf, String)],
+    copy: &Path,
+) -> Result<(), String> {
+    let cp = |from: &Path, to: &Path| -> Result<(), String> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg("--reflink=auto")
+            .arg("--")
+            .arg(from)
+            .arg(to)
+            .output()
+            .map_err(|e| format!("cp: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "command 'cp' failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    if let Some(dir) = files.as_mut() {
+        let to = copy.join("rootfs");
+        cp(dir, &to)?;
+        *dir = to;
+    }
+    for (i, (dir, _)) in volumes.iter_mut().enumerate() {
+        let name = dir.file_name().unwrap_or_default().to_owned();
+        let to = copy.join(format!("mp{i}")).join(name);
+        cp(dir, &to)?;
+        *dir = to;
+    }
+    Ok(())
+}
+
 fn human(bytes: u64) -> String {
     const KB: u64 = 1024;
     match bytes {
