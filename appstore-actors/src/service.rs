@@ -11,7 +11,7 @@ use crate::jobs::{
 };
 use crate::proxmox::{ContainerState, Discover, Discovery, ListContainers, ReadContainer};
 use crate::secrets::SecretBox;
-use crate::store::Store;
+use crate::store::{InstallRecord, Store};
 use crate::RefreshCatalog;
 use crate::{CatalogActor, CatalogHandle, GpuChange, GpuHandle, GpuManagerActor, ProxmoxActor};
 use actix::{Addr, Supervisor};
@@ -320,16 +320,33 @@ impl JobsService {
     }
 
     /// The service log of `unit` in container `ctid` through the helper (which checks the pool
-    /// boundary again): the last `lines` entries, or those after `after`; with the cursor to go on
-    /// from.
+    /// boundary again): the last `lines` entries, or those after `after`, with `redactor`'s
+    /// secrets masked; with the cursor to go on from.
     pub async fn app_log(
         &self,
         ctid: Ctid,
         unit: &str,
         lines: u32,
         after: Option<String>,
+        redactor: &appstore_core::redact::Redactor,
     ) -> Result<(Vec<String>, Option<String>), String> {
-        crate::engine::host::read_journal(self.helper.as_ref(), ctid, unit, lines, after).await
+        crate::engine::host::read_journal(self.helper.as_ref(), ctid, unit, lines, after, redactor)
+            .await
+    }
+
+    /// What an install's app log is redacted with: its secret inputs and outputs, and the keys
+    /// its manifest names (see [`crate::engine::install_redactor`]).
+    pub async fn app_redactor(
+        &self,
+        install: InstallRecord,
+        manifest: appstore_core::manifest::Manifest,
+    ) -> appstore_core::redact::Redactor {
+        let (store, secrets) = (self.store.clone(), self.secrets.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::engine::install_redactor(&store, &secrets, &install, &manifest)
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Queues a backup of an install's container.

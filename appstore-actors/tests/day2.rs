@@ -9,7 +9,7 @@ use appstore_actors::store::InstallRecord;
 use appstore_core::control::Control;
 use appstore_core::job::{JobKind, JobState};
 use appstore_pve::types::{BackupMode, Timeframe};
-use common::{radicale, world_with, World};
+use common::{radicale, world_with, World, SECRET};
 use pve_sim::harness::HarnessOptions;
 use std::sync::Arc;
 use std::time::Duration;
@@ -479,4 +479,43 @@ async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_ol
         suspending.is_some() && suspending < resuming && resuming < archive,
         "{lines:#?}"
     );
+}
+
+#[tokio::test]
+async fn an_apps_own_log_is_shown_with_the_installs_secrets_masked() {
+    let w = fast_world();
+    let app = install(&w).await;
+    let manifest = &w.snapshot.app("radicale").unwrap().manifest;
+    let redactor = appstore_actors::engine::install_redactor(
+        &w.engine.store,
+        &w.engine.secrets,
+        &app,
+        manifest,
+    );
+    let mask = appstore_core::redact::MASK;
+    assert_eq!(
+        redactor.redact(&format!("GET request for '/{SECRET}/' received")),
+        format!("GET request for '/{mask}/' received")
+    );
+    assert_eq!(
+        redactor.redact("password=hunter22 user=radicale"),
+        format!("password={mask} user=radicale"),
+        "the manifest's secret input keys are masked too"
+    );
+    // Read through the helper as the installed app's page reads it.
+    let (lines, cursor) = appstore_actors::engine::host::read_journal(
+        w.engine.helper.as_ref(),
+        app.ctid.unwrap(),
+        "radicale.service",
+        50,
+        None,
+        &redactor,
+    )
+    .await
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("Started radicale.service")),
+        "{lines:#?}"
+    );
+    assert!(cursor.is_some());
 }

@@ -83,13 +83,15 @@ impl HostHelper for SocketHelper {
 }
 
 /// The service log of `unit` in container `ctid`, read by the helper's fixed `journalctl` command:
-/// the last `lines` entries (or those after `after`), and the cursor to go on from.
+/// the last `lines` entries (or those after `after`), each with `redactor`'s secrets masked, and
+/// the cursor to go on from.
 pub async fn read_journal(
     helper: &dyn HostHelper,
     ctid: appstore_core::Ctid,
     unit: &str,
     lines: u32,
     after: Option<String>,
+    redactor: &appstore_core::redact::Redactor,
 ) -> Result<(Vec<String>, Option<String>), String> {
     let collected = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&collected);
@@ -114,5 +116,6 @@ pub async fn read_journal(
         return Err(error.message);
     }
     let lines = collected.lock().map(|v| v.clone()).unwrap_or_default();
-    Ok(appstore_core::journal::split_cursor(lines))
+    let (entries, cursor) = appstore_core::journal::split_cursor(lines);
+    Ok((entries.iter().map(|l| redactor.redact(l)).collect(), cursor))
 }

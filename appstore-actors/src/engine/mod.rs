@@ -35,8 +35,8 @@ pub(crate) use boundary::{
 pub use control::ControlRequest;
 pub use host::{HostHelper, InProcessHelper, SocketHelper};
 pub use install::{
-    reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest, RestoreRequest,
-    UninstallRequest,
+    install_redactor, reconfigure_keys, InstallRequest, MaintainRequest, NetworkRequest,
+    RestoreRequest, UninstallRequest,
 };
 pub use log::{JobLog, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_LOG_LINES};
 

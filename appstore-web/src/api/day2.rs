@@ -48,18 +48,23 @@ pub(super) async fn history(state: ApiState, id: i64, query: HashMap<String, Str
     ok_json(&json!({"install_id": id, "ctid": ctid, "timeframe": p.timeframe, "rows": rows}))
 }
 
-/// The install's container and the systemd unit its app's manifest names.
+/// The install's container, the systemd unit its app's manifest names, and what its log lines are
+/// redacted with (the install's secrets).
 async fn app_service(
     state: &ApiState,
     jobs: &JobsService,
     id: i64,
-) -> Result<(appstore_core::Ctid, String), ApiError> {
+) -> Result<(appstore_core::Ctid, String, appstore_core::redact::Redactor), ApiError> {
     let (install, ctid) = install_with_container(jobs, id).await?;
-    let unit = state
+    let manifest = state
         .catalog
         .snapshot()
-        .and_then(|s| s.app(&install.app_id).cloned())
-        .and_then(|a| a.manifest.service().map(str::to_string))
+        .and_then(|s| s.app(&install.app_id).map(|a| a.manifest.clone()));
+    let (manifest, unit) = manifest
+        .and_then(|m| {
+            let unit = m.service()?.to_string();
+            Some((m, unit))
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -70,7 +75,8 @@ async fn app_service(
                 ),
             )
         })?;
-    Ok((ctid, unit))
+    let redactor = jobs.app_redactor(install, manifest).await;
+    Ok((ctid, unit, redactor))
 }
 
 fn helper_error(e: String) -> ApiError {
@@ -81,9 +87,9 @@ fn helper_error(e: String) -> ApiError {
 pub(super) async fn app_log(state: ApiState, id: i64, query: HashMap<String, String>) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let p: params::AppLogParams = params::query(&query)?;
-    let (ctid, unit) = app_service(&state, &jobs, id).await?;
+    let (ctid, unit, redactor) = app_service(&state, &jobs, id).await?;
     let (lines, cursor) = jobs
-        .app_log(ctid, &unit, p.lines, None)
+        .app_log(ctid, &unit, p.lines, None, &redactor)
         .await
         .map_err(helper_error)?;
     ok_json(&json!({"install_id": id, "unit": unit, "lines": lines, "cursor": cursor}))
@@ -101,10 +107,10 @@ pub(super) async fn app_log_stream(
 ) -> ApiResult {
     let jobs = jobs_of(&state)?;
     let p: params::AppLogParams = params::query(&query)?;
-    let (ctid, unit) = app_service(&state, &jobs, id).await?;
+    let (ctid, unit, redactor) = app_service(&state, &jobs, id).await?;
     // Read once before answering, so a refusal is an HTTP error rather than an event.
     let (first, cursor) = jobs
-        .app_log(ctid, &unit, p.lines, None)
+        .app_log(ctid, &unit, p.lines, None, &redactor)
         .await
         .map_err(helper_error)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(256);
@@ -128,6 +134,7 @@ pub(super) async fn app_log_stream(
                     &unit,
                     appstore_core::journal::MAX_LINES,
                     cursor.clone(),
+                    &redactor,
                 )
                 .await
             {

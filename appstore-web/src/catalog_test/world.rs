@@ -503,6 +503,7 @@ impl World {
             unit,
             200,
             None,
+            &appstore_core::redact::Redactor::default(),
         )
         .await
         .map_err(fail)?;

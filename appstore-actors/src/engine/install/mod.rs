@@ -17,7 +17,7 @@ pub use restore::RestoreRequest;
 
 use super::gpu::GpuPlan;
 use super::{blocking, Engine, JobLog};
-use crate::store::InstallRecord;
+use crate::store::{InstallRecord, Store};
 use appstore_catalog::{CatalogApp, CatalogSnapshot, GitCache};
 use appstore_core::inputs::{resolve, ResolvedInputs};
 use appstore_core::job::{JobKind, JobState, StepOutcome};
@@ -231,15 +231,7 @@ impl InstallWork {
     }
 
     pub(super) fn redactor(&self, inputs: &ResolvedInputs) -> Redactor {
-        let m = self.manifest();
-        let mut keys: Vec<String> = m.provision().redact_keys.clone();
-        keys.extend(
-            m.inputs()
-                .iter()
-                .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
-                .map(|i| i.key.clone()),
-        );
-        Redactor::new(inputs.secret_values(), keys)
+        manifest_redactor(self.manifest(), inputs.secret_values())
     }
 
     pub(super) fn context_value(&self) -> Value {
@@ -476,4 +468,56 @@ impl super::Steps for InstallWork {
     async fn after_failure(&mut self) {
         self.after_failure_impl().await
     }
+}
+
+/// A redactor for an app's `secrets`, masking also the values of the keys its manifest names
+/// (`provision.redact_keys` and its secret inputs).
+fn manifest_redactor(m: &Manifest, secrets: Vec<String>) -> Redactor {
+    let mut keys: Vec<String> = m.provision().redact_keys.clone();
+    keys.extend(
+        m.inputs()
+            .iter()
+            .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
+            .map(|i| i.key.clone()),
+    );
+    Redactor::new(secrets, keys)
+}
+
+/// A redactor for what an installed app prints (its service log): the install's secret inputs as
+/// kept sealed at its last install, upgrade or reconfigure, and its secret outputs. Blocking (it
+/// reads the store). Inputs or outputs that cannot be opened add nothing.
+pub fn install_redactor(
+    store: &Store,
+    secrets: &crate::secrets::SecretBox,
+    install: &InstallRecord,
+    manifest: &Manifest,
+) -> Redactor {
+    let secret_keys: Vec<&str> = manifest
+        .inputs()
+        .iter()
+        .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
+        .map(|i| i.key.as_str())
+        .collect();
+    let mut values = Vec::new();
+    let saved = store
+        .install_inputs(install.id)
+        .ok()
+        .flatten()
+        .and_then(|sealed| secrets.open_value(&sealed).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Map<String, Value>>(&text).ok())
+        .unwrap_or_default();
+    for key in secret_keys {
+        if let Some(Value::String(v)) = saved.get(key) {
+            values.push(v.clone());
+        }
+    }
+    let outputs: Value = serde_json::from_str(&install.outputs).unwrap_or(Value::Null);
+    for o in outputs.as_array().into_iter().flatten() {
+        if o["secret"] == true {
+            if let Some(v) = o["value"].as_str().and_then(|s| secrets.open_value(s).ok()) {
+                values.push(v);
+            }
+        }
+    }
+    manifest_redactor(manifest, values)
 }
