@@ -887,6 +887,51 @@ impl Store {
         )?)
     }
 
+    /// After a restore of a backup of container `from` into container `to` (the same container,
+    /// or a new one): `to` now has the `devN` nodes `paths`, as the backup's config had them. Its
+    /// attachment records become `from`'s records of those nodes (any others are forgotten), and
+    /// a new container also takes `from`'s recorded GPU userland. Returns how many are recorded.
+    pub fn carry_gpu_records(
+        &self,
+        from: Ctid,
+        to: Ctid,
+        paths: &[String],
+        job_id: i64,
+    ) -> Result<usize> {
+        let mut conn = self.pool.get()?;
+        let tx = conn.transaction()?;
+        let kept: Vec<(String, Option<String>, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT device_path, pci_address, profile FROM gpu_attachments WHERE ctid = ?1",
+            )?;
+            let rows =
+                stmt.query_map([i64::from(from)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .filter(|(path, _, _)| paths.contains(path))
+                .collect()
+        };
+        tx.execute(
+            "DELETE FROM gpu_attachments WHERE ctid = ?1",
+            [i64::from(to)],
+        )?;
+        for (path, pci, profile) in &kept {
+            tx.execute(
+                "INSERT INTO gpu_attachments (ctid, device_path, pci_address, profile, job_id, attached_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![i64::from(to), path, pci, profile, job_id, now_ms()],
+            )?;
+        }
+        if from != to && !kept.is_empty() {
+            tx.execute(
+                "INSERT OR REPLACE INTO gpu_userland (ctid, driver_version, synced_at)
+                 SELECT ?2, driver_version, ?3 FROM gpu_userland WHERE ctid = ?1",
+                params![i64::from(from), i64::from(to), now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(kept.len())
+    }
+
     /// Every GPU attachment, by container.
     pub fn gpu_attachments(&self) -> Result<Vec<GpuAttachment>> {
         let conn = self.pool.get()?;

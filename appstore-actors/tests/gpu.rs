@@ -329,3 +329,99 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
         assert!(conf(&w, ctid).contains("dev0:"), "after {state}");
     }
 }
+
+/// A backup of a GPU app restored into a new container keeps its passthrough (PVE restores the
+/// `devN` lines) and the store's records of it follow: which GPU, which profile, and the driver its
+/// userland was set up for, so drift is tracked for the copy too.
+#[tokio::test]
+async fn a_restored_gpu_app_keeps_its_gpu_records() {
+    use appstore_actors::engine::{BackupRequest, RestoreRequest};
+    let Some((w, _dir)) = gpu_world() else { return };
+    let (_, end, log) = install(
+        &w,
+        "jellyfin",
+        GpuRequest::Devices {
+            pci_addresses: vec!["0000:01:00.0".into()],
+        },
+    )
+    .await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    let original = w.engine.store.installs().unwrap().remove(0);
+    let ctid = original.ctid.unwrap();
+    let request = BackupRequest {
+        install_id: original.id,
+        storage: "local".into(),
+        mode: Default::default(),
+        keep_last: 1,
+    };
+    let job = w
+        .engine
+        .create_backup_job(&original, &request)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_backup(job, original.clone(), request, CancelFlag::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(end, JobState::Completed);
+    let volid = w.engine.pve.backups("pve1", "local", ctid).await.unwrap()[0]
+        .volid
+        .clone();
+    let request = RestoreRequest {
+        volid,
+        over_install: None,
+        storage: None,
+    };
+    let job = w
+        .engine
+        .create_restore_job(&w.snapshot, &request, None)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_restore(
+            job,
+            Arc::clone(&w.snapshot),
+            request,
+            None,
+            CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    let lines: Vec<String> = w
+        .engine
+        .store
+        .logs(job, 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(end, JobState::Completed, "{lines:#?}");
+    let copy = w.engine.store.job(job).unwrap().unwrap().ctid.unwrap();
+    assert_ne!(copy, ctid);
+    assert!(conf(&w, copy).contains("dev0: /dev/nvidia0,mode=0666\n"));
+    assert!(
+        lines.iter().any(|l| l.contains("GPU passthrough")),
+        "{lines:#?}"
+    );
+    let records = w.engine.store.gpu_attachments().unwrap();
+    let of = |c: appstore_core::Ctid| {
+        records
+            .iter()
+            .filter(|a| a.ctid == c)
+            .map(|a| {
+                (
+                    a.device_path.clone(),
+                    a.pci_address.clone(),
+                    a.profile.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!of(ctid).is_empty());
+    assert_eq!(of(copy), of(ctid));
+    let userland = w.engine.store.gpu_userland().unwrap();
+    assert_eq!(userland.get(&copy.get()), userland.get(&ctid.get()));
+    assert!(userland.contains_key(&copy.get()), "{userland:?}");
+}

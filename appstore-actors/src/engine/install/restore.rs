@@ -242,6 +242,52 @@ impl InstallWork {
         self.log
             .info(&format!("container {ctid} restored from the backup"))
             .await;
-        StepOutcome::Done
+        self.carry_gpu_records(ctid).await
+    }
+
+    /// The restored config has the GPU nodes (`devN`) of the backup: the store's records of them
+    /// (which GPU, which profile, which driver its userland was set up for) follow, so GPU drift
+    /// is tracked for the restored container too.
+    async fn carry_gpu_records(&mut self, ctid: Ctid) -> StepOutcome {
+        let Some(volid) = self.restore.as_ref().map(|r| r.volid.clone()) else {
+            return StepOutcome::Done;
+        };
+        let store = self.engine.store.clone();
+        let from = match blocking(move || store.backup(&volid)).await {
+            Ok(Some(r)) => u32::try_from(r.ctid).ok().and_then(|c| Ctid::new(c).ok()),
+            Ok(None) => None,
+            Err(e) => return failed(format!("reading the backup record: {e}")),
+        };
+        let Some(from) = from else {
+            return StepOutcome::Done;
+        };
+        let cfg = match self.engine.pve.lxc_config(self.node(), ctid).await {
+            Ok(c) => c,
+            Err(e) => return pve_failed("reading the restored config", e),
+        };
+        let paths: Vec<String> = cfg
+            .options
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix("dev")
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .map(|(_, v)| appstore_core::gpu::dev_entry_path(v).to_string())
+            .collect();
+        let store = self.engine.store.clone();
+        let job = self.job_id;
+        match blocking(move || store.carry_gpu_records(from, ctid, &paths, job)).await {
+            Ok(0) => StepOutcome::Done,
+            Ok(n) => {
+                self.log
+                    .info(&format!(
+                        "the backup's GPU passthrough ({n} device node{}) is tracked for container {ctid}",
+                        if n == 1 { "" } else { "s" }
+                    ))
+                    .await;
+                StepOutcome::Done
+            }
+            Err(e) => failed(format!("recording the GPU attachment: {e}")),
+        }
     }
 }
