@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # lxc, debootstrap, debian-archive-keyring, iproute2, nftables: the real LXC back end of tests/pve-sim;
-# zstd: the simulated node's vzdump archives (GNU tar --zstd), as on a real node.
+# zstd: the simulated node's vzdump archives (GNU tar --zstd), as on a real node; tzdata: the time
+# zones schedules are read in (a PVE node has it).
 packages=(build-essential pkg-config libssl-dev libudev-dev git ca-certificates sudo
-          lxc debootstrap debian-archive-keyring iproute2 nftables zstd)
+          lxc debootstrap debian-archive-keyring iproute2 nftables zstd tzdata)
 
 # The test command adds what only the tests need (BOOTSTRAP_TEST=1): Chromium for the browser tests,
 # and Node.js with npm when there is no node at all.

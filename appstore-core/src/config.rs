@@ -242,6 +242,10 @@ pub struct RawJobs {
     /// Download a missing OS template through `aplinfo` (default true).
     #[serde(default)]
     pub download_templates: Option<bool>,
+    /// The time zone backup schedules and update windows are read in: an IANA name
+    /// (`Europe/Berlin`) or `UTC`. Default: the node's own (`/etc/localtime`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Directories.
@@ -340,6 +344,8 @@ pub struct Config {
     pub max_concurrent_installs: u32,
     /// Template downloads.
     pub download_templates: bool,
+    /// The time zone of schedules and windows; `None`: the node's own.
+    pub time_zone: Option<String>,
     /// State directory.
     pub state_dir: String,
     /// Log directory.
@@ -695,6 +701,11 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
     if max_concurrent_installs == 0 {
         d.push("jobs.max_concurrent_installs", "must be at least 1");
     }
+    if let Some(name) = &raw.jobs.time_zone {
+        if let Err(e) = crate::schedule::named_zone(name) {
+            d.push("jobs.time_zone", e);
+        }
+    }
     let state_dir = raw
         .paths
         .state_dir
@@ -759,6 +770,7 @@ fn validate(raw: RawConfig, d: &mut Diagnostics) -> Option<Config> {
         gpu_allow_privileged: raw.gpu.allow_privileged,
         max_concurrent_installs,
         download_templates: raw.jobs.download_templates.unwrap_or(true),
+        time_zone: raw.jobs.time_zone.clone(),
         state_dir,
         log_dir,
         helper_socket,

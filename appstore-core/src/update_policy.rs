@@ -4,6 +4,7 @@
 //! script, health check, rollback on failure. Pure: the caller gives the time.
 
 use crate::schedule::Window;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 /// What happens when the catalog offers an install a newer version.
@@ -32,7 +33,7 @@ pub struct UpdatePolicy {
     pub hold_off_days: u32,
 }
 
-/// The window of a policy that names none: every night, 03:00-05:00 UTC.
+/// The window of a policy that names none: every night, 03:00-05:00 on the node's clock.
 pub const DEFAULT_WINDOW: &str = "daily 03:00-05:00";
 
 impl Default for UpdatePolicy {
@@ -67,8 +68,8 @@ impl UpdatePolicy {
     }
 
     /// Decides an automatic upgrade to `version`, released at `released` (seconds since the
-    /// epoch), at `now`.
-    pub fn decide(&self, version: &str, released: u64, now: u64) -> AutoUpgrade {
+    /// epoch), at `now`, with the window read on the wall clock of `tz`.
+    pub fn decide(&self, version: &str, released: u64, now: u64, tz: &TimeZone) -> AutoUpgrade {
         if self.mode != UpdateMode::Automatic {
             return AutoUpgrade::Never;
         }
@@ -79,10 +80,11 @@ impl UpdatePolicy {
                 self.hold_off_days
             ));
         }
-        if !self.window.contains(now) {
+        if !self.window.contains(now, tz) {
             return AutoUpgrade::Wait(format!(
-                "outside the maintenance window ({} UTC)",
-                self.window
+                "outside the maintenance window ({} {})",
+                self.window,
+                crate::schedule::zone_name(tz, now)
             ));
         }
         AutoUpgrade::Now
@@ -120,16 +122,16 @@ mod tests {
         };
         let four_days_ago = NOON - 4 * 86_400;
         assert_eq!(
-            policy.decide("1.2.0", four_days_ago, NOON),
+            policy.decide("1.2.0", four_days_ago, NOON, &TimeZone::UTC),
             AutoUpgrade::Now
         );
-        match policy.decide("1.2.0", NOON - 86_400, NOON) {
+        match policy.decide("1.2.0", NOON - 86_400, NOON, &TimeZone::UTC) {
             AutoUpgrade::Wait(why) => {
                 assert!(why.contains("1 day(s) old; the hold-off is 3"), "{why}")
             }
             other => panic!("{other:?}"),
         }
-        match policy.decide("1.2.0", four_days_ago, NOON + 3 * 3600) {
+        match policy.decide("1.2.0", four_days_ago, NOON + 3 * 3600, &TimeZone::UTC) {
             AutoUpgrade::Wait(why) => assert!(
                 why.contains("maintenance window (daily 11:00-13:00 UTC)"),
                 "{why}"
@@ -137,7 +139,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let notify = UpdatePolicy::default();
-        assert_eq!(notify.decide("1.2.0", 0, NOON), AutoUpgrade::Never);
+        assert_eq!(
+            notify.decide("1.2.0", 0, NOON, &TimeZone::UTC),
+            AutoUpgrade::Never
+        );
         assert!(notify.notifies());
         let off = UpdatePolicy {
             mode: UpdateMode::Off,

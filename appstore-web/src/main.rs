@@ -406,6 +406,8 @@ fn demo(
         demo_gpus: Some(Arc::clone(&demo_gpus)),
         allowed_hosts: Vec::new(),
         notifications: Vec::new(),
+        // The demo reads its schedules on this machine's clock (`TZ` or `/etc/localtime`).
+        time_zone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
         tls,
     });
     drop(sim);
@@ -486,6 +488,11 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         demo_gpus: None,
         allowed_hosts: config.allowed_hosts.clone(),
         notifications: config.notifications.clone(),
+        time_zone: match config.time_zone.as_deref() {
+            Some(name) => appstore_core::schedule::named_zone(name)
+                .map_err(|e| anyhow::anyhow!("jobs.time_zone: {e}"))?,
+            None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        },
         tls: config.web_tls.as_ref().map(|t| tls::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),

@@ -207,7 +207,7 @@ pub const ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         body: Some(schema_of::<params::UpdatePolicyBody>),
-        ..r("POST", "/api/installs/{install_id}/update-policy", "installs", "Set the install's update policy: off, notify, or automatic in a maintenance window (UTC) after a hold-off")
+        ..r("POST", "/api/installs/{install_id}/update-policy", "installs", "Set the install's update policy: off, notify, or automatic in a maintenance window (the node's time zone) after a hold-off")
     },
     ApiRoute {
         ok: JOB_ACCEPTED,
@@ -224,7 +224,7 @@ pub const ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         body: Some(schema_of::<crate::api::PolicyBody>),
-        ..r("POST", "/api/installs/{install_id}/backup-policy", "backups", "Set the install's backup storage, mode, retention and schedule (UTC)")
+        ..r("POST", "/api/installs/{install_id}/backup-policy", "backups", "Set the install's backup storage, mode, retention and schedule (the node's time zone)")
     },
     r("GET", "/api/backups", "backups", "Every backup the store made, with its install's state"),
     ApiRoute {

@@ -8,6 +8,7 @@
 use appstore_actors::engine::BackupRequest;
 use appstore_actors::store::BackupPolicy;
 use appstore_core::schedule::Schedule;
+use jiff::tz::TimeZone;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,15 +20,16 @@ pub fn due(
     last_backup: &dyn Fn(i64) -> Option<u64>,
     tried: &BTreeMap<i64, u64>,
     now: u64,
+    tz: &TimeZone,
 ) -> Vec<(BackupRequest, u64)> {
     policies
         .iter()
         .filter(|p| installed(p.install_id))
         .filter_map(|p| {
             let schedule = Schedule::parse(&p.schedule).ok()?;
-            let slot = schedule.last_slot(now)?;
+            let slot = schedule.last_slot(now, tz)?;
             let fresh = tried.get(&p.install_id) != Some(&slot);
-            (fresh && schedule.due(last_backup(p.install_id), now)).then(|| {
+            (fresh && schedule.due(last_backup(p.install_id), now, tz)).then(|| {
                 (
                     BackupRequest {
                         install_id: p.install_id,
@@ -42,8 +44,9 @@ pub fn due(
         .collect()
 }
 
-/// Checks the schedules every `every` and queues the backups that are due.
-pub fn watch(jobs: appstore_actors::JobsService, every: Duration) {
+/// Checks the schedules (read on the wall clock of `tz`) every `every` and queues the backups
+/// that are due.
+pub fn watch(jobs: appstore_actors::JobsService, every: Duration, tz: TimeZone) {
     tokio::spawn(async move {
         let mut tried: BTreeMap<i64, u64> = BTreeMap::new();
         let mut tick = tokio::time::interval(every);
@@ -75,7 +78,7 @@ pub fn watch(jobs: appstore_actors::JobsService, every: Duration) {
                     .any(|i| i.id == id && i.status == "installed")
             };
             let last_backup = |id: i64| last.get(&id).copied();
-            for (request, slot) in due(&policies, &installed, &last_backup, &tried, now) {
+            for (request, slot) in due(&policies, &installed, &last_backup, &tried, now, &tz) {
                 let id = request.install_id;
                 tried.insert(id, slot);
                 match jobs.backup(request).await {
@@ -107,11 +110,13 @@ pub fn policy_of(
     }
 }
 
-/// Checks the offers every `every` and queues the automatic upgrades that are due.
+/// Checks the offers every `every` and queues the automatic upgrades that are due (windows read on
+/// the wall clock of `tz`).
 pub fn watch_updates(
     catalog: appstore_actors::CatalogService,
     jobs: appstore_actors::JobsService,
     every: Duration,
+    tz: TimeZone,
 ) {
     use appstore_core::update_policy::{date_epoch, AutoUpgrade};
     tokio::spawn(async move {
@@ -154,7 +159,7 @@ pub fn watch_updates(
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             for (offer, policy, released) in due {
-                match policy.decide(&offer.to, released, now) {
+                match policy.decide(&offer.to, released, now, &tz) {
                     AutoUpgrade::Now => {
                         let request = appstore_actors::engine::MaintainRequest {
                             install_id: offer.install_id,
@@ -214,19 +219,43 @@ mod tests {
         let installed = |id: i64| id != 3;
         let never = |_: i64| None;
         let tried = BTreeMap::new();
-        let due_now = due(&policies, &installed, &never, &tried, NOON);
+        let due_now = due(&policies, &installed, &never, &tried, NOON, &TimeZone::UTC);
         assert_eq!(due_now.len(), 1);
         let (req, slot) = &due_now[0];
         assert_eq!((req.install_id, req.keep_last), (1, 2));
         assert_eq!(req.mode, appstore_pve::types::BackupMode::Stop);
         // Tried: not again in this slot; a backup made after the slot: not due either.
         let tried = BTreeMap::from([(1, *slot)]);
-        assert!(due(&policies, &installed, &never, &tried, NOON + 60).is_empty());
+        assert!(due(
+            &policies,
+            &installed,
+            &never,
+            &tried,
+            NOON + 60,
+            &TimeZone::UTC
+        )
+        .is_empty());
         let after = |_: i64| Some(NOON - 60);
-        assert!(due(&policies, &installed, &after, &BTreeMap::new(), NOON).is_empty());
+        assert!(due(
+            &policies,
+            &installed,
+            &after,
+            &BTreeMap::new(),
+            NOON,
+            &TimeZone::UTC
+        )
+        .is_empty());
         // The next day's slot is new.
         assert_eq!(
-            due(&policies, &installed, &never, &tried, NOON + 86_400).len(),
+            due(
+                &policies,
+                &installed,
+                &never,
+                &tried,
+                NOON + 86_400,
+                &TimeZone::UTC
+            )
+            .len(),
             1
         );
     }

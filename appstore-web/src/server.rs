@@ -61,6 +61,8 @@ pub struct ServerSettings {
     pub allowed_hosts: Vec<String>,
     /// Notification targets from the config.
     pub notifications: Vec<appstore_core::notify::NotifyTarget>,
+    /// The time zone backup schedules and update windows are read in.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// Runs the product until SIGINT or SIGTERM. Must be called inside [`appstore_actors::block_on`].
@@ -138,6 +140,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
         allowed_hosts: Arc::new(crate::origin::AllowedHosts::new(&settings.allowed_hosts)),
         notifier,
         drift: tokio::sync::broadcast::channel(64).0,
+        time_zone: settings.time_zone.clone(),
     };
     if let Some(jobs) = &state.jobs {
         crate::updates::watch(
@@ -146,7 +149,11 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             state.updates.clone(),
             Duration::from_secs(5),
         );
-        crate::schedules::watch(jobs.clone(), Duration::from_secs(15));
+        crate::schedules::watch(
+            jobs.clone(),
+            Duration::from_secs(15),
+            state.time_zone.clone(),
+        );
         crate::gpu_drift::watch(state.clone());
         if let Some(n) = &state.notifier {
             Arc::clone(n).run(
@@ -159,6 +166,7 @@ pub async fn run(settings: ServerSettings) -> anyhow::Result<()> {
             state.catalog.clone(),
             jobs.clone(),
             Duration::from_secs(15),
+            state.time_zone.clone(),
         );
     }
     if let Some(jobs) = &state.jobs {

@@ -38,6 +38,7 @@ fn app_on(
         gpu_policy: Default::default(),
         demo_gpus: None,
         allowed_hosts: Default::default(),
+        time_zone: jiff::tz::TimeZone::UTC,
     };
     appstore_web::server::filter(state)
 }

@@ -63,6 +63,8 @@ fn the_ui_in_chromium() {
     let password = "Browser-Pass-321";
     let mut demo = Command::new(env!("CARGO_BIN_EXE_pve-appstore"))
         .args(["demo", "--port", "0", "--password", password, "--state-dir"])
+        // Schedules and windows are read on the node's clock, which the UI names.
+        .env("TZ", "Europe/Berlin")
         .arg(state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

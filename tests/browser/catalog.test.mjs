@@ -217,6 +217,7 @@ test('installed app page: history charts from PVE, the app log, container contro
 
   // Update policy: a window that is not one is refused on its field; automatic is saved and shown
   // in the list.
+  assert.equal(await page.textContent(tid('up-window-label')), 'Window (Europe/Berlin)');
   await page.selectOption(tid('up-mode'), 'automatic');
   await page.fill(tid('up-window'), 'at night');
   await page.click(tid('update-policy-submit'));
@@ -226,7 +227,7 @@ test('installed app page: history charts from PVE, the app log, container contro
   await page.click(tid('update-policy-submit'));
   await page.waitForSelector(tid('update-policy-saved'));
   await page.click(tid('nav-installed'));
-  await page.waitForFunction(() => /Automatic updates · sun 02:00-04:00 UTC/.test(document.querySelector('[data-testid="auto-updates"]')?.textContent || ''));
+  await page.waitForFunction(() => /Automatic updates · sun 02:00-04:00 Europe\/Berlin/.test(document.querySelector('[data-testid="auto-updates"]')?.textContent || ''));
   await page.goto(pageUrl);
 
   // Backups: settings checked on their fields, a backup now, then a restore over the container

@@ -240,7 +240,7 @@ function backupsPanel(d, ctx) {
       field('storage', 'Storage', h('select', { id: 'bk-storage', tid: 'bk-storage' }, storages.map((s) => h('option', { value: s, selected: s === p.storage }, s)))),
       field('mode', 'Mode', h('select', { id: 'bk-mode', tid: 'bk-mode' }, ['snapshot', 'suspend', 'stop'].map((m) => h('option', { value: m, selected: m === p.mode }, m)))),
       field('keep_last', 'Keep last', h('input', { id: 'bk-keep_last', type: 'number', min: 0, max: 1000, value: p.keep_last ?? 3, tid: 'bk-keep_last' }), '0 keeps all'),
-      field('schedule', 'Schedule (UTC)', h('input', { id: 'bk-schedule', value: p.schedule || 'off', tid: 'bk-schedule', placeholder: 'daily 03:00' }), 'off, daily HH:MM or weekly sun HH:MM')),
+      field('schedule', `Schedule (${r.time_zone || 'UTC'})`, h('input', { id: 'bk-schedule', value: p.schedule || 'off', tid: 'bk-schedule', placeholder: 'daily 03:00' }), 'off, daily HH:MM or weekly sun HH:MM')),
     h('button', { type: 'submit', class: 'btn', tid: 'policy-submit' }, 'Save settings'));
     const hostDirs = arr(r.host_directories);
     const rows = arr(r.backups);
@@ -300,7 +300,7 @@ function updatesPanel(d) {
   h('div', 'resize-fields',
     h('div', 'field', h('label', { for: 'up-mode' }, 'Updates'),
       h('select', { id: 'up-mode', tid: 'up-mode' }, [['off', 'Off (no notices)'], ['notify', 'Notify me'], ['automatic', 'Automatic']].map(([m, label]) => h('option', { value: m, selected: m === p.mode }, label))), err('mode')),
-    h('div', 'field', h('label', { for: 'up-window' }, 'Window (UTC)'),
+    h('div', 'field', h('label', { for: 'up-window', tid: 'up-window-label' }, `Window (${p.time_zone || 'UTC'})`),
       h('input', { id: 'up-window', value: p.window, tid: 'up-window', placeholder: 'daily 03:00-05:00' }), err('window')),
     h('div', 'field', h('label', { for: 'up-hold_off_days' }, 'Hold-off (days)'),
       h('input', { id: 'up-hold_off_days', type: 'number', min: 0, max: 365, value: p.hold_off_days, tid: 'up-hold_off_days' }), err('hold_off_days'))),

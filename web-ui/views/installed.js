@@ -54,7 +54,7 @@ function installedCard(i) {
       h('span', 'version', 'v' + i.version, ' · CT ', String(i.ctid ?? ''))),
       i.container_status && h('span', { class: 'pill t-' + stateClass(i.container_status), tid: 'ct-status' }, i.container_status)),
     up.status === 'available' && i.update_policy?.mode !== 'off' && h('p', { class: 'badge t-info', tid: 'upgrade-available' }, `Upgrade available: ${up.to}`),
-    i.update_policy?.mode === 'automatic' && h('p', { class: 'muted small', tid: 'auto-updates' }, `Automatic updates · ${i.update_policy.window} UTC`),
+    i.update_policy?.mode === 'automatic' && h('p', { class: 'muted small', tid: 'auto-updates' }, `Automatic updates · ${i.update_policy.window} ${i.update_policy.time_zone || 'UTC'}`),
     arr(i.gpu_drift).map((d) => h('p', { class: 'badge t-warn', tid: 'gpu-drift', 'data-kind': d.kind }, d.message)),
     up.status === 'blocked' && h('p', { class: 'muted', title: up.reason }, `Version ${up.to} cannot upgrade in place`),
     h('div', 'job-actions',

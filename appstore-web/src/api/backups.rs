@@ -36,7 +36,8 @@ pub struct PolicyBody {
     /// How many backups to keep; 0 keeps all.
     #[schemars(range(max = 1000))]
     pub keep_last: u32,
-    /// `off`, `daily HH:MM` or `weekly <day> HH:MM` (UTC).
+    /// `off`, `daily HH:MM` or `weekly <day> HH:MM` (the node's time zone, `time_zone` in the
+    /// answer).
     pub schedule: String,
 }
 
@@ -105,7 +106,8 @@ pub(super) async fn list(state: ApiState, id: i64) -> ApiResult {
     };
     let schedule = Schedule::parse(&policy.schedule).ok();
     ok_json(
-        &json!({"install_id": id, "policy": policy, "schedule_utc": schedule,
+        &json!({"install_id": id, "policy": policy, "schedule": schedule,
+        "time_zone": zone_name(&state),
         "backups": backups, "host_directories": host_dirs, "errors": errors}),
     )
 }

@@ -200,7 +200,7 @@ pub(super) async fn set_update_policy(state: ApiState, id: i64, body: Bytes) -> 
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
     ok_json(
-        &json!({"install_id": id, "update_policy": super::installs::policy_view(Some(&stored))}),
+        &json!({"install_id": id, "update_policy": super::installs::policy_view(&state, Some(&stored))}),
     )
 }
 

@@ -205,7 +205,8 @@ pub(super) async fn list_installs(state: ApiState) -> ApiResult {
         .iter()
         .map(|i| {
             let mut v = install_view(i, snapshot.as_ref());
-            v["update_policy"] = policy_view(policies.iter().find(|p| p.install_id == i.id));
+            v["update_policy"] =
+                policy_view(&state, policies.iter().find(|p| p.install_id == i.id));
             v["gpu_drift"] = drift_view(drift.get(&i.id));
             v["container_status"] = match (&live, i.ctid) {
                 (Some(map), Some(ctid)) if i.status != "removed" => json!(map
@@ -243,7 +244,7 @@ pub(super) async fn get_install(state: ApiState, id: i64) -> ApiResult {
     .await?
     .ok_or_else(|| ApiError::not_found(format!("no install {id}")))?;
     let mut view = install_view(&install, state.catalog.snapshot().as_ref());
-    view["update_policy"] = policy_view(policy.as_ref());
+    view["update_policy"] = policy_view(&state, policy.as_ref());
     view["gpu_drift"] = drift_view(drift.get(&id));
     view["jobs"] = json!(history);
     let live = match install.ctid {
@@ -284,10 +285,15 @@ fn drift_view(d: Option<&Vec<appstore_core::gpu_drift::Drift>>) -> Value {
     )
 }
 
-/// An install's update policy as the API shows it (the default when it has none of its own).
-pub(super) fn policy_view(p: Option<&appstore_actors::store::StoredUpdatePolicy>) -> Value {
+/// An install's update policy as the API shows it (the default when it has none of its own), with
+/// the time zone its window is read in.
+pub(super) fn policy_view(
+    state: &ApiState,
+    p: Option<&appstore_actors::store::StoredUpdatePolicy>,
+) -> Value {
     let policy = crate::schedules::policy_of(p);
-    json!({"mode": policy.mode, "window": policy.window.to_string(), "hold_off_days": policy.hold_off_days})
+    json!({"mode": policy.mode, "window": policy.window.to_string(), "time_zone": zone_name(state),
+        "hold_off_days": policy.hold_off_days})
 }
 
 /// A `rootfs` / `mpN` config value as parts: volume, mount point, size.

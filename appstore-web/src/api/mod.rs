@@ -66,6 +66,17 @@ pub struct ApiState {
     pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// GPU drift as it is found (for the notifications).
     pub drift: tokio::sync::broadcast::Sender<appstore_core::notify::Notification>,
+    /// The time zone backup schedules and update windows are read in.
+    pub time_zone: jiff::tz::TimeZone,
+}
+
+/// The name of the time zone schedules and windows are read in (`Europe/Berlin`, `UTC+05:30`).
+fn zone_name(state: &ApiState) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    appstore_core::schedule::zone_name(&state.time_zone, now)
 }
 
 fn jobs_of(state: &ApiState) -> Result<JobsService, ApiError> {

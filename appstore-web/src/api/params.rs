@@ -480,7 +480,8 @@ fn app_log_lines() -> u32 {
 pub struct UpdatePolicyBody {
     /// `off` (no notices), `notify` (notices; the admin upgrades) or `automatic`.
     pub mode: appstore_core::update_policy::UpdateMode,
-    /// When automatic upgrades may run: `daily HH:MM-HH:MM` or `<day> HH:MM-HH:MM` (UTC).
+    /// When automatic upgrades may run: `daily HH:MM-HH:MM` or `<day> HH:MM-HH:MM` (the node's
+    /// time zone, `time_zone` in the answer).
     #[serde(default)]
     pub window: Option<String>,
     /// Days a version must be old before it is taken automatically.

@@ -385,11 +385,17 @@ impl Demo {
     }
 
     fn start_with(extra: &[&str]) -> Demo {
+        Demo::start_in_zone(extra, "UTC")
+    }
+
+    /// A demo whose clock is in time zone `tz` (a `TZ` value).
+    fn start_in_zone(extra: &[&str], tz: &str) -> Demo {
         let state = tempfile::tempdir().unwrap();
         let mut child = bin()
             .args(["demo", "--port", "0", "--state-dir"])
             .arg(state.path())
             .args(extra)
+            .env("TZ", tz)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1537,7 +1543,7 @@ fn a_newer_release_is_announced_with_its_changelog_and_update_all_takes_it() {
             .unwrap();
     };
     commit("radicale");
-    let demo = Demo::start_with(&["--catalog", catalog.path().to_str().unwrap()]);
+    let demo = Demo::start_in_zone(&["--catalog", catalog.path().to_str().unwrap()], "<-03>3");
     let install_id = demo.install_radicale("Update-Secret-1");
     let version = demo
         .get("/api/installs")
@@ -1641,7 +1647,8 @@ fn a_newer_release_is_announced_with_its_changelog_and_update_all_takes_it() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let start = (now % 86_400) / 60; // this minute, UTC
+    // This minute on the demo's clock, three hours behind UTC.
+    let start = ((now + 86_400 - 3 * 3600) % 86_400) / 60;
     let hm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
     let window = format!("daily {}-{}", hm(start), hm(start + 90));
     let r = json_client()
@@ -1650,6 +1657,8 @@ fn a_newer_release_is_announced_with_its_changelog_and_update_all_takes_it() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+    let saved: serde_json::Value = r.json().unwrap();
+    assert_eq!(saved["update_policy"]["time_zone"], "UTC-03", "{saved}");
     let text = std::fs::read_to_string(&manifest).unwrap().replacen(
         "\nversion: 1.9.0",
         "\nversion: 1.10.0",
@@ -1728,7 +1737,7 @@ fn wait_for_job_of(demo: &Demo, kind: &str, install: i64, secs: u64) -> i64 {
 
 #[test]
 fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
-    let demo = Demo::start();
+    let demo = Demo::start_in_zone(&[], "<+0530>-5:30");
     let id = demo.install_radicale("Backup-Secret-1");
     let client = json_client();
     let post = |path: &str, body: serde_json::Value| {
@@ -1761,11 +1770,14 @@ fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
         "{err}"
     );
 
-    // The current minute (UTC): the scheduler queues the backup at its next check.
+    // The current minute on the demo's clock (UTC+05:30): the scheduler queues the backup at its
+    // next check.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+        + 5 * 3600
+        + 1800;
     let schedule = format!("daily {:02}:{:02}", now % 86_400 / 3600, now % 3600 / 60);
     let r = post(
         &format!("/api/installs/{id}/backup-policy"),
@@ -1783,7 +1795,8 @@ fn backups_run_on_schedule_and_on_demand_and_restore_into_a_new_install() {
     assert_eq!(backups.len(), 1, "{listed}");
     assert_eq!(backups[0]["version"], "1.1.0");
     assert_eq!(backups[0]["restorable"], true);
-    assert_eq!(listed["schedule_utc"], schedule.as_str());
+    assert_eq!(listed["schedule"], schedule.as_str());
+    assert_eq!(listed["time_zone"], "UTC+05:30");
 
     // On demand, then a restore of it into a new container: a second install of the app.
     let r: serde_json::Value = post(&format!("/api/installs/{id}/backup"), serde_json::json!({}))
