@@ -466,19 +466,20 @@ async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_ol
     );
     assert_eq!(status(&w, &app).await, "running");
 
-    // Suspend mode holds the container only while its files are copied, before the archive.
+    // Suspend mode syncs the container's files to a copy first and archives the copy.
     let (_, end, lines) = backup_in_mode(&w, &app, "local", 3, BackupMode::Suspend).await;
     assert_eq!(end, JobState::Completed, "{lines:#?}");
     let at = |needle: &str| lines.iter().position(|l| l.contains(needle));
-    let (suspending, resuming, archive) = (
-        at("INFO: suspending guest"),
-        at("INFO: resuming guest"),
+    let (sync, synced, archive) = (
+        at("INFO: starting first sync"),
+        at("INFO: first sync finished"),
         at("creating vzdump archive"),
     );
     assert!(
-        suspending.is_some() && suspending < resuming && resuming < archive,
+        sync.is_some() && sync < synced && synced < archive,
         "{lines:#?}"
     );
+    assert_eq!(status(&w, &app).await, "running");
 }
 
 #[tokio::test]

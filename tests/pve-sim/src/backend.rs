@@ -68,15 +68,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn backup_extra(&self, _vmid: u32) -> Option<String> {
         None
     }
-    /// Suspends every process of a running container (what PVE's `vzdump` does to hold its files
-    /// still while it copies them); the inert back end has no processes.
-    fn freeze(&self, _vmid: u32) -> Result<(), String> {
-        Ok(())
-    }
-    /// Resumes a container `freeze` suspended.
-    fn thaw(&self, _vmid: u32) -> Result<(), String> {
-        Ok(())
-    }
     /// Prepares container `vmid` for a restore and returns the directory its files go to.
     fn restore_target(&self, vmid: u32, extra: Option<&str>) -> Result<PathBuf, String>;
 }

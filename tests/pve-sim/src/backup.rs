@@ -356,31 +356,32 @@ impl Node {
                 })
                 .collect();
             // A running container's files change under tar (a journal does), and tar fails on
-            // that. PVE reads a storage snapshot or a copy made while the guest was suspended;
-            // the simulator copies them while the container is frozen, for both.
+            // that. PVE reads a storage snapshot, or a copy it syncs again while the guest is
+            // suspended; the simulator archives a copy made while the guest runs, for both. (It
+            // does not freeze the guest: the cgroup v1 freezer may never finish freezing a task
+            // waiting on a vfork child.)
             let mut restart = None;
             if running {
-                let held_at = now();
+                let began = now();
                 match shown_mode {
                     "stop" => {
                         info("stopping virtual guest".into());
                         self.backend.stop(vmid)?;
-                        restart = Some((conf.clone(), held_at));
+                        restart = Some((conf.clone(), began));
                     }
                     "snapshot" => info("create storage snapshot 'vzdump'".into()),
-                    _ => info("suspending guest".into()),
+                    _ => {}
                 }
                 if shown_mode != "stop" {
                     let copy = stage.path().join("still");
-                    self.backend.freeze(vmid)?;
-                    let copied = still_copy(&mut files, &mut volume_dirs, &copy);
-                    self.backend.thaw(vmid)?;
-                    copied?;
                     if shown_mode == "suspend" {
-                        info("resuming guest".into());
+                        info(format!("starting first sync to {}", copy.display()));
+                    }
+                    still_copy(&mut files, &mut volume_dirs, &copy)?;
+                    if shown_mode == "suspend" {
                         info(format!(
-                            "guest is online again after {} seconds",
-                            now().saturating_sub(held_at)
+                            "first sync finished ({} seconds)",
+                            now().saturating_sub(began)
                         ));
                     }
                 }
@@ -1027,13 +1028,16 @@ fn still_copy(
             .arg(to)
             .output()
             .map_err(|e| format!("cp: {e}"))?;
-        if out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // A file a running guest removed while it was copied is simply not in the copy.
+        let vanished = !stderr.trim().is_empty()
+            && stderr
+                .lines()
+                .all(|l| l.ends_with("No such file or directory"));
+        if out.status.success() || vanished {
             Ok(())
         } else {
-            Err(format!(
-                "command 'cp' failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            Err(format!("command 'cp' failed: {}", stderr.trim()))
         }
     };
     if let Some(dir) = files.as_mut() {

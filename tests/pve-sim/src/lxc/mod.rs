@@ -544,22 +544,6 @@ impl Backend for LxcBackend {
         self.upper_dir(vmid)
     }
 
-    fn freeze(&self, vmid: u32) -> Result<(), String> {
-        run(
-            host_command("lxc-freeze").args(self.lxc_args(vmid)),
-            &format!("cannot freeze CT {vmid}"),
-        )
-        .map(drop)
-    }
-
-    fn thaw(&self, vmid: u32) -> Result<(), String> {
-        run(
-            host_command("lxc-unfreeze").args(self.lxc_args(vmid)),
-            &format!("cannot resume CT {vmid}"),
-        )
-        .map(drop)
-    }
-
     fn is_running(&self, vmid: u32) -> bool {
         matches!(self.info(vmid), Some((state, _)) if state == "RUNNING")
     }
