@@ -266,18 +266,7 @@ async fn backup_in_mode(
     keep_last: u32,
     mode: BackupMode,
 ) -> (i64, JobState, Vec<String>) {
-    let request = appstore_actors::engine::BackupRequest {
-        install_id: install.id,
-        storage: storage.into(),
-        mode,
-        keep_last,
-    };
-    let job = w.engine.create_backup_job(install, &request).await.unwrap();
-    let end = w
-        .engine
-        .run_backup(job, install.clone(), request, CancelFlag::default(), None)
-        .await
-        .unwrap();
+    let (job, end) = common::run_backup(w, install, storage, keep_last, mode).await;
     (job, end, job_lines(w, job))
 }
 
@@ -301,27 +290,8 @@ fn ct_file(w: &World, ctid: u32, path: &str) -> std::path::PathBuf {
     w.sim.root.join(format!("sim/ct/{ctid}/fs")).join(path)
 }
 
-async fn restore(
-    w: &World,
-    request: appstore_actors::engine::RestoreRequest,
-    over: Option<&InstallRecord>,
-) -> (JobState, Vec<String>) {
-    let job = w
-        .engine
-        .create_restore_job(&w.snapshot, &request, over)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_restore(
-            job,
-            Arc::clone(&w.snapshot),
-            request,
-            over.cloned(),
-            CancelFlag::default(),
-        )
-        .await
-        .unwrap();
+async fn restore(w: &World, volid: &str, over: Option<&InstallRecord>) -> (JobState, Vec<String>) {
+    let (job, end) = common::run_restore(w, &w.snapshot, volid, over).await;
     (end, job_lines(w, job))
 }
 
@@ -390,16 +360,7 @@ async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_ol
 
     // Restore into a new container: a new install with the app's outputs, in the pool, with the
     // files of the backup.
-    let (end, lines) = restore(
-        &w,
-        appstore_actors::engine::RestoreRequest {
-            volid: newest.clone(),
-            over_install: None,
-            storage: None,
-        },
-        None,
-    )
-    .await;
+    let (end, lines) = restore(&w, &newest.clone(), None).await;
     assert_eq!(end, JobState::Completed, "{lines:#?}");
     let installs = w.engine.store.installs().unwrap();
     let restored = installs.iter().find(|i| i.ctid != Some(ctid)).unwrap();
@@ -416,16 +377,7 @@ async fn backups_keep_the_last_n_and_restore_into_a_new_container_or_over_the_ol
 
     // Restore over the original: its files go back to the backup's.
     std::fs::write(&marker, "changed after the backup").unwrap();
-    let (end, lines) = restore(
-        &w,
-        appstore_actors::engine::RestoreRequest {
-            volid: newest.clone(),
-            over_install: Some(app.id),
-            storage: None,
-        },
-        Some(&app),
-    )
-    .await;
+    let (end, lines) = restore(&w, &newest.clone(), Some(&app)).await;
     assert_eq!(end, JobState::Completed, "{lines:#?}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "second");
     assert_eq!(status(&w, &app).await, "running");

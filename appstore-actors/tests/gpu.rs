@@ -335,7 +335,6 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
 /// userland was set up for, so drift is tracked for the copy too.
 #[tokio::test]
 async fn a_restored_gpu_app_keeps_its_gpu_records() {
-    use appstore_actors::engine::{BackupRequest, RestoreRequest};
     let Some((w, _dir)) = gpu_world() else { return };
     let (_, end, log) = install(
         &w,
@@ -348,47 +347,12 @@ async fn a_restored_gpu_app_keeps_its_gpu_records() {
     assert_eq!(end, JobState::Completed, "{log}");
     let original = w.engine.store.installs().unwrap().remove(0);
     let ctid = original.ctid.unwrap();
-    let request = BackupRequest {
-        install_id: original.id,
-        storage: "local".into(),
-        mode: Default::default(),
-        keep_last: 1,
-    };
-    let job = w
-        .engine
-        .create_backup_job(&original, &request)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_backup(job, original.clone(), request, CancelFlag::default(), None)
-        .await
-        .unwrap();
+    let (_, end) = common::run_backup(&w, &original, "local", 1, Default::default()).await;
     assert_eq!(end, JobState::Completed);
     let volid = w.engine.pve.backups("pve1", "local", ctid).await.unwrap()[0]
         .volid
         .clone();
-    let request = RestoreRequest {
-        volid,
-        over_install: None,
-        storage: None,
-    };
-    let job = w
-        .engine
-        .create_restore_job(&w.snapshot, &request, None)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_restore(
-            job,
-            Arc::clone(&w.snapshot),
-            request,
-            None,
-            CancelFlag::default(),
-        )
-        .await
-        .unwrap();
+    let (job, end) = common::run_restore(&w, &w.snapshot, &volid, None).await;
     let lines: Vec<String> = w
         .engine
         .store

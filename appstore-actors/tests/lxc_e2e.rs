@@ -114,18 +114,7 @@ fn in_container(w: &World, ctid: appstore_core::Ctid, script: &str) -> String {
 }
 
 async fn backup_of(w: &World, install: &InstallRecord) -> String {
-    let request = appstore_actors::engine::BackupRequest {
-        install_id: install.id,
-        storage: "local".into(),
-        mode: Default::default(),
-        keep_last: 1,
-    };
-    let job = w.engine.create_backup_job(install, &request).await.unwrap();
-    let end = w
-        .engine
-        .run_backup(job, install.clone(), request, CancelFlag::default(), None)
-        .await
-        .unwrap();
+    let (job, end) = common::run_backup(w, install, "local", 1, Default::default()).await;
     let logs = logs_of(w, job).await;
     assert_eq!(end, JobState::Completed, "{logs:#?}");
     let list = w
@@ -144,27 +133,7 @@ async fn restore_of(
     volid: &str,
     over: Option<&InstallRecord>,
 ) -> Done {
-    let request = appstore_actors::engine::RestoreRequest {
-        volid: volid.into(),
-        over_install: over.map(|i| i.id),
-        storage: None,
-    };
-    let job = w
-        .engine
-        .create_restore_job(snapshot, &request, over)
-        .await
-        .unwrap();
-    let end = w
-        .engine
-        .run_restore(
-            job,
-            Arc::clone(snapshot),
-            request,
-            over.cloned(),
-            CancelFlag::default(),
-        )
-        .await
-        .unwrap();
+    let (job, end) = common::run_restore(w, snapshot, volid, over).await;
     Done {
         job,
         end,

@@ -153,6 +153,66 @@ pub fn world_with(opts: HarnessOptions) -> World {
     }
 }
 
+/// Runs a backup job of `install` to `storage` in `mode`, keeping the last `keep_last`: (job, end).
+pub async fn run_backup(
+    w: &World,
+    install: &appstore_actors::store::InstallRecord,
+    storage: &str,
+    keep_last: u32,
+    mode: appstore_pve::types::BackupMode,
+) -> (i64, appstore_core::job::JobState) {
+    let request = appstore_actors::engine::BackupRequest {
+        install_id: install.id,
+        storage: storage.into(),
+        mode,
+        keep_last,
+    };
+    let job = w.engine.create_backup_job(install, &request).await.unwrap();
+    let end = w
+        .engine
+        .run_backup(
+            job,
+            install.clone(),
+            request,
+            appstore_actors::engine::CancelFlag::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    (job, end)
+}
+
+/// Runs a restore job of backup `volid`, into a new container or `over` an install: (job, end).
+pub async fn run_restore(
+    w: &World,
+    snapshot: &Arc<CatalogSnapshot>,
+    volid: &str,
+    over: Option<&appstore_actors::store::InstallRecord>,
+) -> (i64, appstore_core::job::JobState) {
+    let request = appstore_actors::engine::RestoreRequest {
+        volid: volid.into(),
+        over_install: over.map(|i| i.id),
+        storage: None,
+    };
+    let job = w
+        .engine
+        .create_restore_job(snapshot, &request, over)
+        .await
+        .unwrap();
+    let end = w
+        .engine
+        .run_restore(
+            job,
+            Arc::clone(snapshot),
+            request,
+            over.cloned(),
+            appstore_actors::engine::CancelFlag::default(),
+        )
+        .await
+        .unwrap();
+    (job, end)
+}
+
 /// Creates an install job for `request` on `snapshot` and runs it to its end: (job, final state).
 pub async fn run_install(
     w: &World,
