@@ -1007,7 +1007,6 @@ impl Node {
     }
 }
 
-/// `456MB`, `1.20GB`: how vzdump prints sizes.
 /// Copies the container's files and volume directories below `copy` (GNU `cp -a`, which keeps
 /// owners, modes, device nodes and the overlay's whiteouts) and points `files` and `volumes` at
 /// the copies.
@@ -1054,6 +1053,7 @@ fn still_copy(
     Ok(())
 }
 
+/// `456MB`, `1.20GB`: how vzdump prints sizes.
 fn human(bytes: u64) -> String {
     const KB: u64 = 1024;
     match bytes {
