@@ -60,6 +60,22 @@ async fn install(w: &common::World, app: &str, gpu: GpuRequest) -> (i64, JobStat
     (job, end, log.join("\n"))
 }
 
+/// Jellyfin installed on the NVIDIA card, the world's first install: (job, log, the install).
+async fn jellyfin_on_the_nvidia_card(
+    w: &common::World,
+) -> (i64, String, appstore_actors::store::InstallRecord) {
+    let (job, end, log) = install(
+        w,
+        "jellyfin",
+        GpuRequest::Devices {
+            pci_addresses: vec!["0000:01:00.0".into()],
+        },
+    )
+    .await;
+    assert_eq!(end, JobState::Completed, "{log}");
+    (job, log, w.engine.store.installs().unwrap().remove(0))
+}
+
 fn conf(w: &common::World, ctid: appstore_core::Ctid) -> String {
     std::fs::read_to_string(w.sim.root.join(format!("etc/pve/lxc/{ctid}.conf"))).unwrap()
 }
@@ -247,16 +263,7 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
     let Some((w, _dir)) = gpu_world() else {
         return;
     };
-    let (job, end, log) = install(
-        &w,
-        "jellyfin",
-        GpuRequest::Devices {
-            pci_addresses: vec!["0000:01:00.0".into()],
-        },
-    )
-    .await;
-    assert_eq!(end, JobState::Completed, "{log}");
-    let install = w.engine.store.installs().unwrap().remove(0);
+    let (job, log, install) = jellyfin_on_the_nvidia_card(&w).await;
     let ctid = install.ctid.unwrap();
     let attached = |w: &common::World| {
         w.engine
@@ -336,16 +343,7 @@ async fn a_gpu_sync_interrupted_after_any_step_resumes_and_completes() {
 #[tokio::test]
 async fn a_restored_gpu_app_keeps_its_gpu_records() {
     let Some((w, _dir)) = gpu_world() else { return };
-    let (_, end, log) = install(
-        &w,
-        "jellyfin",
-        GpuRequest::Devices {
-            pci_addresses: vec!["0000:01:00.0".into()],
-        },
-    )
-    .await;
-    assert_eq!(end, JobState::Completed, "{log}");
-    let original = w.engine.store.installs().unwrap().remove(0);
+    let (_, _, original) = jellyfin_on_the_nvidia_card(&w).await;
     let ctid = original.ctid.unwrap();
     let (_, end) = common::run_backup(&w, &original, "local", 1, Default::default()).await;
     assert_eq!(end, JobState::Completed);

@@ -406,12 +406,22 @@ fn demo(
         demo_gpus: Some(Arc::clone(&demo_gpus)),
         allowed_hosts: Vec::new(),
         notifications: Vec::new(),
-        // The demo reads its schedules on this machine's clock (`TZ` or `/etc/localtime`).
-        time_zone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        // The demo reads its schedules on this machine's clock.
+        time_zone: time_zone(None)?,
         tls,
     });
     drop(sim);
     result
+}
+
+/// The time zone schedules and windows are read in: `configured` (`jobs.time_zone`), else the
+/// machine's own (`TZ`, else `/etc/localtime`; UTC when neither names one).
+fn time_zone(configured: Option<&str>) -> anyhow::Result<jiff::tz::TimeZone> {
+    match configured {
+        Some(name) => appstore_core::schedule::named_zone(name)
+            .map_err(|e| anyhow::anyhow!("jobs.time_zone: {e}")),
+        None => Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)),
+    }
 }
 
 fn serve(path: &PathBuf) -> anyhow::Result<()> {
@@ -488,11 +498,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         demo_gpus: None,
         allowed_hosts: config.allowed_hosts.clone(),
         notifications: config.notifications.clone(),
-        time_zone: match config.time_zone.as_deref() {
-            Some(name) => appstore_core::schedule::named_zone(name)
-                .map_err(|e| anyhow::anyhow!("jobs.time_zone: {e}"))?,
-            None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
-        },
+        time_zone: time_zone(config.time_zone.as_deref())?,
         tls: config.web_tls.as_ref().map(|t| tls::WebTls {
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),

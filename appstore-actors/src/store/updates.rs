@@ -11,7 +11,7 @@ pub struct StoredUpdatePolicy {
     pub install_id: i64,
     /// `off`, `notify`, `automatic`.
     pub mode: String,
-    /// Maintenance window (`daily 03:00-05:00`, UTC).
+    /// Maintenance window (`daily 03:00-05:00`, on the node's clock).
     pub window: String,
     /// Days a version must be old before it is taken automatically.
     pub hold_off_days: u32,
@@ -95,26 +95,6 @@ impl Store {
             params![install_id, version, job],
         )?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// Records the NVIDIA driver container `ctid`'s GPU userland was set up for.
-    pub fn set_gpu_userland(&self, ctid: appstore_core::Ctid, driver_version: &str) -> Result<()> {
-        self.pool.get()?.execute(
-            "INSERT INTO gpu_userland (ctid, driver_version, synced_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(ctid) DO UPDATE SET driver_version = excluded.driver_version, synced_at = excluded.synced_at",
-            params![i64::from(ctid.get()), driver_version, now_ms()],
-        )?;
-        Ok(())
-    }
-
-    /// The NVIDIA driver each container's GPU userland was set up for: ctid -> version.
-    pub fn gpu_userland(&self) -> Result<std::collections::BTreeMap<u32, String>> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn.prepare("SELECT ctid, driver_version FROM gpu_userland")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }
 

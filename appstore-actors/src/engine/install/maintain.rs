@@ -138,22 +138,16 @@ impl InstallWork {
         &self,
         install_id: i64,
     ) -> Result<serde_json::Map<String, Value>, StepOutcome> {
-        let store = self.engine.store.clone();
-        let sealed = blocking(move || store.install_inputs(install_id))
-            .await
-            .map_err(|e| failed(format!("reading the install's inputs: {e}")))?;
-        let Some(sealed) = sealed else {
-            return Err(failed(
+        let (store, secrets) = (self.engine.store.clone(), self.engine.secrets.clone());
+        let opened =
+            tokio::task::spawn_blocking(move || open_saved_inputs(&store, &secrets, install_id))
+                .await
+                .map_err(|e| failed(format!("reading the install's inputs: {e}")))?;
+        opened.map_err(failed)?.ok_or_else(|| {
+            failed(
                 "this install's inputs were not kept, so it cannot be changed in place; uninstall (keeping volumes) and install again",
-            ));
-        };
-        let text = self
-            .engine
-            .secrets
-            .open_value(&sealed)
-            .map_err(|e| failed(format!("the install's inputs cannot be opened: {e}")))?;
-        serde_json::from_str(&text)
-            .map_err(|e| failed(format!("the install's inputs are not valid: {e}")))
+            )
+        })
     }
 
     /// Runs the app's uninstall hook in `install`'s running container as the other scripts run:

@@ -474,13 +474,37 @@ impl super::Steps for InstallWork {
 /// (`provision.redact_keys` and its secret inputs).
 fn manifest_redactor(m: &Manifest, secrets: Vec<String>) -> Redactor {
     let mut keys: Vec<String> = m.provision().redact_keys.clone();
-    keys.extend(
-        m.inputs()
-            .iter()
-            .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
-            .map(|i| i.key.clone()),
-    );
+    keys.extend(secret_input_keys(m).map(str::to_string));
     Redactor::new(secrets, keys)
+}
+
+/// The keys of the manifest's secret inputs.
+fn secret_input_keys(m: &Manifest) -> impl Iterator<Item = &str> {
+    m.inputs()
+        .iter()
+        .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
+        .map(|i| i.key.as_str())
+}
+
+/// The inputs kept sealed for install `id` (every value, secrets included), opened; `None` when
+/// none were kept. Blocking (it reads the store).
+pub(crate) fn open_saved_inputs(
+    store: &Store,
+    secrets: &crate::secrets::SecretBox,
+    id: i64,
+) -> Result<Option<serde_json::Map<String, Value>>, String> {
+    let Some(sealed) = store
+        .install_inputs(id)
+        .map_err(|e| format!("reading the install's inputs: {e}"))?
+    else {
+        return Ok(None);
+    };
+    let text = secrets
+        .open_value(&sealed)
+        .map_err(|e| format!("the install's inputs cannot be opened: {e}"))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("the install's inputs are not valid: {e}"))
 }
 
 /// A redactor for what an installed app prints (its service log): the install's secret inputs as
@@ -492,25 +516,13 @@ pub fn install_redactor(
     install: &InstallRecord,
     manifest: &Manifest,
 ) -> Redactor {
-    let secret_keys: Vec<&str> = manifest
-        .inputs()
-        .iter()
-        .filter(|i| i.kind == appstore_core::manifest::InputType::Secret)
-        .map(|i| i.key.as_str())
-        .collect();
-    let mut values = Vec::new();
-    let saved = store
-        .install_inputs(install.id)
+    let saved = open_saved_inputs(store, secrets, install.id)
         .ok()
         .flatten()
-        .and_then(|sealed| secrets.open_value(&sealed).ok())
-        .and_then(|text| serde_json::from_str::<serde_json::Map<String, Value>>(&text).ok())
         .unwrap_or_default();
-    for key in secret_keys {
-        if let Some(Value::String(v)) = saved.get(key) {
-            values.push(v.clone());
-        }
-    }
+    let mut values: Vec<String> = secret_input_keys(manifest)
+        .filter_map(|key| saved.get(key)?.as_str().map(str::to_string))
+        .collect();
     let outputs: Value = serde_json::from_str(&install.outputs).unwrap_or(Value::Null);
     for o in outputs.as_array().into_iter().flatten() {
         if o["secret"] == true {
